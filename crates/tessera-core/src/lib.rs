@@ -1,0 +1,22 @@
+//! The domain of tessera: who a user is, what a session is, how passwords are
+//! checked, and the contracts every storage backend must honour.
+//!
+//! This crate knows no HTTP and performs no network or file I/O. Backends live
+//! in `tessera-store`; the server lives in `tessera`.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod clock;
+pub mod merge;
+pub mod password;
+pub mod secret;
+pub mod session;
+pub mod store;
+pub mod user;
+
+pub use clock::Timestamp;
+pub use password::{Password, PasswordHash, PasswordHasher, Verification};
+pub use secret::{SessionHandle, SessionId, SessionIdHash};
+pub use session::{Session, SessionMeta, SessionPolicy};
+pub use store::{SessionStore, StoreError, UserStore};
+pub use user::{Email, NewUser, Role, User, UserId};

@@ -1,0 +1,232 @@
+//! Server-side sessions and the policy that ages them.
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::clock::Timestamp;
+use crate::secret::{SessionHandle, SessionId, SessionIdHash};
+use crate::user::{Role, User, UserId};
+
+/// Longest user agent kept with a session; longer ones are cut.
+pub const MAX_USER_AGENT_CHARS: usize = 512;
+
+/// A session as a store keeps it. It never contains the secret id, only its hash.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Session {
+    /// SHA-256 of the secret id: the store's key.
+    pub id_hash: SessionIdHash,
+    /// Public, non-secret name of the session.
+    pub handle: SessionHandle,
+    /// Whose session this is.
+    pub user_id: UserId,
+    /// The user's roles, kept in step with the user record by the stores.
+    pub roles: Vec<Role>,
+    /// When the user logged in.
+    pub created_at: Timestamp,
+    /// Last recorded activity (recorded at most every `touch_interval`).
+    pub last_seen: Timestamp,
+    /// When the session ends unless touched: `min(last_seen + idle, absolute_expires_at)`.
+    pub expires_at: Timestamp,
+    /// When the session ends whatever happens: login time + absolute timeout.
+    pub absolute_expires_at: Timestamp,
+    /// Client IP at login.
+    pub ip: Option<String>,
+    /// Client user agent at login.
+    pub user_agent: Option<String>,
+    /// Free JSON data (preferences and the like), merged by `PATCH /session`.
+    pub data: Map<String, Value>,
+    /// The user's privileges changed: the next request swaps in a fresh id.
+    pub rotate: bool,
+}
+
+/// Facts about the client that a new session records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SessionMeta {
+    /// Client IP address.
+    pub ip: Option<String>,
+    /// `User-Agent` header.
+    pub user_agent: Option<String>,
+}
+
+/// The session timeouts were out of range.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("session timeouts must be at least one second, and idle at most absolute")]
+pub struct InvalidPolicy;
+
+/// How long sessions live and how often activity is written back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionPolicy {
+    idle_timeout: Duration,
+    absolute_timeout: Duration,
+    touch_interval: Duration,
+}
+
+impl Default for SessionPolicy {
+    /// 30 minutes idle, 24 hours absolute (OWASP's suggested ranges).
+    fn default() -> Self {
+        Self::new(Duration::from_secs(30 * 60), Duration::from_secs(24 * 3600))
+            .expect("defaults are valid")
+    }
+}
+
+impl SessionPolicy {
+    /// A policy with the given idle and absolute timeouts.
+    ///
+    /// Activity is written back at most every `min(60 s, idle / 10)`, so an
+    /// active user's recorded `last_seen` lags by at most a tenth of the idle
+    /// timeout and they never hit it while active.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidPolicy`] when a timeout is under a second or idle exceeds absolute.
+    pub fn new(idle_timeout: Duration, absolute_timeout: Duration) -> Result<Self, InvalidPolicy> {
+        if idle_timeout < Duration::from_secs(1) || absolute_timeout < idle_timeout {
+            return Err(InvalidPolicy);
+        }
+        Ok(Self {
+            idle_timeout,
+            absolute_timeout,
+            touch_interval: (idle_timeout / 10).min(Duration::from_secs(60)),
+        })
+    }
+
+    /// The idle timeout.
+    pub fn idle_timeout(&self) -> Duration {
+        self.idle_timeout
+    }
+
+    /// The absolute timeout.
+    pub fn absolute_timeout(&self) -> Duration {
+        self.absolute_timeout
+    }
+
+    /// The least time between two writes of `last_seen`.
+    pub fn touch_interval(&self) -> Duration {
+        self.touch_interval
+    }
+
+    /// Starts a session for `user`: a fresh secret id and the record to store.
+    pub fn start(&self, user: &User, meta: SessionMeta, now: Timestamp) -> (SessionId, Session) {
+        let id = SessionId::generate();
+        let absolute_expires_at = now.plus(self.absolute_timeout);
+        let session = Session {
+            id_hash: id.hash(),
+            handle: SessionHandle::generate(),
+            user_id: user.id,
+            roles: user.roles.clone(),
+            created_at: now,
+            last_seen: now,
+            expires_at: now.plus(self.idle_timeout).min(absolute_expires_at),
+            absolute_expires_at,
+            ip: meta.ip,
+            user_agent: meta
+                .user_agent
+                .map(|ua| ua.chars().take(MAX_USER_AGENT_CHARS).collect()),
+            data: Map::new(),
+            rotate: false,
+        };
+        (id, session)
+    }
+
+    /// The same session under a fresh secret id (after a privilege change).
+    /// The handle, login time and absolute expiry carry over.
+    pub fn successor(&self, session: &Session, now: Timestamp) -> (SessionId, Session) {
+        let id = SessionId::generate();
+        let successor = Session {
+            id_hash: id.hash(),
+            last_seen: now,
+            expires_at: self.expiry_after_activity(session, now),
+            rotate: false,
+            ..session.clone()
+        };
+        (id, successor)
+    }
+
+    /// Whether the session is still live at `now`.
+    pub fn is_live(&self, session: &Session, now: Timestamp) -> bool {
+        now < session.expires_at
+    }
+
+    /// Whether activity at `now` should be written back to the store.
+    pub fn needs_touch(&self, session: &Session, now: Timestamp) -> bool {
+        now.since(session.last_seen) >= self.touch_interval
+    }
+
+    /// The expiry after activity at `now`.
+    pub fn expiry_after_activity(&self, session: &Session, now: Timestamp) -> Timestamp {
+        now.plus(self.idle_timeout).min(session.absolute_expires_at)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::password::PasswordHash;
+    use crate::user::{Email, NewUser};
+
+    fn user() -> User {
+        NewUser {
+            email: Email::parse("a@example.com").unwrap(),
+            roles: vec![Role::parse("admin").unwrap()],
+            password_hash: PasswordHash::from_trusted("$argon2id$x".into()),
+        }
+        .into_user(Timestamp::from_unix_millis(0))
+    }
+
+    fn policy(idle: u64, absolute: u64) -> SessionPolicy {
+        SessionPolicy::new(Duration::from_secs(idle), Duration::from_secs(absolute)).unwrap()
+    }
+
+    #[test]
+    fn a_new_session_expires_after_the_idle_timeout() {
+        let p = policy(60, 3600);
+        let now = Timestamp::from_unix_millis(1_000);
+        let (id, s) = p.start(&user(), SessionMeta::default(), now);
+        assert_eq!(s.id_hash, id.hash());
+        assert_eq!(s.expires_at, now.plus(Duration::from_secs(60)));
+        assert!(p.is_live(&s, now.plus(Duration::from_secs(59))));
+        assert!(!p.is_live(&s, now.plus(Duration::from_secs(60))));
+    }
+
+    #[test]
+    fn activity_never_extends_past_the_absolute_timeout() {
+        let p = policy(60, 100);
+        let now = Timestamp::from_unix_millis(0);
+        let (_, s) = p.start(&user(), SessionMeta::default(), now);
+        let later = now.plus(Duration::from_secs(90));
+        assert_eq!(p.expiry_after_activity(&s, later), s.absolute_expires_at);
+    }
+
+    #[test]
+    fn touches_are_rate_limited() {
+        let p = policy(1800, 86_400);
+        assert_eq!(p.touch_interval(), Duration::from_secs(60));
+        let now = Timestamp::from_unix_millis(0);
+        let (_, s) = p.start(&user(), SessionMeta::default(), now);
+        assert!(!p.needs_touch(&s, now.plus(Duration::from_secs(59))));
+        assert!(p.needs_touch(&s, now.plus(Duration::from_secs(60))));
+        assert_eq!(policy(10, 20).touch_interval(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_successor_keeps_identity_but_not_the_secret() {
+        let p = policy(60, 3600);
+        let now = Timestamp::from_unix_millis(0);
+        let (old_id, mut s) = p.start(&user(), SessionMeta::default(), now);
+        s.rotate = true;
+        let (new_id, next) = p.successor(&s, now.plus(Duration::from_secs(5)));
+        assert_ne!(old_id, new_id);
+        assert_eq!(next.handle, s.handle);
+        assert_eq!(next.created_at, s.created_at);
+        assert_eq!(next.absolute_expires_at, s.absolute_expires_at);
+        assert!(!next.rotate);
+    }
+
+    #[test]
+    fn invalid_timeouts_are_refused() {
+        assert!(SessionPolicy::new(Duration::ZERO, Duration::from_secs(5)).is_err());
+        assert!(SessionPolicy::new(Duration::from_secs(10), Duration::from_secs(5)).is_err());
+    }
+}

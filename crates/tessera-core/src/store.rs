@@ -1,0 +1,153 @@
+//! The storage contracts every backend implements.
+//!
+//! Backends live in `tessera-store` (memory, SQLite; Redis and PostgreSQL
+//! later) and all of them run one conformance suite. The contracts are written
+//! so that a key-value store with TTLs can meet them: sessions are keyed by
+//! [`SessionIdHash`], carry their own `expires_at`, and are indexed per user.
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use thiserror::Error;
+
+use crate::clock::Timestamp;
+use crate::password::PasswordHash;
+use crate::secret::{SessionHandle, SessionIdHash};
+use crate::session::Session;
+use crate::user::{Email, Role, User, UserId};
+
+/// What a store can report. Deliberately narrow: callers decide policy.
+#[derive(Debug, Error)]
+pub enum StoreError {
+    /// The backend cannot be reached or did not answer in time. Callers fail
+    /// closed (503), never treat this as "no session".
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// A unique key (e.g. a user's e-mail) already exists.
+    #[error("already exists")]
+    Conflict,
+    /// Session data would grow past the given size in bytes.
+    #[error("session data would exceed {limit} bytes")]
+    DataTooLarge {
+        /// The limit in bytes of serialised JSON.
+        limit: usize,
+    },
+    /// A stored record could not be decoded.
+    #[error("corrupt record in store: {0}")]
+    Corrupt(String),
+}
+
+/// Where sessions live.
+///
+/// Contract, checked by the conformance suite:
+/// - `load` returns a session only while `now < expires_at`; an expired
+///   session behaves as if it did not exist, purged or not.
+/// - Every mutation is durable when it returns `Ok` (for durable backends).
+/// - The per-user operations see exactly the user's live sessions.
+/// - `rotate` and `merge_data` are atomic: two concurrent calls never both
+///   succeed on the same old id, and no patch is lost.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Short name of the backend, for logs and `/health`.
+    fn backend(&self) -> &'static str;
+
+    /// Whether sessions survive a restart of the process.
+    fn is_durable(&self) -> bool;
+
+    /// Stores a new session.
+    async fn create(&self, session: &Session) -> Result<(), StoreError>;
+
+    /// The live session with this id hash, if any.
+    async fn load(&self, id: &SessionIdHash, now: Timestamp) -> Result<Option<Session>, StoreError>;
+
+    /// Records activity. Returns `false` if the session no longer exists.
+    async fn touch(
+        &self,
+        id: &SessionIdHash,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Applies a JSON merge patch (RFC 7396) to the session's data and returns
+    /// the result, or `None` if the session no longer exists.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::DataTooLarge`] (and nothing changed) if the merged data
+    /// would serialise to more than `limit` bytes.
+    async fn merge_data(
+        &self,
+        id: &SessionIdHash,
+        patch: &Map<String, Value>,
+        limit: usize,
+    ) -> Result<Option<Map<String, Value>>, StoreError>;
+
+    /// Replaces the session `old` by `successor` (same user, fresh id).
+    /// Returns `false`, storing nothing, if `old` no longer exists.
+    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError>;
+
+    /// Ends one session. Returns whether it existed.
+    async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError>;
+
+    /// The user's live sessions, oldest first.
+    async fn list_for_user(&self, user: UserId, now: Timestamp) -> Result<Vec<Session>, StoreError>;
+
+    /// Ends the user's session with this handle. Returns whether it existed.
+    async fn delete_by_handle(&self, user: UserId, handle: &SessionHandle) -> Result<bool, StoreError>;
+
+    /// Ends every session of the user. Returns how many there were.
+    async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError>;
+
+    /// Sets the roles on all of the user's sessions and marks them for id
+    /// rotation. Returns how many sessions changed.
+    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError>;
+
+    /// Removes sessions expired at `now`. Returns how many.
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
+
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Where user accounts live.
+///
+/// Contract: e-mail addresses are unique (already normalised by [`Email`]);
+/// updates to an unknown user return `Ok(false)`.
+#[async_trait]
+pub trait UserStore: Send + Sync + 'static {
+    /// Short name of the backend.
+    fn backend(&self) -> &'static str;
+
+    /// Stores a new user.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] if the e-mail address is taken.
+    async fn create(&self, user: &User) -> Result<(), StoreError>;
+
+    /// The user with this e-mail address.
+    async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError>;
+
+    /// The user with this id.
+    async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError>;
+
+    /// All users, ordered by e-mail address.
+    async fn list(&self) -> Result<Vec<User>, StoreError>;
+
+    /// Replaces the user's roles.
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError>;
+
+    /// Disables or re-enables the user.
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError>;
+
+    /// Replaces the user's password hash.
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError>;
+
+    /// Checks that the backend answers.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Serialised size of session data in bytes, as stores measure it against
+/// the `merge_data` limit.
+pub fn data_size(data: &Map<String, Value>) -> usize {
+    serde_json::to_vec(data).map(|v| v.len()).unwrap_or(usize::MAX)
+}
