@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::clock::Timestamp;
 use crate::secret::{SessionHandle, SessionId, SessionIdHash};
-use crate::user::{Role, User, UserId};
+use crate::user::{Email, Role, User, UserId};
 
 /// Longest user agent kept with a session; longer ones are cut.
 pub const MAX_USER_AGENT_CHARS: usize = 512;
@@ -21,6 +21,8 @@ pub struct Session {
     pub handle: SessionHandle,
     /// Whose session this is.
     pub user_id: UserId,
+    /// The user's e-mail address at login (saves a user lookup per request).
+    pub email: Email,
     /// The user's roles, kept in step with the user record by the stores.
     pub roles: Vec<Role>,
     /// When the user logged in.
@@ -115,6 +117,7 @@ impl SessionPolicy {
             id_hash: id.hash(),
             handle: SessionHandle::generate(),
             user_id: user.id,
+            email: user.email.clone(),
             roles: user.roles.clone(),
             created_at: now,
             last_seen: now,
@@ -164,7 +167,7 @@ impl SessionPolicy {
 mod tests {
     use super::*;
     use crate::password::PasswordHash;
-    use crate::user::{Email, NewUser};
+    use crate::user::NewUser;
 
     fn user() -> User {
         NewUser {

@@ -1,14 +1,17 @@
-pub fn add(left: u64, right: u64) -> u64 {
-    left + right
-}
+//! Storage backends for tessera.
+//!
+//! - [`MemoryStore`]: sessions and users in process memory. Fast, and gone
+//!   when the process ends: the "stateful server" of the cluster comparison.
+//! - [`SqliteStore`]: the embedded default. One SQLite file in WAL mode;
+//!   every acknowledged write is committed before the call returns.
+//!
+//! Both implement [`tessera_core::SessionStore`] and [`tessera_core::UserStore`]
+//! and pass the same conformance suite (`tests/conformance.rs`).
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+mod memory;
+mod sqlite;
 
-    #[test]
-    fn it_works() {
-        let result = add(2, 2);
-        assert_eq!(result, 4);
-    }
-}
+pub use memory::MemoryStore;
+pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};

@@ -1,0 +1,245 @@
+//! Sessions and users in process memory.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value};
+use tessera_core::merge::merge_patch;
+use tessera_core::store::data_size;
+use tessera_core::{
+    Email, PasswordHash, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp, User,
+    UserId, UserStore,
+};
+
+/// An in-memory store. Everything is lost when the process ends.
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    sessions: RwLock<Sessions>,
+    users: RwLock<HashMap<UserId, User>>,
+}
+
+#[derive(Debug, Default)]
+struct Sessions {
+    by_id: HashMap<SessionIdHash, Session>,
+    by_user: HashMap<UserId, HashSet<SessionIdHash>>,
+}
+
+impl Sessions {
+    fn insert(&mut self, session: Session) {
+        self.by_user.entry(session.user_id).or_default().insert(session.id_hash);
+        self.by_id.insert(session.id_hash, session);
+    }
+
+    fn remove(&mut self, id: &SessionIdHash) -> Option<Session> {
+        let session = self.by_id.remove(id)?;
+        if let Some(ids) = self.by_user.get_mut(&session.user_id) {
+            ids.remove(id);
+            if ids.is_empty() {
+                self.by_user.remove(&session.user_id);
+            }
+        }
+        Some(session)
+    }
+
+    fn user_ids(&self, user: UserId) -> Vec<SessionIdHash> {
+        self.by_user.get(&user).map(|ids| ids.iter().copied().collect()).unwrap_or_default()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn sessions(&self) -> RwLockReadGuard<'_, Sessions> {
+        // A panic while holding the lock cannot leave the maps half-updated
+        // in a way that matters more than losing the process would.
+        self.sessions.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn sessions_mut(&self) -> RwLockWriteGuard<'_, Sessions> {
+        self.sessions.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn users(&self) -> RwLockReadGuard<'_, HashMap<UserId, User>> {
+        self.users.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn users_mut(&self) -> RwLockWriteGuard<'_, HashMap<UserId, User>> {
+        self.users.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn update_user(&self, id: UserId, f: impl FnOnce(&mut User)) -> bool {
+        self.users_mut().get_mut(&id).map(f).is_some()
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    fn is_durable(&self) -> bool {
+        false
+    }
+
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        self.sessions_mut().insert(session.clone());
+        Ok(())
+    }
+
+    async fn load(&self, id: &SessionIdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
+        Ok(self.sessions().by_id.get(id).filter(|s| now < s.expires_at).cloned())
+    }
+
+    async fn touch(&self, id: &SessionIdHash, last_seen: Timestamp, expires_at: Timestamp) -> Result<bool, StoreError> {
+        let mut sessions = self.sessions_mut();
+        let Some(session) = sessions.by_id.get_mut(id) else {
+            return Ok(false);
+        };
+        session.last_seen = last_seen;
+        session.expires_at = expires_at;
+        Ok(true)
+    }
+
+    async fn merge_data(
+        &self,
+        id: &SessionIdHash,
+        patch: &Map<String, Value>,
+        limit: usize,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        let mut sessions = self.sessions_mut();
+        let Some(session) = sessions.by_id.get_mut(id) else {
+            return Ok(None);
+        };
+        let mut data = session.data.clone();
+        merge_patch(&mut data, patch);
+        if data_size(&data) > limit {
+            return Err(StoreError::DataTooLarge { limit });
+        }
+        session.data = data.clone();
+        Ok(Some(data))
+    }
+
+    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
+        let mut sessions = self.sessions_mut();
+        if sessions.remove(old).is_none() {
+            return Ok(false);
+        }
+        sessions.insert(successor.clone());
+        Ok(true)
+    }
+
+    async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError> {
+        Ok(self.sessions_mut().remove(id).is_some())
+    }
+
+    async fn list_for_user(&self, user: UserId, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+        let sessions = self.sessions();
+        let mut live: Vec<Session> = sessions
+            .user_ids(user)
+            .iter()
+            .filter_map(|id| sessions.by_id.get(id))
+            .filter(|s| now < s.expires_at)
+            .cloned()
+            .collect();
+        live.sort_by_key(|s| s.created_at);
+        Ok(live)
+    }
+
+    async fn delete_by_handle(&self, user: UserId, handle: &SessionHandle) -> Result<bool, StoreError> {
+        let mut sessions = self.sessions_mut();
+        let target = sessions
+            .user_ids(user)
+            .into_iter()
+            .find(|id| sessions.by_id.get(id).is_some_and(|s| &s.handle == handle));
+        Ok(target.and_then(|id| sessions.remove(&id)).is_some())
+    }
+
+    async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError> {
+        let mut sessions = self.sessions_mut();
+        let ids = sessions.user_ids(user);
+        Ok(ids.iter().filter(|id| sessions.remove(id).is_some()).count() as u64)
+    }
+
+    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {
+        let mut sessions = self.sessions_mut();
+        let mut changed = 0;
+        for id in sessions.user_ids(user) {
+            if let Some(session) = sessions.by_id.get_mut(&id) {
+                session.roles = roles.to_vec();
+                session.rotate = true;
+                changed += 1;
+            }
+        }
+        Ok(changed)
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        let mut sessions = self.sessions_mut();
+        let expired: Vec<SessionIdHash> = sessions
+            .by_id
+            .values()
+            .filter(|s| s.expires_at <= now)
+            .map(|s| s.id_hash)
+            .collect();
+        for id in &expired {
+            sessions.remove(id);
+        }
+        Ok(expired.len() as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl UserStore for MemoryStore {
+    fn backend(&self) -> &'static str {
+        "memory"
+    }
+
+    async fn create(&self, user: &User) -> Result<(), StoreError> {
+        let mut users = self.users_mut();
+        if users.values().any(|u| u.email == user.email) || users.contains_key(&user.id) {
+            return Err(StoreError::Conflict);
+        }
+        users.insert(user.id, user.clone());
+        Ok(())
+    }
+
+    async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        Ok(self.users().values().find(|u| &u.email == email).cloned())
+    }
+
+    async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        Ok(self.users().get(&id).cloned())
+    }
+
+    async fn list(&self) -> Result<Vec<User>, StoreError> {
+        let mut all: Vec<User> = self.users().values().cloned().collect();
+        all.sort_by(|a, b| a.email.cmp(&b.email));
+        Ok(all)
+    }
+
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
+        let roles = tessera_core::user::normalise_roles(roles.to_vec());
+        Ok(self.update_user(id, |u| u.roles = roles))
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
+        Ok(self.update_user(id, |u| u.disabled = disabled))
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError> {
+        Ok(self.update_user(id, |u| u.password_hash = hash.clone()))
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}

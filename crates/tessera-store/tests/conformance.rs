@@ -1,0 +1,416 @@
+//! One conformance suite that every store backend runs.
+//!
+//! `session_store_suite!` and `user_store_suite!` expand to one test per
+//! contract clause for a backend, so a failure names both.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value, json};
+use tessera_core::{
+    Email, NewUser, PasswordHash, Role, Session, SessionHandle, SessionMeta, SessionPolicy, SessionStore,
+    StoreError, Timestamp, User, UserStore,
+};
+use tessera_store::{MemoryStore, SqliteOptions, SqliteStore};
+
+fn user(email: &str) -> User {
+    NewUser {
+        email: Email::parse(email).unwrap(),
+        roles: vec![Role::parse("member").unwrap()],
+        password_hash: PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+    }
+    .into_user(Timestamp::now())
+}
+
+fn policy() -> SessionPolicy {
+    SessionPolicy::new(Duration::from_secs(600), Duration::from_secs(3600)).unwrap()
+}
+
+fn start(user: &User, now: Timestamp) -> Session {
+    let meta = SessionMeta {
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("conformance/1.0".into()),
+    };
+    policy().start(user, meta, now).1
+}
+
+fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap()
+}
+
+/// Checks of the `SessionStore` contract.
+mod sessions {
+    use super::*;
+
+    pub async fn load_returns_what_create_stored(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        store.create(&s).await.unwrap();
+        assert_eq!(store.load(&s.id_hash, now).await.unwrap(), Some(s));
+    }
+
+    pub async fn unknown_ids_load_as_none(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        assert_eq!(store.load(&s.id_hash, now).await.unwrap(), None);
+    }
+
+    pub async fn expired_sessions_load_as_none_before_any_purge(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        store.create(&s).await.unwrap();
+        assert!(store.load(&s.id_hash, s.expires_at).await.unwrap().is_none());
+        let just_before = Timestamp::from_unix_millis(s.expires_at.unix_millis() - 1);
+        assert!(store.load(&s.id_hash, just_before).await.unwrap().is_some());
+    }
+
+    pub async fn touch_moves_expiry_and_reports_missing_sessions(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        store.create(&s).await.unwrap();
+        let later = now.plus(Duration::from_secs(300));
+        let expiry = later.plus(Duration::from_secs(600));
+        assert!(store.touch(&s.id_hash, later, expiry).await.unwrap());
+        let loaded = store.load(&s.id_hash, s.expires_at).await.unwrap().expect("touched session is live");
+        assert_eq!((loaded.last_seen, loaded.expires_at), (later, expiry));
+        store.delete(&s.id_hash).await.unwrap();
+        assert!(!store.touch(&s.id_hash, later, expiry).await.unwrap());
+    }
+
+    pub async fn merge_data_follows_json_merge_patch(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        store.create(&s).await.unwrap();
+        let first = store
+            .merge_data(&s.id_hash, &object(json!({"theme": "dark", "lang": "en"})), 1024)
+            .await
+            .unwrap();
+        assert_eq!(first, Some(object(json!({"theme": "dark", "lang": "en"}))));
+        store.merge_data(&s.id_hash, &object(json!({"lang": null, "tz": "UTC"})), 1024).await.unwrap();
+        let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(Value::Object(loaded.data), json!({"theme": "dark", "tz": "UTC"}));
+    }
+
+    pub async fn merge_data_refuses_to_grow_past_the_limit(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        store.create(&s).await.unwrap();
+        store.merge_data(&s.id_hash, &object(json!({"a": 1})), 64).await.unwrap();
+        let big = object(json!({"b": "x".repeat(100)}));
+        let err = store.merge_data(&s.id_hash, &big, 64).await.unwrap_err();
+        assert!(matches!(err, StoreError::DataTooLarge { limit: 64 }), "{err:?}");
+        let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(Value::Object(loaded.data), json!({"a": 1}));
+    }
+
+    pub async fn merge_data_on_a_missing_session_is_none(store: Arc<dyn SessionStore>) {
+        let s = start(&user("a@example.com"), Timestamp::now());
+        assert_eq!(store.merge_data(&s.id_hash, &object(json!({"a": 1})), 64).await.unwrap(), None);
+    }
+
+    pub async fn concurrent_merges_lose_no_patch(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        store.create(&s).await.unwrap();
+        let tasks: Vec<_> = (0..16)
+            .map(|i| {
+                let store = Arc::clone(&store);
+                let id = s.id_hash;
+                tokio::spawn(async move {
+                    store.merge_data(&id, &object(json!({format!("k{i}"): i})), 4096).await.unwrap();
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await.unwrap();
+        }
+        let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(loaded.data.len(), 16, "{:?}", loaded.data);
+    }
+
+    pub async fn rotate_replaces_the_session_exactly_once(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let u = user("a@example.com");
+        let old = start(&u, now);
+        store.create(&old).await.unwrap();
+        let successors: Vec<Session> = (0..8).map(|_| policy().successor(&old, now).1).collect();
+        let tasks: Vec<_> = successors
+            .iter()
+            .cloned()
+            .map(|next| {
+                let store = Arc::clone(&store);
+                let old_id = old.id_hash;
+                tokio::spawn(async move { store.rotate(&old_id, &next).await.unwrap() })
+            })
+            .collect();
+        let mut wins = 0;
+        for t in tasks {
+            wins += usize::from(t.await.unwrap());
+        }
+        assert_eq!(wins, 1, "exactly one rotation of the same old id succeeds");
+        assert!(store.load(&old.id_hash, now).await.unwrap().is_none());
+        let live = store.list_for_user(u.id, now).await.unwrap();
+        assert_eq!(live.len(), 1);
+        assert_eq!(live[0].handle, old.handle);
+    }
+
+    pub async fn delete_reports_whether_the_session_existed(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        store.create(&s).await.unwrap();
+        assert!(store.delete(&s.id_hash).await.unwrap());
+        assert!(!store.delete(&s.id_hash).await.unwrap());
+        assert!(store.load(&s.id_hash, now).await.unwrap().is_none());
+    }
+
+    pub async fn per_user_listing_sees_only_that_users_live_sessions(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+        let a1 = start(&alice, now);
+        let a2 = start(&alice, now.plus(Duration::from_millis(5)));
+        let mut expired = start(&alice, now);
+        expired.expires_at = now;
+        let b1 = start(&bob, now);
+        for s in [&a1, &a2, &expired, &b1] {
+            store.create(s).await.unwrap();
+        }
+        let listed: Vec<SessionHandle> = store
+            .list_for_user(alice.id, now)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|s| s.handle)
+            .collect();
+        assert_eq!(listed, vec![a1.handle, a2.handle]);
+    }
+
+    pub async fn delete_by_handle_only_touches_the_owners_session(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+        let a = start(&alice, now);
+        let b = start(&bob, now);
+        store.create(&a).await.unwrap();
+        store.create(&b).await.unwrap();
+        assert!(!store.delete_by_handle(alice.id, &b.handle).await.unwrap(), "alice cannot end bob's session");
+        assert!(store.load(&b.id_hash, now).await.unwrap().is_some());
+        assert!(store.delete_by_handle(alice.id, &a.handle).await.unwrap());
+        assert!(store.load(&a.id_hash, now).await.unwrap().is_none());
+    }
+
+    pub async fn delete_all_for_user_ends_every_session_of_that_user(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+        let mine: Vec<Session> = (0..3).map(|_| start(&alice, now)).collect();
+        let theirs = start(&bob, now);
+        for s in mine.iter().chain([&theirs]) {
+            store.create(s).await.unwrap();
+        }
+        assert_eq!(store.delete_all_for_user(alice.id).await.unwrap(), 3);
+        assert!(store.list_for_user(alice.id, now).await.unwrap().is_empty());
+        assert!(store.load(&theirs.id_hash, now).await.unwrap().is_some());
+    }
+
+    pub async fn role_changes_reach_live_sessions_and_flag_rotation(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+        let a = start(&alice, now);
+        let b = start(&bob, now);
+        store.create(&a).await.unwrap();
+        store.create(&b).await.unwrap();
+        let roles = vec![Role::parse("admin").unwrap(), Role::parse("member").unwrap()];
+        assert_eq!(store.set_roles_for_user(alice.id, &roles).await.unwrap(), 1);
+        let loaded = store.load(&a.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(loaded.roles, roles);
+        assert!(loaded.rotate);
+        let other = store.load(&b.id_hash, now).await.unwrap().unwrap();
+        assert!(!other.rotate);
+        assert_eq!(other.roles, b.roles);
+    }
+
+    pub async fn purge_removes_only_expired_sessions(store: Arc<dyn SessionStore>) {
+        let now = Timestamp::now();
+        let u = user("a@example.com");
+        let live = start(&u, now);
+        let mut dead = start(&u, now);
+        dead.expires_at = now;
+        store.create(&live).await.unwrap();
+        store.create(&dead).await.unwrap();
+        assert_eq!(store.purge_expired(now).await.unwrap(), 1);
+        assert!(store.load(&live.id_hash, now).await.unwrap().is_some());
+        // The expired one is gone for good, even to a clock that goes back.
+        let earlier = Timestamp::from_unix_millis(now.unix_millis() - 1000);
+        assert!(store.load(&dead.id_hash, earlier).await.unwrap().is_none());
+    }
+
+    pub async fn ping_answers(store: Arc<dyn SessionStore>) {
+        store.ping().await.unwrap();
+    }
+}
+
+/// Checks of the `UserStore` contract.
+mod users {
+    use super::*;
+
+    pub async fn users_are_found_by_email_and_id(store: Arc<dyn UserStore>) {
+        let u = user("Alice@Example.com");
+        store.create(&u).await.unwrap();
+        assert_eq!(store.by_email(&Email::parse("alice@example.com").unwrap()).await.unwrap(), Some(u.clone()));
+        assert_eq!(store.by_id(u.id).await.unwrap(), Some(u));
+        assert_eq!(store.by_email(&Email::parse("nobody@example.com").unwrap()).await.unwrap(), None);
+    }
+
+    pub async fn duplicate_emails_conflict(store: Arc<dyn UserStore>) {
+        store.create(&user("alice@example.com")).await.unwrap();
+        let err = store.create(&user("ALICE@example.com")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    }
+
+    pub async fn list_is_ordered_by_email(store: Arc<dyn UserStore>) {
+        for e in ["carol@example.com", "alice@example.com", "bob@example.com"] {
+            store.create(&user(e)).await.unwrap();
+        }
+        let emails: Vec<String> = store.list().await.unwrap().into_iter().map(|u| u.email.to_string()).collect();
+        assert_eq!(emails, ["alice@example.com", "bob@example.com", "carol@example.com"]);
+    }
+
+    pub async fn updates_change_one_field_and_report_unknown_users(store: Arc<dyn UserStore>) {
+        let u = user("alice@example.com");
+        store.create(&u).await.unwrap();
+        let roles = vec![Role::parse("support").unwrap(), Role::parse("admin").unwrap()];
+        assert!(store.set_roles(u.id, &roles).await.unwrap());
+        assert!(store.set_disabled(u.id, true).await.unwrap());
+        let new_hash = PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into());
+        assert!(store.set_password_hash(u.id, &new_hash).await.unwrap());
+        let loaded = store.by_id(u.id).await.unwrap().unwrap();
+        let names: Vec<&str> = loaded.roles.iter().map(Role::as_str).collect();
+        assert_eq!(names, ["admin", "support"], "roles are stored sorted");
+        assert!(loaded.disabled);
+        assert_eq!(loaded.password_hash, new_hash);
+        assert_eq!((loaded.email, loaded.created_at), (u.email, u.created_at));
+        let stranger = user("stranger@example.com");
+        assert!(!store.set_roles(stranger.id, &roles).await.unwrap());
+        assert!(!store.set_disabled(stranger.id, true).await.unwrap());
+        assert!(!store.set_password_hash(stranger.id, &new_hash).await.unwrap());
+    }
+}
+
+macro_rules! suite {
+    ($backend:ident, $make:expr, $trait:ident, $checks:ident: $($check:ident),+ $(,)?) => {
+        mod $backend {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let (store, _guard) = $make;
+                    let store: Arc<dyn $trait> = store;
+                    super::$checks::$check(store).await;
+                }
+            )+
+        }
+    };
+}
+
+macro_rules! conformance {
+    ($name:ident, $make:expr) => {
+        mod $name {
+            use super::*;
+            suite!(session_store, $make, SessionStore, sessions:
+                load_returns_what_create_stored,
+                unknown_ids_load_as_none,
+                expired_sessions_load_as_none_before_any_purge,
+                touch_moves_expiry_and_reports_missing_sessions,
+                merge_data_follows_json_merge_patch,
+                merge_data_refuses_to_grow_past_the_limit,
+                merge_data_on_a_missing_session_is_none,
+                concurrent_merges_lose_no_patch,
+                rotate_replaces_the_session_exactly_once,
+                delete_reports_whether_the_session_existed,
+                per_user_listing_sees_only_that_users_live_sessions,
+                delete_by_handle_only_touches_the_owners_session,
+                delete_all_for_user_ends_every_session_of_that_user,
+                role_changes_reach_live_sessions_and_flag_rotation,
+                purge_removes_only_expired_sessions,
+                ping_answers,
+            );
+            suite!(user_store, $make, UserStore, users:
+                users_are_found_by_email_and_id,
+                duplicate_emails_conflict,
+                list_is_ordered_by_email,
+                updates_change_one_field_and_report_unknown_users,
+            );
+        }
+    };
+}
+
+fn memory() -> (Arc<MemoryStore>, ()) {
+    (Arc::new(MemoryStore::new()), ())
+}
+
+fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
+    (Arc::new(store), dir)
+}
+
+conformance!(memory_store, memory());
+conformance!(sqlite_store, sqlite());
+
+/// Properties only a durable backend has.
+mod sqlite_durability {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_and_users_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let now = Timestamp::now();
+        let u = user("alice@example.com");
+        let s = start(&u, now);
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            UserStore::create(&store, &u).await.unwrap();
+            SessionStore::create(&store, &s).await.unwrap();
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(store.by_id(u.id).await.unwrap(), Some(u));
+        assert_eq!(store.load(&s.id_hash, now).await.unwrap(), Some(s));
+    }
+
+    #[tokio::test]
+    async fn the_database_files_never_contain_the_session_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
+        let u = user("alice@example.com");
+        let (secret, session) = policy().start(&u, SessionMeta::default(), Timestamp::now());
+        SessionStore::create(&store, &session).await.unwrap();
+        let encoded = secret.expose();
+        let hash = session.id_hash;
+        let mut seen_hash = false;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!contains(&bytes, encoded.as_bytes()), "encoded secret found on disk");
+            seen_hash |= contains(&bytes, hash.as_bytes());
+        }
+        assert!(seen_hash, "the hash should be on disk, proving the scan reads the data");
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_rather_than_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let conn = rusqlite_conn(&path);
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    fn rusqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(path).unwrap()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+}
