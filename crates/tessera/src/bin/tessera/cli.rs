@@ -1,0 +1,126 @@
+//! Command-line interface.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::settings::StoreKind;
+
+/// tessera: authentication and sessions (cookies, server-side sessions, JWT).
+#[derive(Debug, Parser)]
+#[command(name = "tessera", version, about)]
+pub struct Cli {
+    /// TOML settings file (also TESSERA_CONFIG).
+    #[arg(long, global = true, env = "TESSERA_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Data directory holding the embedded database (also TESSERA_DATA_DIR).
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the HTTP server.
+    Serve(ServeArgs),
+    /// Manage users in the data directory.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Inspect the effective settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Flags of `tessera serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (also TESSERA_LISTEN); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    pub listen: Option<SocketAddr>,
+    /// Session store (also TESSERA_STORE).
+    #[arg(long, value_enum)]
+    pub store: Option<StoreArg>,
+}
+
+/// `--store` values.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum StoreArg {
+    /// Embedded SQLite in the data directory (durable).
+    Sqlite,
+    /// Process memory (sessions end with the process).
+    Memory,
+}
+
+impl From<StoreArg> for StoreKind {
+    fn from(arg: StoreArg) -> Self {
+        match arg {
+            StoreArg::Sqlite => StoreKind::Sqlite,
+            StoreArg::Memory => StoreKind::Memory,
+        }
+    }
+}
+
+/// `tessera user ...`.
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Create a user.
+    Add {
+        /// E-mail address.
+        email: String,
+        /// Role to grant (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List users.
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Replace a user's roles (live sessions follow on their next request).
+    SetRole {
+        /// E-mail address.
+        email: String,
+        /// Role to hold (repeatable; none removes all roles).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Disable a user and end all their sessions.
+    Disable {
+        /// E-mail address.
+        email: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        /// E-mail address.
+        email: String,
+    },
+    /// Set a new password (ends all the user's sessions).
+    Passwd {
+        /// E-mail address.
+        email: String,
+        /// Read the password from the first line of standard input.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Import users with existing password hashes (argon2 or bcrypt) from a
+    /// JSON array or a CSV file with the columns email,hash,roles.
+    Import {
+        /// The file (`.json` or `.csv`).
+        file: PathBuf,
+    },
+}
+
+/// `tessera config ...`.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings as TOML, secrets redacted.
+    Print,
+}

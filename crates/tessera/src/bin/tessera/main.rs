@@ -1,0 +1,46 @@
+//! The `tessera` binary: reads flags, environment and files, then runs the
+//! server or an administrative command. All behaviour lives in the library.
+#![forbid(unsafe_code)]
+
+mod cli;
+mod serve;
+mod settings;
+mod users;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+use crate::settings::{FlagSettings, Settings};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let mut flags = FlagSettings {
+        data_dir: cli.data_dir.clone(),
+        ..FlagSettings::default()
+    };
+    if let Command::Serve(args) = &cli.command {
+        flags.listen = args.listen;
+        flags.store = args.store.map(Into::into);
+    }
+    let settings = Settings::load(cli.config.as_deref(), flags)?;
+    match cli.command {
+        Command::Serve(_) => serve::run(settings),
+        Command::User(command) => users::run(&settings, command),
+        Command::Config(ConfigCommand::Print) => {
+            print!("{}", settings.to_redacted_toml()?);
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! `tessera serve`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use tessera::{AppState, Maintenance};
+use tessera_core::{PasswordHasher, SessionStore, UserStore};
+use tessera_store::{MemoryStore, SqliteStore};
+use tracing_subscriber::EnvFilter;
+
+use crate::settings::{Settings, StoreKind};
+
+/// Starts the server and runs until SIGTERM or Ctrl-C.
+pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let app_config = settings.app_config()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(serve(settings, app_config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn serve(settings: Settings, app_config: tessera::AppConfig) -> anyhow::Result<()> {
+    let database = crate::users::open_database(&settings)?;
+    let users: Arc<dyn UserStore> = Arc::new(database.clone());
+    let sessions: Arc<dyn SessionStore> = match settings.store {
+        StoreKind::Sqlite => Arc::new(database.clone()),
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+    };
+
+    let started = Instant::now();
+    let hasher = tokio::task::spawn_blocking(PasswordHasher::owasp)
+        .await
+        .context("password hasher setup failed")?;
+    tracing::info!(
+        hash_ms = started.elapsed().as_millis() as u64,
+        workers = app_config.hash_workers,
+        queue = app_config.hash_queue,
+        "argon2id ready (m=19456 KiB, t=2, p=1)"
+    );
+
+    let listener = tokio::net::TcpListener::bind(settings.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", settings.listen))?;
+    let address = listener.local_addr()?;
+    log_store(&settings, &database, sessions.as_ref());
+
+    let state = AppState::new(app_config, sessions, users, hasher);
+    let maintenance = Maintenance {
+        purge_interval: Duration::from_secs(settings.purge_interval.max(1)),
+        ..Maintenance::default()
+    };
+    tracing::info!(%address, store = state.sessions().backend(), "listening on http://{address}");
+    tessera::serve(listener, state, maintenance, shutdown_signal()).await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn log_store(settings: &Settings, database: &SqliteStore, sessions: &dyn SessionStore) {
+    let path = database.path().display().to_string();
+    if sessions.is_durable() {
+        tracing::info!(store = sessions.backend(), database = %path, "sessions and users in the embedded database");
+    } else {
+        tracing::warn!(
+            store = sessions.backend(),
+            users = %path,
+            "sessions live in process memory: they are lost when tessera stops ({:?} store)",
+            settings.store
+        );
+    }
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing in-flight requests");
+}

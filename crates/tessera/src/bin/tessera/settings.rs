@@ -1,0 +1,284 @@
+//! Effective settings: defaults, then a TOML file, then `TESSERA_*`
+//! environment variables, then command-line flags (each layer wins over the
+//! one before). One flat set of names serves all four layers: the file key
+//! `session_idle_timeout` is the variable `TESSERA_SESSION_IDLE_TIMEOUT`.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use ipnet::IpNet;
+use serde::{Deserialize, Deserializer, Serialize};
+use tessera::AppConfig;
+use tessera::cookies::{SameSitePolicy, SessionCookie};
+use tessera::throttle::{BucketRule, ThrottleSettings};
+use tessera_core::SessionPolicy;
+use tessera_store::{SqliteOptions, Synchronous};
+
+/// Where sessions are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The embedded SQLite database in the data directory (durable).
+    Sqlite,
+    /// Process memory: sessions end when the process does.
+    Memory,
+}
+
+/// `SameSite` attribute of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SameSite {
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=Strict`.
+    Strict,
+}
+
+/// SQLite commit durability.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SqliteSync {
+    /// fsync every commit.
+    Full,
+    /// Survive process crashes only.
+    Normal,
+}
+
+/// Every setting, with its default.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Directory of the embedded database.
+    pub data_dir: PathBuf,
+    /// Session store: `sqlite` or `memory`.
+    pub store: StoreKind,
+    /// Seconds without activity before a session ends.
+    pub session_idle_timeout: u64,
+    /// Seconds after login when a session ends regardless.
+    pub session_absolute_timeout: u64,
+    /// `lax` or `strict`.
+    pub session_same_site: SameSite,
+    /// Session cookie name; must start with `__Host-`.
+    pub cookie_name: String,
+    /// Proxies whose `X-Forwarded-For` is trusted (CIDRs or addresses).
+    #[serde(deserialize_with = "list_or_csv")]
+    pub trusted_proxies: Vec<IpNet>,
+    /// Extra origins allowed to make state-changing requests.
+    #[serde(deserialize_with = "list_or_csv")]
+    pub allowed_origins: Vec<String>,
+    /// `full` or `normal`.
+    pub sqlite_synchronous: SqliteSync,
+    /// Concurrent password hashes (default: cores - 1, at least 1).
+    pub hash_workers: Option<usize>,
+    /// Password hashes allowed to wait before logins get 503.
+    pub hash_queue: usize,
+    /// Failed logins per client IP in a burst.
+    pub login_ip_burst: u32,
+    /// Failed logins per client IP per minute, sustained.
+    pub login_ip_per_minute: u32,
+    /// Failed logins per account in a burst.
+    pub login_account_burst: u32,
+    /// Failed logins per account per minute, sustained.
+    pub login_account_per_minute: u32,
+    /// Largest request body in bytes.
+    pub max_body_bytes: usize,
+    /// Largest session data object in bytes.
+    pub session_data_max_bytes: usize,
+    /// Seconds between purges of expired sessions.
+    pub purge_interval: u64,
+    /// Log filter (`info`, `debug`, `tessera=debug,tower_http=info`, ...).
+    pub log: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        let app = AppConfig::default();
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("./tessera-data"),
+            store: StoreKind::Sqlite,
+            session_idle_timeout: app.policy.idle_timeout().as_secs(),
+            session_absolute_timeout: app.policy.absolute_timeout().as_secs(),
+            session_same_site: SameSite::Lax,
+            cookie_name: app.cookie.name().to_owned(),
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            sqlite_synchronous: SqliteSync::Full,
+            hash_workers: None,
+            hash_queue: app.hash_queue,
+            login_ip_burst: app.throttle.per_ip.burst,
+            login_ip_per_minute: app.throttle.per_ip.per_minute,
+            login_account_burst: app.throttle.per_account.burst,
+            login_account_per_minute: app.throttle.per_account.per_minute,
+            max_body_bytes: app.max_body_bytes,
+            session_data_max_bytes: app.session_data_max_bytes,
+            purge_interval: 60,
+            log: "info".into(),
+        }
+    }
+}
+
+/// Settings given as flags; `None` leaves the lower layers' value.
+#[derive(Debug, Default, Serialize)]
+pub struct FlagSettings {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store: Option<StoreKind>,
+}
+
+/// Keys that may come from `TESSERA_*` variables (others, such as
+/// `TESSERA_CONFIG`, are not settings).
+fn is_setting(key: &str) -> bool {
+    let defaults = figment::value::Value::serialize(Settings::default()).ok();
+    defaults
+        .as_ref()
+        .and_then(|v| v.as_dict())
+        .is_some_and(|dict| dict.contains_key(key))
+}
+
+impl Settings {
+    /// Loads the layers. `config_file` is `--config` or `TESSERA_CONFIG`.
+    ///
+    /// # Errors
+    ///
+    /// Unreadable or invalid file, invalid values (with the key named).
+    pub fn load(config_file: Option<&Path>, flags: FlagSettings) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        if let Some(path) = config_file {
+            if !path.exists() {
+                bail!("config file {} does not exist", path.display());
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        figment = figment
+            .merge(Env::prefixed("TESSERA_").filter(|key| is_setting(key.as_str())))
+            .merge(Serialized::defaults(flags));
+        figment.extract().context("invalid settings")
+    }
+
+    /// The settings as TOML, with anything secret replaced by `<redacted>`.
+    pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
+        let mut value = toml::Value::try_from(self).context("settings are not representable as TOML")?;
+        if let Some(table) = value.as_table_mut() {
+            for (key, entry) in table.iter_mut() {
+                if ["secret", "password", "key", "url"].iter().any(|s| key.contains(s)) {
+                    *entry = toml::Value::String("<redacted>".into());
+                }
+            }
+        }
+        Ok(toml::to_string(&value)?)
+    }
+
+    /// The library configuration these settings describe.
+    ///
+    /// # Errors
+    ///
+    /// Values that are individually valid but do not fit together.
+    pub fn app_config(&self) -> anyhow::Result<AppConfig> {
+        let policy = SessionPolicy::new(
+            Duration::from_secs(self.session_idle_timeout),
+            Duration::from_secs(self.session_absolute_timeout),
+        )
+        .context("session_idle_timeout and session_absolute_timeout")?;
+        if !self.cookie_name.starts_with("__Host-") || self.cookie_name.len() <= "__Host-".len() {
+            bail!("cookie_name must start with __Host- (it keeps the cookie Secure, Path=/ and host-only)");
+        }
+        if !self.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+            bail!("cookie_name may contain only letters, digits, '_', '-' and '.'");
+        }
+        for rule in [self.login_ip_per_minute, self.login_account_per_minute, self.login_ip_burst, self.login_account_burst] {
+            if rule == 0 {
+                bail!("login throttle bursts and rates must be at least 1");
+            }
+        }
+        let same_site = match self.session_same_site {
+            SameSite::Lax => SameSitePolicy::Lax,
+            SameSite::Strict => SameSitePolicy::Strict,
+        };
+        let defaults = AppConfig::default();
+        Ok(AppConfig {
+            policy,
+            cookie: SessionCookie::new(self.cookie_name.clone(), same_site),
+            trusted_proxies: self.trusted_proxies.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            throttle: ThrottleSettings {
+                per_ip: BucketRule {
+                    burst: self.login_ip_burst,
+                    per_minute: self.login_ip_per_minute,
+                },
+                per_account: BucketRule {
+                    burst: self.login_account_burst,
+                    per_minute: self.login_account_per_minute,
+                },
+                ..defaults.throttle
+            },
+            hash_workers: self.hash_workers.unwrap_or(defaults.hash_workers).max(1),
+            hash_queue: self.hash_queue,
+            max_body_bytes: self.max_body_bytes,
+            session_data_max_bytes: self.session_data_max_bytes,
+        })
+    }
+
+    /// SQLite options.
+    pub fn sqlite_options(&self) -> SqliteOptions {
+        SqliteOptions {
+            synchronous: match self.sqlite_synchronous {
+                SqliteSync::Full => Synchronous::Full,
+                SqliteSync::Normal => Synchronous::Normal,
+            },
+            ..SqliteOptions::default()
+        }
+    }
+
+    /// The database file in the data directory.
+    pub fn database_path(&self) -> PathBuf {
+        self.data_dir.join("tessera.db")
+    }
+}
+
+/// Accepts a list, or one comma-separated string (as environment variables give).
+fn list_or_csv<'de, D, T>(deserializer: D) -> Result<Vec<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    let items = match Raw::deserialize(deserializer)? {
+        Raw::List(items) => items,
+        Raw::Text(text) => text.split(',').map(str::to_owned).collect(),
+    };
+    items
+        .iter()
+        .map(|s| s.trim())
+        .filter(|s| !s.is_empty())
+        .map(|s| parse_item(s).map_err(serde::de::Error::custom))
+        .collect()
+}
+
+fn parse_item<T: std::str::FromStr>(text: &str) -> Result<T, String>
+where
+    T::Err: std::fmt::Display,
+{
+    // A bare address is accepted where a network is expected.
+    text.parse::<T>()
+        .or_else(|e| {
+            let widened = if text.contains(':') { format!("{text}/128") } else { format!("{text}/32") };
+            widened.parse::<T>().map_err(|_| e)
+        })
+        .map_err(|e| format!("{text:?}: {e}"))
+}

@@ -1,0 +1,241 @@
+//! `tessera user ...`: account administration on the data directory.
+//!
+//! These commands work on the embedded database directly, so they work
+//! whether or not a server is running on it. Role changes, disabling and
+//! password changes reach the user's sessions the same way the admin API
+//! does (see `tessera::accounts`).
+
+use std::io::{BufRead, IsTerminal};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, anyhow, bail};
+use serde::Deserialize;
+use tessera::accounts::{AccountChange, Accounts};
+use tessera_core::{Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp, UserStore};
+use tessera_store::SqliteStore;
+
+use crate::cli::UserCommand;
+use crate::settings::Settings;
+
+/// Opens (creating if needed) the data directory and its database.
+pub fn open_database(settings: &Settings) -> anyhow::Result<SqliteStore> {
+    create_private_dir(&settings.data_dir)?;
+    SqliteStore::open(settings.database_path(), settings.sqlite_options())
+        .with_context(|| format!("cannot open the database in {}", settings.data_dir.display()))
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(dir)
+        .with_context(|| format!("cannot create data directory {}", dir.display()))
+}
+
+/// Runs one user command.
+pub fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("failed to start the async runtime")?;
+    runtime.block_on(run_async(settings, command))
+}
+
+async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
+    let db = open_database(settings)?;
+    let accounts = Accounts::new(Arc::new(db.clone()), Arc::new(db.clone()));
+    match command {
+        UserCommand::Add {
+            email,
+            roles,
+            password_stdin,
+        } => {
+            let email = parse_email(&email)?;
+            let roles = parse_roles(&roles)?;
+            let password = read_new_password(password_stdin)?;
+            let hash = PasswordHasher::owasp().hash(&password)?;
+            let user = NewUser {
+                email,
+                roles,
+                password_hash: hash,
+            }
+            .into_user(Timestamp::now());
+            match UserStore::create(&db, &user).await {
+                Err(StoreError::Conflict) => bail!("a user with e-mail {} already exists", user.email),
+                other => other?,
+            }
+            println!("created {} ({}) roles: {}", user.email, user.id, role_list(&user.roles));
+        }
+        UserCommand::List { json } => {
+            let users = db.list().await?;
+            if json {
+                let rows: Vec<_> = users.iter().map(tessera::routes::UserView::of).collect();
+                println!("{}", serde_json::to_string_pretty(&rows)?);
+            } else {
+                println!("{:<36}  {:<32}  {:<8}  ROLES", "ID", "EMAIL", "STATUS");
+                for u in &users {
+                    let status = if u.disabled { "disabled" } else { "active" };
+                    println!("{:<36}  {:<32}  {:<8}  {}", u.id, u.email, status, role_list(&u.roles));
+                }
+            }
+        }
+        UserCommand::SetRole { email, roles } => {
+            let email = parse_email(&email)?;
+            let roles = parse_roles(&roles)?;
+            let change = found(accounts.set_roles(&email, &roles).await?, &email)?;
+            println!(
+                "{} now has roles: {} ({} live sessions updated)",
+                change.user.email,
+                role_list(&change.user.roles),
+                change.sessions_affected
+            );
+        }
+        UserCommand::Disable { email } => {
+            let email = parse_email(&email)?;
+            let change = found(accounts.set_disabled(&email, true).await?, &email)?;
+            println!("{} disabled ({} sessions ended)", change.user.email, change.sessions_affected);
+        }
+        UserCommand::Enable { email } => {
+            let email = parse_email(&email)?;
+            let change = found(accounts.set_disabled(&email, false).await?, &email)?;
+            println!("{} enabled", change.user.email);
+        }
+        UserCommand::Passwd { email, password_stdin } => {
+            let email = parse_email(&email)?;
+            if db.by_email(&email).await?.is_none() {
+                bail!("no user with e-mail {email}");
+            }
+            let password = read_new_password(password_stdin)?;
+            let hash = PasswordHasher::owasp().hash(&password)?;
+            let change = found(accounts.set_password(&email, &hash).await?, &email)?;
+            println!("password changed for {} ({} sessions ended)", change.user.email, change.sessions_affected);
+        }
+        UserCommand::Import { file } => return import(&db, &file).await,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn found(change: Option<AccountChange>, email: &Email) -> anyhow::Result<AccountChange> {
+    change.ok_or_else(|| anyhow!("no user with e-mail {email}"))
+}
+
+fn parse_email(raw: &str) -> anyhow::Result<Email> {
+    Email::parse(raw).map_err(|e| anyhow!("{raw:?}: {e}"))
+}
+
+fn parse_roles(raw: &[String]) -> anyhow::Result<Vec<Role>> {
+    raw.iter()
+        .flat_map(|r| r.split(','))
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(|r| Role::parse(r).map_err(|e| anyhow!("role {r:?}: {e}")))
+        .collect()
+}
+
+fn role_list(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        "-".into()
+    } else {
+        roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
+    }
+}
+
+fn read_new_password(from_stdin: bool) -> anyhow::Result<Password> {
+    let password = if from_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        Password::new(line.trim_end_matches(['\r', '\n']))
+    } else {
+        if !std::io::stdin().is_terminal() {
+            bail!("standard input is not a terminal: pass --password-stdin to read the password from it");
+        }
+        let first = rpassword::prompt_password("Password: ")?;
+        let second = rpassword::prompt_password("Repeat password: ")?;
+        if first != second {
+            bail!("the passwords do not match");
+        }
+        Password::new(first)
+    };
+    password.check_policy()?;
+    Ok(password)
+}
+
+/// One user to import.
+#[derive(Debug, Deserialize)]
+struct ImportRow {
+    email: String,
+    #[serde(alias = "password_hash")]
+    hash: String,
+    #[serde(default, deserialize_with = "roles_field")]
+    roles: Vec<String>,
+}
+
+fn roles_field<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        List(Vec<String>),
+        Text(String),
+    }
+    Ok(match Raw::deserialize(deserializer)? {
+        Raw::List(list) => list,
+        Raw::Text(text) => text
+            .split([' ', ';', ','])
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
+}
+
+/// Imports every row or none: all rows are validated before anything is written.
+async fn import(db: &SqliteStore, file: &Path) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let rows: Vec<ImportRow> = match file.extension().and_then(|e| e.to_str()) {
+        Some("json") => serde_json::from_str(&text).context("expected a JSON array of {email, hash, roles}")?,
+        Some("csv") => csv::Reader::from_reader(text.as_bytes())
+            .deserialize()
+            .collect::<Result<_, _>>()
+            .context("expected CSV with a header row email,hash,roles")?,
+        _ => bail!("cannot tell the format of {}: use a .json or .csv file", file.display()),
+    };
+    let mut users = Vec::with_capacity(rows.len());
+    let mut problems = Vec::new();
+    for (index, row) in rows.into_iter().enumerate() {
+        let line = index + 1;
+        let parsed = (|| -> anyhow::Result<NewUser> {
+            Ok(NewUser {
+                email: parse_email(&row.email)?,
+                roles: parse_roles(&row.roles)?,
+                password_hash: PasswordHash::parse(&row.hash)?,
+            })
+        })();
+        match parsed {
+            Ok(user) => users.push(user),
+            Err(e) => problems.push(format!("record {line} ({}): {e:#}", row.email)),
+        }
+    }
+    if !problems.is_empty() {
+        for p in &problems {
+            eprintln!("{p}");
+        }
+        bail!("{} invalid records; nothing imported", problems.len());
+    }
+    let (mut created, mut skipped) = (0, 0);
+    for new_user in users {
+        let user = new_user.into_user(Timestamp::now());
+        match UserStore::create(db, &user).await {
+            Ok(()) => created += 1,
+            Err(StoreError::Conflict) => {
+                eprintln!("skipped {}: already exists", user.email);
+                skipped += 1;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    println!("imported {created} users, skipped {skipped} existing");
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,127 @@
+//! The session cookie: `__Host-` prefixed, `HttpOnly; Secure; Path=/`,
+//! `SameSite=Lax` (or `Strict`), no `Domain`, always with `Max-Age`.
+
+use std::time::Duration;
+
+use axum::http::{HeaderMap, HeaderValue, header};
+use cookie::{Cookie, SameSite};
+use tessera_core::SessionId;
+
+/// The default cookie name. The `__Host-` prefix makes browsers insist on
+/// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot set it.
+pub const DEFAULT_COOKIE_NAME: &str = "__Host-tessera";
+
+/// `SameSite` policy of the session cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SameSitePolicy {
+    /// Sent on top-level navigations from other sites (links keep working).
+    #[default]
+    Lax,
+    /// Never sent on requests started by another site.
+    Strict,
+}
+
+/// How the session cookie is named and scoped.
+#[derive(Debug, Clone)]
+pub struct SessionCookie {
+    name: String,
+    same_site: SameSitePolicy,
+}
+
+impl Default for SessionCookie {
+    fn default() -> Self {
+        Self::new(DEFAULT_COOKIE_NAME, SameSitePolicy::Lax)
+    }
+}
+
+impl SessionCookie {
+    /// A cookie named `name` with the given `SameSite` policy.
+    pub fn new(name: impl Into<String>, same_site: SameSitePolicy) -> Self {
+        Self {
+            name: name.into(),
+            same_site,
+        }
+    }
+
+    /// The cookie's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The session id text from the request's `Cookie` headers, if present.
+    /// Malformed cookie pairs are skipped; the first cookie with our name wins.
+    pub fn read<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
+        headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(';'))
+            .filter_map(|pair| pair.trim().split_once('='))
+            .find(|(name, _)| *name == self.name)
+            .map(|(_, value)| value.trim_matches('"'))
+    }
+
+    /// `Set-Cookie` value that hands the client `id`, valid for `max_age`.
+    pub fn issue(&self, id: &SessionId, max_age: Duration) -> HeaderValue {
+        self.render(id.expose(), max_age)
+    }
+
+    /// `Set-Cookie` value that makes the client forget the cookie.
+    pub fn clear(&self) -> HeaderValue {
+        self.render(String::new(), Duration::ZERO)
+    }
+
+    fn render(&self, value: String, max_age: Duration) -> HeaderValue {
+        let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+        let cookie = Cookie::build((self.name.clone(), value))
+            .http_only(true)
+            .secure(true)
+            .path("/")
+            .same_site(match self.same_site {
+                SameSitePolicy::Lax => SameSite::Lax,
+                SameSitePolicy::Strict => SameSite::Strict,
+            })
+            .max_age(cookie::time::Duration::seconds(seconds))
+            .build();
+        HeaderValue::from_str(&cookie.to_string()).expect("cookie names and base64url values are valid header text")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issued_cookies_carry_every_protective_attribute() {
+        let id = SessionId::generate();
+        let value = SessionCookie::default().issue(&id, Duration::from_secs(3600));
+        let text = value.to_str().unwrap();
+        assert!(text.starts_with(&format!("__Host-tessera={}", id.expose())));
+        for attribute in ["HttpOnly", "Secure", "Path=/", "SameSite=Lax", "Max-Age=3600"] {
+            assert!(text.contains(attribute), "{text} lacks {attribute}");
+        }
+        assert!(!text.contains("Domain"));
+    }
+
+    #[test]
+    fn strict_same_site_is_configurable() {
+        let value = SessionCookie::new("__Host-x", SameSitePolicy::Strict).issue(&SessionId::generate(), Duration::from_secs(1));
+        assert!(value.to_str().unwrap().contains("SameSite=Strict"));
+    }
+
+    #[test]
+    fn clearing_uses_the_same_name_and_path_with_max_age_zero() {
+        let text = SessionCookie::default().clear().to_str().unwrap().to_owned();
+        assert!(text.starts_with("__Host-tessera=;"));
+        assert!(text.contains("Max-Age=0") && text.contains("Path=/"));
+    }
+
+    #[test]
+    fn reads_our_cookie_among_others_and_skips_garbage() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("junk; other=1"));
+        headers.append(header::COOKIE, HeaderValue::from_static("a=b; __Host-tessera=abc; __Host-tessera=def"));
+        assert_eq!(SessionCookie::default().read(&headers), Some("abc"));
+        assert_eq!(SessionCookie::default().read(&HeaderMap::new()), None);
+    }
+}

@@ -1,0 +1,174 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Every handler and middleware returns [`ApiError`]; its `IntoResponse` is
+//! the only mapping to status codes. Bodies are always
+//! `{"error": {"code": "...", "message": "..."}}`; causes of 5xx answers are
+//! logged here and never shown to the client.
+
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tessera_core::StoreError;
+
+/// Everything a request can fail with.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No session, or an invalid or expired one.
+    #[error("a valid session is required")]
+    Unauthenticated,
+    /// Login failed. Deliberately silent about why (no account enumeration).
+    #[error("invalid email or password")]
+    InvalidCredentials,
+    /// Authenticated, but without the role the route needs.
+    #[error("this requires the {0} role")]
+    Forbidden(&'static str),
+    /// A state-changing request that came from another site.
+    #[error("cross-site request refused")]
+    CrossSite,
+    /// No such resource.
+    #[error("{0}")]
+    NotFound(&'static str),
+    /// The route exists but not for this method.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// The request body or parameters are unusable.
+    #[error("{message}")]
+    BadRequest {
+        /// Machine-readable code.
+        code: &'static str,
+        /// Human-readable explanation.
+        message: String,
+    },
+    /// The body is larger than the configured limit.
+    #[error("request body too large")]
+    PayloadTooLarge,
+    /// Session data would grow past its limit.
+    #[error("session data may not exceed {0} bytes")]
+    SessionDataTooLarge(usize),
+    /// The body is not JSON.
+    #[error("expected Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// Too many failed logins; try again later.
+    #[error("too many attempts, try again later")]
+    Throttled {
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+    /// Password hashing is saturated; try again shortly.
+    #[error("the server is busy, try again shortly")]
+    Busy {
+        /// When a retry may succeed.
+        retry_after: Duration,
+    },
+    /// The session or user store did not answer. Fail closed.
+    #[error("the session store is unavailable")]
+    StoreUnavailable(String),
+    /// A bug or an impossible state. Details go to the log only.
+    #[error("internal error")]
+    Internal(String),
+}
+
+impl ApiError {
+    /// A 400 with a code and a message.
+    pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
+        Self::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn status_and_code(&self) -> (StatusCode, &'static str) {
+        match self {
+            Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
+            Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
+            Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
+            Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
+            Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
+            Self::SessionDataTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "session_data_too_large"),
+            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
+            Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
+            Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
+        }
+    }
+}
+
+/// Builds the JSON error body every error response carries.
+pub fn error_body(code: &str, message: &str) -> serde_json::Value {
+    json!({"error": {"code": code, "message": message}})
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, code) = self.status_and_code();
+        match &self {
+            Self::StoreUnavailable(cause) => tracing::warn!(%cause, "store unavailable, failing closed"),
+            Self::Internal(cause) => tracing::error!(%cause, "internal error"),
+            _ => {}
+        }
+        let mut response = (status, Json(error_body(code, &self.to_string()))).into_response();
+        let retry_after = match &self {
+            Self::Throttled { retry_after } | Self::Busy { retry_after } => Some(*retry_after),
+            Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
+            _ => None,
+        };
+        if let Some(after) = retry_after {
+            let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        match error {
+            StoreError::Unavailable(cause) => Self::StoreUnavailable(cause),
+            StoreError::DataTooLarge { limit } => Self::SessionDataTooLarge(limit),
+            StoreError::Conflict => Self::bad_request("conflict", "already exists"),
+            StoreError::Corrupt(cause) => Self::Internal(format!("corrupt record: {cause}")),
+        }
+    }
+}
+
+impl From<JsonRejection> for ApiError {
+    fn from(rejection: JsonRejection) -> Self {
+        match rejection.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,
+            _ => Self::bad_request("invalid_json", rejection.body_text()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_rounds_up_to_whole_seconds() {
+        let response = ApiError::Throttled {
+            retry_after: Duration::from_millis(1500),
+        }
+        .into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+
+    #[test]
+    fn store_outages_are_503_with_retry_after() {
+        let response = ApiError::from(StoreError::Unavailable("down".into())).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert!(response.headers().contains_key(header::RETRY_AFTER));
+    }
+}

@@ -1,0 +1,26 @@
+//! `GET /health`: liveness without authentication, the benchmark baseline.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+
+use crate::state::AppState;
+
+/// 200 while the session store answered its last probe, 503 otherwise.
+/// The probe runs in the background, so this route costs no store call.
+pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
+    let up = state.store_up();
+    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let body = json!({
+        "status": if up { "ok" } else { "unavailable" },
+        "store": {
+            "backend": state.sessions.backend(),
+            "durable": state.sessions.is_durable(),
+            "status": if up { "up" } else { "down" },
+        },
+    });
+    (status, Json(body))
+}

@@ -1,0 +1,153 @@
+//! `POST /login` and `POST /logout`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Extension;
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::{Email, Password, SessionId, SessionMeta, Timestamp, User, Verification};
+
+use crate::auth::CurrentSession;
+use crate::client_ip::client_ip;
+use crate::error::ApiError;
+use crate::json::{ApiJson, OptionalJson};
+use crate::routes::{SessionView, UserView};
+use crate::state::AppState;
+
+/// Credentials. `Debug` never shows the password (see [`Password`]).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    email: String,
+    password: String,
+}
+
+/// Checks credentials with throttling, bounded hashing and no enumeration:
+/// unknown user, wrong password and disabled user give the same error after
+/// the same amount of work. Shared by every way of logging in.
+///
+/// # Errors
+///
+/// 401 invalid credentials, 429 throttled, 503 busy or store down.
+pub async fn authenticate(state: &AppState, ip: std::net::IpAddr, credentials: Credentials) -> Result<User, ApiError> {
+    let Credentials { email, password } = credentials;
+    state
+        .throttle
+        .begin_attempt(ip, &email)
+        .map_err(|retry_after| ApiError::Throttled { retry_after })?;
+    let user = match Email::parse(&email) {
+        Ok(email) => state.users.by_email(&email).await?,
+        Err(_) => None,
+    };
+    let stored = user.as_ref().map(|u| u.password_hash.clone());
+    let password = Password::new(password);
+    let (verification, password) = state
+        .hashing
+        .run(move |hasher| (hasher.verify(&password, stored.as_ref()), password))
+        .await
+        .map_err(|_| ApiError::Busy {
+            retry_after: Duration::from_secs(1),
+        })?;
+    let user = match (user, verification) {
+        (Some(user), Verification::Valid { needs_rehash }) if !user.disabled => {
+            if needs_rehash {
+                upgrade_hash(state, &user, password);
+            }
+            user
+        }
+        _ => return Err(ApiError::InvalidCredentials),
+    };
+    state.throttle.succeeded(ip, &email);
+    Ok(user)
+}
+
+/// Replaces an outdated hash (e.g. imported bcrypt) after a successful login,
+/// in the background: the login does not wait for it.
+fn upgrade_hash(state: &AppState, user: &User, password: Password) {
+    let hashing = state.hashing.clone();
+    let users = Arc::clone(&state.users);
+    let id = user.id;
+    tokio::spawn(async move {
+        match hashing.run(move |hasher| hasher.hash(&password)).await {
+            Ok(Ok(hash)) => match users.set_password_hash(id, &hash).await {
+                Ok(_) => tracing::info!(user = %id, "password rehashed to argon2id"),
+                Err(error) => tracing::warn!(user = %id, %error, "could not store the upgraded hash"),
+            },
+            Ok(Err(error)) => tracing::warn!(user = %id, %error, "rehash failed"),
+            Err(_) => tracing::debug!(user = %id, "hashing busy; rehash deferred to the next login"),
+        }
+    });
+}
+
+/// `POST /login`: `{"email", "password"}` → 200 with the user and a fresh
+/// session cookie. Any session cookie the client sent is ended, never adopted.
+///
+/// # Errors
+///
+/// See [`authenticate`]; 403 for a cross-site login attempt.
+pub async fn login(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    ApiJson(credentials): ApiJson<Credentials>,
+) -> Result<Response, ApiError> {
+    state.origins.check(&method, &headers)?;
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let user = authenticate(&state, ip, credentials).await?;
+
+    if let Some(old) = state.config.cookie.read(&headers).and_then(|raw| SessionId::parse(raw).ok()) {
+        state.sessions.delete(&old.hash()).await?;
+    }
+    let now = Timestamp::now();
+    let meta = SessionMeta {
+        ip: Some(ip.to_string()),
+        user_agent: headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned),
+    };
+    let (id, session) = state.config.policy.start(&user, meta, now);
+    state.sessions.create(&session).await?;
+    tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
+
+    let cookie = state.config.cookie.issue(&id, session.absolute_expires_at.since(now));
+    let body = json!({"user": UserView::of_session(&session), "session": SessionView::of(&session)});
+    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Body of `POST /logout`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogoutRequest {
+    #[serde(default)]
+    everywhere: bool,
+}
+
+/// `POST /logout`: ends this session (or, with `{"everywhere": true}`, all of
+/// the user's sessions) and clears the cookie.
+///
+/// # Errors
+///
+/// 401 without a session, 503 if the store cannot record the logout (the
+/// client is then not told it succeeded).
+pub async fn logout(
+    State(state): State<Arc<AppState>>,
+    Extension(current): Extension<CurrentSession>,
+    OptionalJson(request): OptionalJson<LogoutRequest>,
+) -> Result<Response, ApiError> {
+    let ended = if request.everywhere {
+        state.sessions.delete_all_for_user(current.user_id).await?
+    } else {
+        u64::from(state.sessions.delete(&current.id_hash).await?)
+    };
+    tracing::info!(user = %current.user_id, ended, everywhere = request.everywhere, "logout");
+    let cookie = state.config.cookie.clear();
+    Ok(([(header::SET_COOKIE, cookie)], Json(json!({"sessions_ended": ended}))).into_response())
+}

@@ -1,0 +1,85 @@
+//! Serving: the listener, background maintenance and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::Timestamp;
+use tokio::net::TcpListener;
+
+use crate::app::router;
+use crate::state::AppState;
+
+/// How often background maintenance runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Maintenance {
+    /// Between purges of expired sessions (and throttle pruning).
+    pub purge_interval: Duration,
+    /// Between store health probes.
+    pub probe_interval: Duration,
+}
+
+impl Default for Maintenance {
+    fn default() -> Self {
+        Self {
+            purge_interval: Duration::from_secs(60),
+            probe_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes
+/// in-flight requests and returns.
+///
+/// # Errors
+///
+/// I/O errors of the listener.
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<AppState>,
+    maintenance: Maintenance,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let tasks = spawn_maintenance(Arc::clone(&state), maintenance);
+    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    for task in tasks {
+        task.abort();
+    }
+    result
+}
+
+fn spawn_maintenance(state: Arc<AppState>, maintenance: Maintenance) -> Vec<tokio::task::JoinHandle<()>> {
+    let purge = {
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(maintenance.purge_interval);
+            loop {
+                tick.tick().await;
+                match state.sessions.purge_expired(Timestamp::now()).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "expired sessions purged"),
+                    Err(error) => tracing::warn!(%error, "purging expired sessions failed"),
+                }
+                state.throttle.prune();
+            }
+        })
+    };
+    let probe = tokio::spawn(async move {
+        let mut tick = tokio::time::interval(maintenance.probe_interval);
+        loop {
+            tick.tick().await;
+            let up = state.sessions.ping().await.is_ok() && state.users.ping().await.is_ok();
+            if up != state.store_up() {
+                if up {
+                    tracing::info!("store is answering again");
+                } else {
+                    tracing::warn!("store probe failed");
+                }
+            }
+            state.set_store_up(up);
+        }
+    });
+    vec![purge, probe]
+}

@@ -1,0 +1,125 @@
+//! What every request handler shares, and the settings it is built from.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use ipnet::IpNet;
+use tessera_core::{PasswordHasher, SessionPolicy, SessionStore, UserStore};
+
+use crate::accounts::Accounts;
+use crate::cookies::SessionCookie;
+use crate::csrf::OriginPolicy;
+use crate::hashing::HashingPool;
+use crate::throttle::{LoginThrottle, ThrottleSettings};
+
+/// Settings of the HTTP application. The binary builds this from flags,
+/// environment and file; embedders build it in code. Defaults are the secure
+/// ones.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// Idle and absolute session timeouts.
+    pub policy: SessionPolicy,
+    /// Name and `SameSite` of the session cookie.
+    pub cookie: SessionCookie,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// Origins besides our own that may send state-changing requests.
+    pub allowed_origins: Vec<String>,
+    /// Login throttling.
+    pub throttle: ThrottleSettings,
+    /// Concurrent password hashes.
+    pub hash_workers: usize,
+    /// Password hashes allowed to wait for a worker.
+    pub hash_queue: usize,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+    /// Largest session data object, in bytes of JSON.
+    pub session_data_max_bytes: usize,
+}
+
+impl Default for AppConfig {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Self {
+            policy: SessionPolicy::default(),
+            cookie: SessionCookie::default(),
+            trusted_proxies: Vec::new(),
+            allowed_origins: Vec::new(),
+            throttle: ThrottleSettings::default(),
+            // Leave a core to the async workers so a login flood cannot starve
+            // session checks.
+            hash_workers: cores.saturating_sub(1).max(1),
+            hash_queue: 32,
+            max_body_bytes: 64 * 1024,
+            session_data_max_bytes: 8 * 1024,
+        }
+    }
+}
+
+/// The shared state behind every request.
+pub struct AppState {
+    pub(crate) config: AppConfig,
+    pub(crate) sessions: Arc<dyn SessionStore>,
+    pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) accounts: Accounts,
+    pub(crate) hashing: HashingPool,
+    pub(crate) throttle: LoginThrottle,
+    pub(crate) origins: OriginPolicy,
+    store_up: AtomicBool,
+}
+
+impl std::fmt::Debug for AppState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AppState")
+            .field("config", &self.config)
+            .field("sessions", &self.sessions.backend())
+            .field("users", &self.users.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+impl AppState {
+    /// Assembles the state from settings, stores and a password hasher.
+    pub fn new(
+        config: AppConfig,
+        sessions: Arc<dyn SessionStore>,
+        users: Arc<dyn UserStore>,
+        hasher: PasswordHasher,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            accounts: Accounts::new(Arc::clone(&users), Arc::clone(&sessions)),
+            hashing: HashingPool::new(hasher, config.hash_workers, config.hash_queue),
+            throttle: LoginThrottle::new(config.throttle),
+            origins: OriginPolicy::new(config.allowed_origins.iter().cloned()),
+            sessions,
+            users,
+            config,
+            store_up: AtomicBool::new(true),
+        })
+    }
+
+    /// The session store.
+    pub fn sessions(&self) -> &Arc<dyn SessionStore> {
+        &self.sessions
+    }
+
+    /// The user store.
+    pub fn users(&self) -> &Arc<dyn UserStore> {
+        &self.users
+    }
+
+    /// Whether the session store answered its last probe.
+    pub fn store_up(&self) -> bool {
+        self.store_up.load(Ordering::Relaxed)
+    }
+
+    /// Records the result of a store probe.
+    pub fn set_store_up(&self, up: bool) {
+        self.store_up.store(up, Ordering::Relaxed);
+    }
+
+    /// The login throttle, e.g. for periodic pruning.
+    pub fn throttle(&self) -> &LoginThrottle {
+        &self.throttle
+    }
+}
