@@ -75,7 +75,9 @@ impl PasswordHash {
     pub fn parse(hash: &str) -> Result<Self, PasswordError> {
         match Scheme::of(hash) {
             Scheme::Argon2 if phc::PasswordHash::new(hash).is_ok() => Ok(Self(hash.to_owned())),
-            Scheme::Bcrypt if hash.parse::<bcrypt::HashParts>().is_ok() => Ok(Self(hash.to_owned())),
+            Scheme::Bcrypt if hash.parse::<bcrypt::HashParts>().is_ok() => {
+                Ok(Self(hash.to_owned()))
+            }
             _ => Err(PasswordError::UnsupportedHash),
         }
     }
@@ -217,7 +219,9 @@ impl PasswordHasher {
             Scheme::Argon2 => self.verify_argon2(password, stored),
             // The non-truncating variant refuses passwords over bcrypt's
             // 72-byte limit instead of silently checking a prefix.
-            Scheme::Bcrypt => bcrypt::non_truncating_verify(password.as_bytes(), &stored.0).unwrap_or(false),
+            Scheme::Bcrypt => {
+                bcrypt::non_truncating_verify(password.as_bytes(), &stored.0).unwrap_or(false)
+            }
             Scheme::Unknown => {
                 let _ = self.verify_argon2(password, &self.dummy);
                 false
@@ -234,7 +238,11 @@ impl PasswordHasher {
 
     fn verify_argon2(&self, password: &Password, stored: &PasswordHash) -> bool {
         phc::PasswordHash::new(&stored.0)
-            .map(|parsed| self.argon2.verify_password(password.as_bytes(), &parsed).is_ok())
+            .map(|parsed| {
+                self.argon2
+                    .verify_password(password.as_bytes(), &parsed)
+                    .is_ok()
+            })
             .unwrap_or(false)
     }
 
@@ -267,17 +275,34 @@ mod tests {
 
     #[test]
     fn hashes_are_argon2id_phc_strings_with_the_configured_parameters() {
-        let hash = PasswordHasher::owasp().hash(&Password::new("correct horse")).unwrap();
-        assert!(hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{}", hash.as_str());
+        let hash = PasswordHasher::owasp()
+            .hash(&Password::new("correct horse"))
+            .unwrap();
+        assert!(
+            hash.as_str().starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{}",
+            hash.as_str()
+        );
     }
 
     #[test]
     fn verifies_the_right_password_only() {
         let h = fast();
         let hash = h.hash(&Password::new("correct horse")).unwrap();
-        assert_eq!(h.verify(&Password::new("correct horse"), Some(&hash)), Verification::Valid { needs_rehash: false });
-        assert_eq!(h.verify(&Password::new("correct hors"), Some(&hash)), Verification::Invalid);
-        assert_eq!(h.verify(&Password::new("correct horse"), None), Verification::Invalid);
+        assert_eq!(
+            h.verify(&Password::new("correct horse"), Some(&hash)),
+            Verification::Valid {
+                needs_rehash: false
+            }
+        );
+        assert_eq!(
+            h.verify(&Password::new("correct hors"), Some(&hash)),
+            Verification::Invalid
+        );
+        assert_eq!(
+            h.verify(&Password::new("correct horse"), None),
+            Verification::Invalid
+        );
     }
 
     #[test]
@@ -287,8 +312,14 @@ mod tests {
         let hash = h.hash(&Password::new(long.clone())).unwrap();
         let mut other = long.clone();
         other.push('q');
-        assert_eq!(h.verify(&Password::new(other), Some(&hash)), Verification::Invalid);
-        assert!(matches!(h.verify(&Password::new(long), Some(&hash)), Verification::Valid { .. }));
+        assert_eq!(
+            h.verify(&Password::new(other), Some(&hash)),
+            Verification::Invalid
+        );
+        assert!(matches!(
+            h.verify(&Password::new(long), Some(&hash)),
+            Verification::Valid { .. }
+        ));
     }
 
     #[test]
@@ -296,8 +327,14 @@ mod tests {
         let h = fast();
         let bcrypt_hash = bcrypt::hash("hunter2hunter2", 4).unwrap();
         let stored = PasswordHash::parse(&bcrypt_hash).unwrap();
-        assert_eq!(h.verify(&Password::new("hunter2hunter2"), Some(&stored)), Verification::Valid { needs_rehash: true });
-        assert_eq!(h.verify(&Password::new("hunter2"), Some(&stored)), Verification::Invalid);
+        assert_eq!(
+            h.verify(&Password::new("hunter2hunter2"), Some(&stored)),
+            Verification::Valid { needs_rehash: true }
+        );
+        assert_eq!(
+            h.verify(&Password::new("hunter2"), Some(&stored)),
+            Verification::Invalid
+        );
     }
 
     #[test]
@@ -306,7 +343,10 @@ mod tests {
         let long = "b".repeat(72);
         let stored = PasswordHash::parse(&bcrypt::hash(&long, 4).unwrap()).unwrap();
         let longer = format!("{long}extra");
-        assert_eq!(h.verify(&Password::new(longer), Some(&stored)), Verification::Invalid);
+        assert_eq!(
+            h.verify(&Password::new(longer), Some(&stored)),
+            Verification::Invalid
+        );
     }
 
     #[test]
@@ -317,8 +357,18 @@ mod tests {
 
     #[test]
     fn unknown_hash_formats_are_refused() {
-        for bad in ["", "plaintext", "$1$abc$def", "$argon2id$garbage", "$2b$04$short"] {
-            assert_eq!(PasswordHash::parse(bad), Err(PasswordError::UnsupportedHash), "{bad}");
+        for bad in [
+            "",
+            "plaintext",
+            "$1$abc$def",
+            "$argon2id$garbage",
+            "$2b$04$short",
+        ] {
+            assert_eq!(
+                PasswordHash::parse(bad),
+                Err(PasswordError::UnsupportedHash),
+                "{bad}"
+            );
         }
     }
 

@@ -57,7 +57,8 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn create(&self, session: &Session) -> Result<(), StoreError>;
 
     /// The live session with this id hash, if any.
-    async fn load(&self, id: &SessionIdHash, now: Timestamp) -> Result<Option<Session>, StoreError>;
+    async fn load(&self, id: &SessionIdHash, now: Timestamp)
+    -> Result<Option<Session>, StoreError>;
 
     /// Records activity. Returns `false` if the session no longer exists.
     async fn touch(
@@ -89,10 +90,15 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError>;
 
     /// The user's live sessions, oldest first.
-    async fn list_for_user(&self, user: UserId, now: Timestamp) -> Result<Vec<Session>, StoreError>;
+    async fn list_for_user(&self, user: UserId, now: Timestamp)
+    -> Result<Vec<Session>, StoreError>;
 
     /// Ends the user's session with this handle. Returns whether it existed.
-    async fn delete_by_handle(&self, user: UserId, handle: &SessionHandle) -> Result<bool, StoreError>;
+    async fn delete_by_handle(
+        &self,
+        user: UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError>;
 
     /// Ends every session of the user. Returns how many there were.
     async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError>;
@@ -149,5 +155,7 @@ pub trait UserStore: Send + Sync + 'static {
 /// Serialised size of session data in bytes, as stores measure it against
 /// the `merge_data` limit.
 pub fn data_size(data: &Map<String, Value>) -> usize {
-    serde_json::to_vec(data).map(|v| v.len()).unwrap_or(usize::MAX)
+    serde_json::to_vec(data)
+        .map(|v| v.len())
+        .unwrap_or(usize::MAX)
 }

@@ -70,7 +70,9 @@ impl Email {
     pub fn parse(raw: &str) -> Result<Self, InvalidUserField> {
         let normalised = raw.trim().to_lowercase();
         let valid = normalised.len() <= 254
-            && !normalised.chars().any(|c| c.is_whitespace() || c.is_control())
+            && !normalised
+                .chars()
+                .any(|c| c.is_whitespace() || c.is_control())
             && matches!(normalised.split_once('@'), Some((local, domain))
                 if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
         if valid {
@@ -213,12 +215,23 @@ mod tests {
 
     #[test]
     fn email_is_trimmed_and_lowercased() {
-        assert_eq!(Email::parse("  Alice@Example.COM ").unwrap().as_str(), "alice@example.com");
+        assert_eq!(
+            Email::parse("  Alice@Example.COM ").unwrap().as_str(),
+            "alice@example.com"
+        );
     }
 
     #[test]
     fn email_without_local_or_domain_part_is_refused() {
-        for bad in ["", "alice", "@example.com", "alice@", "a@b@c", "a b@c.d", &"x".repeat(255)] {
+        for bad in [
+            "",
+            "alice",
+            "@example.com",
+            "alice@",
+            "a@b@c",
+            "a b@c.d",
+            &"x".repeat(255),
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }
     }
@@ -236,6 +249,9 @@ mod tests {
     fn roles_are_normalised() {
         let roles = ["b", "a", "b"].map(|r| Role::parse(r).unwrap()).to_vec();
         let roles = normalise_roles(roles);
-        assert_eq!(roles.iter().map(Role::as_str).collect::<Vec<_>>(), ["a", "b"]);
+        assert_eq!(
+            roles.iter().map(Role::as_str).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
     }
 }

@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Email, PasswordHash, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp, User,
-    UserId, UserStore,
+    Email, PasswordHash, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError,
+    Timestamp, User, UserId, UserStore,
 };
 
 /// An in-memory store. Everything is lost when the process ends.
@@ -27,7 +27,10 @@ struct Sessions {
 
 impl Sessions {
     fn insert(&mut self, session: Session) {
-        self.by_user.entry(session.user_id).or_default().insert(session.id_hash);
+        self.by_user
+            .entry(session.user_id)
+            .or_default()
+            .insert(session.id_hash);
         self.by_id.insert(session.id_hash, session);
     }
 
@@ -43,7 +46,10 @@ impl Sessions {
     }
 
     fn user_ids(&self, user: UserId) -> Vec<SessionIdHash> {
-        self.by_user.get(&user).map(|ids| ids.iter().copied().collect()).unwrap_or_default()
+        self.by_user
+            .get(&user)
+            .map(|ids| ids.iter().copied().collect())
+            .unwrap_or_default()
     }
 }
 
@@ -91,11 +97,25 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    async fn load(&self, id: &SessionIdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
-        Ok(self.sessions().by_id.get(id).filter(|s| now < s.expires_at).cloned())
+    async fn load(
+        &self,
+        id: &SessionIdHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
+        Ok(self
+            .sessions()
+            .by_id
+            .get(id)
+            .filter(|s| now < s.expires_at)
+            .cloned())
     }
 
-    async fn touch(&self, id: &SessionIdHash, last_seen: Timestamp, expires_at: Timestamp) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &SessionIdHash,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
         let mut sessions = self.sessions_mut();
         let Some(session) = sessions.by_id.get_mut(id) else {
             return Ok(false);
@@ -137,7 +157,11 @@ impl SessionStore for MemoryStore {
         Ok(self.sessions_mut().remove(id).is_some())
     }
 
-    async fn list_for_user(&self, user: UserId, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
         let sessions = self.sessions();
         let mut live: Vec<Session> = sessions
             .user_ids(user)
@@ -150,7 +174,11 @@ impl SessionStore for MemoryStore {
         Ok(live)
     }
 
-    async fn delete_by_handle(&self, user: UserId, handle: &SessionHandle) -> Result<bool, StoreError> {
+    async fn delete_by_handle(
+        &self,
+        user: UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError> {
         let mut sessions = self.sessions_mut();
         let target = sessions
             .user_ids(user)
@@ -162,7 +190,10 @@ impl SessionStore for MemoryStore {
     async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError> {
         let mut sessions = self.sessions_mut();
         let ids = sessions.user_ids(user);
-        Ok(ids.iter().filter(|id| sessions.remove(id).is_some()).count() as u64)
+        Ok(ids
+            .iter()
+            .filter(|id| sessions.remove(id).is_some())
+            .count() as u64)
     }
 
     async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {

@@ -20,8 +20,8 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Email, PasswordHash, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp, User,
-    UserId, UserStore,
+    Email, PasswordHash, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError,
+    Timestamp, User, UserId, UserStore,
 };
 use uuid::Uuid;
 
@@ -169,23 +169,32 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn open_connection(path: &Path, options: &SqliteOptions, writer: bool) -> Result<Connection, StoreError> {
+fn open_connection(
+    path: &Path,
+    options: &SqliteOptions,
+    writer: bool,
+) -> Result<Connection, StoreError> {
     let flags = if writer {
-        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        OpenFlags::SQLITE_OPEN_READ_WRITE
+            | OpenFlags::SQLITE_OPEN_CREATE
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
     let conn = Connection::open_with_flags(path, flags)
         .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-    conn.busy_timeout(options.busy_timeout).map_err(to_store_error)?;
+    conn.busy_timeout(options.busy_timeout)
+        .map_err(to_store_error)?;
     if writer {
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(to_store_error)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(to_store_error)?;
     }
     let synchronous = match options.synchronous {
         Synchronous::Normal => "NORMAL",
         Synchronous::Full => "FULL",
     };
-    conn.pragma_update(None, "synchronous", synchronous).map_err(to_store_error)?;
+    conn.pragma_update(None, "synchronous", synchronous)
+        .map_err(to_store_error)?;
     Ok(conn)
 }
 
@@ -205,14 +214,17 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(sql).map_err(to_store_error)?;
-        tx.pragma_update(None, "user_version", (index + 1) as i64).map_err(to_store_error)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(to_store_error)?;
     }
     tx.commit().map_err(to_store_error)
 }
 
 fn to_store_error(error: rusqlite::Error) -> StoreError {
     match &error {
-        rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation => StoreError::Conflict,
+        rusqlite::Error::SqliteFailure(e, _) if e.code == ErrorCode::ConstraintViolation => {
+            StoreError::Conflict
+        }
         rusqlite::Error::FromSqlConversionFailure(..) | rusqlite::Error::InvalidColumnType(..) => {
             StoreError::Corrupt(error.to_string())
         }
@@ -278,7 +290,9 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
     let email: String = row.get(1)?;
     let roles: String = row.get(2)?;
     Ok(User {
-        id: id.parse().map_err(|e: uuid::Error| corrupt("user id")(e.to_string()))?,
+        id: id
+            .parse()
+            .map_err(|e: uuid::Error| corrupt("user id")(e.to_string()))?,
         email: Email::parse(&email).map_err(|e| corrupt("email")(e.to_string()))?,
         roles: decode_roles(&roles)?,
         disabled: row.get(3)?,
@@ -328,7 +342,11 @@ impl SessionStore for SqliteStore {
         self.write(move |tx| insert_session(tx, &session)).await
     }
 
-    async fn load(&self, id: &SessionIdHash, now: Timestamp) -> Result<Option<Session>, StoreError> {
+    async fn load(
+        &self,
+        id: &SessionIdHash,
+        now: Timestamp,
+    ) -> Result<Option<Session>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = ?1 AND expires_at > ?2"
@@ -338,12 +356,25 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    async fn touch(&self, id: &SessionIdHash, last_seen: Timestamp, expires_at: Timestamp) -> Result<bool, StoreError> {
+    async fn touch(
+        &self,
+        id: &SessionIdHash,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
         let id = *id;
         self.write(move |tx| {
             let changed = tx
-                .prepare_cached("UPDATE sessions SET last_seen = ?2, expires_at = ?3 WHERE id_hash = ?1")
-                .and_then(|mut s| s.execute(params![id.as_bytes(), last_seen.unix_millis(), expires_at.unix_millis()]))
+                .prepare_cached(
+                    "UPDATE sessions SET last_seen = ?2, expires_at = ?3 WHERE id_hash = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.as_bytes(),
+                        last_seen.unix_millis(),
+                        expires_at.unix_millis()
+                    ])
+                })
                 .map_err(to_store_error)?;
             Ok(changed > 0)
         })
@@ -360,7 +391,11 @@ impl SessionStore for SqliteStore {
         let patch = patch.clone();
         self.write(move |tx| {
             let current: Option<String> = tx
-                .query_row("SELECT data FROM sessions WHERE id_hash = ?1", [id.as_bytes()], |r| r.get(0))
+                .query_row(
+                    "SELECT data FROM sessions WHERE id_hash = ?1",
+                    [id.as_bytes()],
+                    |r| r.get(0),
+                )
                 .optional()
                 .map_err(to_store_error)?;
             let Some(current) = current else {
@@ -368,15 +403,23 @@ impl SessionStore for SqliteStore {
             };
             let mut data = match serde_json::from_str::<Value>(&current) {
                 Ok(Value::Object(map)) => map,
-                _ => return Err(StoreError::Corrupt("session data is not a JSON object".into())),
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "session data is not a JSON object".into(),
+                    ));
+                }
             };
             merge_patch(&mut data, &patch);
             if data_size(&data) > limit {
                 return Err(StoreError::DataTooLarge { limit });
             }
-            let text = serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            tx.execute("UPDATE sessions SET data = ?2 WHERE id_hash = ?1", params![id.as_bytes(), text])
-                .map_err(to_store_error)?;
+            let text =
+                serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.execute(
+                "UPDATE sessions SET data = ?2 WHERE id_hash = ?1",
+                params![id.as_bytes(), text],
+            )
+            .map_err(to_store_error)?;
             Ok(Some(data))
         })
         .await
@@ -409,7 +452,11 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn list_for_user(&self, user: UserId, now: Timestamp) -> Result<Vec<Session>, StoreError> {
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
         self.read(|conn| {
             conn.prepare_cached(&format!(
                 "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at"
@@ -419,7 +466,11 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    async fn delete_by_handle(&self, user: UserId, handle: &SessionHandle) -> Result<bool, StoreError> {
+    async fn delete_by_handle(
+        &self,
+        user: UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError> {
         let handle = handle.clone();
         self.write(move |tx| {
             let removed = tx
@@ -436,7 +487,10 @@ impl SessionStore for SqliteStore {
     async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError> {
         self.write(move |tx| {
             let removed = tx
-                .execute("DELETE FROM sessions WHERE user_id = ?1", [user.as_uuid().as_bytes()])
+                .execute(
+                    "DELETE FROM sessions WHERE user_id = ?1",
+                    [user.as_uuid().as_bytes()],
+                )
                 .map_err(to_store_error)?;
             Ok(removed as u64)
         })
@@ -460,7 +514,10 @@ impl SessionStore for SqliteStore {
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
         self.write(move |tx| {
             let removed = tx
-                .execute("DELETE FROM sessions WHERE expires_at <= ?1", [now.unix_millis()])
+                .execute(
+                    "DELETE FROM sessions WHERE expires_at <= ?1",
+                    [now.unix_millis()],
+                )
                 .map_err(to_store_error)?;
             Ok(removed as u64)
         })
@@ -500,9 +557,11 @@ impl UserStore for SqliteStore {
 
     async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"))?
-                .query_row([email.as_str()], user_from_row)
-                .optional()
+            conn.prepare_cached(&format!(
+                "SELECT {USER_COLUMNS} FROM users WHERE email = ?1"
+            ))?
+            .query_row([email.as_str()], user_from_row)
+            .optional()
         })
     }
 
@@ -524,17 +583,26 @@ impl UserStore for SqliteStore {
 
     async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
         let roles = encode_roles(&tessera_core::user::normalise_roles(roles.to_vec()));
-        self.update_user(id, "roles", rusqlite::types::Value::Text(roles)).await
+        self.update_user(id, "roles", rusqlite::types::Value::Text(roles))
+            .await
     }
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
-        self.update_user(id, "disabled", rusqlite::types::Value::Integer(disabled.into()))
-            .await
+        self.update_user(
+            id,
+            "disabled",
+            rusqlite::types::Value::Integer(disabled.into()),
+        )
+        .await
     }
 
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError> {
-        self.update_user(id, "password_hash", rusqlite::types::Value::Text(hash.as_str().to_owned()))
-            .await
+        self.update_user(
+            id,
+            "password_hash",
+            rusqlite::types::Value::Text(hash.as_str().to_owned()),
+        )
+        .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -551,7 +619,10 @@ impl SqliteStore {
     ) -> Result<bool, StoreError> {
         self.write(move |tx| {
             let changed = tx
-                .execute(&format!("UPDATE users SET {column} = ?2 WHERE id = ?1"), params![id.to_string(), value])
+                .execute(
+                    &format!("UPDATE users SET {column} = ?2 WHERE id = ?1"),
+                    params![id.to_string(), value],
+                )
                 .map_err(to_store_error)?;
             Ok(changed > 0)
         })

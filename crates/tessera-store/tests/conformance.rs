@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 use tessera_core::{
-    Email, NewUser, PasswordHash, Role, Session, SessionHandle, SessionMeta, SessionPolicy, SessionStore,
-    StoreError, Timestamp, User, UserStore,
+    Email, NewUser, PasswordHash, Role, Session, SessionHandle, SessionMeta, SessionPolicy,
+    SessionStore, StoreError, Timestamp, User, UserStore,
 };
 use tessera_store::{MemoryStore, SqliteOptions, SqliteStore};
 
@@ -17,7 +17,9 @@ fn user(email: &str) -> User {
     NewUser {
         email: Email::parse(email).unwrap(),
         roles: vec![Role::parse("member").unwrap()],
-        password_hash: PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into()),
+        password_hash: PasswordHash::from_trusted(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        ),
     }
     .into_user(Timestamp::now())
 }
@@ -59,7 +61,13 @@ mod sessions {
         let now = Timestamp::now();
         let s = start(&user("a@example.com"), now);
         store.create(&s).await.unwrap();
-        assert!(store.load(&s.id_hash, s.expires_at).await.unwrap().is_none());
+        assert!(
+            store
+                .load(&s.id_hash, s.expires_at)
+                .await
+                .unwrap()
+                .is_none()
+        );
         let just_before = Timestamp::from_unix_millis(s.expires_at.unix_millis() - 1);
         assert!(store.load(&s.id_hash, just_before).await.unwrap().is_some());
     }
@@ -71,7 +79,11 @@ mod sessions {
         let later = now.plus(Duration::from_secs(300));
         let expiry = later.plus(Duration::from_secs(600));
         assert!(store.touch(&s.id_hash, later, expiry).await.unwrap());
-        let loaded = store.load(&s.id_hash, s.expires_at).await.unwrap().expect("touched session is live");
+        let loaded = store
+            .load(&s.id_hash, s.expires_at)
+            .await
+            .unwrap()
+            .expect("touched session is live");
         assert_eq!((loaded.last_seen, loaded.expires_at), (later, expiry));
         store.delete(&s.id_hash).await.unwrap();
         assert!(!store.touch(&s.id_hash, later, expiry).await.unwrap());
@@ -82,30 +94,56 @@ mod sessions {
         let s = start(&user("a@example.com"), now);
         store.create(&s).await.unwrap();
         let first = store
-            .merge_data(&s.id_hash, &object(json!({"theme": "dark", "lang": "en"})), 1024)
+            .merge_data(
+                &s.id_hash,
+                &object(json!({"theme": "dark", "lang": "en"})),
+                1024,
+            )
             .await
             .unwrap();
         assert_eq!(first, Some(object(json!({"theme": "dark", "lang": "en"}))));
-        store.merge_data(&s.id_hash, &object(json!({"lang": null, "tz": "UTC"})), 1024).await.unwrap();
+        store
+            .merge_data(
+                &s.id_hash,
+                &object(json!({"lang": null, "tz": "UTC"})),
+                1024,
+            )
+            .await
+            .unwrap();
         let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
-        assert_eq!(Value::Object(loaded.data), json!({"theme": "dark", "tz": "UTC"}));
+        assert_eq!(
+            Value::Object(loaded.data),
+            json!({"theme": "dark", "tz": "UTC"})
+        );
     }
 
     pub async fn merge_data_refuses_to_grow_past_the_limit(store: Arc<dyn SessionStore>) {
         let now = Timestamp::now();
         let s = start(&user("a@example.com"), now);
         store.create(&s).await.unwrap();
-        store.merge_data(&s.id_hash, &object(json!({"a": 1})), 64).await.unwrap();
+        store
+            .merge_data(&s.id_hash, &object(json!({"a": 1})), 64)
+            .await
+            .unwrap();
         let big = object(json!({"b": "x".repeat(100)}));
         let err = store.merge_data(&s.id_hash, &big, 64).await.unwrap_err();
-        assert!(matches!(err, StoreError::DataTooLarge { limit: 64 }), "{err:?}");
+        assert!(
+            matches!(err, StoreError::DataTooLarge { limit: 64 }),
+            "{err:?}"
+        );
         let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
         assert_eq!(Value::Object(loaded.data), json!({"a": 1}));
     }
 
     pub async fn merge_data_on_a_missing_session_is_none(store: Arc<dyn SessionStore>) {
         let s = start(&user("a@example.com"), Timestamp::now());
-        assert_eq!(store.merge_data(&s.id_hash, &object(json!({"a": 1})), 64).await.unwrap(), None);
+        assert_eq!(
+            store
+                .merge_data(&s.id_hash, &object(json!({"a": 1})), 64)
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     pub async fn concurrent_merges_lose_no_patch(store: Arc<dyn SessionStore>) {
@@ -117,7 +155,10 @@ mod sessions {
                 let store = Arc::clone(&store);
                 let id = s.id_hash;
                 tokio::spawn(async move {
-                    store.merge_data(&id, &object(json!({format!("k{i}"): i})), 4096).await.unwrap();
+                    store
+                        .merge_data(&id, &object(json!({format!("k{i}"): i})), 4096)
+                        .await
+                        .unwrap();
                 })
             })
             .collect();
@@ -191,7 +232,10 @@ mod sessions {
         let b = start(&bob, now);
         store.create(&a).await.unwrap();
         store.create(&b).await.unwrap();
-        assert!(!store.delete_by_handle(alice.id, &b.handle).await.unwrap(), "alice cannot end bob's session");
+        assert!(
+            !store.delete_by_handle(alice.id, &b.handle).await.unwrap(),
+            "alice cannot end bob's session"
+        );
         assert!(store.load(&b.id_hash, now).await.unwrap().is_some());
         assert!(store.delete_by_handle(alice.id, &a.handle).await.unwrap());
         assert!(store.load(&a.id_hash, now).await.unwrap().is_none());
@@ -217,7 +261,10 @@ mod sessions {
         let b = start(&bob, now);
         store.create(&a).await.unwrap();
         store.create(&b).await.unwrap();
-        let roles = vec![Role::parse("admin").unwrap(), Role::parse("member").unwrap()];
+        let roles = vec![
+            Role::parse("admin").unwrap(),
+            Role::parse("member").unwrap(),
+        ];
         assert_eq!(store.set_roles_for_user(alice.id, &roles).await.unwrap(), 1);
         let loaded = store.load(&a.id_hash, now).await.unwrap().unwrap();
         assert_eq!(loaded.roles, roles);
@@ -254,9 +301,21 @@ mod users {
     pub async fn users_are_found_by_email_and_id(store: Arc<dyn UserStore>) {
         let u = user("Alice@Example.com");
         store.create(&u).await.unwrap();
-        assert_eq!(store.by_email(&Email::parse("alice@example.com").unwrap()).await.unwrap(), Some(u.clone()));
+        assert_eq!(
+            store
+                .by_email(&Email::parse("alice@example.com").unwrap())
+                .await
+                .unwrap(),
+            Some(u.clone())
+        );
         assert_eq!(store.by_id(u.id).await.unwrap(), Some(u));
-        assert_eq!(store.by_email(&Email::parse("nobody@example.com").unwrap()).await.unwrap(), None);
+        assert_eq!(
+            store
+                .by_email(&Email::parse("nobody@example.com").unwrap())
+                .await
+                .unwrap(),
+            None
+        );
     }
 
     pub async fn duplicate_emails_conflict(store: Arc<dyn UserStore>) {
@@ -269,17 +328,30 @@ mod users {
         for e in ["carol@example.com", "alice@example.com", "bob@example.com"] {
             store.create(&user(e)).await.unwrap();
         }
-        let emails: Vec<String> = store.list().await.unwrap().into_iter().map(|u| u.email.to_string()).collect();
-        assert_eq!(emails, ["alice@example.com", "bob@example.com", "carol@example.com"]);
+        let emails: Vec<String> = store
+            .list()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|u| u.email.to_string())
+            .collect();
+        assert_eq!(
+            emails,
+            ["alice@example.com", "bob@example.com", "carol@example.com"]
+        );
     }
 
     pub async fn updates_change_one_field_and_report_unknown_users(store: Arc<dyn UserStore>) {
         let u = user("alice@example.com");
         store.create(&u).await.unwrap();
-        let roles = vec![Role::parse("support").unwrap(), Role::parse("admin").unwrap()];
+        let roles = vec![
+            Role::parse("support").unwrap(),
+            Role::parse("admin").unwrap(),
+        ];
         assert!(store.set_roles(u.id, &roles).await.unwrap());
         assert!(store.set_disabled(u.id, true).await.unwrap());
-        let new_hash = PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into());
+        let new_hash =
+            PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into());
         assert!(store.set_password_hash(u.id, &new_hash).await.unwrap());
         let loaded = store.by_id(u.id).await.unwrap().unwrap();
         let names: Vec<&str> = loaded.roles.iter().map(Role::as_str).collect();
@@ -290,7 +362,12 @@ mod users {
         let stranger = user("stranger@example.com");
         assert!(!store.set_roles(stranger.id, &roles).await.unwrap());
         assert!(!store.set_disabled(stranger.id, true).await.unwrap());
-        assert!(!store.set_password_hash(stranger.id, &new_hash).await.unwrap());
+        assert!(
+            !store
+                .set_password_hash(stranger.id, &new_hash)
+                .await
+                .unwrap()
+        );
     }
 }
 
@@ -379,7 +456,8 @@ mod sqlite_durability {
     #[tokio::test]
     async fn the_database_files_never_contain_the_session_secret() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
         let u = user("alice@example.com");
         let (secret, session) = policy().start(&u, SessionMeta::default(), Timestamp::now());
         SessionStore::create(&store, &session).await.unwrap();
@@ -388,10 +466,16 @@ mod sqlite_durability {
         let mut seen_hash = false;
         for entry in std::fs::read_dir(dir.path()).unwrap() {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
-            assert!(!contains(&bytes, encoded.as_bytes()), "encoded secret found on disk");
+            assert!(
+                !contains(&bytes, encoded.as_bytes()),
+                "encoded secret found on disk"
+            );
             seen_hash |= contains(&bytes, hash.as_bytes());
         }
-        assert!(seen_hash, "the hash should be on disk, proving the scan reads the data");
+        assert!(
+            seen_hash,
+            "the hash should be on disk, proving the scan reads the data"
+        );
     }
 
     #[tokio::test]

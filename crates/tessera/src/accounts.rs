@@ -41,14 +41,28 @@ impl Accounts {
     /// # Errors
     ///
     /// Store errors.
-    pub async fn set_roles(&self, email: &Email, roles: &[Role]) -> Result<Option<AccountChange>, StoreError> {
+    pub async fn set_roles(
+        &self,
+        email: &Email,
+        roles: &[Role],
+    ) -> Result<Option<AccountChange>, StoreError> {
         let Some(user) = self.users.by_email(email).await? else {
             return Ok(None);
         };
         self.users.set_roles(user.id, roles).await?;
-        let user = self.users.by_id(user.id).await?.ok_or(StoreError::Conflict)?;
-        let sessions_affected = self.sessions.set_roles_for_user(user.id, &user.roles).await?;
-        Ok(Some(AccountChange { user, sessions_affected }))
+        let user = self
+            .users
+            .by_id(user.id)
+            .await?
+            .ok_or(StoreError::Conflict)?;
+        let sessions_affected = self
+            .sessions
+            .set_roles_for_user(user.id, &user.roles)
+            .await?;
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+        }))
     }
 
     /// Disables (ending every session at once) or re-enables the user.
@@ -57,7 +71,11 @@ impl Accounts {
     /// # Errors
     ///
     /// Store errors.
-    pub async fn set_disabled(&self, email: &Email, disabled: bool) -> Result<Option<AccountChange>, StoreError> {
+    pub async fn set_disabled(
+        &self,
+        email: &Email,
+        disabled: bool,
+    ) -> Result<Option<AccountChange>, StoreError> {
         let Some(mut user) = self.users.by_email(email).await? else {
             return Ok(None);
         };
@@ -68,7 +86,10 @@ impl Accounts {
         } else {
             0
         };
-        Ok(Some(AccountChange { user, sessions_affected }))
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+        }))
     }
 
     /// Sets a new password hash and ends every session of the user (OWASP:
@@ -77,13 +98,20 @@ impl Accounts {
     /// # Errors
     ///
     /// Store errors.
-    pub async fn set_password(&self, email: &Email, hash: &PasswordHash) -> Result<Option<AccountChange>, StoreError> {
+    pub async fn set_password(
+        &self,
+        email: &Email,
+        hash: &PasswordHash,
+    ) -> Result<Option<AccountChange>, StoreError> {
         let Some(mut user) = self.users.by_email(email).await? else {
             return Ok(None);
         };
         self.users.set_password_hash(user.id, hash).await?;
         user.password_hash = hash.clone();
         let sessions_affected = self.sessions.delete_all_for_user(user.id).await?;
-        Ok(Some(AccountChange { user, sessions_affected }))
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+        }))
     }
 }

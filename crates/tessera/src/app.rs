@@ -23,12 +23,18 @@ use crate::state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/profile", get(profile::profile))
-        .route("/session", get(profile::read_session).patch(profile::patch_session))
+        .route(
+            "/session",
+            get(profile::read_session).patch(profile::patch_session),
+        )
         .route("/sessions", get(sessions::list_sessions))
         .route("/sessions/{handle}", delete(sessions::delete_session))
         .route("/logout", post(login::logout))
         .route("/admin/users/{email}", patch(admin::patch_user))
-        .route_layer(middleware::from_fn_with_state(Arc::clone(&state), require_session));
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            require_session,
+        ));
 
     Router::new()
         .route("/health", get(health::health))
@@ -46,9 +52,11 @@ pub fn router(state: Arc<AppState>) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))
-        .layer(CatchPanicLayer::custom(|_: Box<dyn std::any::Any + Send>| {
-            ApiError::Internal("a handler panicked".into()).into_response()
-        }))
+        .layer(CatchPanicLayer::custom(
+            |_: Box<dyn std::any::Any + Send>| {
+                ApiError::Internal("a handler panicked".into()).into_response()
+            },
+        ))
         .with_state(state)
 }
 
@@ -74,8 +82,12 @@ async fn ensure_json_errors(response: Response) -> Response {
     let message = status.canonical_reason().unwrap_or("error");
     let (mut parts, _) = response.into_parts();
     parts.headers.remove(header::CONTENT_LENGTH);
-    parts
-        .headers
-        .insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    Response::from_parts(parts, axum::body::Body::from(error_body(code, message).to_string()))
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(
+        parts,
+        axum::body::Body::from(error_body(code, message).to_string()),
+    )
 }

@@ -56,7 +56,9 @@ pub async fn require_session(
     next: Next,
 ) -> Result<Response, ApiError> {
     let cookie = &state.config.cookie;
-    let raw = cookie.read(request.headers()).ok_or(ApiError::Unauthenticated)?;
+    let raw = cookie
+        .read(request.headers())
+        .ok_or(ApiError::Unauthenticated)?;
     let id = SessionId::parse(raw).map_err(|_| ApiError::Unauthenticated)?;
     state.origins.check(request.method(), request.headers())?;
 
@@ -79,14 +81,20 @@ pub async fn require_session(
         session = successor;
     } else if policy.needs_touch(&session, now) {
         let expires_at = policy.expiry_after_activity(&session, now);
-        if !state.sessions.touch(&session.id_hash, now, expires_at).await? {
+        if !state
+            .sessions
+            .touch(&session.id_hash, now, expires_at)
+            .await?
+        {
             return Err(ApiError::Unauthenticated);
         }
         session.last_seen = now;
         session.expires_at = expires_at;
     }
 
-    request.extensions_mut().insert(CurrentSession(Arc::new(session)));
+    request
+        .extensions_mut()
+        .insert(CurrentSession(Arc::new(session)));
     let mut response = next.run(request).await;
     if let Some(value) = fresh_cookie {
         // A handler that already set our cookie (logout clearing it) wins.

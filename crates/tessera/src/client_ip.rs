@@ -60,25 +60,37 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_claim_another_address() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
-        assert_eq!(client_ip(peer("203.0.113.9"), &headers("1.2.3.4"), &trusted), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer("203.0.113.9"), &headers("1.2.3.4"), &trusted),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
     fn trusted_proxies_are_skipped_from_the_right() {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let h = headers("6.6.6.6, 198.51.100.2, 10.0.0.5");
-        assert_eq!(client_ip(peer("10.0.0.1"), &h, &trusted), "198.51.100.2".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer("10.0.0.1"), &h, &trusted),
+            "198.51.100.2".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
     fn a_trusted_peer_without_header_is_the_client() {
         let trusted: Vec<IpNet> = vec!["127.0.0.1/32".parse().unwrap()];
-        assert_eq!(client_ip(peer("127.0.0.1"), &HeaderMap::new(), &trusted), "127.0.0.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer("127.0.0.1"), &HeaderMap::new(), &trusted),
+            "127.0.0.1".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]
     fn ipv4_mapped_ipv6_peers_match_ipv4_ranges() {
         let trusted: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
-        assert_eq!(client_ip(peer("::ffff:127.0.0.1"), &headers("192.0.2.1"), &trusted), "192.0.2.1".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_ip(peer("::ffff:127.0.0.1"), &headers("192.0.2.1"), &trusted),
+            "192.0.2.1".parse::<IpAddr>().unwrap()
+        );
     }
 }

@@ -83,7 +83,8 @@ impl SessionCookie {
             })
             .max_age(cookie::time::Duration::seconds(seconds))
             .build();
-        HeaderValue::from_str(&cookie.to_string()).expect("cookie names and base64url values are valid header text")
+        HeaderValue::from_str(&cookie.to_string())
+            .expect("cookie names and base64url values are valid header text")
     }
 }
 
@@ -97,7 +98,13 @@ mod tests {
         let value = SessionCookie::default().issue(&id, Duration::from_secs(3600));
         let text = value.to_str().unwrap();
         assert!(text.starts_with(&format!("__Host-tessera={}", id.expose())));
-        for attribute in ["HttpOnly", "Secure", "Path=/", "SameSite=Lax", "Max-Age=3600"] {
+        for attribute in [
+            "HttpOnly",
+            "Secure",
+            "Path=/",
+            "SameSite=Lax",
+            "Max-Age=3600",
+        ] {
             assert!(text.contains(attribute), "{text} lacks {attribute}");
         }
         assert!(!text.contains("Domain"));
@@ -105,13 +112,18 @@ mod tests {
 
     #[test]
     fn strict_same_site_is_configurable() {
-        let value = SessionCookie::new("__Host-x", SameSitePolicy::Strict).issue(&SessionId::generate(), Duration::from_secs(1));
+        let value = SessionCookie::new("__Host-x", SameSitePolicy::Strict)
+            .issue(&SessionId::generate(), Duration::from_secs(1));
         assert!(value.to_str().unwrap().contains("SameSite=Strict"));
     }
 
     #[test]
     fn clearing_uses_the_same_name_and_path_with_max_age_zero() {
-        let text = SessionCookie::default().clear().to_str().unwrap().to_owned();
+        let text = SessionCookie::default()
+            .clear()
+            .to_str()
+            .unwrap()
+            .to_owned();
         assert!(text.starts_with("__Host-tessera=;"));
         assert!(text.contains("Max-Age=0") && text.contains("Path=/"));
     }
@@ -120,7 +132,10 @@ mod tests {
     fn reads_our_cookie_among_others_and_skips_garbage() {
         let mut headers = HeaderMap::new();
         headers.append(header::COOKIE, HeaderValue::from_static("junk; other=1"));
-        headers.append(header::COOKIE, HeaderValue::from_static("a=b; __Host-tessera=abc; __Host-tessera=def"));
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_static("a=b; __Host-tessera=abc; __Host-tessera=def"),
+        );
         assert_eq!(SessionCookie::default().read(&headers), Some("abc"));
         assert_eq!(SessionCookie::default().read(&HeaderMap::new()), None);
     }

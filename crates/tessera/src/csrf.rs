@@ -33,11 +33,19 @@ impl OriginPolicy {
     ///
     /// [`ApiError::CrossSite`].
     pub fn check(&self, method: &Method, headers: &HeaderMap) -> Result<(), ApiError> {
-        if matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
+        if matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+        ) {
             return Ok(());
         }
         let origin = match headers.get(header::ORIGIN) {
-            Some(value) => Some(value.to_str().map_err(|_| ApiError::CrossSite)?.to_ascii_lowercase()),
+            Some(value) => Some(
+                value
+                    .to_str()
+                    .map_err(|_| ApiError::CrossSite)?
+                    .to_ascii_lowercase(),
+            ),
             None => None,
         };
         if origin.as_ref().is_some_and(|o| self.allowed.contains(o)) {
@@ -79,30 +87,63 @@ mod tests {
     fn same_origin_and_headerless_requests_pass() {
         let p = OriginPolicy::default();
         assert!(p.check(&Method::POST, &headers(&[])).is_ok());
-        let same = headers(&[("host", "auth.example.com"), ("origin", "https://auth.example.com")]);
+        let same = headers(&[
+            ("host", "auth.example.com"),
+            ("origin", "https://auth.example.com"),
+        ]);
         assert!(p.check(&Method::POST, &same).is_ok());
-        assert!(p.check(&Method::POST, &headers(&[("sec-fetch-site", "same-origin")])).is_ok());
+        assert!(
+            p.check(
+                &Method::POST,
+                &headers(&[("sec-fetch-site", "same-origin")])
+            )
+            .is_ok()
+        );
     }
 
     #[test]
     fn other_sites_are_refused() {
         let p = OriginPolicy::default();
-        let foreign = headers(&[("host", "auth.example.com"), ("origin", "https://evil.example")]);
-        assert!(matches!(p.check(&Method::POST, &foreign), Err(ApiError::CrossSite)));
-        assert!(p.check(&Method::DELETE, &headers(&[("sec-fetch-site", "cross-site")])).is_err());
-        assert!(p.check(&Method::PATCH, &headers(&[("host", "a"), ("origin", "null")])).is_err());
+        let foreign = headers(&[
+            ("host", "auth.example.com"),
+            ("origin", "https://evil.example"),
+        ]);
+        assert!(matches!(
+            p.check(&Method::POST, &foreign),
+            Err(ApiError::CrossSite)
+        ));
+        assert!(
+            p.check(
+                &Method::DELETE,
+                &headers(&[("sec-fetch-site", "cross-site")])
+            )
+            .is_err()
+        );
+        assert!(
+            p.check(
+                &Method::PATCH,
+                &headers(&[("host", "a"), ("origin", "null")])
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn safe_methods_are_never_refused() {
         let p = OriginPolicy::default();
-        assert!(p.check(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")])).is_ok());
+        assert!(
+            p.check(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")]))
+                .is_ok()
+        );
     }
 
     #[test]
     fn configured_origins_are_allowed() {
         let p = OriginPolicy::new(["https://app.example.com/".to_string()]);
-        let h = headers(&[("host", "auth.example.com"), ("origin", "https://app.example.com")]);
+        let h = headers(&[
+            ("host", "auth.example.com"),
+            ("origin", "https://app.example.com"),
+        ]);
         assert!(p.check(&Method::POST, &h).is_ok());
     }
 }

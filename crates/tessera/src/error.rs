@@ -91,8 +91,12 @@ impl ApiError {
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
-            Self::SessionDataTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "session_data_too_large"),
-            Self::UnsupportedMediaType => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
+            Self::SessionDataTooLarge(_) => {
+                (StatusCode::PAYLOAD_TOO_LARGE, "session_data_too_large")
+            }
+            Self::UnsupportedMediaType => {
+                (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
+            }
             Self::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -110,7 +114,9 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let (status, code) = self.status_and_code();
         match &self {
-            Self::StoreUnavailable(cause) => tracing::warn!(%cause, "store unavailable, failing closed"),
+            Self::StoreUnavailable(cause) => {
+                tracing::warn!(%cause, "store unavailable, failing closed")
+            }
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ => {}
         }

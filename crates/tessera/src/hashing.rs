@@ -50,7 +50,9 @@ impl HashingPool {
         T: Send + 'static,
         F: FnOnce(&PasswordHasher) -> T + Send + 'static,
     {
-        let _admitted = Arc::clone(&self.admitted).try_acquire_owned().map_err(|_| Saturated)?;
+        let _admitted = Arc::clone(&self.admitted)
+            .try_acquire_owned()
+            .map_err(|_| Saturated)?;
         let running = Arc::clone(&self.running)
             .acquire_owned()
             .await

@@ -43,14 +43,19 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let tasks = spawn_maintenance(Arc::clone(&state), maintenance);
     let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app).with_graceful_shutdown(shutdown).await;
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
     for task in tasks {
         task.abort();
     }
     result
 }
 
-fn spawn_maintenance(state: Arc<AppState>, maintenance: Maintenance) -> Vec<tokio::task::JoinHandle<()>> {
+fn spawn_maintenance(
+    state: Arc<AppState>,
+    maintenance: Maintenance,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let purge = {
         let state = Arc::clone(&state);
         tokio::spawn(async move {

@@ -46,8 +46,14 @@ pub struct ThrottleSettings {
 impl Default for ThrottleSettings {
     fn default() -> Self {
         Self {
-            per_ip: BucketRule { burst: 20, per_minute: 20 },
-            per_account: BucketRule { burst: 10, per_minute: 4 },
+            per_ip: BucketRule {
+                burst: 20,
+                per_minute: 20,
+            },
+            per_account: BucketRule {
+                burst: 10,
+                per_minute: 4,
+            },
             max_tracked: 100_000,
         }
     }
@@ -67,13 +73,17 @@ struct Buckets<K> {
 
 impl<K: Eq + Hash + Clone> Buckets<K> {
     fn new(rule: BucketRule) -> Self {
-        Self { rule, map: HashMap::new() }
+        Self {
+            rule,
+            map: HashMap::new(),
+        }
     }
 
     fn refilled(&self, key: &K, now: Instant) -> f64 {
         let capacity = f64::from(self.rule.burst);
         self.map.get(key).map_or(capacity, |b| {
-            let gained = now.duration_since(b.updated).as_secs_f64() / self.rule.refill_interval().as_secs_f64();
+            let gained = now.duration_since(b.updated).as_secs_f64()
+                / self.rule.refill_interval().as_secs_f64();
             (b.tokens + gained).min(capacity)
         })
     }
@@ -90,18 +100,29 @@ impl<K: Eq + Hash + Clone> Buckets<K> {
 
     fn add(&mut self, key: &K, delta: f64, now: Instant) {
         let tokens = (self.refilled(key, now) + delta).min(f64::from(self.rule.burst));
-        self.map.insert(key.clone(), Bucket { tokens, updated: now });
+        self.map.insert(
+            key.clone(),
+            Bucket {
+                tokens,
+                updated: now,
+            },
+        );
     }
 
     fn prune(&mut self, now: Instant, max_tracked: usize) {
         let capacity = f64::from(self.rule.burst);
         let rule = self.rule;
         self.map.retain(|_, b| {
-            let gained = now.duration_since(b.updated).as_secs_f64() / rule.refill_interval().as_secs_f64();
+            let gained =
+                now.duration_since(b.updated).as_secs_f64() / rule.refill_interval().as_secs_f64();
             b.tokens + gained < capacity
         });
         if self.map.len() > max_tracked {
-            let mut entries: Vec<(K, f64)> = self.map.iter().map(|(k, b)| (k.clone(), b.tokens)).collect();
+            let mut entries: Vec<(K, f64)> = self
+                .map
+                .iter()
+                .map(|(k, b)| (k.clone(), b.tokens))
+                .collect();
             entries.sort_by(|a, b| b.1.total_cmp(&a.1));
             let excess = self.map.len() - max_tracked * 9 / 10;
             for (key, _) in entries.into_iter().take(excess) {
@@ -140,7 +161,12 @@ impl LoginThrottle {
     }
 
     fn account_key(account: &str) -> String {
-        account.trim().to_lowercase().chars().take(MAX_ACCOUNT_KEY).collect()
+        account
+            .trim()
+            .to_lowercase()
+            .chars()
+            .take(MAX_ACCOUNT_KEY)
+            .collect()
     }
 
     /// Takes a token for an attempt, or says how long to wait.
@@ -195,8 +221,14 @@ mod tests {
 
     fn throttle(ip_burst: u32, account_burst: u32) -> LoginThrottle {
         LoginThrottle::new(ThrottleSettings {
-            per_ip: BucketRule { burst: ip_burst, per_minute: 60 },
-            per_account: BucketRule { burst: account_burst, per_minute: 60 },
+            per_ip: BucketRule {
+                burst: ip_burst,
+                per_minute: 60,
+            },
+            per_account: BucketRule {
+                burst: account_burst,
+                per_minute: 60,
+            },
             max_tracked: 1000,
         })
     }
@@ -210,7 +242,10 @@ mod tests {
             t.begin_attempt(IP, "a@example.com").unwrap();
         }
         let wait = t.begin_attempt(IP, "A@example.com ").unwrap_err();
-        assert!(wait > Duration::ZERO && wait <= Duration::from_secs(1), "{wait:?}");
+        assert!(
+            wait > Duration::ZERO && wait <= Duration::from_secs(1),
+            "{wait:?}"
+        );
     }
 
     #[test]
@@ -226,7 +261,8 @@ mod tests {
     fn one_ip_cannot_spray_many_accounts() {
         let t = throttle(3, 100);
         for i in 0..3 {
-            t.begin_attempt(IP, &format!("user{i}@example.com")).unwrap();
+            t.begin_attempt(IP, &format!("user{i}@example.com"))
+                .unwrap();
         }
         assert!(t.begin_attempt(IP, "fresh@example.com").is_err());
         let other_ip: IpAddr = "198.51.100.1".parse().unwrap();
@@ -236,8 +272,14 @@ mod tests {
     #[test]
     fn buckets_refill_so_no_lockout_is_permanent() {
         let t = LoginThrottle::new(ThrottleSettings {
-            per_ip: BucketRule { burst: 100, per_minute: 6000 },
-            per_account: BucketRule { burst: 1, per_minute: 6000 },
+            per_ip: BucketRule {
+                burst: 100,
+                per_minute: 6000,
+            },
+            per_account: BucketRule {
+                burst: 1,
+                per_minute: 6000,
+            },
             max_tracked: 10,
         });
         t.begin_attempt(IP, "a@example.com").unwrap();
@@ -252,7 +294,10 @@ mod tests {
         for i in 0..50 {
             let _ = t.begin_attempt(IP, &format!("u{i}@example.com"));
         }
-        let big = LoginThrottle::new(ThrottleSettings { max_tracked: 10, ..ThrottleSettings::default() });
+        let big = LoginThrottle::new(ThrottleSettings {
+            max_tracked: 10,
+            ..ThrottleSettings::default()
+        });
         for i in 0..50u8 {
             let ip = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i));
             let _ = big.begin_attempt(ip, &format!("u{i}@example.com"));

@@ -36,14 +36,22 @@ pub async fn patch_user(
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Result<Json<Value>, ApiError> {
     current.require_role(Role::ADMIN)?;
-    let email = Email::parse(&email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+    let email =
+        Email::parse(&email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
     if patch.roles.is_none() && patch.disabled.is_none() {
-        return Err(ApiError::bad_request("empty_patch", "give \"roles\" and/or \"disabled\""));
+        return Err(ApiError::bad_request(
+            "empty_patch",
+            "give \"roles\" and/or \"disabled\"",
+        ));
     }
     let mut result = None;
     let mut sessions_affected = 0;
     if let Some(roles) = &patch.roles {
-        let change = state.accounts.set_roles(&email, roles).await?.ok_or(ApiError::NotFound("no such user"))?;
+        let change = state
+            .accounts
+            .set_roles(&email, roles)
+            .await?
+            .ok_or(ApiError::NotFound("no such user"))?;
         sessions_affected += change.sessions_affected;
         result = Some(change.user);
     }
@@ -58,5 +66,7 @@ pub async fn patch_user(
     }
     let user = result.ok_or(ApiError::NotFound("no such user"))?;
     tracing::info!(admin = %current.user_id, user = %user.id, ?patch, "user changed by admin");
-    Ok(Json(json!({"user": UserView::of(&user), "sessions_affected": sessions_affected})))
+    Ok(Json(
+        json!({"user": UserView::of(&user), "sessions_affected": sessions_affected}),
+    ))
 }

@@ -13,7 +13,11 @@ use crate::state::AppState;
 /// The probe runs in the background, so this route costs no store call.
 pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let up = state.store_up();
-    let status = if up { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+    let status = if up {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
     let body = json!({
         "status": if up { "ok" } else { "unavailable" },
         "store": {

@@ -35,7 +35,11 @@ pub struct Credentials {
 /// # Errors
 ///
 /// 401 invalid credentials, 429 throttled, 503 busy or store down.
-pub async fn authenticate(state: &AppState, ip: std::net::IpAddr, credentials: Credentials) -> Result<User, ApiError> {
+pub async fn authenticate(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    credentials: Credentials,
+) -> Result<User, ApiError> {
     let Credentials { email, password } = credentials;
     state
         .throttle
@@ -77,10 +81,14 @@ fn upgrade_hash(state: &AppState, user: &User, password: Password) {
         match hashing.run(move |hasher| hasher.hash(&password)).await {
             Ok(Ok(hash)) => match users.set_password_hash(id, &hash).await {
                 Ok(_) => tracing::info!(user = %id, "password rehashed to argon2id"),
-                Err(error) => tracing::warn!(user = %id, %error, "could not store the upgraded hash"),
+                Err(error) => {
+                    tracing::warn!(user = %id, %error, "could not store the upgraded hash")
+                }
             },
             Ok(Err(error)) => tracing::warn!(user = %id, %error, "rehash failed"),
-            Err(_) => tracing::debug!(user = %id, "hashing busy; rehash deferred to the next login"),
+            Err(_) => {
+                tracing::debug!(user = %id, "hashing busy; rehash deferred to the next login")
+            }
         }
     });
 }
@@ -102,7 +110,12 @@ pub async fn login(
     let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
     let user = authenticate(&state, ip, credentials).await?;
 
-    if let Some(old) = state.config.cookie.read(&headers).and_then(|raw| SessionId::parse(raw).ok()) {
+    if let Some(old) = state
+        .config
+        .cookie
+        .read(&headers)
+        .and_then(|raw| SessionId::parse(raw).ok())
+    {
         state.sessions.delete(&old.hash()).await?;
     }
     let now = Timestamp::now();
@@ -117,8 +130,12 @@ pub async fn login(
     state.sessions.create(&session).await?;
     tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
 
-    let cookie = state.config.cookie.issue(&id, session.absolute_expires_at.since(now));
-    let body = json!({"user": UserView::of_session(&session), "session": SessionView::of(&session)});
+    let cookie = state
+        .config
+        .cookie
+        .issue(&id, session.absolute_expires_at.since(now));
+    let body =
+        json!({"user": UserView::of_session(&session), "session": SessionView::of(&session)});
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 
@@ -149,5 +166,9 @@ pub async fn logout(
     };
     tracing::info!(user = %current.user_id, ended, everywhere = request.everywhere, "logout");
     let cookie = state.config.cookie.clear();
-    Ok(([(header::SET_COOKIE, cookie)], Json(json!({"sessions_ended": ended}))).into_response())
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"sessions_ended": ended})),
+    )
+        .into_response())
 }

@@ -35,7 +35,11 @@ impl UserView {
         Self {
             id: session.user_id.to_string(),
             email: session.email.to_string(),
-            roles: session.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            roles: session
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             disabled: None,
         }
     }

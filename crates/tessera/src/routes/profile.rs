@@ -36,11 +36,18 @@ pub async fn patch_session(
     ApiJson(patch): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let Value::Object(patch) = patch else {
-        return Err(ApiError::bad_request("invalid_body", "session data must be a JSON object"));
+        return Err(ApiError::bad_request(
+            "invalid_body",
+            "session data must be a JSON object",
+        ));
     };
     let data: Map<String, Value> = state
         .sessions
-        .merge_data(&current.id_hash, &patch, state.config.session_data_max_bytes)
+        .merge_data(
+            &current.id_hash,
+            &patch,
+            state.config.session_data_max_bytes,
+        )
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     Ok(Json(json!({"data": data})))

@@ -23,7 +23,10 @@ pub async fn list_sessions(
     State(state): State<Arc<AppState>>,
     Extension(current): Extension<CurrentSession>,
 ) -> Result<Json<Value>, ApiError> {
-    let sessions = state.sessions.list_for_user(current.user_id, Timestamp::now()).await?;
+    let sessions = state
+        .sessions
+        .list_for_user(current.user_id, Timestamp::now())
+        .await?;
     let listed: Vec<Value> = sessions
         .iter()
         .map(|s| {
@@ -47,7 +50,11 @@ pub async fn delete_session(
     Path(handle): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let handle = SessionHandle::new(handle);
-    if state.sessions.delete_by_handle(current.user_id, &handle).await? {
+    if state
+        .sessions
+        .delete_by_handle(current.user_id, &handle)
+        .await?
+    {
         tracing::info!(user = %current.user_id, session = handle.as_str(), "session ended by its user");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -14,7 +14,8 @@ use crate::settings::{Settings, StoreKind};
 
 /// Starts the server and runs until SIGTERM or Ctrl-C.
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
-    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log))?;
+    let filter =
+        EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log))?;
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

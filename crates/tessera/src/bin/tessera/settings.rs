@@ -160,17 +160,24 @@ impl Settings {
             figment = figment.merge(Toml::file_exact(path));
         }
         figment = figment
-            .merge(Env::prefixed("TESSERA_").filter(|key| is_setting(key.as_str())))
+            .merge(
+                Env::prefixed("TESSERA_")
+                    .filter(|key| is_setting(&key.as_str().to_ascii_lowercase())),
+            )
             .merge(Serialized::defaults(flags));
         figment.extract().context("invalid settings")
     }
 
     /// The settings as TOML, with anything secret replaced by `<redacted>`.
     pub fn to_redacted_toml(&self) -> anyhow::Result<String> {
-        let mut value = toml::Value::try_from(self).context("settings are not representable as TOML")?;
+        let mut value =
+            toml::Value::try_from(self).context("settings are not representable as TOML")?;
         if let Some(table) = value.as_table_mut() {
             for (key, entry) in table.iter_mut() {
-                if ["secret", "password", "key", "url"].iter().any(|s| key.contains(s)) {
+                if ["secret", "password", "key", "url"]
+                    .iter()
+                    .any(|s| key.contains(s))
+                {
                     *entry = toml::Value::String("<redacted>".into());
                 }
             }
@@ -190,12 +197,23 @@ impl Settings {
         )
         .context("session_idle_timeout and session_absolute_timeout")?;
         if !self.cookie_name.starts_with("__Host-") || self.cookie_name.len() <= "__Host-".len() {
-            bail!("cookie_name must start with __Host- (it keeps the cookie Secure, Path=/ and host-only)");
+            bail!(
+                "cookie_name must start with __Host- (it keeps the cookie Secure, Path=/ and host-only)"
+            );
         }
-        if !self.cookie_name.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b)) {
+        if !self
+            .cookie_name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
             bail!("cookie_name may contain only letters, digits, '_', '-' and '.'");
         }
-        for rule in [self.login_ip_per_minute, self.login_account_per_minute, self.login_ip_burst, self.login_account_burst] {
+        for rule in [
+            self.login_ip_per_minute,
+            self.login_account_per_minute,
+            self.login_ip_burst,
+            self.login_account_burst,
+        ] {
             if rule == 0 {
                 bail!("login throttle bursts and rates must be at least 1");
             }
@@ -277,7 +295,11 @@ where
     // A bare address is accepted where a network is expected.
     text.parse::<T>()
         .or_else(|e| {
-            let widened = if text.contains(':') { format!("{text}/128") } else { format!("{text}/32") };
+            let widened = if text.contains(':') {
+                format!("{text}/128")
+            } else {
+                format!("{text}/32")
+            };
             widened.parse::<T>().map_err(|_| e)
         })
         .map_err(|e| format!("{text:?}: {e}"))

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use tessera::accounts::{AccountChange, Accounts};
-use tessera_core::{Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp, UserStore};
+use tessera_core::{
+    Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp, UserStore,
+};
 use tessera_store::SqliteStore;
 
 use crate::cli::UserCommand;
@@ -22,8 +24,12 @@ use crate::settings::Settings;
 /// Opens (creating if needed) the data directory and its database.
 pub fn open_database(settings: &Settings) -> anyhow::Result<SqliteStore> {
     create_private_dir(&settings.data_dir)?;
-    SqliteStore::open(settings.database_path(), settings.sqlite_options())
-        .with_context(|| format!("cannot open the database in {}", settings.data_dir.display()))
+    SqliteStore::open(settings.database_path(), settings.sqlite_options()).with_context(|| {
+        format!(
+            "cannot open the database in {}",
+            settings.data_dir.display()
+        )
+    })
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -65,10 +71,17 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             }
             .into_user(Timestamp::now());
             match UserStore::create(&db, &user).await {
-                Err(StoreError::Conflict) => bail!("a user with e-mail {} already exists", user.email),
+                Err(StoreError::Conflict) => {
+                    bail!("a user with e-mail {} already exists", user.email)
+                }
                 other => other?,
             }
-            println!("created {} ({}) roles: {}", user.email, user.id, role_list(&user.roles));
+            println!(
+                "created {} ({}) roles: {}",
+                user.email,
+                user.id,
+                role_list(&user.roles)
+            );
         }
         UserCommand::List { json } => {
             let users = db.list().await?;
@@ -79,7 +92,13 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 println!("{:<36}  {:<32}  {:<8}  ROLES", "ID", "EMAIL", "STATUS");
                 for u in &users {
                     let status = if u.disabled { "disabled" } else { "active" };
-                    println!("{:<36}  {:<32}  {:<8}  {}", u.id, u.email, status, role_list(&u.roles));
+                    println!(
+                        "{:<36}  {:<32}  {:<8}  {}",
+                        u.id,
+                        u.email,
+                        status,
+                        role_list(&u.roles)
+                    );
                 }
             }
         }
@@ -97,14 +116,20 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Disable { email } => {
             let email = parse_email(&email)?;
             let change = found(accounts.set_disabled(&email, true).await?, &email)?;
-            println!("{} disabled ({} sessions ended)", change.user.email, change.sessions_affected);
+            println!(
+                "{} disabled ({} sessions ended)",
+                change.user.email, change.sessions_affected
+            );
         }
         UserCommand::Enable { email } => {
             let email = parse_email(&email)?;
             let change = found(accounts.set_disabled(&email, false).await?, &email)?;
             println!("{} enabled", change.user.email);
         }
-        UserCommand::Passwd { email, password_stdin } => {
+        UserCommand::Passwd {
+            email,
+            password_stdin,
+        } => {
             let email = parse_email(&email)?;
             if db.by_email(&email).await?.is_none() {
                 bail!("no user with e-mail {email}");
@@ -112,7 +137,10 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             let password = read_new_password(password_stdin)?;
             let hash = PasswordHasher::owasp().hash(&password)?;
             let change = found(accounts.set_password(&email, &hash).await?, &email)?;
-            println!("password changed for {} ({} sessions ended)", change.user.email, change.sessions_affected);
+            println!(
+                "password changed for {} ({} sessions ended)",
+                change.user.email, change.sessions_affected
+            );
         }
         UserCommand::Import { file } => return import(&db, &file).await,
     }
@@ -147,11 +175,16 @@ fn role_list(roles: &[Role]) -> String {
 fn read_new_password(from_stdin: bool) -> anyhow::Result<Password> {
     let password = if from_stdin {
         let mut line = String::new();
-        std::io::stdin().lock().read_line(&mut line).context("cannot read the password from stdin")?;
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read the password from stdin")?;
         Password::new(line.trim_end_matches(['\r', '\n']))
     } else {
         if !std::io::stdin().is_terminal() {
-            bail!("standard input is not a terminal: pass --password-stdin to read the password from it");
+            bail!(
+                "standard input is not a terminal: pass --password-stdin to read the password from it"
+            );
         }
         let first = rpassword::prompt_password("Password: ")?;
         let second = rpassword::prompt_password("Repeat password: ")?;
@@ -193,14 +226,20 @@ fn roles_field<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 
 /// Imports every row or none: all rows are validated before anything is written.
 async fn import(db: &SqliteStore, file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rows: Vec<ImportRow> = match file.extension().and_then(|e| e.to_str()) {
-        Some("json") => serde_json::from_str(&text).context("expected a JSON array of {email, hash, roles}")?,
+        Some("json") => {
+            serde_json::from_str(&text).context("expected a JSON array of {email, hash, roles}")?
+        }
         Some("csv") => csv::Reader::from_reader(text.as_bytes())
             .deserialize()
             .collect::<Result<_, _>>()
             .context("expected CSV with a header row email,hash,roles")?,
-        _ => bail!("cannot tell the format of {}: use a .json or .csv file", file.display()),
+        _ => bail!(
+            "cannot tell the format of {}: use a .json or .csv file",
+            file.display()
+        ),
     };
     let mut users = Vec::with_capacity(rows.len());
     let mut problems = Vec::new();

@@ -1,0 +1,18 @@
+//! Integration tests over HTTP against the real `tessera` binary.
+//! One test binary (fast to link); one module per capability.
+
+mod helpers;
+
+mod admin;
+mod config;
+mod csrf;
+mod durability;
+mod enumeration;
+mod expiry;
+mod hashing;
+mod inputs;
+mod login;
+mod passwords;
+mod sessions;
+mod throttle;
+mod users_cli;

@@ -1,0 +1,114 @@
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+async fn attempt(
+    server: &Server,
+    email: &str,
+    password: &str,
+    forwarded_for: Option<&str>,
+) -> reqwest::Response {
+    let mut request = server
+        .request(Method::POST, "/login")
+        .json(&json!({"email": email, "password": password}));
+    if let Some(ip) = forwarded_for {
+        request = request.header("x-forwarded-for", ip);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test]
+async fn repeated_failures_for_one_account_are_throttled_with_retry_after() {
+    let server = Server::start_with(
+        Options::default()
+            .env("TESSERA_LOGIN_ACCOUNT_BURST", 3)
+            .env("TESSERA_LOGIN_ACCOUNT_PER_MINUTE", 6)
+            .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1"),
+    );
+    for i in 0..3 {
+        let ip = format!("198.51.100.{i}");
+        assert_eq!(
+            attempt(&server, "alice@example.com", "wrong", Some(&ip))
+                .await
+                .status(),
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    // A fourth address does not help: the account itself is throttled.
+    let response = attempt(&server, "alice@example.com", PASSWORD, Some("198.51.100.9")).await;
+    let retry_after: u64 = response.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=10).contains(&retry_after), "{retry_after}");
+    assert_eq!(
+        expect_error(response, StatusCode::TOO_MANY_REQUESTS).await,
+        "too_many_attempts"
+    );
+}
+
+#[tokio::test]
+async fn a_lockout_ends_when_the_bucket_refills() {
+    let server = Server::start_with(
+        Options::default()
+            .env("TESSERA_LOGIN_ACCOUNT_BURST", 1)
+            .env("TESSERA_LOGIN_ACCOUNT_PER_MINUTE", 60),
+    );
+    attempt(&server, "alice@example.com", "wrong", None).await;
+    let throttled = attempt(&server, "alice@example.com", PASSWORD, None).await;
+    assert_eq!(throttled.status(), StatusCode::TOO_MANY_REQUESTS);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    assert_eq!(
+        attempt(&server, "alice@example.com", PASSWORD, None)
+            .await
+            .status(),
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn one_client_spraying_many_accounts_is_throttled() {
+    let server = Server::start_with(Options::default().env("TESSERA_LOGIN_IP_BURST", 3));
+    for i in 0..3 {
+        attempt(&server, &format!("user{i}@example.com"), "guess", None).await;
+    }
+    let response = attempt(&server, "alice@example.com", PASSWORD, None).await;
+    expect_error(response, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_does_not_dodge_the_ip_limit() {
+    let server = Server::start_with(Options::default().env("TESSERA_LOGIN_IP_BURST", 2));
+    for i in 0..2 {
+        attempt(
+            &server,
+            &format!("user{i}@example.com"),
+            "guess",
+            Some(&format!("203.0.113.{i}")),
+        )
+        .await;
+    }
+    let response = attempt(
+        &server,
+        "someone@example.com",
+        "guess",
+        Some("203.0.113.77"),
+    )
+    .await;
+    expect_error(response, StatusCode::TOO_MANY_REQUESTS).await;
+}
+
+#[tokio::test]
+async fn successful_logins_are_not_counted() {
+    let server = Server::start_with(Options::default().env("TESSERA_LOGIN_ACCOUNT_BURST", 2));
+    for _ in 0..6 {
+        assert_eq!(
+            attempt(&server, "alice@example.com", PASSWORD, None)
+                .await
+                .status(),
+            StatusCode::OK
+        );
+    }
+}
