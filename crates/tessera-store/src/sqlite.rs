@@ -130,6 +130,18 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// Inserts many sessions in one transaction: for imports from another
+    /// system and for seeding benchmarks, where one commit per session would
+    /// be needlessly slow.
+    ///
+    /// # Errors
+    ///
+    /// Store errors; on error nothing is inserted.
+    pub async fn insert_sessions(&self, sessions: Vec<Session>) -> Result<(), StoreError> {
+        self.write(move |tx| sessions.iter().try_for_each(|s| insert_session(tx, s)))
+            .await
+    }
+
     /// Runs a read on a pooled reader connection, on the calling thread.
     fn read<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
         let conn = match lock(&self.inner.readers).pop() {

@@ -1,0 +1,126 @@
+#!/usr/bin/env bash
+# Throughput of GET /profile (session cookie) against the GET /health
+# baseline, measured in one run on loopback with wrk.
+#
+#   bench/profile.sh                  # sqlite and memory stores
+#   bench/profile.sh --store sqlite   # one store
+#   bench/profile.sh --scale          # also: 1,000 vs 1,000,000 live sessions (sqlite)
+#
+# Environment: DURATION (default 10s), CONNECTIONS (64), ROUNDS (2), SCALE_COUNT (1000000).
+# Needs wrk (apt-get install -y wrk). Starts and stops everything it uses.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION=${DURATION:-10s}
+CONNECTIONS=${CONNECTIONS:-64}
+ROUNDS=${ROUNDS:-2}
+SCALE_COUNT=${SCALE_COUNT:-1000000}
+STORES="sqlite memory"
+SCALE=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --store) STORES="$2"; shift 2 ;;
+    --scale) SCALE=1; shift ;;
+    *) echo "unknown argument: $1" >&2; exit 2 ;;
+  esac
+done
+
+command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
+cargo build --release --locked -q -p tessera -p tessera-store --examples --bins
+BIN=target/release/tessera
+SEED=target/release/examples/seed_sessions
+
+WORK=$(mktemp -d)
+SERVER_PID=""
+cleanup() {
+  [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
+  rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+PASSWORD="benchmark password 1"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+URL="http://127.0.0.1:$PORT"
+
+start_server() { # store data_dir
+  TESSERA_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$2" --store "$1" 2>"$WORK/server.log" &
+  SERVER_PID=$!
+  for _ in $(seq 100); do curl -fs "$URL/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  cat "$WORK/server.log" >&2; exit 1
+}
+
+stop_server() {
+  kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true; SERVER_PID=""
+}
+
+login() {
+  curl -fs -D - -o /dev/null -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" "$URL/login" \
+    | sed -n 's/^set-cookie: \(__Host-tessera=[^;]*\).*/\1/Ip' | tr -d '\r'
+}
+
+rps() { # path [cookie]
+  local args=(-t1 -c"$CONNECTIONS" -d"$DURATION" --latency)
+  [ -n "${2:-}" ] && args+=(-H "Cookie: $2")
+  wrk "${args[@]}" "$URL$1" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"}'
+}
+
+rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+ratio() { python3 -c "print(f'{$1/$2*100:.1f}%')"; }
+
+measure() { # label cookie -> prints rows, alternating baseline and target
+  local label=$1 cookie=$2 h p
+  for round in $(seq "$ROUNDS"); do
+    h=$(rps /health)
+    p=$(rps /profile "$cookie")
+    printf '%-28s round %s  /health %10.0f req/s   /profile %10.0f req/s   ratio %s\n' \
+      "$label" "$round" "$h" "$p" "$(ratio "$p" "$h")"
+  done
+}
+
+new_data_dir() {
+  local dir="$WORK/data-$1"
+  mkdir -p "$dir"
+  echo "$PASSWORD" | "$BIN" user add bench@example.com --password-stdin --data-dir "$dir" >/dev/null
+  echo "$dir"
+}
+
+echo "# tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')  wrk -t1 -c$CONNECTIONS -d$DURATION  $(nproc) cores"
+for store in $STORES; do
+  dir=$(new_data_dir "$store")
+  start_server "$store" "$dir"
+  cookie=$(login)
+  [ -n "$cookie" ] || { echo "login failed" >&2; exit 1; }
+  measure "$store store" "$cookie"
+  echo "  server RSS after run: $(rss_kib) KiB"
+  stop_server
+done
+
+if [ "$SCALE" = 1 ]; then
+  # Same server, same user; only the number of other live sessions changes.
+  dir=$(new_data_dir scale)
+  "$SEED" "$dir/tessera.db" 1000 >/dev/null
+  sqlite3 "$dir/tessera.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+  small_bytes=$(stat -c %s "$dir/tessera.db")
+  start_server sqlite "$dir"
+  cookie=$(login)
+  small_h=$(rps /health); small=$(rps /profile "$cookie")
+  small_rss=$(rss_kib)
+  stop_server
+  echo "seeding $SCALE_COUNT more sessions..."
+  "$SEED" "$dir/tessera.db" "$SCALE_COUNT" >/dev/null
+  sqlite3 "$dir/tessera.db" 'PRAGMA wal_checkpoint(TRUNCATE);' >/dev/null
+  big_bytes=$(stat -c %s "$dir/tessera.db")
+  start_server sqlite "$dir"
+  cookie=$(login)
+  big_h=$(rps /health); big=$(rps /profile "$cookie")
+  big_rss=$(rss_kib)
+  stop_server
+  printf 'scale 1,001 sessions:   /health %8.0f  /profile %8.0f req/s  (%s of /health)  RSS %s KiB\n' \
+    "$small_h" "$small" "$(ratio "$small" "$small_h")" "$small_rss"
+  printf 'scale %s sessions: /health %8.0f  /profile %8.0f req/s  (%s of /health)  RSS %s KiB\n' \
+    "$SCALE_COUNT" "$big_h" "$big" "$(ratio "$big" "$big_h")" "$big_rss"
+  printf 'scale: /profile with %s sessions is %s of the figure with 1,001\n' "$SCALE_COUNT" "$(ratio "$big" "$small")"
+  python3 -c "print(f'database bytes per session: {($big_bytes-$small_bytes)/$SCALE_COUNT:.0f} (file {$big_bytes/2**20:.0f} MiB)')"
+fi
