@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
+/// Room for any RFC 3339 text [`Timestamp::format_rfc3339`] writes.
+pub const RFC3339_MAX: usize = 40;
+
 /// A point in time in milliseconds since the Unix epoch (UTC).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 #[serde(transparent)]
@@ -51,11 +54,28 @@ impl Timestamp {
 
     /// RFC 3339 text in UTC, e.g. `2026-11-28T03:38:43.123Z`.
     pub fn to_rfc3339(self) -> String {
+        let mut buf = [0u8; RFC3339_MAX];
+        self.format_rfc3339(&mut buf).to_owned()
+    }
+
+    /// Writes RFC 3339 text into `buf` and returns it, without allocating.
+    /// Instants outside the years 0–9999 are written as plain milliseconds.
+    pub fn format_rfc3339(self, buf: &mut [u8; RFC3339_MAX]) -> &str {
         let nanos = i128::from(self.0) * 1_000_000;
-        OffsetDateTime::from_unix_timestamp_nanos(nanos)
+        let mut cursor = std::io::Cursor::new(&mut buf[..]);
+        let written = OffsetDateTime::from_unix_timestamp_nanos(nanos)
             .ok()
-            .and_then(|t| t.format(&Rfc3339).ok())
-            .unwrap_or_else(|| self.0.to_string())
+            .and_then(|t| t.format_into(&mut cursor, &Rfc3339).ok());
+        let len = match written {
+            Some(_) => usize::try_from(cursor.position()).unwrap_or(0),
+            None => {
+                use std::io::Write as _;
+                cursor.set_position(0);
+                let _ = write!(cursor, "{}", self.0);
+                usize::try_from(cursor.position()).unwrap_or(0)
+            }
+        };
+        std::str::from_utf8(&buf[..len]).unwrap_or("")
     }
 }
 

@@ -5,6 +5,8 @@
 //! so that a key-value store with TTLs can meet them: sessions are keyed by
 //! [`SessionIdHash`], carry their own `expires_at`, and are indexed per user.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 use serde_json::{Map, Value};
 use thiserror::Error;
@@ -56,9 +58,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Stores a new session.
     async fn create(&self, session: &Session) -> Result<(), StoreError>;
 
-    /// The live session with this id hash, if any.
-    async fn load(&self, id: &SessionIdHash, now: Timestamp)
-    -> Result<Option<Session>, StoreError>;
+    /// The live session with this id hash, if any. Shared, so that a
+    /// backend holding sessions in memory can hand them out without copying.
+    async fn load(
+        &self,
+        id: &SessionIdHash,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Session>>, StoreError>;
 
     /// Records activity. Returns `false` if the session no longer exists.
     async fn touch(

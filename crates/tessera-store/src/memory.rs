@@ -1,7 +1,7 @@
 //! Sessions and users in process memory.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -21,7 +21,7 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct Sessions {
-    by_id: HashMap<SessionIdHash, Session>,
+    by_id: HashMap<SessionIdHash, Arc<Session>>,
     by_user: HashMap<UserId, HashSet<SessionIdHash>>,
 }
 
@@ -31,10 +31,10 @@ impl Sessions {
             .entry(session.user_id)
             .or_default()
             .insert(session.id_hash);
-        self.by_id.insert(session.id_hash, session);
+        self.by_id.insert(session.id_hash, Arc::new(session));
     }
 
-    fn remove(&mut self, id: &SessionIdHash) -> Option<Session> {
+    fn remove(&mut self, id: &SessionIdHash) -> Option<Arc<Session>> {
         let session = self.by_id.remove(id)?;
         if let Some(ids) = self.by_user.get_mut(&session.user_id) {
             ids.remove(id);
@@ -101,7 +101,7 @@ impl SessionStore for MemoryStore {
         &self,
         id: &SessionIdHash,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
+    ) -> Result<Option<Arc<Session>>, StoreError> {
         Ok(self
             .sessions()
             .by_id
@@ -117,7 +117,7 @@ impl SessionStore for MemoryStore {
         expires_at: Timestamp,
     ) -> Result<bool, StoreError> {
         let mut sessions = self.sessions_mut();
-        let Some(session) = sessions.by_id.get_mut(id) else {
+        let Some(session) = sessions.by_id.get_mut(id).map(Arc::make_mut) else {
             return Ok(false);
         };
         session.last_seen = last_seen;
@@ -132,7 +132,7 @@ impl SessionStore for MemoryStore {
         limit: usize,
     ) -> Result<Option<Map<String, Value>>, StoreError> {
         let mut sessions = self.sessions_mut();
-        let Some(session) = sessions.by_id.get_mut(id) else {
+        let Some(session) = sessions.by_id.get_mut(id).map(Arc::make_mut) else {
             return Ok(None);
         };
         let mut data = session.data.clone();
@@ -168,7 +168,7 @@ impl SessionStore for MemoryStore {
             .iter()
             .filter_map(|id| sessions.by_id.get(id))
             .filter(|s| now < s.expires_at)
-            .cloned()
+            .map(|s| Session::clone(s))
             .collect();
         live.sort_by_key(|s| s.created_at);
         Ok(live)
@@ -200,7 +200,7 @@ impl SessionStore for MemoryStore {
         let mut sessions = self.sessions_mut();
         let mut changed = 0;
         for id in sessions.user_ids(user) {
-            if let Some(session) = sessions.by_id.get_mut(&id) {
+            if let Some(session) = sessions.by_id.get_mut(&id).map(Arc::make_mut) {
                 session.roles = roles.to_vec();
                 session.rotate = true;
                 changed += 1;

@@ -48,7 +48,10 @@ mod sessions {
         let now = Timestamp::now();
         let s = start(&user("a@example.com"), now);
         store.create(&s).await.unwrap();
-        assert_eq!(store.load(&s.id_hash, now).await.unwrap(), Some(s));
+        assert_eq!(
+            store.load(&s.id_hash, now).await.unwrap().as_deref(),
+            Some(&s)
+        );
     }
 
     pub async fn unknown_ids_load_as_none(store: Arc<dyn SessionStore>) {
@@ -112,7 +115,7 @@ mod sessions {
             .unwrap();
         let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
         assert_eq!(
-            Value::Object(loaded.data),
+            Value::Object(loaded.data.clone()),
             json!({"theme": "dark", "tz": "UTC"})
         );
     }
@@ -132,7 +135,7 @@ mod sessions {
             "{err:?}"
         );
         let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
-        assert_eq!(Value::Object(loaded.data), json!({"a": 1}));
+        assert_eq!(Value::Object(loaded.data.clone()), json!({"a": 1}));
     }
 
     pub async fn merge_data_on_a_missing_session_is_none(store: Arc<dyn SessionStore>) {
@@ -423,14 +426,166 @@ fn memory() -> (Arc<MemoryStore>, ()) {
     (Arc::new(MemoryStore::new()), ())
 }
 
-fn sqlite() -> (Arc<SqliteStore>, tempfile::TempDir) {
+fn sqlite(session_cache: usize) -> (Arc<SqliteStore>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
+    let options = SqliteOptions {
+        session_cache,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(dir.path().join("tessera.db"), options).unwrap();
     (Arc::new(store), dir)
 }
 
 conformance!(memory_store, memory());
-conformance!(sqlite_store, sqlite());
+conformance!(sqlite_store, sqlite(0));
+conformance!(sqlite_cached_store, sqlite(1000));
+
+/// The SQLite read cache stays correct when other processes write.
+mod sqlite_cache {
+    use super::*;
+
+    fn open(path: &std::path::Path, session_cache: usize, max_age: Duration) -> SqliteStore {
+        let options = SqliteOptions {
+            session_cache,
+            session_cache_max_age: max_age,
+            ..SqliteOptions::default()
+        };
+        SqliteStore::open(path, options).unwrap()
+    }
+
+    async fn cached_session(server: &SqliteStore) -> (User, Session) {
+        let now = Timestamp::now();
+        let u = user("alice@example.com");
+        let s = start(&u, now);
+        SessionStore::create(server, &s).await.unwrap();
+        assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
+        assert_eq!(server.cached_sessions(), 1, "the read was cached");
+        assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
+        (u, s)
+    }
+
+    #[tokio::test]
+    async fn a_logout_by_another_process_is_seen_on_the_next_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let server = open(&path, 100, Duration::from_secs(60));
+        let cli = open(&path, 0, Duration::from_secs(60));
+        let (u, s) = cached_session(&server).await;
+        assert_eq!(cli.delete_all_for_user(u.id).await.unwrap(), 1);
+        assert!(
+            server
+                .load(&s.id_hash, Timestamp::now())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_role_change_by_another_process_is_seen_on_the_next_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let server = open(&path, 100, Duration::from_secs(60));
+        let cli = open(&path, 0, Duration::from_secs(60));
+        let (u, s) = cached_session(&server).await;
+        let roles = vec![Role::parse("auditor").unwrap()];
+        cli.set_roles_for_user(u.id, &roles).await.unwrap();
+        let loaded = server
+            .load(&s.id_hash, Timestamp::now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.roles, roles);
+        assert!(loaded.rotate);
+    }
+
+    #[tokio::test]
+    async fn two_caching_stores_see_each_others_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let a = open(&path, 100, Duration::from_secs(60));
+        let b = open(&path, 100, Duration::from_secs(60));
+        let (_, s) = cached_session(&a).await;
+        let now = Timestamp::now();
+        assert!(b.load(&s.id_hash, now).await.unwrap().is_some());
+        // a writes (keeping its own cache), then b deletes: a must notice.
+        a.merge_data(&s.id_hash, &object(json!({"k": 1})), 1024)
+            .await
+            .unwrap();
+        assert!(b.delete(&s.id_hash).await.unwrap());
+        assert!(a.load(&s.id_hash, now).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn own_writes_are_visible_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = open(&dir.path().join("tessera.db"), 100, Duration::from_secs(60));
+        let (_, s) = cached_session(&server).await;
+        let now = Timestamp::now();
+        server
+            .merge_data(&s.id_hash, &object(json!({"theme": "dark"})), 1024)
+            .await
+            .unwrap();
+        let loaded = server.load(&s.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(Value::Object(loaded.data.clone()), json!({"theme": "dark"}));
+        let later = now.plus(Duration::from_secs(100));
+        server
+            .touch(&s.id_hash, later, later.plus(Duration::from_secs(600)))
+            .await
+            .unwrap();
+        assert_eq!(
+            server
+                .load(&s.id_hash, now)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen,
+            later
+        );
+        server.delete(&s.id_hash).await.unwrap();
+        assert!(server.load(&s.id_hash, now).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn writes_that_bypass_tessera_are_seen_after_the_max_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let server = open(&path, 100, Duration::from_millis(200));
+        let (_, s) = cached_session(&server).await;
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute("DELETE FROM sessions", []).unwrap();
+        assert!(
+            server
+                .load(&s.id_hash, Timestamp::now())
+                .await
+                .unwrap()
+                .is_some(),
+            "still cached"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            server
+                .load(&s.id_hash, Timestamp::now())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = open(&dir.path().join("tessera.db"), 3, Duration::from_secs(60));
+        let u = user("alice@example.com");
+        let now = Timestamp::now();
+        for _ in 0..10 {
+            let s = start(&u, now);
+            SessionStore::create(&server, &s).await.unwrap();
+            assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
+        }
+        assert_eq!(server.cached_sessions(), 3);
+    }
+}
 
 /// Properties only a durable backend has.
 mod sqlite_durability {
@@ -450,7 +605,10 @@ mod sqlite_durability {
         }
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(store.by_id(u.id).await.unwrap(), Some(u));
-        assert_eq!(store.load(&s.id_hash, now).await.unwrap(), Some(s));
+        assert_eq!(
+            store.load(&s.id_hash, now).await.unwrap().as_deref(),
+            Some(&s)
+        );
     }
 
     #[tokio::test]

@@ -78,7 +78,7 @@ pub async fn require_session(
         }
         tracing::info!(user = %successor.user_id, "privileges changed: session id rotated");
         fresh_cookie = Some(cookie.issue(&new_id, successor.absolute_expires_at.since(now)));
-        session = successor;
+        session = Arc::new(successor);
     } else if policy.needs_touch(&session, now) {
         let expires_at = policy.expiry_after_activity(&session, now);
         if !state
@@ -88,13 +88,12 @@ pub async fn require_session(
         {
             return Err(ApiError::Unauthenticated);
         }
-        session.last_seen = now;
-        session.expires_at = expires_at;
+        let touched = Arc::make_mut(&mut session);
+        touched.last_seen = now;
+        touched.expires_at = expires_at;
     }
 
-    request
-        .extensions_mut()
-        .insert(CurrentSession(Arc::new(session)));
+    request.extensions_mut().insert(CurrentSession(session));
     let mut response = next.run(request).await;
     if let Some(value) = fresh_cookie {
         // A handler that already set our cookie (logout clearing it) wins.

@@ -17,7 +17,7 @@ use crate::auth::CurrentSession;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::{ApiJson, OptionalJson};
-use crate::routes::{SessionView, UserView};
+use crate::routes::SessionBody;
 use crate::state::AppState;
 
 /// Credentials. `Debug` never shows the password (see [`Password`]).
@@ -134,8 +134,7 @@ pub async fn login(
         .config
         .cookie
         .issue(&id, session.absolute_expires_at.since(now));
-    let body =
-        json!({"user": UserView::of_session(&session), "session": SessionView::of(&session)});
+    let body = SessionBody::of(&session);
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
 }
 

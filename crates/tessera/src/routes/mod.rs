@@ -6,40 +6,37 @@ pub mod login;
 pub mod profile;
 pub mod sessions;
 
-use serde::Serialize;
-use tessera_core::{Session, User};
+use serde::{Serialize, Serializer};
+use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, User, UserId};
 
-/// A user as the API shows it.
+/// A user as the API shows it (never the password hash). Borrows from the
+/// record, so serving it allocates nothing but the output.
 #[derive(Debug, Serialize)]
-pub struct UserView {
-    id: String,
-    email: String,
-    roles: Vec<String>,
+pub struct UserView<'a> {
+    id: UserId,
+    email: &'a Email,
+    roles: &'a [Role],
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled: Option<bool>,
 }
 
-impl UserView {
-    /// The public fields of a user (no password hash).
-    pub fn of(user: &User) -> Self {
+impl<'a> UserView<'a> {
+    /// The public fields of a user.
+    pub fn of(user: &'a User) -> Self {
         Self {
-            id: user.id.to_string(),
-            email: user.email.to_string(),
-            roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            id: user.id,
+            email: &user.email,
+            roles: &user.roles,
             disabled: Some(user.disabled),
         }
     }
 
-    /// The user as the session knows them.
-    pub fn of_session(session: &Session) -> Self {
+    /// The user as their session knows them.
+    pub fn of_session(session: &'a Session) -> Self {
         Self {
-            id: session.user_id.to_string(),
-            email: session.email.to_string(),
-            roles: session
-                .roles
-                .iter()
-                .map(|r| r.as_str().to_owned())
-                .collect(),
+            id: session.user_id,
+            email: &session.email,
+            roles: &session.roles,
             disabled: None,
         }
     }
@@ -47,27 +44,64 @@ impl UserView {
 
 /// A session as the API shows it: never the secret id.
 #[derive(Debug, Serialize)]
-pub struct SessionView {
-    handle: String,
-    login_time: String,
-    last_seen: String,
-    expires_at: String,
-    absolute_expires_at: String,
-    ip: Option<String>,
-    user_agent: Option<String>,
+pub struct SessionView<'a> {
+    handle: &'a SessionHandle,
+    login_time: Rfc3339,
+    last_seen: Rfc3339,
+    expires_at: Rfc3339,
+    absolute_expires_at: Rfc3339,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<bool>,
 }
 
-impl SessionView {
+impl<'a> SessionView<'a> {
     /// The public fields of a session.
-    pub fn of(session: &Session) -> Self {
+    pub fn of(session: &'a Session) -> Self {
         Self {
-            handle: session.handle.as_str().to_owned(),
-            login_time: session.created_at.to_rfc3339(),
-            last_seen: session.last_seen.to_rfc3339(),
-            expires_at: session.expires_at.to_rfc3339(),
-            absolute_expires_at: session.absolute_expires_at.to_rfc3339(),
-            ip: session.ip.clone(),
-            user_agent: session.user_agent.clone(),
+            handle: &session.handle,
+            login_time: Rfc3339(session.created_at),
+            last_seen: Rfc3339(session.last_seen),
+            expires_at: Rfc3339(session.expires_at),
+            absolute_expires_at: Rfc3339(session.absolute_expires_at),
+            ip: session.ip.as_deref(),
+            user_agent: session.user_agent.as_deref(),
+            current: None,
         }
+    }
+
+    /// Marks whether this is the session making the request.
+    pub fn with_current(mut self, current: bool) -> Self {
+        self.current = Some(current);
+        self
+    }
+}
+
+/// `{"user": ..., "session": ...}`: what login and `/profile` answer.
+#[derive(Debug, Serialize)]
+pub struct SessionBody<'a> {
+    user: UserView<'a>,
+    session: SessionView<'a>,
+}
+
+impl<'a> SessionBody<'a> {
+    /// The body for `session`.
+    pub fn of(session: &'a Session) -> Self {
+        Self {
+            user: UserView::of_session(session),
+            session: SessionView::of(session),
+        }
+    }
+}
+
+/// A timestamp serialised as RFC 3339 text.
+#[derive(Debug, Clone, Copy)]
+struct Rfc3339(Timestamp);
+
+impl Serialize for Rfc3339 {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut buf = [0u8; tessera_core::clock::RFC3339_MAX];
+        serializer.serialize_str(self.0.format_rfc3339(&mut buf))
     }
 }

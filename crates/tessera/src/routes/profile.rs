@@ -3,24 +3,25 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use serde_json::{Map, Value, json};
 
 use crate::auth::CurrentSession;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::{SessionView, UserView};
+use crate::routes::{SessionBody, SessionView};
 use crate::state::AppState;
 
 /// `GET /profile`: who is logged in, and since when. Served from the session
 /// alone: one store read per request.
-pub async fn profile(Extension(current): Extension<CurrentSession>) -> Json<Value> {
-    Json(json!({"user": UserView::of_session(&current), "session": SessionView::of(&current)}))
+pub async fn profile(Extension(current): Extension<CurrentSession>) -> Response {
+    Json(SessionBody::of(&current)).into_response()
 }
 
 /// `GET /session`: the current session, including its free JSON data.
-pub async fn read_session(Extension(current): Extension<CurrentSession>) -> Json<Value> {
-    Json(json!({"session": SessionView::of(&current), "data": current.data}))
+pub async fn read_session(Extension(current): Extension<CurrentSession>) -> Response {
+    Json(json!({"session": SessionView::of(&current), "data": current.data})).into_response()
 }
 
 /// `PATCH /session`: merges a JSON object into the session data (RFC 7396:

@@ -27,13 +27,9 @@ pub async fn list_sessions(
         .sessions
         .list_for_user(current.user_id, Timestamp::now())
         .await?;
-    let listed: Vec<Value> = sessions
+    let listed: Vec<SessionView<'_>> = sessions
         .iter()
-        .map(|s| {
-            let mut view = serde_json::to_value(SessionView::of(s)).unwrap_or_default();
-            view["current"] = Value::Bool(s.id_hash == current.id_hash);
-            view
-        })
+        .map(|s| SessionView::of(s).with_current(s.id_hash == current.id_hash))
         .collect();
     Ok(Json(json!({"sessions": listed})))
 }

@@ -150,6 +150,11 @@ async fn admin_patches_are_validated() {
 async fn cli_role_changes_reach_sessions_of_a_running_server() {
     let server = with_bob();
     let bob = server.login("bob@example.com", PASSWORD).await;
+    // Read it first, so that the server holds the session in its cache.
+    assert_eq!(
+        server.get("/profile", Some(&bob)).await.status(),
+        StatusCode::OK
+    );
     let out = server.data.cli(
         &["user", "set-role", "bob@example.com", "--role", "auditor"],
         "",
@@ -177,6 +182,23 @@ async fn cli_disable_while_the_server_is_down_ends_sessions_for_good() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("1 sessions ended"));
     server.restart();
+    expect_error(
+        server.get("/profile", Some(&bob)).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn cli_disable_ends_sessions_of_a_running_server_at_once() {
+    let server = with_bob();
+    let bob = server.login("bob@example.com", PASSWORD).await;
+    assert_eq!(
+        server.get("/profile", Some(&bob)).await.status(),
+        StatusCode::OK
+    );
+    let out = server.data.cli(&["user", "disable", "bob@example.com"], "");
+    assert!(out.status.success());
     expect_error(
         server.get("/profile", Some(&bob)).await,
         StatusCode::UNAUTHORIZED,

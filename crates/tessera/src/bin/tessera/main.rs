@@ -14,6 +14,12 @@ use clap::Parser;
 use crate::cli::{Cli, Command, ConfigCommand};
 use crate::settings::{FlagSettings, Settings};
 
+// The request path allocates small, short-lived objects on several threads;
+// mimalloc's thread-local free lists serve that far better than glibc malloc
+// (measured with bench/profile.sh, see the notes in ARCHITECTURE.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match run(cli) {

@@ -31,7 +31,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
 }
 
 async fn serve(settings: Settings, app_config: tessera::AppConfig) -> anyhow::Result<()> {
-    let database = crate::users::open_database(&settings)?;
+    let database = crate::users::open_database(&settings, true)?;
     let users: Arc<dyn UserStore> = Arc::new(database.clone());
     let sessions: Arc<dyn SessionStore> = match settings.store {
         StoreKind::Sqlite => Arc::new(database.clone()),

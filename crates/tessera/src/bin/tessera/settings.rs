@@ -74,6 +74,8 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// `full` or `normal`.
     pub sqlite_synchronous: SqliteSync,
+    /// Sessions the server keeps in its read cache in front of SQLite (0: off).
+    pub sqlite_session_cache: usize,
     /// Concurrent password hashes (default: cores - 1, at least 1).
     pub hash_workers: Option<usize>,
     /// Password hashes allowed to wait before logins get 503.
@@ -110,6 +112,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             sqlite_synchronous: SqliteSync::Full,
+            sqlite_session_cache: 100_000,
             hash_workers: None,
             hash_queue: app.hash_queue,
             login_ip_burst: app.throttle.per_ip.burst,
@@ -246,13 +249,15 @@ impl Settings {
         })
     }
 
-    /// SQLite options.
-    pub fn sqlite_options(&self) -> SqliteOptions {
+    /// SQLite options. Only a server caches sessions; short-lived commands
+    /// read and write the file directly.
+    pub fn sqlite_options(&self, server: bool) -> SqliteOptions {
         SqliteOptions {
             synchronous: match self.sqlite_synchronous {
                 SqliteSync::Full => Synchronous::Full,
                 SqliteSync::Normal => Synchronous::Normal,
             },
+            session_cache: if server { self.sqlite_session_cache } else { 0 },
             ..SqliteOptions::default()
         }
     }

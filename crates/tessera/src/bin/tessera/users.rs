@@ -21,15 +21,18 @@ use tessera_store::SqliteStore;
 use crate::cli::UserCommand;
 use crate::settings::Settings;
 
-/// Opens (creating if needed) the data directory and its database.
-pub fn open_database(settings: &Settings) -> anyhow::Result<SqliteStore> {
+/// Opens (creating if needed) the data directory and its database;
+/// `server` turns on the session read cache.
+pub fn open_database(settings: &Settings, server: bool) -> anyhow::Result<SqliteStore> {
     create_private_dir(&settings.data_dir)?;
-    SqliteStore::open(settings.database_path(), settings.sqlite_options()).with_context(|| {
-        format!(
-            "cannot open the database in {}",
-            settings.data_dir.display()
-        )
-    })
+    SqliteStore::open(settings.database_path(), settings.sqlite_options(server)).with_context(
+        || {
+            format!(
+                "cannot open the database in {}",
+                settings.data_dir.display()
+            )
+        },
+    )
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
@@ -52,7 +55,7 @@ pub fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode
 }
 
 async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
-    let db = open_database(settings)?;
+    let db = open_database(settings, false)?;
     let accounts = Accounts::new(Arc::new(db.clone()), Arc::new(db.clone()));
     match command {
         UserCommand::Add {

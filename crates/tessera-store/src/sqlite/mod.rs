@@ -16,6 +16,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
+
+mod cache;
+use cache::{ChangeSignal, SessionCache};
 use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
@@ -44,6 +47,11 @@ pub struct SqliteOptions {
     pub busy_timeout: Duration,
     /// Reader connections kept open for reuse.
     pub max_idle_readers: usize,
+    /// Sessions kept in the in-process read cache; 0 turns it off.
+    pub session_cache: usize,
+    /// Longest a cached session is trusted before it is read again (a
+    /// backstop for writers that bypass tessera).
+    pub session_cache_max_age: Duration,
 }
 
 impl Default for SqliteOptions {
@@ -52,6 +60,8 @@ impl Default for SqliteOptions {
             synchronous: Synchronous::Full,
             busy_timeout: Duration::from_secs(5),
             max_idle_readers: 8,
+            session_cache: 0,
+            session_cache_max_age: Duration::from_secs(5),
         }
     }
 }
@@ -68,6 +78,51 @@ struct Inner {
     options: SqliteOptions,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
+    cache: Option<SessionCache>,
+    changes: ChangeSignal,
+}
+
+/// Which cached sessions a write changed.
+#[derive(Debug)]
+enum Affected {
+    /// None (user writes, new sessions).
+    Nothing,
+    /// These sessions.
+    Sessions(Vec<SessionIdHash>),
+    /// Rows not known one by one (per-user operations).
+    All,
+}
+
+impl Inner {
+    /// Runs after every commit, on the writer's blocking thread (so that a
+    /// cancelled request cannot skip it): drops what this write changed from
+    /// our cache and tells other processes' caches that something changed.
+    fn after_commit(&self, affected: &Affected) {
+        let ids = match affected {
+            Affected::Nothing => return,
+            Affected::Sessions(ids) => Some(ids),
+            Affected::All => None,
+        };
+        if let Some(cache) = &self.cache {
+            match ids {
+                Some(ids) => cache.invalidate(ids),
+                None => cache.clear(),
+            }
+        }
+        match self.changes.announce() {
+            Ok((found, written)) => {
+                if let Some(cache) = &self.cache {
+                    cache.adopt_own_nonce(found, written);
+                }
+            }
+            Err(error) => {
+                tracing::warn!(%error, "could not signal a session change to other processes");
+                if let Some(cache) = &self.cache {
+                    cache.clear();
+                }
+            }
+        }
+    }
 }
 
 /// Each entry moves the schema one version forward; never edit a released one.
@@ -100,9 +155,19 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX sessions_by_expiry ON sessions (expires_at);",
 ];
 
-const SESSION_COLUMNS: &str = "id_hash, handle, user_id, email, roles, created_at, last_seen, expires_at, \
-     absolute_expires_at, ip, user_agent, data, rotate";
-const USER_COLUMNS: &str = "id, email, roles, disabled, password_hash, created_at";
+// Column lists as macros so that every statement is a `&'static str`
+// (prepared-statement cache lookups without building the SQL each time).
+macro_rules! session_columns {
+    () => {
+        "id_hash, handle, user_id, email, roles, created_at, last_seen, expires_at, \
+         absolute_expires_at, ip, user_agent, data, rotate"
+    };
+}
+macro_rules! user_columns {
+    () => {
+        "id, email, roles, disabled, password_hash, created_at"
+    };
+}
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `path` and brings its
@@ -115,12 +180,22 @@ impl SqliteStore {
         let path = path.as_ref().to_path_buf();
         let mut writer = open_connection(&path, &options, true)?;
         migrate(&mut writer)?;
+        let changes = ChangeSignal::open(&path).map_err(|e| {
+            StoreError::Unavailable(format!(
+                "cannot open the change signal beside {}: {e}",
+                path.display()
+            ))
+        })?;
+        let cache = (options.session_cache > 0)
+            .then(|| SessionCache::new(options.session_cache, options.session_cache_max_age));
         Ok(Self {
             inner: Arc::new(Inner {
                 path,
                 options,
                 writer: Mutex::new(writer),
                 readers: Mutex::new(Vec::new()),
+                cache,
+                changes,
             }),
         })
     }
@@ -138,8 +213,15 @@ impl SqliteStore {
     ///
     /// Store errors; on error nothing is inserted.
     pub async fn insert_sessions(&self, sessions: Vec<Session>) -> Result<(), StoreError> {
-        self.write(move |tx| sessions.iter().try_for_each(|s| insert_session(tx, s)))
-            .await
+        self.write(Affected::Nothing, move |tx| {
+            sessions.iter().try_for_each(|s| insert_session(tx, s))
+        })
+        .await
+    }
+
+    /// Sessions in the read cache (0 when the cache is off).
+    pub fn cached_sessions(&self) -> usize {
+        self.inner.cache.as_ref().map_or(0, SessionCache::len)
     }
 
     /// Runs a read on a pooled reader connection, on the calling thread.
@@ -156,8 +238,9 @@ impl SqliteStore {
         result
     }
 
-    /// Runs a write transaction on the writer connection, on a blocking thread.
-    async fn write<T, F>(&self, f: F) -> Result<T, StoreError>
+    /// Runs a write transaction on the writer connection, on a blocking
+    /// thread, then invalidates what it `affected` (see `Inner::after_commit`).
+    async fn write<T, F>(&self, affected: Affected, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
@@ -170,6 +253,7 @@ impl SqliteStore {
                 .map_err(to_store_error)?;
             let value = f(&tx)?;
             tx.commit().map_err(to_store_error)?;
+            inner.after_commit(&affected);
             Ok(value)
         })
         .await
@@ -315,8 +399,10 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
 
 fn insert_session(tx: &rusqlite::Transaction<'_>, s: &Session) -> Result<(), StoreError> {
     let data = serde_json::to_string(&s.data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-    tx.prepare_cached(&format!(
-        "INSERT INTO sessions ({SESSION_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+    tx.prepare_cached(concat!(
+        "INSERT INTO sessions (",
+        session_columns!(),
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -351,21 +437,37 @@ impl SessionStore for SqliteStore {
 
     async fn create(&self, session: &Session) -> Result<(), StoreError> {
         let session = session.clone();
-        self.write(move |tx| insert_session(tx, &session)).await
+        self.write(Affected::Nothing, move |tx| insert_session(tx, &session))
+            .await
     }
 
     async fn load(
         &self,
         id: &SessionIdHash,
         now: Timestamp,
-    ) -> Result<Option<Session>, StoreError> {
-        self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE id_hash = ?1 AND expires_at > ?2"
-            ))?
-            .query_row(params![id.as_bytes(), now.unix_millis()], session_from_row)
-            .optional()
-        })
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        let ticket = match &self.inner.cache {
+            Some(cache) => match cache.get(id, self.inner.changes.current()) {
+                Ok(hit) => return Ok(Some(hit).filter(|s| now < s.expires_at)),
+                Err(ticket) => Some((cache, ticket)),
+            },
+            None => None,
+        };
+        let found = self
+            .read(|conn| {
+                conn.prepare_cached(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE id_hash = ?1 AND expires_at > ?2"
+                ))?
+                .query_row(params![id.as_bytes(), now.unix_millis()], session_from_row)
+                .optional()
+            })?
+            .map(Arc::new);
+        if let (Some((cache, ticket)), Some(session)) = (ticket, &found) {
+            cache.insert(ticket, session);
+        }
+        Ok(found)
     }
 
     async fn touch(
@@ -375,7 +477,7 @@ impl SessionStore for SqliteStore {
         expires_at: Timestamp,
     ) -> Result<bool, StoreError> {
         let id = *id;
-        self.write(move |tx| {
+        self.write(Affected::Sessions(vec![id]), move |tx| {
             let changed = tx
                 .prepare_cached(
                     "UPDATE sessions SET last_seen = ?2, expires_at = ?3 WHERE id_hash = ?1",
@@ -401,7 +503,7 @@ impl SessionStore for SqliteStore {
     ) -> Result<Option<Map<String, Value>>, StoreError> {
         let id = *id;
         let patch = patch.clone();
-        self.write(move |tx| {
+        self.write(Affected::Sessions(vec![id]), move |tx| {
             let current: Option<String> = tx
                 .query_row(
                     "SELECT data FROM sessions WHERE id_hash = ?1",
@@ -440,7 +542,7 @@ impl SessionStore for SqliteStore {
     async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
         let old = *old;
         let successor = successor.clone();
-        self.write(move |tx| {
+        self.write(Affected::Sessions(vec![old]), move |tx| {
             let removed = tx
                 .execute("DELETE FROM sessions WHERE id_hash = ?1", [old.as_bytes()])
                 .map_err(to_store_error)?;
@@ -455,7 +557,7 @@ impl SessionStore for SqliteStore {
 
     async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError> {
         let id = *id;
-        self.write(move |tx| {
+        self.write(Affected::Sessions(vec![id]), move |tx| {
             let removed = tx
                 .execute("DELETE FROM sessions WHERE id_hash = ?1", [id.as_bytes()])
                 .map_err(to_store_error)?;
@@ -470,10 +572,15 @@ impl SessionStore for SqliteStore {
         now: Timestamp,
     ) -> Result<Vec<Session>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {SESSION_COLUMNS} FROM sessions WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at"
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at"
             ))?
-            .query_map(params![user.as_uuid().as_bytes(), now.unix_millis()], session_from_row)?
+            .query_map(
+                params![user.as_uuid().as_bytes(), now.unix_millis()],
+                session_from_row,
+            )?
             .collect()
         })
     }
@@ -484,7 +591,7 @@ impl SessionStore for SqliteStore {
         handle: &SessionHandle,
     ) -> Result<bool, StoreError> {
         let handle = handle.clone();
-        self.write(move |tx| {
+        self.write(Affected::All, move |tx| {
             let removed = tx
                 .execute(
                     "DELETE FROM sessions WHERE user_id = ?1 AND handle = ?2",
@@ -497,7 +604,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError> {
-        self.write(move |tx| {
+        self.write(Affected::All, move |tx| {
             let removed = tx
                 .execute(
                     "DELETE FROM sessions WHERE user_id = ?1",
@@ -511,7 +618,7 @@ impl SessionStore for SqliteStore {
 
     async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {
         let roles = encode_roles(roles);
-        self.write(move |tx| {
+        self.write(Affected::All, move |tx| {
             let changed = tx
                 .execute(
                     "UPDATE sessions SET roles = ?2, rotate = 1 WHERE user_id = ?1",
@@ -524,7 +631,7 @@ impl SessionStore for SqliteStore {
     }
 
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
-        self.write(move |tx| {
+        self.write(Affected::Nothing, move |tx| {
             let removed = tx
                 .execute(
                     "DELETE FROM sessions WHERE expires_at <= ?1",
@@ -549,9 +656,13 @@ impl UserStore for SqliteStore {
 
     async fn create(&self, user: &User) -> Result<(), StoreError> {
         let user = user.clone();
-        self.write(move |tx| {
+        self.write(Affected::Nothing, move |tx| {
             tx.execute(
-                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                concat!(
+                    "INSERT INTO users (",
+                    user_columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
                 params![
                     user.id.to_string(),
                     user.email.as_str(),
@@ -569,8 +680,10 @@ impl UserStore for SqliteStore {
 
     async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!(
-                "SELECT {USER_COLUMNS} FROM users WHERE email = ?1"
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE email = ?1"
             ))?
             .query_row([email.as_str()], user_from_row)
             .optional()
@@ -579,17 +692,25 @@ impl UserStore for SqliteStore {
 
     async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"))?
-                .query_row([id.to_string()], user_from_row)
-                .optional()
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = ?1"
+            ))?
+            .query_row([id.to_string()], user_from_row)
+            .optional()
         })
     }
 
     async fn list(&self) -> Result<Vec<User>, StoreError> {
         self.read(|conn| {
-            conn.prepare_cached(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"))?
-                .query_map([], user_from_row)?
-                .collect()
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users ORDER BY email"
+            ))?
+            .query_map([], user_from_row)?
+            .collect()
         })
     }
 
@@ -629,7 +750,7 @@ impl SqliteStore {
         column: &'static str,
         value: rusqlite::types::Value,
     ) -> Result<bool, StoreError> {
-        self.write(move |tx| {
+        self.write(Affected::Nothing, move |tx| {
             let changed = tx
                 .execute(
                     &format!("UPDATE users SET {column} = ?2 WHERE id = ?1"),
