@@ -6,8 +6,6 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 /// Room for any RFC 3339 text [`Timestamp::format_rfc3339`] writes.
 pub const RFC3339_MAX: usize = 40;
@@ -58,25 +56,59 @@ impl Timestamp {
         self.format_rfc3339(&mut buf).to_owned()
     }
 
-    /// Writes RFC 3339 text into `buf` and returns it, without allocating.
-    /// Instants outside the years 0–9999 are written as plain milliseconds.
+    /// Writes RFC 3339 text (`YYYY-MM-DDTHH:MM:SS.mmmZ`) into `buf` and
+    /// returns it, without allocating. Instants outside the years 0–9999 are
+    /// written as plain milliseconds.
+    ///
+    /// Hand-written because it runs several times per `/profile` response and
+    /// the general formatter of the `time` crate was a visible share of that
+    /// route's CPU; it is checked against `time` in the tests.
     pub fn format_rfc3339(self, buf: &mut [u8; RFC3339_MAX]) -> &str {
-        let nanos = i128::from(self.0) * 1_000_000;
-        let mut cursor = std::io::Cursor::new(&mut buf[..]);
-        let written = OffsetDateTime::from_unix_timestamp_nanos(nanos)
-            .ok()
-            .and_then(|t| t.format_into(&mut cursor, &Rfc3339).ok());
-        let len = match written {
-            Some(_) => usize::try_from(cursor.position()).unwrap_or(0),
-            None => {
-                use std::io::Write as _;
-                cursor.set_position(0);
-                let _ = write!(cursor, "{}", self.0);
-                usize::try_from(cursor.position()).unwrap_or(0)
+        const MIN: i64 = -62_167_219_200_000; // 0000-01-01T00:00:00Z
+        const MAX: i64 = 253_402_300_799_999; // 9999-12-31T23:59:59.999Z
+        if !(MIN..=MAX).contains(&self.0) {
+            use std::io::Write as _;
+            let mut cursor = std::io::Cursor::new(&mut buf[..]);
+            let _ = write!(cursor, "{}", self.0);
+            let len = usize::try_from(cursor.position()).unwrap_or(0);
+            return std::str::from_utf8(&buf[..len]).unwrap_or("");
+        }
+        let days = self.0.div_euclid(86_400_000);
+        let millis_of_day = self.0.rem_euclid(86_400_000);
+        let (year, month, day) = civil_from_days(days);
+        let fields: [(usize, i64, usize); 7] = [
+            (0, year, 4),
+            (5, month, 2),
+            (8, day, 2),
+            (11, millis_of_day / 3_600_000, 2),
+            (14, millis_of_day / 60_000 % 60, 2),
+            (17, millis_of_day / 1000 % 60, 2),
+            (20, millis_of_day % 1000, 3),
+        ];
+        buf[..24].copy_from_slice(b"0000-00-00T00:00:00.000Z");
+        for (start, mut value, width) in fields {
+            for i in (start..start + width).rev() {
+                buf[i] = b'0' + u8::try_from(value % 10).unwrap_or(0);
+                value /= 10;
             }
-        };
-        std::str::from_utf8(&buf[..len]).unwrap_or("")
+        }
+        std::str::from_utf8(&buf[..24]).unwrap_or("")
     }
+}
+
+/// Year, month, day of the proleptic Gregorian calendar for a count of days
+/// since 1970-01-01 (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
 }
 
 #[cfg(test)]
@@ -87,6 +119,31 @@ mod tests {
     fn formats_as_rfc3339_utc() {
         let t = Timestamp::from_unix_millis(1_700_000_000_123);
         assert_eq!(t.to_rfc3339(), "2023-11-14T22:13:20.123Z");
+    }
+
+    #[test]
+    fn out_of_range_instants_fall_back_to_milliseconds() {
+        assert_eq!(Timestamp::from_unix_millis(i64::MAX).to_rfc3339(), i64::MAX.to_string());
+        assert_eq!(Timestamp::from_unix_millis(i64::MIN).to_rfc3339(), i64::MIN.to_string());
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn matches_the_time_crate_for_every_year_0_to_9999(
+            millis in -62_167_219_200_000i64..=253_402_300_799_999
+        ) {
+            use time::format_description::well_known::Rfc3339;
+            let expected = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(millis) * 1_000_000)
+                .unwrap()
+                .format(&Rfc3339)
+                .unwrap();
+            // `time` drops trailing zeros of the fraction; we always print three digits.
+            let ours = Timestamp::from_unix_millis(millis).to_rfc3339();
+            let (ours_main, ours_frac) = ours.trim_end_matches('Z').split_once('.').unwrap();
+            let (main, frac) = expected.trim_end_matches('Z').split_once('.').unwrap_or((expected.trim_end_matches('Z'), ""));
+            proptest::prop_assert_eq!(ours_main, main);
+            proptest::prop_assert_eq!(ours_frac.trim_end_matches('0'), frac.trim_end_matches('0'));
+        }
     }
 
     #[test]
