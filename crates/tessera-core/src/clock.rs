@@ -123,8 +123,14 @@ mod tests {
 
     #[test]
     fn out_of_range_instants_fall_back_to_milliseconds() {
-        assert_eq!(Timestamp::from_unix_millis(i64::MAX).to_rfc3339(), i64::MAX.to_string());
-        assert_eq!(Timestamp::from_unix_millis(i64::MIN).to_rfc3339(), i64::MIN.to_string());
+        assert_eq!(
+            Timestamp::from_unix_millis(i64::MAX).to_rfc3339(),
+            i64::MAX.to_string()
+        );
+        assert_eq!(
+            Timestamp::from_unix_millis(i64::MIN).to_rfc3339(),
+            i64::MIN.to_string()
+        );
     }
 
     proptest::proptest! {

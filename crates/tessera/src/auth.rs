@@ -1,18 +1,25 @@
 //! Session authentication for protected routes.
 //!
-//! [`require_session`] runs before every protected handler: it reads the
+//! Handlers take a [`CurrentSession`] argument. Extracting it reads the
 //! session cookie, refuses cross-site state changes, loads the session (an
-//! unknown, malformed or expired id is a 401, a store failure a 503), swaps in
-//! a fresh id after a privilege change, records activity at most every
-//! `touch_interval`, and hands the handler a [`CurrentSession`].
+//! unknown, malformed or expired id is a 401, a store failure a 503) and
+//! records activity at most every `touch_interval`.
+//!
+//! After a privilege change the session is marked for a fresh id. Handlers
+//! finish with [`CurrentSession::reply`], which swaps in the fresh id and
+//! sets the new cookie on the way out, whether the handler succeeded or not.
+//! Doing it at the end (rather than in a middleware around every route)
+//! keeps the common path to one store read; if a request ends before `reply`
+//! (e.g. its body is rejected), the old id stays marked and the next request
+//! rotates it: rotation is deferred, never skipped.
 
 use std::ops::Deref;
 use std::sync::Arc;
 
-use axum::extract::{Request, State};
+use axum::extract::FromRequestParts;
 use axum::http::header;
-use axum::middleware::Next;
-use axum::response::Response;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
 use tessera_core::{Session, SessionId, Timestamp};
 
 use crate::error::ApiError;
@@ -42,70 +49,75 @@ impl CurrentSession {
             Err(ApiError::Forbidden(role))
         }
     }
-}
 
-/// Middleware for protected routes. See the module documentation.
-///
-/// # Errors
-///
-/// 401 without a live session, 403 for a cross-site state change, 503 when
-/// the store does not answer.
-pub async fn require_session(
-    State(state): State<Arc<AppState>>,
-    mut request: Request,
-    next: Next,
-) -> Result<Response, ApiError> {
-    let cookie = &state.config.cookie;
-    let raw = cookie
-        .read(request.headers())
-        .ok_or(ApiError::Unauthenticated)?;
-    let id = SessionId::parse(raw).map_err(|_| ApiError::Unauthenticated)?;
-    state.origins.check(request.method(), request.headers())?;
-
-    let now = Timestamp::now();
-    let policy = &state.config.policy;
-    let mut session = state
-        .sessions
-        .load(&id.hash(), now)
-        .await?
-        .ok_or(ApiError::Unauthenticated)?;
-
-    let mut fresh_cookie = None;
-    if session.rotate {
-        let (new_id, successor) = policy.successor(&session, now);
-        if !state.sessions.rotate(&session.id_hash, &successor).await? {
-            return Err(ApiError::Unauthenticated);
+    /// Finishes a protected request: if the session's privileges changed,
+    /// replaces its id with a fresh one and sets the new cookie (unless the
+    /// handler set the cookie itself, as logout does).
+    pub async fn reply(&self, state: &AppState, response: impl IntoResponse) -> Response {
+        let mut response = response.into_response();
+        if !self.rotate {
+            return response;
         }
-        tracing::info!(user = %successor.user_id, "privileges changed: session id rotated");
-        fresh_cookie = Some(cookie.issue(&new_id, successor.absolute_expires_at.since(now)));
-        session = Arc::new(successor);
-    } else if policy.needs_touch(&session, now) {
-        let expires_at = policy.expiry_after_activity(&session, now);
-        if !state
-            .sessions
-            .touch(&session.id_hash, now, expires_at)
-            .await?
-        {
-            return Err(ApiError::Unauthenticated);
-        }
-        let touched = Arc::make_mut(&mut session);
-        touched.last_seen = now;
-        touched.expires_at = expires_at;
-    }
-
-    request.extensions_mut().insert(CurrentSession(session));
-    let mut response = next.run(request).await;
-    if let Some(value) = fresh_cookie {
-        // A handler that already set our cookie (logout clearing it) wins.
+        let cookie = &state.config.cookie;
         let prefix = format!("{}=", cookie.name());
-        let handler_set_it = response
+        let handler_set_cookie = response
             .headers()
             .get_all(header::SET_COOKIE)
             .iter()
             .any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
-        if !handler_set_it {
-            response.headers_mut().append(header::SET_COOKIE, value);
+        if handler_set_cookie {
+            return response;
         }
+        let now = Timestamp::now();
+        let (new_id, successor) = state.config.policy.successor(self, now);
+        match state.sessions.rotate(&self.id_hash, &successor).await {
+            Ok(true) => {
+                tracing::info!(user = %successor.user_id, "privileges changed: session id rotated");
+                let value = cookie.issue(&new_id, successor.absolute_expires_at.since(now));
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            Ok(false) => {}
+            Err(error) => tracing::warn!(%error, "session id rotation deferred: store error"),
+        }
+        response
     }
-    Ok(response)
+}
+
+impl FromRequestParts<Arc<AppState>> for CurrentSession {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &Arc<AppState>,
+    ) -> Result<Self, Self::Rejection> {
+        let raw = state
+            .config
+            .cookie
+            .read(&parts.headers)
+            .ok_or(ApiError::Unauthenticated)?;
+        let id = SessionId::parse(raw).map_err(|_| ApiError::Unauthenticated)?;
+        state.origins.check(&parts.method, &parts.headers)?;
+
+        let now = Timestamp::now();
+        let policy = &state.config.policy;
+        let mut session = state
+            .sessions
+            .load(&id.hash(), now)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        if !session.rotate && policy.needs_touch(&session, now) {
+            let expires_at = policy.expiry_after_activity(&session, now);
+            if !state
+                .sessions
+                .touch(&session.id_hash, now, expires_at)
+                .await?
+            {
+                return Err(ApiError::Unauthenticated);
+            }
+            let touched = Arc::make_mut(&mut session);
+            touched.last_seen = now;
+            touched.expires_at = expires_at;
+        }
+        Ok(Self(session))
+    }
 }

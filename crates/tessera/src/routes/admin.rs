@@ -2,8 +2,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
-use axum::{Extension, Json};
+use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_core::{Email, Role};
@@ -25,19 +26,27 @@ pub struct UserPatch {
 /// Applies a [`UserPatch`]. A role change reaches the user's live sessions on
 /// their next request; disabling ends all of them at once.
 ///
-/// # Errors
-///
-/// 403 without the `admin` role, 400 for an empty or invalid patch, 404 for
-/// an unknown user, 503 when a store does not answer.
+/// Answers 403 without the `admin` role, 400 for an empty or invalid patch,
+/// 404 for an unknown user, 503 when a store does not answer.
 pub async fn patch_user(
     State(state): State<Arc<AppState>>,
-    Extension(current): Extension<CurrentSession>,
+    current: CurrentSession,
     Path(email): Path<String>,
     ApiJson(patch): ApiJson<UserPatch>,
+) -> Response {
+    let result = apply(&state, &current, &email, patch).await;
+    current.reply(&state, result).await
+}
+
+async fn apply(
+    state: &AppState,
+    current: &CurrentSession,
+    email: &str,
+    patch: UserPatch,
 ) -> Result<Json<Value>, ApiError> {
     current.require_role(Role::ADMIN)?;
     let email =
-        Email::parse(&email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
+        Email::parse(email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
     if patch.roles.is_none() && patch.disabled.is_none() {
         return Err(ApiError::bad_request(
             "empty_patch",

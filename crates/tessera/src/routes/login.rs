@@ -4,7 +4,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Extension;
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, header};
@@ -147,16 +146,21 @@ pub struct LogoutRequest {
 }
 
 /// `POST /logout`: ends this session (or, with `{"everywhere": true}`, all of
-/// the user's sessions) and clears the cookie.
-///
-/// # Errors
-///
-/// 401 without a session, 503 if the store cannot record the logout (the
-/// client is then not told it succeeded).
+/// the user's sessions) and clears the cookie. 503 if the store cannot record
+/// the logout: the client is then not told it succeeded.
 pub async fn logout(
     State(state): State<Arc<AppState>>,
-    Extension(current): Extension<CurrentSession>,
+    current: CurrentSession,
     OptionalJson(request): OptionalJson<LogoutRequest>,
+) -> Response {
+    let result = end_sessions(&state, &current, &request).await;
+    current.reply(&state, result).await
+}
+
+async fn end_sessions(
+    state: &AppState,
+    current: &CurrentSession,
+    request: &LogoutRequest,
 ) -> Result<Response, ApiError> {
     let ended = if request.everywhere {
         state.sessions.delete_all_for_user(current.user_id).await?

@@ -2,9 +2,9 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::State;
-use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
+use axum::response::Response;
 use serde_json::{Map, Value, json};
 
 use crate::auth::CurrentSession;
@@ -15,26 +15,35 @@ use crate::state::AppState;
 
 /// `GET /profile`: who is logged in, and since when. Served from the session
 /// alone: one store read per request.
-pub async fn profile(Extension(current): Extension<CurrentSession>) -> Response {
-    Json(SessionBody::of(&current)).into_response()
+pub async fn profile(State(state): State<Arc<AppState>>, current: CurrentSession) -> Response {
+    let body = Json(SessionBody::of(&current));
+    current.reply(&state, body).await
 }
 
 /// `GET /session`: the current session, including its free JSON data.
-pub async fn read_session(Extension(current): Extension<CurrentSession>) -> Response {
-    Json(json!({"session": SessionView::of(&current), "data": current.data})).into_response()
+pub async fn read_session(State(state): State<Arc<AppState>>, current: CurrentSession) -> Response {
+    let body = Json(json!({"session": SessionView::of(&current), "data": current.data}));
+    current.reply(&state, body).await
 }
 
 /// `PATCH /session`: merges a JSON object into the session data (RFC 7396:
 /// `null` removes a key) and returns the result.
 ///
-/// # Errors
-///
-/// 400 unless the body is a JSON object or if the data would outgrow the
-/// limit; 401 if the session ended meanwhile.
+/// Answers 400 unless the body is a JSON object, 413 if the data would
+/// outgrow the limit, 401 if the session ended meanwhile.
 pub async fn patch_session(
     State(state): State<Arc<AppState>>,
-    Extension(current): Extension<CurrentSession>,
+    current: CurrentSession,
     ApiJson(patch): ApiJson<Value>,
+) -> Response {
+    let result = merge(&state, &current, patch).await;
+    current.reply(&state, result).await
+}
+
+async fn merge(
+    state: &AppState,
+    current: &CurrentSession,
+    patch: Value,
 ) -> Result<Json<Value>, ApiError> {
     let Value::Object(patch) = patch else {
         return Err(ApiError::bad_request(

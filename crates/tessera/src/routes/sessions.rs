@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::{Extension, Json};
+use axum::response::Response;
 use serde_json::{Value, json};
 use tessera_core::{SessionHandle, Timestamp};
 
@@ -14,15 +15,17 @@ use crate::routes::SessionView;
 use crate::state::AppState;
 
 /// `GET /sessions`: the user's live sessions, oldest first, marking the
-/// current one. Handles are public names, not cookie secrets.
-///
-/// # Errors
-///
-/// 503 when the store does not answer.
+/// current one. Handles are public names, not cookie secrets. 503 when the
+/// store does not answer.
 pub async fn list_sessions(
     State(state): State<Arc<AppState>>,
-    Extension(current): Extension<CurrentSession>,
-) -> Result<Json<Value>, ApiError> {
+    current: CurrentSession,
+) -> Response {
+    let result = list(&state, &current).await;
+    current.reply(&state, result).await
+}
+
+async fn list(state: &AppState, current: &CurrentSession) -> Result<Json<Value>, ApiError> {
     let sessions = state
         .sessions
         .list_for_user(current.user_id, Timestamp::now())
@@ -36,16 +39,20 @@ pub async fn list_sessions(
 
 /// `DELETE /sessions/{handle}`: ends one of the user's sessions. 204, or 404
 /// if the user has no session with that handle (someone else's included).
-///
-/// # Errors
-///
-/// 404 unknown handle, 503 when the store does not answer.
 pub async fn delete_session(
     State(state): State<Arc<AppState>>,
-    Extension(current): Extension<CurrentSession>,
+    current: CurrentSession,
     Path(handle): Path<String>,
+) -> Response {
+    let result = delete(&state, &current, SessionHandle::new(handle)).await;
+    current.reply(&state, result).await
+}
+
+async fn delete(
+    state: &AppState,
+    current: &CurrentSession,
+    handle: SessionHandle,
 ) -> Result<StatusCode, ApiError> {
-    let handle = SessionHandle::new(handle);
     if state
         .sessions
         .delete_by_handle(current.user_id, &handle)

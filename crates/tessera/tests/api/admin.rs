@@ -205,3 +205,54 @@ async fn cli_disable_ends_sessions_of_a_running_server_at_once() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn rotation_also_happens_on_error_answers_and_is_deferred_past_rejected_bodies() {
+    let server = with_bob();
+    let admin = server.login_alice().await;
+    let bob = server.login("bob@example.com", PASSWORD).await;
+    let change = server
+        .send_json(
+            Method::PATCH,
+            "/admin/users/bob@example.com",
+            Some(&admin),
+            json!({"roles": ["viewer"]}),
+        )
+        .await;
+    assert_eq!(change.status(), StatusCode::OK);
+
+    // A malformed body is rejected before the handler runs: no rotation yet,
+    // and the old id keeps working rather than logging bob out.
+    let rejected = with_cookie(server.request(Method::PATCH, "/session"), Some(&bob))
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(rejected.status(), StatusCode::BAD_REQUEST);
+    assert!(session_cookie(rejected.headers()).is_none());
+
+    // A 403 from the handler still carries the fresh id.
+    let forbidden = server
+        .send_json(
+            Method::PATCH,
+            "/admin/users/alice@example.com",
+            Some(&bob),
+            json!({"disabled": true}),
+        )
+        .await;
+    let fresh = session_cookie(forbidden.headers()).expect("rotated on the 403 too");
+    assert_eq!(
+        expect_error(forbidden, StatusCode::FORBIDDEN).await,
+        "forbidden"
+    );
+    assert_eq!(
+        server.get("/profile", Some(&fresh)).await.status(),
+        StatusCode::OK
+    );
+    expect_error(
+        server.get("/profile", Some(&bob)).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}
