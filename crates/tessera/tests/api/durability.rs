@@ -112,3 +112,55 @@ async fn the_data_directory_is_private() {
     let mode = std::fs::metadata(&fresh).unwrap().permissions().mode();
     assert_eq!(mode & 0o077, 0, "data dir readable by others: {mode:o}");
 }
+
+/// Holds SQLite's write lock from another connection, as a stuck process would.
+fn block_writes(data: &DataDir) -> rusqlite::Connection {
+    let blocker = rusqlite::Connection::open(data.path().join("tessera.db")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    blocker
+}
+
+#[tokio::test]
+async fn a_store_that_cannot_write_fails_closed_with_503() {
+    let server = Server::start_with(Options::default().env("TESSERA_SQLITE_BUSY_TIMEOUT", 200));
+    let cookie = server.login_alice().await;
+    let blocker = block_writes(&server.data);
+
+    let login = server.login_response("alice@example.com", PASSWORD).await;
+    assert!(
+        session_cookie(login.headers()).is_none(),
+        "no cookie without a stored session"
+    );
+    assert!(login.headers().contains_key("retry-after"));
+    assert_eq!(
+        expect_error(login, StatusCode::SERVICE_UNAVAILABLE).await,
+        "store_unavailable"
+    );
+
+    let logout = with_cookie(server.request(Method::POST, "/logout"), Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        set_cookie_header(logout.headers()).is_none(),
+        "an unsaved logout is not acknowledged"
+    );
+    expect_error(logout, StatusCode::SERVICE_UNAVAILABLE).await;
+
+    drop(blocker);
+    // The store is back: the logout that failed did not happen, and nothing needs a restart.
+    assert_eq!(
+        server.get("/profile", Some(&cookie)).await.status(),
+        StatusCode::OK
+    );
+    let logout = with_cookie(server.request(Method::POST, "/logout"), Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::OK);
+    expect_error(
+        server.get("/profile", Some(&cookie)).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}

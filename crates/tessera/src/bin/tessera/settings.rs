@@ -76,6 +76,8 @@ pub struct Settings {
     pub sqlite_synchronous: SqliteSync,
     /// Sessions the server keeps in its read cache in front of SQLite (0: off).
     pub sqlite_session_cache: usize,
+    /// Milliseconds a write waits for another process's lock before failing (503).
+    pub sqlite_busy_timeout: u64,
     /// Concurrent password hashes (default: cores - 1, at least 1).
     pub hash_workers: Option<usize>,
     /// Password hashes allowed to wait before logins get 503.
@@ -113,6 +115,7 @@ impl Default for Settings {
             allowed_origins: Vec::new(),
             sqlite_synchronous: SqliteSync::Full,
             sqlite_session_cache: 100_000,
+            sqlite_busy_timeout: 5000,
             hash_workers: None,
             hash_queue: app.hash_queue,
             login_ip_burst: app.throttle.per_ip.burst,
@@ -258,6 +261,7 @@ impl Settings {
                 SqliteSync::Normal => Synchronous::Normal,
             },
             session_cache: if server { self.sqlite_session_cache } else { 0 },
+            busy_timeout: Duration::from_millis(self.sqlite_busy_timeout),
             ..SqliteOptions::default()
         }
     }
