@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod family;
 pub mod merge;
 pub mod password;
 pub mod secret;
@@ -15,8 +16,9 @@ pub mod store;
 pub mod user;
 
 pub use clock::Timestamp;
+pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
 pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use secret::{SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
-pub use store::{SessionStore, StoreError, UserStore};
+pub use store::{Revocation, SessionStore, StoreError, TokenStore, UserStore};
 pub use user::{Email, NewUser, Role, User, UserId};

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::clock::Timestamp;
+use crate::family::{FamilyId, TokenFamily};
 use crate::password::PasswordHash;
 use crate::secret::{SessionHandle, SessionIdHash};
 use crate::session::Session;
@@ -164,4 +165,88 @@ pub fn data_size(data: &Map<String, Value>) -> usize {
     serde_json::to_vec(data)
         .map(|v| v.len())
         .unwrap_or(usize::MAX)
+}
+
+/// A revocation that must outlive the tokens it concerns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Revocation {
+    /// Every access token of the family (`sid`) is revoked.
+    Family {
+        /// The family.
+        id: FamilyId,
+        /// When the last token of the family expires: the entry can go then.
+        until: Timestamp,
+    },
+    /// One access token (`jti`) is revoked.
+    Token {
+        /// The token id.
+        jti: String,
+        /// The token's expiry.
+        until: Timestamp,
+    },
+    /// Every token of the user issued before `before` is revoked.
+    UserBefore {
+        /// The user.
+        user: UserId,
+        /// The cutoff: tokens with `iat` before it are refused.
+        before: Timestamp,
+        /// When the last affected token expires.
+        until: Timestamp,
+    },
+}
+
+impl Revocation {
+    /// When the entry can be forgotten.
+    pub fn until(&self) -> Timestamp {
+        match self {
+            Self::Family { until, .. }
+            | Self::Token { until, .. }
+            | Self::UserBefore { until, .. } => *until,
+        }
+    }
+}
+
+/// Where refresh-token families and revocations live.
+///
+/// Contract, checked by the conformance suite: `advance_family` is a
+/// compare-and-set on the generation, so of several concurrent rotations of
+/// one family exactly one succeeds; expired families load as `None`;
+/// revocations are kept until their `until`.
+#[async_trait]
+pub trait TokenStore: Send + Sync + 'static {
+    /// Stores a new family.
+    async fn create_family(&self, family: &TokenFamily) -> Result<(), StoreError>;
+
+    /// The family, unless unknown or past its absolute lifetime.
+    async fn load_family(
+        &self,
+        id: &FamilyId,
+        now: Timestamp,
+    ) -> Result<Option<TokenFamily>, StoreError>;
+
+    /// Rotates the family to `new_hash` if it is still at `generation`.
+    /// Returns `false` (changing nothing) if it moved on or is gone.
+    async fn advance_family(
+        &self,
+        id: &FamilyId,
+        generation: u32,
+        new_hash: [u8; 32],
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+
+    /// Ends one family. Returns whether it existed.
+    async fn delete_family(&self, id: &FamilyId) -> Result<bool, StoreError>;
+
+    /// Ends every family of the user and returns them.
+    async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError>;
+
+    /// Records a revocation (a later `UserBefore` for the same user replaces
+    /// an earlier one).
+    async fn save_revocation(&self, revocation: &Revocation) -> Result<(), StoreError>;
+
+    /// Every revocation still in force at `now`.
+    async fn load_revocations(&self, now: Timestamp) -> Result<Vec<Revocation>, StoreError>;
+
+    /// Forgets expired families and revocations. Returns how many.
+    async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
 }

@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 
 mod memory;
+mod memory_tokens;
 mod sqlite;
 
 pub use memory::MemoryStore;

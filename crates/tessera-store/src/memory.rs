@@ -17,6 +17,7 @@ use tessera_core::{
 pub struct MemoryStore {
     sessions: RwLock<Sessions>,
     users: RwLock<HashMap<UserId, User>>,
+    pub(crate) tokens: crate::memory_tokens::TokenState,
 }
 
 #[derive(Debug, Default)]

@@ -18,6 +18,7 @@ use async_trait::async_trait;
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, Row, params};
 
 mod cache;
+mod tokens;
 use cache::{ChangeSignal, SessionCache};
 use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
@@ -153,6 +154,27 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX sessions_by_user ON sessions (user_id);
     CREATE INDEX sessions_by_expiry ON sessions (expires_at);",
+    // 2: refresh-token families and the revocation list.
+    "CREATE TABLE token_families (
+        id            TEXT PRIMARY KEY,
+        user_id       BLOB NOT NULL,
+        email         TEXT NOT NULL,
+        roles         TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        generation    INTEGER NOT NULL,
+        current_hash  BLOB NOT NULL,
+        previous_hash BLOB,
+        rotated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX token_families_by_user ON token_families (user_id);
+    CREATE TABLE revocations (
+        kind    TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        cutoff  INTEGER NOT NULL,
+        until   INTEGER NOT NULL,
+        PRIMARY KEY (kind, subject)
+    );",
 ];
 
 // Column lists as macros so that every statement is a `&'static str`
