@@ -12,7 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::{ApiError, error_body};
-use crate::routes::{admin, health, login, profile, sessions};
+use crate::routes::{admin, health, login, profile, sessions, token};
 use crate::state::AppState;
 
 /// The whole HTTP API over `state`.
@@ -34,6 +34,10 @@ pub fn router(state: Arc<AppState>) -> Router {
     Router::new()
         .route("/health", get(health::health))
         .route("/login", post(login::login))
+        .route("/token", post(token::token))
+        .route("/token/refresh", post(token::refresh))
+        .route("/token/revoke", post(token::revoke))
+        .route("/.well-known/jwks.json", get(token::jwks))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })

@@ -25,18 +25,28 @@ use tessera_core::{Session, SessionId, Timestamp};
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The authenticated session of the current request.
+/// The authenticated caller of the current request: a cookie session, or a
+/// bearer access token seen through a session-shaped view.
 #[derive(Debug, Clone)]
-pub struct CurrentSession(Arc<Session>);
+pub struct CurrentSession {
+    session: Arc<Session>,
+    bearer: bool,
+}
 
 impl Deref for CurrentSession {
     type Target = Session;
     fn deref(&self) -> &Session {
-        &self.0
+        &self.session
     }
 }
 
 impl CurrentSession {
+    /// Whether the caller authenticated with a bearer access token (then
+    /// `handle` is the token's family id).
+    pub fn is_bearer(&self) -> bool {
+        self.bearer
+    }
+
     /// Refuses the request unless the session holds `role`.
     ///
     /// # Errors
@@ -90,6 +100,14 @@ impl FromRequestParts<Arc<AppState>> for CurrentSession {
         parts: &mut Parts,
         state: &Arc<AppState>,
     ) -> Result<Self, Self::Rejection> {
+        if let Some(token) = bearer_token(&parts.headers) {
+            // Not an ambient credential: no CSRF check, no store call.
+            let (claims, user) = state.tokens.verify_access(token)?;
+            return Ok(Self {
+                session: Arc::new(crate::tokens::session_of(&claims, user)?),
+                bearer: true,
+            });
+        }
         let raw = state
             .config
             .cookie
@@ -118,6 +136,16 @@ impl FromRequestParts<Arc<AppState>> for CurrentSession {
             touched.last_seen = now;
             touched.expires_at = expires_at;
         }
-        Ok(Self(session))
+        Ok(Self {
+            session,
+            bearer: false,
+        })
     }
+}
+
+/// The token of an `Authorization: Bearer ...` header, if there is one.
+fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
 }

@@ -23,6 +23,12 @@ pub enum ApiError {
     /// Login failed. Deliberately silent about why (no account enumeration).
     #[error("invalid email or password")]
     InvalidCredentials,
+    /// A bearer token that is malformed, forged, expired or revoked.
+    #[error("invalid access token: {0}")]
+    InvalidToken(tessera_token::TokenError),
+    /// A refresh token that is unknown, expired, revoked or reused.
+    #[error("invalid or expired refresh token")]
+    InvalidGrant,
     /// Authenticated, but without the role the route needs.
     #[error("this requires the {0} role")]
     Forbidden(&'static str),
@@ -85,6 +91,8 @@ impl ApiError {
         match self {
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
+            Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::InvalidGrant => (StatusCode::UNAUTHORIZED, "invalid_grant"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
@@ -126,6 +134,18 @@ impl IntoResponse for ApiError {
             Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
             _ => None,
         };
+        // RFC 6750 §3: tell API clients how to authenticate.
+        let challenge = match &self {
+            Self::InvalidToken(_) => Some("Bearer realm=\"tessera\", error=\"invalid_token\""),
+            Self::Unauthenticated => Some("Bearer realm=\"tessera\""),
+            _ => None,
+        };
+        if let Some(challenge) = challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static(challenge),
+            );
+        }
         if let Some(after) = retry_after {
             let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response

@@ -20,6 +20,7 @@ pub mod routes;
 pub mod server;
 pub mod state;
 pub mod throttle;
+pub mod tokens;
 
 pub use app::router;
 pub use error::ApiError;

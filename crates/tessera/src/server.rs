@@ -68,6 +68,11 @@ fn spawn_maintenance(
                     Err(error) => tracing::warn!(%error, "purging expired sessions failed"),
                 }
                 state.throttle.prune();
+                if let Err(error) = state.tokens.purge().await {
+                    tracing::warn!(%error, "purging expired token state failed");
+                }
+                let (families, tokens, users) = state.tokens.revocations().len();
+                tracing::debug!(families, tokens, users, "revocation list size");
             }
         })
     };
@@ -76,6 +81,10 @@ fn spawn_maintenance(
         loop {
             tick.tick().await;
             let up = state.sessions.ping().await.is_ok() && state.users.ping().await.is_ok();
+            // Revocations made by other processes (the user CLI) arrive here.
+            if let Err(error) = state.tokens.sync_revocations().await {
+                tracing::warn!(%error, "could not refresh the revocation list");
+            }
             if up != state.store_up() {
                 if up {
                     tracing::info!("store is answering again");

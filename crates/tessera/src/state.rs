@@ -11,6 +11,7 @@ use crate::cookies::SessionCookie;
 use crate::csrf::OriginPolicy;
 use crate::hashing::HashingPool;
 use crate::throttle::{LoginThrottle, ThrottleSettings};
+use crate::tokens::TokenService;
 
 /// Settings of the HTTP application. The binary builds this from flags,
 /// environment and file; embedders build it in code. Defaults are the secure
@@ -65,6 +66,7 @@ pub struct AppState {
     pub(crate) hashing: HashingPool,
     pub(crate) throttle: LoginThrottle,
     pub(crate) origins: OriginPolicy,
+    pub(crate) tokens: TokenService,
     store_up: AtomicBool,
 }
 
@@ -79,23 +81,31 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state from settings, stores and a password hasher.
+    /// Assembles the state from settings, stores, a password hasher and the
+    /// token service.
     pub fn new(
         config: AppConfig,
         sessions: Arc<dyn SessionStore>,
         users: Arc<dyn UserStore>,
         hasher: PasswordHasher,
+        tokens: TokenService,
     ) -> Arc<Self> {
         Arc::new(Self {
             accounts: Accounts::new(Arc::clone(&users), Arc::clone(&sessions)),
             hashing: HashingPool::new(hasher, config.hash_workers, config.hash_queue),
             throttle: LoginThrottle::new(config.throttle),
             origins: OriginPolicy::new(config.allowed_origins.iter().cloned()),
+            tokens,
             sessions,
             users,
             config,
             store_up: AtomicBool::new(true),
         })
+    }
+
+    /// The token service.
+    pub fn tokens(&self) -> &TokenService {
+        &self.tokens
     }
 
     /// The session store.

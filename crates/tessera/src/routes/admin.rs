@@ -71,6 +71,9 @@ async fn apply(
             .await?
             .ok_or(ApiError::NotFound("no such user"))?;
         sessions_affected += change.sessions_affected;
+        if disabled {
+            sessions_affected += state.tokens.end_user(change.user.id).await?;
+        }
         result = Some(change.user);
     }
     let user = result.ok_or(ApiError::NotFound("no such user"))?;

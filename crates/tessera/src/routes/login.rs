@@ -10,7 +10,9 @@ use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{Email, Password, SessionId, SessionMeta, Timestamp, User, Verification};
+use tessera_core::{
+    Email, FamilyId, Password, SessionId, SessionMeta, Timestamp, User, Verification,
+};
 
 use crate::auth::CurrentSession;
 use crate::client_ip::client_ip;
@@ -163,7 +165,14 @@ async fn end_sessions(
     request: &LogoutRequest,
 ) -> Result<Response, ApiError> {
     let ended = if request.everywhere {
-        state.sessions.delete_all_for_user(current.user_id).await?
+        let sessions = state.sessions.delete_all_for_user(current.user_id).await?;
+        sessions + state.tokens.end_user(current.user_id).await?
+    } else if current.is_bearer() {
+        state
+            .tokens
+            .end_family_by_id(&FamilyId::new(current.handle.as_str()))
+            .await?;
+        1
     } else {
         u64::from(state.sessions.delete(&current.id_hash).await?)
     };

@@ -5,6 +5,7 @@ pub mod health;
 pub mod login;
 pub mod profile;
 pub mod sessions;
+pub mod token;
 
 use serde::{Serialize, Serializer};
 use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, User, UserId};

@@ -31,7 +31,13 @@ impl DataDir {
 
     /// Runs `tessera <args> --data-dir DIR`, feeding `stdin`.
     pub fn cli(&self, args: &[&str], stdin: &str) -> Output {
+        self.cli_with_env(args, stdin, &[])
+    }
+
+    /// As [`DataDir::cli`], with extra environment variables.
+    pub fn cli_with_env(&self, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
         let mut child = Command::new(BIN)
+            .envs(env.iter().copied())
             .args(args)
             .arg("--data-dir")
             .arg(self.path())

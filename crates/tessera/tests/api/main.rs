@@ -15,4 +15,5 @@ mod login;
 mod passwords;
 mod sessions;
 mod throttle;
+mod tokens;
 mod users_cli;

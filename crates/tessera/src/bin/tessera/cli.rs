@@ -33,6 +33,20 @@ pub enum Command {
     /// Inspect the effective settings.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Manage the access-token signing keys in the data directory.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// `tessera keys ...`.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the keys: which signs, which only verify.
+    List,
+    /// Add a new signing key; old keys verify until their tokens expire.
+    Rotate,
+    /// Print the public keys as a JWK Set.
+    ExportJwks,
 }
 
 /// Flags of `tessera serve`.

@@ -3,6 +3,7 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod keys;
 mod serve;
 mod settings;
 mod users;
@@ -44,6 +45,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve(_) => serve::run(settings),
         Command::User(command) => users::run(&settings, command),
+        Command::Keys(command) => keys::run(&settings, command),
         Command::Config(ConfigCommand::Print) => {
             print!("{}", settings.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

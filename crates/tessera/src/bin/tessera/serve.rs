@@ -55,11 +55,33 @@ async fn serve(settings: Settings, app_config: tessera::AppConfig) -> anyhow::Re
     let address = listener.local_addr()?;
     log_store(&settings, &database, sessions.as_ref());
 
-    let state = AppState::new(app_config, sessions, users, hasher);
+    let token_store: Arc<dyn tessera_core::TokenStore> = match settings.store {
+        StoreKind::Sqlite => Arc::new(database.clone()),
+        StoreKind::Memory => Arc::new(MemoryStore::new()),
+    };
+    let key_set = crate::keys::load_or_create(&settings)?;
+    tracing::info!(algorithm = %key_set.active().signing.algorithm(), kid = %key_set.active().kid, "access tokens ready");
+    let tokens = tessera::tokens::TokenService::new(
+        settings.token_config()?,
+        key_set,
+        crate::keys::chain_key(&settings)?,
+        token_store,
+    );
+    let restored = tokens
+        .sync_revocations()
+        .await
+        .context("cannot load the revocation list")?;
+    if restored > 0 {
+        tracing::info!(restored, "revocation list loaded");
+    }
+    let state = AppState::new(app_config, sessions, users, hasher, tokens);
     let maintenance = Maintenance {
         purge_interval: Duration::from_secs(settings.purge_interval.max(1)),
         ..Maintenance::default()
     };
+    if settings.jwt_secret.is_none() {
+        tokio::spawn(crate::keys::watch(settings.clone(), Arc::clone(&state)));
+    }
     tracing::info!(%address, store = state.sessions().backend(), "listening on http://{address}");
     tessera::serve(listener, state, maintenance, shutdown_signal()).await?;
     tracing::info!("stopped");

@@ -98,6 +98,23 @@ pub struct Settings {
     pub purge_interval: u64,
     /// Log filter (`info`, `debug`, `tessera=debug,tower_http=info`, ...).
     pub log: String,
+    /// Access-token signature: `HS256`, `EdDSA`, `ES256` or `RS256`.
+    pub jwt_algorithm: String,
+    /// HS256 secret (at least 32 bytes). Without it, keys are generated into
+    /// the data directory.
+    pub jwt_secret: Option<String>,
+    /// `iss` of access tokens.
+    pub jwt_issuer: String,
+    /// `aud` of access tokens.
+    pub jwt_audience: String,
+    /// Access-token lifetime in seconds.
+    pub jwt_access_ttl: u64,
+    /// Refresh-family absolute lifetime in seconds.
+    pub jwt_refresh_ttl: u64,
+    /// Clock skew allowed on token times, in seconds.
+    pub jwt_leeway: u64,
+    /// Seconds a rotated refresh token still yields the same successor.
+    pub jwt_refresh_grace: u64,
 }
 
 impl Default for Settings {
@@ -126,6 +143,14 @@ impl Default for Settings {
             session_data_max_bytes: app.session_data_max_bytes,
             purge_interval: 60,
             log: "info".into(),
+            jwt_algorithm: "HS256".into(),
+            jwt_secret: None,
+            jwt_issuer: "tessera".into(),
+            jwt_audience: "tessera".into(),
+            jwt_access_ttl: 900,
+            jwt_refresh_ttl: 30 * 24 * 3600,
+            jwt_leeway: 30,
+            jwt_refresh_grace: 10,
         }
     }
 }
@@ -264,6 +289,31 @@ impl Settings {
             busy_timeout: Duration::from_millis(self.sqlite_busy_timeout),
             ..SqliteOptions::default()
         }
+    }
+
+    /// Token lifetimes and names.
+    pub fn token_config(&self) -> anyhow::Result<tessera::tokens::TokenConfig> {
+        if self.jwt_access_ttl == 0 || self.jwt_refresh_ttl < self.jwt_access_ttl {
+            bail!("jwt_access_ttl must be at least 1 and at most jwt_refresh_ttl");
+        }
+        Ok(tessera::tokens::TokenConfig {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            access_ttl: Duration::from_secs(self.jwt_access_ttl),
+            refresh_ttl: Duration::from_secs(self.jwt_refresh_ttl),
+            leeway: Duration::from_secs(self.jwt_leeway),
+            grace: Duration::from_secs(self.jwt_refresh_grace),
+        })
+    }
+
+    /// The signature algorithm.
+    pub fn jwt_algorithm(&self) -> anyhow::Result<tessera_token::Algorithm> {
+        tessera_token::Algorithm::parse(&self.jwt_algorithm).ok_or_else(|| {
+            anyhow::anyhow!(
+                "jwt_algorithm must be HS256, EdDSA, ES256 or RS256, not {:?}",
+                self.jwt_algorithm
+            )
+        })
     }
 
     /// The database file in the data directory.

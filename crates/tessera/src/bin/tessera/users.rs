@@ -35,7 +35,7 @@ pub fn open_database(settings: &Settings, server: bool) -> anyhow::Result<Sqlite
     )
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -119,8 +119,9 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Disable { email } => {
             let email = parse_email(&email)?;
             let change = found(accounts.set_disabled(&email, true).await?, &email)?;
+            let families = end_tokens(settings, &db, change.user.id).await?;
             println!(
-                "{} disabled ({} sessions ended)",
+                "{} disabled ({} sessions ended, {families} token families ended)",
                 change.user.email, change.sessions_affected
             );
         }
@@ -140,6 +141,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             let password = read_new_password(password_stdin)?;
             let hash = PasswordHasher::owasp().hash(&password)?;
             let change = found(accounts.set_password(&email, &hash).await?, &email)?;
+            end_tokens(settings, &db, change.user.id).await?;
             println!(
                 "password changed for {} ({} sessions ended)",
                 change.user.email, change.sessions_affected
@@ -148,6 +150,27 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Import { file } => return import(&db, &file).await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Ends the user's token families and refuses their access tokens issued so
+/// far; a running server picks the revocation up within a second.
+async fn end_tokens(
+    settings: &Settings,
+    db: &SqliteStore,
+    user: tessera_core::UserId,
+) -> anyhow::Result<usize> {
+    use tessera_core::{Revocation, TokenStore};
+    let now = Timestamp::now();
+    let ended = db.delete_families_for_user(user).await?;
+    let revocation = Revocation::UserBefore {
+        user,
+        before: Timestamp::from_unix_millis((now.unix_seconds() + 1) * 1000),
+        until: now.plus(std::time::Duration::from_secs(
+            settings.jwt_access_ttl + settings.jwt_leeway,
+        )),
+    };
+    db.save_revocation(&revocation).await?;
+    Ok(ended.len())
 }
 
 fn found(change: Option<AccountChange>, email: &Email) -> anyhow::Result<AccountChange> {

@@ -1,0 +1,183 @@
+//! Token key material in the data directory, and `tessera keys ...`.
+//!
+//! - `jwt-keys.json`: the signing key set (private keys; mode 0600), unless
+//!   an HS256 secret is configured, which is never written anywhere.
+//! - `refresh-chain.key`: the secret that derives refresh-token successors.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, bail};
+use tessera_core::{ChainKey, Timestamp};
+use tessera_token::KeySet;
+
+use crate::cli::KeysCommand;
+use crate::settings::Settings;
+
+fn keys_path(settings: &Settings) -> PathBuf {
+    settings.data_dir.join("jwt-keys.json")
+}
+
+/// Writes `contents` to `path` atomically with mode 0600.
+fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    file.write_all(contents)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// The key set the settings call for: the configured HS256 secret, or the
+/// set in the data directory (created on first use; a new key is added when
+/// the configured algorithm changed, old keys keep verifying).
+pub fn load_or_create(settings: &Settings) -> anyhow::Result<KeySet> {
+    let algorithm = settings.jwt_algorithm()?;
+    if let Some(secret) = &settings.jwt_secret {
+        if algorithm != tessera_token::Algorithm::HS256 {
+            bail!(
+                "jwt_secret is for HS256; with {algorithm} keys are generated into the data directory"
+            );
+        }
+        if secret.len() < tessera_token::jws::MIN_HMAC_SECRET_BYTES {
+            bail!(
+                "jwt_secret is {} bytes; HS256 needs at least {} random bytes (e.g. `openssl rand -base64 48`)",
+                secret.len(),
+                tessera_token::jws::MIN_HMAC_SECRET_BYTES
+            );
+        }
+        return KeySet::from_secret(secret.as_bytes()).context("invalid jwt_secret");
+    }
+    let path = keys_path(settings);
+    let now = Timestamp::now().unix_seconds();
+    let mut set = match std::fs::read_to_string(&path) {
+        Ok(text) => KeySet::from_json(&text)
+            .with_context(|| format!("{} is not a valid key set", path.display()))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let set = KeySet::generate(algorithm, now).context("key generation failed")?;
+            write_private(&path, set.to_json()?.as_bytes())?;
+            tracing::info!(path = %path.display(), %algorithm, "generated a token signing key");
+            return Ok(set);
+        }
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    if set.active().signing.algorithm() != algorithm {
+        set.rotate(algorithm, now)
+            .context("key generation failed")?;
+        write_private(&path, set.to_json()?.as_bytes())?;
+        tracing::info!(%algorithm, "jwt_algorithm changed: added a signing key, older keys keep verifying");
+    }
+    Ok(set)
+}
+
+/// The refresh chain key from the data directory (created on first use).
+pub fn chain_key(settings: &Settings) -> anyhow::Result<ChainKey> {
+    let path = settings.data_dir.join("refresh-chain.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => {
+            let bytes: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()))?;
+            Ok(ChainKey::new(bytes))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let key = ChainKey::generate();
+            write_private(&path, key.as_bytes())?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}
+
+/// Runs `tessera keys ...`.
+pub fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
+    crate::users::create_private_dir(&settings.data_dir)?;
+    let mut set = match (
+        &settings.jwt_secret,
+        std::fs::read_to_string(keys_path(settings)),
+    ) {
+        (None, Ok(text)) => {
+            KeySet::from_json(&text).context("the key file is not a valid key set")?
+        }
+        _ => load_or_create(settings)?,
+    };
+    match command {
+        KeysCommand::List => {
+            println!("{:<18}  {:<6}  {:<24}  STATUS", "KID", "ALG", "CREATED");
+            let active = set.active().kid.clone();
+            for key in set.entries() {
+                let status = if key.kid == active {
+                    "active (signing)".to_owned()
+                } else {
+                    match key.retired_at {
+                        Some(at) => format!(
+                            "retired {}, verifying",
+                            Timestamp::from_unix_millis(at * 1000).to_rfc3339()
+                        ),
+                        None => "verifying".to_owned(),
+                    }
+                };
+                let created = Timestamp::from_unix_millis(key.created_at * 1000).to_rfc3339();
+                println!(
+                    "{:<18}  {:<6}  {:<24}  {status}",
+                    key.kid,
+                    key.signing.algorithm(),
+                    created
+                );
+            }
+        }
+        KeysCommand::Rotate => {
+            if set.is_configured() {
+                bail!(
+                    "the key is the configured jwt_secret: rotate it by changing TESSERA_JWT_SECRET"
+                );
+            }
+            let now = Timestamp::now().unix_seconds();
+            let max_lifetime =
+                i64::try_from(settings.jwt_access_ttl + settings.jwt_leeway).unwrap_or(i64::MAX);
+            let dropped = set.prune(now, max_lifetime);
+            let kid = set.rotate(settings.jwt_algorithm()?, now)?.kid.clone();
+            write_private(&keys_path(settings), set.to_json()?.as_bytes())?;
+            println!("new signing key {kid}; previous keys verify until their tokens expire");
+            for old in dropped {
+                println!("retired key {old} removed (all its tokens have expired)");
+            }
+        }
+        KeysCommand::ExportJwks => {
+            println!("{}", serde_json::to_string_pretty(&set.jwks())?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Reloads the key set when `tessera keys rotate` rewrote the file, so a
+/// running server signs with the new key without a restart.
+pub async fn watch(settings: Settings, state: std::sync::Arc<tessera::AppState>) {
+    let path = keys_path(&settings);
+    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let mut seen = modified(&path);
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let now = modified(&path);
+        if now == seen {
+            continue;
+        }
+        seen = now;
+        match std::fs::read_to_string(&path).map(|t| KeySet::from_json(&t)) {
+            Ok(Ok(set)) => {
+                tracing::info!(kid = %set.active().kid, "signing keys reloaded");
+                state.tokens().replace_keys(set);
+            }
+            Ok(Err(error)) => tracing::warn!(%error, "ignoring an invalid key file"),
+            Err(error) => tracing::warn!(%error, "cannot read the key file"),
+        }
+    }
+}

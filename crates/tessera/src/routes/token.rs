@@ -1,0 +1,92 @@
+//! `POST /token`, `POST /token/refresh`, `POST /token/revoke` and
+//! `GET /.well-known/jwks.json`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::client_ip::client_ip;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::login::{Credentials, authenticate};
+use crate::state::AppState;
+use crate::tokens::TokenResponse;
+
+/// `POST /token`: `{"email", "password"}` → access and refresh tokens, with
+/// the same checks, throttling and enumeration resistance as `POST /login`.
+///
+/// # Errors
+///
+/// As `POST /login`.
+pub async fn token(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    ApiJson(credentials): ApiJson<Credentials>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    state.origins.check(&method, &headers)?;
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let user = authenticate(&state, ip, credentials).await?;
+    Ok(Json(state.tokens.issue(&user).await?))
+}
+
+/// Body of `POST /token/refresh`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// `POST /token/refresh`: a new access token and a new refresh token; the
+/// presented one stops working (after the grace window). Presenting a rotated
+/// token again revokes the whole family.
+///
+/// # Errors
+///
+/// 401 `invalid_grant`, 503 store unavailable.
+pub async fn refresh(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, ApiError> {
+    Ok(Json(
+        state
+            .tokens
+            .refresh(&request.refresh_token, state.users.as_ref())
+            .await?,
+    ))
+}
+
+/// Body of `POST /token/revoke` (RFC 7009).
+#[derive(Debug, Deserialize)]
+pub struct RevokeRequest {
+    token: String,
+    #[serde(default)]
+    #[allow(dead_code)]
+    token_type_hint: Option<String>,
+}
+
+/// `POST /token/revoke`: 200 whatever the token was (RFC 7009 §2.2), once
+/// any revocation is durable.
+///
+/// # Errors
+///
+/// 400 for a malformed body, 503 if the revocation cannot be stored.
+pub async fn revoke(
+    State(state): State<Arc<AppState>>,
+    ApiJson(request): ApiJson<RevokeRequest>,
+) -> Result<Json<Value>, ApiError> {
+    state.tokens.revoke_token(&request.token).await?;
+    Ok(Json(json!({})))
+}
+
+/// `GET /.well-known/jwks.json`: the public keys that verify access tokens
+/// (none for HS256, whose secret is never published).
+pub async fn jwks(State(state): State<Arc<AppState>>) -> Json<tessera_token::jwk::Jwks> {
+    Json(state.tokens.jwks())
+}
