@@ -11,6 +11,7 @@ mod enumeration;
 mod expiry;
 mod hashing;
 mod inputs;
+mod interop;
 mod login;
 mod passwords;
 mod sessions;

@@ -36,6 +36,23 @@ pub enum Command {
     /// Manage the access-token signing keys in the data directory.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Inspect tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+}
+
+/// `tessera token ...`.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Print a JWT's header and claims; with --jwk, verify its signature
+    /// (exit 0 only when valid).
+    Decode {
+        /// The token.
+        token: String,
+        /// A JWK or JWK Set file to verify the signature with.
+        #[arg(long, value_name = "FILE")]
+        jwk: Option<PathBuf>,
+    },
 }
 
 /// `tessera keys ...`.

@@ -6,6 +6,7 @@ mod cli;
 mod keys;
 mod serve;
 mod settings;
+mod token;
 mod users;
 
 use std::process::ExitCode;
@@ -46,6 +47,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(_) => serve::run(settings),
         Command::User(command) => users::run(&settings, command),
         Command::Keys(command) => keys::run(&settings, command),
+        Command::Token(cli::TokenCommand::Decode { token, jwk }) => {
+            token::decode(&token, jwk.as_deref())
+        }
         Command::Config(ConfigCommand::Print) => {
             print!("{}", settings.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)
