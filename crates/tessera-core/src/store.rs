@@ -244,8 +244,13 @@ pub trait TokenStore: Send + Sync + 'static {
     /// an earlier one).
     async fn save_revocation(&self, revocation: &Revocation) -> Result<(), StoreError>;
 
-    /// Every revocation still in force at `now`.
-    async fn load_revocations(&self, now: Timestamp) -> Result<Vec<Revocation>, StoreError>;
+    /// The revocations in force at `now`; with `changed_since`, only those
+    /// saved at or after that instant (for cheap periodic syncing).
+    async fn load_revocations(
+        &self,
+        now: Timestamp,
+        changed_since: Option<Timestamp>,
+    ) -> Result<Vec<Revocation>, StoreError>;
 
     /// Forgets expired families and revocations. Returns how many.
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;

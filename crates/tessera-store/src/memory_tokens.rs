@@ -12,7 +12,7 @@ use crate::MemoryStore;
 #[derive(Debug, Default)]
 pub(crate) struct Tokens {
     families: HashMap<FamilyId, TokenFamily>,
-    revocations: HashMap<String, Revocation>,
+    revocations: HashMap<String, (Revocation, Timestamp)>,
 }
 
 fn revocation_key(revocation: &Revocation) -> String {
@@ -101,21 +101,30 @@ impl TokenStore for MemoryStore {
         let key = revocation_key(revocation);
         let keep_existing = matches!(
             (tokens.revocations.get(&key), revocation),
-            (Some(Revocation::UserBefore { before: old, .. }), Revocation::UserBefore { before: new, .. }) if old > new
+            (Some((Revocation::UserBefore { before: old, .. }, _)), Revocation::UserBefore { before: new, .. })
+                if old > new
         );
         if !keep_existing {
-            tokens.revocations.insert(key, revocation.clone());
+            tokens
+                .revocations
+                .insert(key, (revocation.clone(), Timestamp::now()));
         }
         Ok(())
     }
 
-    async fn load_revocations(&self, now: Timestamp) -> Result<Vec<Revocation>, StoreError> {
+    async fn load_revocations(
+        &self,
+        now: Timestamp,
+        changed_since: Option<Timestamp>,
+    ) -> Result<Vec<Revocation>, StoreError> {
         Ok(self
             .tokens()
             .revocations
             .values()
-            .filter(|r| now < r.until())
-            .cloned()
+            .filter(|(r, saved)| {
+                now < r.until() && changed_since.is_none_or(|since| *saved >= since)
+            })
+            .map(|(r, _)| r.clone())
             .collect())
     }
 
@@ -123,7 +132,7 @@ impl TokenStore for MemoryStore {
         let mut tokens = self.tokens();
         let before = tokens.families.len() + tokens.revocations.len();
         tokens.families.retain(|_, f| now < f.expires_at);
-        tokens.revocations.retain(|_, r| now < r.until());
+        tokens.revocations.retain(|_, (r, _)| now < r.until());
         Ok((before - tokens.families.len() - tokens.revocations.len()) as u64)
     }
 }

@@ -480,12 +480,31 @@ mod tokens {
             until: later,
         };
         store.save_revocation(&earlier).await.unwrap();
-        let mut loaded = store.load_revocations(now).await.unwrap();
+        let mut loaded = store.load_revocations(now, None).await.unwrap();
         loaded.sort_by_key(|r| format!("{r:?}"));
         let mut expected = vec![family, token, cutoff];
         expected.sort_by_key(|r| format!("{r:?}"));
         assert_eq!(loaded, expected);
-        assert!(store.load_revocations(later).await.unwrap().is_empty());
+        assert!(
+            store
+                .load_revocations(later, None)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        let future = now.plus(Duration::from_secs(30));
+        assert!(
+            store
+                .load_revocations(now, Some(future))
+                .await
+                .unwrap()
+                .is_empty(),
+            "nothing saved since"
+        );
+        assert_eq!(
+            store.load_revocations(now, Some(now)).await.unwrap().len(),
+            3
+        );
         assert_eq!(store.purge_expired_tokens(later).await.unwrap(), 3);
     }
 }

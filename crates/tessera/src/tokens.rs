@@ -134,6 +134,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 pub struct TokenService {
     config: TokenConfig,
     keys: RwLock<Arc<KeySet>>,
+    last_sync: std::sync::Mutex<Option<Timestamp>>,
     chain: ChainKey,
     store: Arc<dyn TokenStore>,
     revoked: RevocationList,
@@ -169,6 +170,7 @@ impl TokenService {
         Self {
             config,
             keys: RwLock::new(Arc::new(keys)),
+            last_sync: std::sync::Mutex::new(None),
             chain,
             store,
             revoked: RevocationList::default(),
@@ -208,10 +210,20 @@ impl TokenService {
     ///
     /// Store errors.
     pub async fn sync_revocations(&self) -> Result<usize, StoreError> {
-        let loaded = self.store.load_revocations(Timestamp::now()).await?;
+        let now = Timestamp::now();
+        // After the first full load, fetch only what was saved since the last
+        // sync, overlapping it by a few seconds so that a revocation saved by
+        // another process just before that read is not missed.
+        let since = self
+            .last_sync
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| Timestamp::from_unix_millis(t.unix_millis() - 5_000));
+        let loaded = self.store.load_revocations(now, since).await?;
         for r in &loaded {
             self.revoked.apply(r);
         }
+        *self.last_sync.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
         Ok(loaded.len())
     }
 

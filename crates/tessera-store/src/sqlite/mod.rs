@@ -173,8 +173,10 @@ const MIGRATIONS: &[&str] = &[
         subject TEXT NOT NULL,
         cutoff  INTEGER NOT NULL,
         until   INTEGER NOT NULL,
+        saved   INTEGER NOT NULL,
         PRIMARY KEY (kind, subject)
-    );",
+    );
+    CREATE INDEX revocations_by_saved ON revocations (saved);",
 ];
 
 // Column lists as macros so that every statement is a `&'static str`

@@ -158,12 +158,14 @@ impl TokenStore for SqliteStore {
             }
         };
         let until = revocation.until().unix_millis();
+        let saved = Timestamp::now().unix_millis();
         self.write(Affected::Nothing, move |tx| {
             tx.execute(
-                "INSERT INTO revocations (kind, subject, cutoff, until) VALUES (?1, ?2, ?3, ?4)
+                "INSERT INTO revocations (kind, subject, cutoff, until, saved) VALUES (?1, ?2, ?3, ?4, ?5)
                  ON CONFLICT (kind, subject) DO UPDATE SET
-                     cutoff = max(cutoff, excluded.cutoff), until = max(until, excluded.until)",
-                params![kind, subject, cutoff, until],
+                     cutoff = max(cutoff, excluded.cutoff), until = max(until, excluded.until),
+                     saved = excluded.saved",
+                params![kind, subject, cutoff, until, saved],
             )
             .map_err(to_store_error)?;
             Ok(())
@@ -171,12 +173,17 @@ impl TokenStore for SqliteStore {
         .await
     }
 
-    async fn load_revocations(&self, now: Timestamp) -> Result<Vec<Revocation>, StoreError> {
+    async fn load_revocations(
+        &self,
+        now: Timestamp,
+        changed_since: Option<Timestamp>,
+    ) -> Result<Vec<Revocation>, StoreError> {
+        let since = changed_since.map_or(i64::MIN, Timestamp::unix_millis);
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT kind, subject, cutoff, until FROM revocations WHERE until > ?1",
+                "SELECT kind, subject, cutoff, until FROM revocations WHERE until > ?1 AND saved >= ?2",
             )?
-            .query_map([now.unix_millis()], revocation_from_row)?
+            .query_map([now.unix_millis(), since], revocation_from_row)?
             .collect()
         })
     }
