@@ -5,6 +5,7 @@
 #   bench/profile.sh                  # sqlite and memory stores
 #   bench/profile.sh --store sqlite   # one store
 #   bench/profile.sh --scale          # also: 1,000 vs 1,000,000 live sessions (sqlite)
+#   bench/profile.sh --tokens         # also: /profile with a Bearer token, 100,000 revocations loaded
 #
 # Environment: DURATION (default 10s), CONNECTIONS (64), ROUNDS (2), SCALE_COUNT (1000000).
 # Needs wrk (apt-get install -y wrk). Starts and stops everything it uses.
@@ -17,10 +18,12 @@ ROUNDS=${ROUNDS:-2}
 SCALE_COUNT=${SCALE_COUNT:-1000000}
 STORES="sqlite memory"
 SCALE=0
+TOKENS=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --store) STORES="$2"; shift 2 ;;
     --scale) SCALE=1; shift ;;
+    --tokens) TOKENS=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -59,9 +62,13 @@ login() {
     | sed -n 's/^set-cookie: \(__Host-tessera=[^;]*\).*/\1/Ip' | tr -d '\r'
 }
 
-rps() { # path [cookie]
+rps() { # path [header]   (a header without ':' is taken as a cookie)
   local args=(-t1 -c"$CONNECTIONS" -d"$DURATION" --latency)
-  [ -n "${2:-}" ] && args+=(-H "Cookie: $2")
+  case "${2:-}" in
+    "") ;;
+    *:*) args+=(-H "$2") ;;
+    *) args+=(-H "Cookie: $2") ;;
+  esac
   wrk "${args[@]}" "$URL$1" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"}'
 }
 
@@ -123,4 +130,26 @@ if [ "$SCALE" = 1 ]; then
     "$SCALE_COUNT" "$big_h" "$big" "$(ratio "$big" "$big_h")" "$big_rss"
   printf 'scale: /profile with %s sessions is %s of the figure with 1,001\n' "$SCALE_COUNT" "$(ratio "$big" "$small")"
   python3 -c "print(f'database bytes per session: {($big_bytes-$small_bytes)/$SCALE_COUNT:.0f} (file {$big_bytes/2**20:.0f} MiB)')"
+fi
+
+if [ "$TOKENS" = 1 ]; then
+  # Bearer and cookie on the same node, with 100,000 live revocations in the
+  # in-memory list (seeded into the store, loaded at start-up).
+  dir=$(new_data_dir tokens)
+  start_server sqlite "$dir"; stop_server   # creates the schema and keys
+  sqlite3 "$dir/tessera.db" "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000)
+    INSERT INTO revocations (kind, subject, cutoff, until, saved)
+    SELECT 'token', 'seeded-' || i, 0, 9999999999999, 0 FROM n;"
+  start_server sqlite "$dir"
+  cookie=$(login)
+  access=$(curl -fs -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" "$URL/token" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  for round in $(seq "$ROUNDS"); do
+    h=$(rps /health); b=$(rps /profile "Authorization: Bearer $access"); c=$(rps /profile "$cookie")
+    printf 'tokens round %s  /health %8.0f  bearer /profile %8.0f (%s)  cookie /profile %8.0f (%s)  [100k revocations]\n' \
+      "$round" "$h" "$b" "$(ratio "$b" "$h")" "$c" "$(ratio "$c" "$h")"
+  done
+  echo "  server RSS with 100,000 revocations: $(rss_kib) KiB"
+  stop_server
 fi

@@ -102,9 +102,8 @@ impl FromRequestParts<Arc<AppState>> for CurrentSession {
     ) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer_token(&parts.headers) {
             // Not an ambient credential: no CSRF check, no store call.
-            let (claims, user) = state.tokens.verify_access(token)?;
             return Ok(Self {
-                session: Arc::new(crate::tokens::session_of(&claims, user)?),
+                session: state.tokens.authenticate(token)?,
                 bearer: true,
             });
         }

@@ -59,66 +59,115 @@ pub struct TokenResponse {
 
 /// Revoked families, tokens and per-user cutoffs, in memory. Entries expire
 /// with the tokens they concern, so the list stays as small as the number of
-/// revocations within one access-token lifetime.
+/// revocations within one access-token lifetime. One lock, three hash lookups
+/// per check.
 #[derive(Debug, Default)]
 pub struct RevocationList {
-    families: RwLock<HashMap<String, Timestamp>>,
-    tokens: RwLock<HashMap<String, Timestamp>>,
-    users: RwLock<HashMap<UserId, Timestamp>>,
+    inner: RwLock<Revoked>,
+}
+
+#[derive(Debug, Default)]
+struct Revoked {
+    families: HashMap<String, Timestamp>,
+    tokens: HashMap<String, Timestamp>,
+    users: HashMap<UserId, Timestamp>,
 }
 
 impl RevocationList {
     /// Adds a revocation (never removes one: revocations are only undone by expiry).
     pub fn apply(&self, revocation: &Revocation) {
+        let mut revoked = write(&self.inner);
         match revocation {
             Revocation::Family { id, until } => {
-                write(&self.families).insert(id.to_string(), *until);
+                revoked.families.insert(id.to_string(), *until);
             }
             Revocation::Token { jti, until } => {
-                write(&self.tokens).insert(jti.clone(), *until);
+                revoked.tokens.insert(jti.clone(), *until);
             }
             Revocation::UserBefore { user, before, .. } => {
-                let mut users = write(&self.users);
-                let cutoff = users.entry(*user).or_insert(*before);
+                let cutoff = revoked.users.entry(*user).or_insert(*before);
                 *cutoff = (*cutoff).max(*before);
             }
         }
     }
 
-    /// Whether the token is revoked. Three hash lookups.
+    /// Whether the token is revoked.
     pub fn is_revoked(&self, claims: &AccessClaims, user: UserId) -> bool {
-        read(&self.families).contains_key(&claims.sid)
-            || read(&self.tokens).contains_key(&claims.jti)
-            || read(&self.users)
+        let revoked = read(&self.inner);
+        revoked.families.contains_key(&claims.sid)
+            || revoked.tokens.contains_key(&claims.jti)
+            || revoked
+                .users
                 .get(&user)
                 .is_some_and(|cutoff| claims.iat.saturating_mul(1000) < cutoff.unix_millis())
     }
 
     /// The user's "revoked before" cutoff, if any.
     pub fn cutoff(&self, user: UserId) -> Option<Timestamp> {
-        read(&self.users).get(&user).copied()
+        read(&self.inner).users.get(&user).copied()
     }
 
     /// Drops entries whose tokens have all expired (cutoffs are kept for
     /// one access-token lifetime after they were set).
     pub fn prune(&self, now: Timestamp, access_ttl: Duration) {
-        write(&self.families).retain(|_, until| now < *until);
-        write(&self.tokens).retain(|_, until| now < *until);
-        write(&self.users).retain(|_, cutoff| now < cutoff.plus(access_ttl));
+        let mut revoked = write(&self.inner);
+        revoked.families.retain(|_, until| now < *until);
+        revoked.tokens.retain(|_, until| now < *until);
+        revoked
+            .users
+            .retain(|_, cutoff| now < cutoff.plus(access_ttl));
     }
 
     /// Entry counts (families, tokens, users), for reporting memory use.
     pub fn len(&self) -> (usize, usize, usize) {
+        let revoked = read(&self.inner);
         (
-            read(&self.families).len(),
-            read(&self.tokens).len(),
-            read(&self.users).len(),
+            revoked.families.len(),
+            revoked.tokens.len(),
+            revoked.users.len(),
         )
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
         self.len() == (0, 0, 0)
+    }
+}
+
+/// Access tokens whose signature and claims already checked out, by their
+/// exact text. A hit skips base64, the signature and JSON, never the expiry
+/// or the revocation list. Cleared when the keys change; bounded.
+#[derive(Debug, Default)]
+struct VerifiedTokens {
+    entries: RwLock<HashMap<Box<str>, Arc<Verified>>>,
+}
+
+#[derive(Debug)]
+struct Verified {
+    claims: AccessClaims,
+    user: UserId,
+    session: Arc<Session>,
+}
+
+const VERIFIED_CACHE_CAPACITY: usize = 10_000;
+
+impl VerifiedTokens {
+    fn get(&self, token: &str) -> Option<Arc<Verified>> {
+        read(&self.entries).get(token).cloned()
+    }
+
+    fn insert(&self, token: &str, verified: Arc<Verified>) {
+        let mut entries = write(&self.entries);
+        if entries.len() >= VERIFIED_CACHE_CAPACITY
+            && let Some(victim) = entries.keys().next().cloned()
+        {
+            entries.remove(&victim);
+        }
+        entries.insert(token.into(), verified);
+    }
+
+    fn clear(&self) {
+        write(&self.entries).clear();
     }
 }
 
@@ -134,6 +183,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 pub struct TokenService {
     config: TokenConfig,
     keys: RwLock<Arc<KeySet>>,
+    verified: VerifiedTokens,
     last_sync: std::sync::Mutex<Option<Timestamp>>,
     chain: ChainKey,
     store: Arc<dyn TokenStore>,
@@ -170,6 +220,7 @@ impl TokenService {
         Self {
             config,
             keys: RwLock::new(Arc::new(keys)),
+            verified: VerifiedTokens::default(),
             last_sync: std::sync::Mutex::new(None),
             chain,
             store,
@@ -191,6 +242,7 @@ impl TokenService {
     /// Replaces the key set (after `tessera keys rotate` changed the file).
     pub fn replace_keys(&self, keys: KeySet) {
         *write(&self.keys) = Arc::new(keys);
+        self.verified.clear();
     }
 
     /// The public keys.
@@ -311,19 +363,53 @@ impl TokenService {
     ///
     /// [`ApiError::InvalidToken`] with the reason.
     pub fn verify_access(&self, token: &str) -> Result<(AccessClaims, UserId), ApiError> {
-        let now = unix_secs(Timestamp::now());
-        let claims = self
-            .keys()
-            .verify(token, &self.validation, now)
-            .map_err(ApiError::InvalidToken)?;
-        let user: UserId = claims
-            .sub
-            .parse()
-            .map_err(|_| ApiError::InvalidToken(TokenError::Claims))?;
-        if self.revoked.is_revoked(&claims, user) {
+        let verified = self.verify(token)?;
+        Ok((verified.claims.clone(), verified.user))
+    }
+
+    /// As [`TokenService::verify_access`], returning the session-shaped view
+    /// handlers use (shared, so a repeated token costs no allocation).
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::InvalidToken`] with the reason.
+    pub fn authenticate(&self, token: &str) -> Result<Arc<Session>, ApiError> {
+        Ok(Arc::clone(&self.verify(token)?.session))
+    }
+
+    fn verify(&self, token: &str) -> Result<Arc<Verified>, ApiError> {
+        let now = Timestamp::now();
+        let verified = match self.verified.get(token) {
+            Some(hit) => {
+                let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(0);
+                if now.unix_seconds() >= hit.claims.exp.saturating_add(leeway) {
+                    return Err(ApiError::InvalidToken(TokenError::Expired));
+                }
+                hit
+            }
+            None => {
+                let claims = self
+                    .keys()
+                    .verify(token, &self.validation, unix_secs(now))
+                    .map_err(ApiError::InvalidToken)?;
+                let user: UserId = claims
+                    .sub
+                    .parse()
+                    .map_err(|_| ApiError::InvalidToken(TokenError::Claims))?;
+                let session = Arc::new(session_of(&claims, user)?);
+                let verified = Arc::new(Verified {
+                    claims,
+                    user,
+                    session,
+                });
+                self.verified.insert(token, Arc::clone(&verified));
+                verified
+            }
+        };
+        if self.revoked.is_revoked(&verified.claims, verified.user) {
             return Err(ApiError::InvalidToken(TokenError::Revoked));
         }
-        Ok((claims, user))
+        Ok(verified)
     }
 
     /// Exchanges a refresh token for new tokens (see `tessera_core::family`).

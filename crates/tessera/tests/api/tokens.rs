@@ -603,3 +603,28 @@ async fn key_rotation_keeps_tokens_of_the_old_key_valid() {
         "{listed}"
     );
 }
+
+#[tokio::test]
+async fn an_access_token_stops_working_when_it_expires_even_after_use() {
+    let server = Server::start_with(
+        Options::default()
+            .env("TESSERA_JWT_ACCESS_TTL", 1)
+            .env("TESSERA_JWT_LEEWAY", 0),
+    );
+    let access = tokens(&server).await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Used while valid (and so remembered as verified)...
+    assert_eq!(
+        bearer(&server, "/profile", &access).await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // ...and refused once expired.
+    let response = bearer(&server, "/profile", &access).await;
+    assert_eq!(
+        expect_error(response, StatusCode::UNAUTHORIZED).await,
+        "invalid_token"
+    );
+}
