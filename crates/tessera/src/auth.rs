@@ -31,6 +31,8 @@ use crate::state::AppState;
 pub struct CurrentSession {
     session: Arc<Session>,
     bearer: bool,
+    /// A re-sealed cookie to send (cookie storage, activity recorded).
+    pending_cookie: Option<axum::http::HeaderValue>,
 }
 
 impl Deref for CurrentSession {
@@ -65,7 +67,7 @@ impl CurrentSession {
     /// handler set the cookie itself, as logout does).
     pub async fn reply(&self, state: &AppState, response: impl IntoResponse) -> Response {
         let mut response = response.into_response();
-        if !self.rotate {
+        if !self.rotate && self.pending_cookie.is_none() {
             return response;
         }
         let cookie = &state.config.cookie;
@@ -76,6 +78,12 @@ impl CurrentSession {
             .iter()
             .any(|v| v.as_bytes().starts_with(prefix.as_bytes()));
         if handler_set_cookie {
+            return response;
+        }
+        if let Some(value) = &self.pending_cookie {
+            response
+                .headers_mut()
+                .append(header::SET_COOKIE, value.clone());
             return response;
         }
         let now = Timestamp::now();
@@ -105,6 +113,7 @@ impl FromRequestParts<Arc<AppState>> for CurrentSession {
             return Ok(Self {
                 session: state.tokens.authenticate(token)?,
                 bearer: true,
+                pending_cookie: None,
             });
         }
         let raw = state
@@ -112,6 +121,10 @@ impl FromRequestParts<Arc<AppState>> for CurrentSession {
             .cookie
             .read(&parts.headers)
             .ok_or(ApiError::Unauthenticated)?;
+        if let Some(sealer) = &state.config.cookie_sessions {
+            state.origins.check(&parts.method, &parts.headers)?;
+            return sealed_session(state, sealer, raw);
+        }
         let id = SessionId::parse(raw).map_err(|_| ApiError::Unauthenticated)?;
         state.origins.check(&parts.method, &parts.headers)?;
 
@@ -138,6 +151,7 @@ impl FromRequestParts<Arc<AppState>> for CurrentSession {
         Ok(Self {
             session,
             bearer: false,
+            pending_cookie: None,
         })
     }
 }
@@ -147,4 +161,36 @@ fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;
     scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+/// Authenticates a sealed cookie session: open, check expiry and the
+/// revocation list, and re-seal when activity should be recorded.
+fn sealed_session(
+    state: &AppState,
+    sealer: &crate::cookie_session::CookieSealer,
+    raw: &str,
+) -> Result<CurrentSession, ApiError> {
+    let policy = &state.config.policy;
+    let now = Timestamp::now();
+    let mut session = sealer.open(raw, policy).ok_or(ApiError::Unauthenticated)?;
+    if !policy.is_live(&session, now) || state.tokens.revocations().is_session_revoked(&session) {
+        return Err(ApiError::Unauthenticated);
+    }
+    let mut pending_cookie = None;
+    if policy.needs_touch(&session, now) {
+        session.expires_at = policy.expiry_after_activity(&session, now);
+        session.last_seen = now;
+        let max_age = session.absolute_expires_at.since(now);
+        pending_cookie = Some(
+            state
+                .config
+                .cookie
+                .issue_sealed(sealer.seal(&session), max_age),
+        );
+    }
+    Ok(CurrentSession {
+        session: Arc::new(session),
+        bearer: false,
+        pending_cookie,
+    })
 }

@@ -66,6 +66,11 @@ impl SessionCookie {
         self.render(id.expose(), max_age)
     }
 
+    /// `Set-Cookie` value carrying a sealed session (cookie storage).
+    pub fn issue_sealed(&self, sealed: String, max_age: Duration) -> HeaderValue {
+        self.render(sealed, max_age)
+    }
+
     /// `Set-Cookie` value that makes the client forget the cookie.
     pub fn clear(&self) -> HeaderValue {
         self.render(String::new(), Duration::ZERO)

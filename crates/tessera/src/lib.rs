@@ -11,6 +11,7 @@ pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod client_ip;
+pub mod cookie_session;
 pub mod cookies;
 pub mod csrf;
 pub mod error;

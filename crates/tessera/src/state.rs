@@ -36,6 +36,8 @@ pub struct AppConfig {
     pub max_body_bytes: usize,
     /// Largest session data object, in bytes of JSON.
     pub session_data_max_bytes: usize,
+    /// `Some`: sessions live in sealed cookies instead of the session store.
+    pub cookie_sessions: Option<crate::cookie_session::CookieSealer>,
 }
 
 impl Default for AppConfig {
@@ -53,6 +55,7 @@ impl Default for AppConfig {
             hash_queue: 32,
             max_body_bytes: 64 * 1024,
             session_data_max_bytes: 8 * 1024,
+            cookie_sessions: None,
         }
     }
 }

@@ -33,6 +33,10 @@ pub struct TokenConfig {
     pub leeway: Duration,
     /// How long a just-rotated refresh token still yields the same successor.
     pub grace: Duration,
+    /// How long a per-user cutoff ("log out everywhere") must be kept: the
+    /// longest lifetime of anything it revokes (access tokens, and sealed
+    /// cookie sessions up to their absolute timeout).
+    pub cutoff_lifetime: Duration,
 }
 
 impl Default for TokenConfig {
@@ -44,6 +48,7 @@ impl Default for TokenConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             leeway: Duration::from_secs(30),
             grace: Duration::from_secs(10),
+            cutoff_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }
@@ -100,6 +105,16 @@ impl RevocationList {
                 .users
                 .get(&user)
                 .is_some_and(|cutoff| claims.iat.saturating_mul(1000) < cutoff.unix_millis())
+    }
+
+    /// Whether a sealed cookie session (by handle, user and login time) is revoked.
+    pub fn is_session_revoked(&self, session: &Session) -> bool {
+        let revoked = read(&self.inner);
+        revoked.families.contains_key(session.handle.as_str())
+            || revoked
+                .users
+                .get(&session.user_id)
+                .is_some_and(|cutoff| session.created_at < *cutoff)
     }
 
     /// The user's "revoked before" cutoff, if any.
@@ -495,6 +510,26 @@ impl TokenService {
         .await
     }
 
+    fn cutoff_lifetime(&self) -> Duration {
+        self.config
+            .cutoff_lifetime
+            .max(self.config.access_ttl + self.config.leeway)
+    }
+
+    /// Revokes one sealed cookie session (by its handle) until it would have
+    /// expired anyway.
+    ///
+    /// # Errors
+    ///
+    /// 503 if the revocation cannot be stored.
+    pub async fn revoke_cookie_session(&self, session: &Session) -> Result<(), ApiError> {
+        self.revoke(Revocation::Family {
+            id: FamilyId::new(session.handle.as_str()),
+            until: session.absolute_expires_at,
+        })
+        .await
+    }
+
     /// Ends every family of the user and refuses every token issued so far.
     ///
     /// # Errors
@@ -507,7 +542,7 @@ impl TokenService {
             user,
             // Tokens carry whole seconds: cut off the current second too.
             before: Timestamp::from_unix_millis((now.unix_seconds() + 1) * 1000),
-            until: now.plus(self.config.access_ttl).plus(self.config.leeway),
+            until: now.plus(self.cutoff_lifetime()),
         })
         .await?;
         Ok(ended.len() as u64)
@@ -550,8 +585,7 @@ impl TokenService {
     /// Store errors.
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let now = Timestamp::now();
-        self.revoked
-            .prune(now, self.config.access_ttl + self.config.leeway);
+        self.revoked.prune(now, self.cutoff_lifetime());
         self.store.purge_expired_tokens(now).await
     }
 }

@@ -62,6 +62,11 @@ async fn apply(
             .await?
             .ok_or(ApiError::NotFound("no such user"))?;
         sessions_affected += change.sessions_affected;
+        if state.config.cookie_sessions.is_some() {
+            // A sealed cookie cannot be updated from here: end the user's
+            // sessions so the new roles apply from their next login.
+            sessions_affected += state.tokens.end_user(change.user.id).await?;
+        }
         result = Some(change.user);
     }
     if let Some(disabled) = patch.disabled {

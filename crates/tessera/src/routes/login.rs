@@ -111,14 +111,7 @@ pub async fn login(
     let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
     let user = authenticate(&state, ip, credentials).await?;
 
-    if let Some(old) = state
-        .config
-        .cookie
-        .read(&headers)
-        .and_then(|raw| SessionId::parse(raw).ok())
-    {
-        state.sessions.delete(&old.hash()).await?;
-    }
+    end_presented_session(&state, &headers).await?;
     let now = Timestamp::now();
     let meta = SessionMeta {
         ip: Some(ip.to_string()),
@@ -128,15 +121,41 @@ pub async fn login(
             .map(str::to_owned),
     };
     let (id, session) = state.config.policy.start(&user, meta, now);
-    state.sessions.create(&session).await?;
+    let max_age = session.absolute_expires_at.since(now);
+    let cookie = match &state.config.cookie_sessions {
+        Some(sealer) => state
+            .config
+            .cookie
+            .issue_sealed(sealer.seal(&session), max_age),
+        None => {
+            state.sessions.create(&session).await?;
+            state.config.cookie.issue(&id, max_age)
+        }
+    };
     tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
-
-    let cookie = state
-        .config
-        .cookie
-        .issue(&id, session.absolute_expires_at.since(now));
     let body = SessionBody::of(&session);
     Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+}
+
+/// Ends the session whose cookie came with a login request: a login always
+/// starts a fresh session and never adopts or keeps the presented one.
+async fn end_presented_session(state: &AppState, headers: &HeaderMap) -> Result<(), ApiError> {
+    let Some(raw) = state.config.cookie.read(headers) else {
+        return Ok(());
+    };
+    match &state.config.cookie_sessions {
+        Some(sealer) => {
+            if let Some(old) = sealer.open(raw, &state.config.policy) {
+                state.tokens.revoke_cookie_session(&old).await?;
+            }
+        }
+        None => {
+            if let Ok(old) = SessionId::parse(raw) {
+                state.sessions.delete(&old.hash()).await?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Body of `POST /logout`.
@@ -172,6 +191,9 @@ async fn end_sessions(
             .tokens
             .end_family_by_id(&FamilyId::new(current.handle.as_str()))
             .await?;
+        1
+    } else if state.config.cookie_sessions.is_some() {
+        state.tokens.revoke_cookie_session(current).await?;
         1
     } else {
         u64::from(state.sessions.delete(&current.id_hash).await?)

@@ -4,7 +4,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::response::Response;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
 use crate::auth::CurrentSession;
@@ -44,13 +45,18 @@ async fn merge(
     state: &AppState,
     current: &CurrentSession,
     patch: Value,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let Value::Object(patch) = patch else {
         return Err(ApiError::bad_request(
             "invalid_body",
             "session data must be a JSON object",
         ));
     };
+    if let Some(sealer) = &state.config.cookie_sessions
+        && !current.is_bearer()
+    {
+        return merge_sealed(state, sealer, current, &patch);
+    }
     let data: Map<String, Value> = state
         .sessions
         .merge_data(
@@ -60,5 +66,35 @@ async fn merge(
         )
         .await?
         .ok_or(ApiError::Unauthenticated)?;
-    Ok(Json(json!({"data": data})))
+    Ok(Json(json!({"data": data})).into_response())
+}
+
+/// Data kept in a sealed cookie must stay small: browsers cap cookies at 4 KiB.
+const SEALED_DATA_MAX_BYTES: usize = 1024;
+
+/// Cookie storage: merge into the data the cookie carries and re-seal it.
+fn merge_sealed(
+    state: &AppState,
+    sealer: &crate::cookie_session::CookieSealer,
+    current: &CurrentSession,
+    patch: &Map<String, Value>,
+) -> Result<Response, ApiError> {
+    let mut session = tessera_core::Session::clone(current);
+    tessera_core::merge::merge_patch(&mut session.data, patch);
+    let limit = SEALED_DATA_MAX_BYTES.min(state.config.session_data_max_bytes);
+    if tessera_core::store::data_size(&session.data) > limit {
+        return Err(ApiError::SessionDataTooLarge(limit));
+    }
+    let max_age = session
+        .absolute_expires_at
+        .since(tessera_core::Timestamp::now());
+    let cookie = state
+        .config
+        .cookie
+        .issue_sealed(sealer.seal(&session), max_age);
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        Json(json!({"data": session.data})),
+    )
+        .into_response())
 }

@@ -26,6 +26,11 @@ pub async fn list_sessions(
 }
 
 async fn list(state: &AppState, current: &CurrentSession) -> Result<Json<Value>, ApiError> {
+    if state.config.cookie_sessions.is_some() && !current.is_bearer() {
+        // Sealed cookie sessions have no server-side list: show this one.
+        let this = SessionView::of(current).with_current(true);
+        return Ok(Json(json!({"sessions": [this]})));
+    }
     let sessions = state
         .sessions
         .list_for_user(current.user_id, Timestamp::now())
@@ -53,6 +58,13 @@ async fn delete(
     current: &CurrentSession,
     handle: SessionHandle,
 ) -> Result<StatusCode, ApiError> {
+    if state.config.cookie_sessions.is_some() && !current.is_bearer() {
+        if handle != current.handle {
+            return Err(ApiError::NotFound("no such session"));
+        }
+        state.tokens.revoke_cookie_session(current).await?;
+        return Ok(StatusCode::NO_CONTENT);
+    }
     if state
         .sessions
         .delete_by_handle(current.user_id, &handle)

@@ -5,6 +5,7 @@ mod helpers;
 
 mod admin;
 mod config;
+mod cookie_storage;
 mod csrf;
 mod durability;
 mod enumeration;

@@ -181,3 +181,30 @@ pub async fn watch(settings: Settings, state: std::sync::Arc<tessera::AppState>)
         }
     }
 }
+
+/// The key of sealed cookie sessions: from the settings, or generated into
+/// the data directory (`cookie-session.key`, 0600) and reused.
+pub fn cookie_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
+    if let Some(text) = &settings.session_cookie_key {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text.trim())
+            .context("session_cookie_key must be base64url")?;
+        return bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("session_cookie_key must decode to exactly 32 bytes"));
+    }
+    let path = settings.data_dir.join("cookie-session.key");
+    match std::fs::read(&path) {
+        Ok(bytes) => bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let mut key = [0u8; 32];
+            tessera_core::secret::fill_random(&mut key);
+            write_private(&path, &key)?;
+            Ok(key)
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+    }
+}

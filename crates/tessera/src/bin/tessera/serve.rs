@@ -30,8 +30,18 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(settings: Settings, app_config: tessera::AppConfig) -> anyhow::Result<()> {
+async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow::Result<()> {
     let database = crate::users::open_database(&settings, true)?;
+    if settings.session_storage == crate::settings::SessionStorage::Cookie {
+        let key = crate::keys::cookie_key(&settings)?;
+        app_config.cookie_sessions = Some(tessera::cookie_session::CookieSealer::new(
+            &key,
+            app_config.cookie.name(),
+        ));
+        tracing::info!(
+            "session storage: sealed cookies (XChaCha20-Poly1305), no session rows in any store"
+        );
+    }
     let users: Arc<dyn UserStore> = Arc::new(database.clone());
     let sessions: Arc<dyn SessionStore> = match settings.store {
         StoreKind::Sqlite => Arc::new(database.clone()),

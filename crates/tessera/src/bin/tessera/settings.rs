@@ -115,6 +115,21 @@ pub struct Settings {
     pub jwt_leeway: u64,
     /// Seconds a rotated refresh token still yields the same successor.
     pub jwt_refresh_grace: u64,
+    /// `server` (sessions in the store) or `cookie` (sealed in the cookie).
+    pub session_storage: SessionStorage,
+    /// Key for sealed cookie sessions: 32 bytes, base64url. Without it one is
+    /// generated into the data directory.
+    pub session_cookie_key: Option<String>,
+}
+
+/// Where session state lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SessionStorage {
+    /// In the session store; the cookie holds a random id.
+    Server,
+    /// In the cookie itself, encrypted and authenticated.
+    Cookie,
 }
 
 impl Default for Settings {
@@ -151,6 +166,8 @@ impl Default for Settings {
             jwt_refresh_ttl: 30 * 24 * 3600,
             jwt_leeway: 30,
             jwt_refresh_grace: 10,
+            session_storage: SessionStorage::Server,
+            session_cookie_key: None,
         }
     }
 }
@@ -274,6 +291,8 @@ impl Settings {
             hash_queue: self.hash_queue,
             max_body_bytes: self.max_body_bytes,
             session_data_max_bytes: self.session_data_max_bytes,
+            // Filled in by `serve` once the key is loaded from the data dir.
+            cookie_sessions: None,
         })
     }
 
@@ -303,6 +322,7 @@ impl Settings {
             refresh_ttl: Duration::from_secs(self.jwt_refresh_ttl),
             leeway: Duration::from_secs(self.jwt_leeway),
             grace: Duration::from_secs(self.jwt_refresh_grace),
+            cutoff_lifetime: Duration::from_secs(self.session_absolute_timeout),
         })
     }
 
