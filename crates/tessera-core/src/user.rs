@@ -88,6 +88,12 @@ impl Email {
         }
     }
 
+    /// Wraps an address this system validated before and carried in
+    /// authenticated form (a sealed cookie); skips re-validation.
+    pub fn from_sealed(normalised: String) -> Self {
+        Self(normalised)
+    }
+
     /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
@@ -144,6 +150,12 @@ impl Role {
         } else {
             Err(InvalidUserField::Role)
         }
+    }
+
+    /// Wraps a role this system validated before and carried in
+    /// authenticated form (a sealed cookie); skips re-validation.
+    pub fn from_sealed(name: String) -> Self {
+        Self(name)
     }
 
     /// The role name.

@@ -1,6 +1,12 @@
 //! Sessions kept entirely in the client's cookie (`session_storage = cookie`):
-//! sealed with XChaCha20-Poly1305 (random 192-bit nonce per cookie, the
-//! cookie name as associated data), no row in any store.
+//! sealed with AES-256-GCM (random 96-bit nonce per cookie, the cookie name as
+//! associated data), no row in any store.
+//!
+//! AES-256-GCM rather than XChaCha20-Poly1305 because opening runs on every
+//! request: with AES-NI it opens a cookie in ~0.5 µs against ~1.7 µs (criterion,
+//! `benches/cookie.rs`). The price is the random-nonce budget: NIST allows
+//! 2^32 seals per key, i.e. change `session_cookie_key` long before a
+//! deployment has sealed four billion cookies (logins plus activity refreshes).
 //!
 //! The same attributes and expiry rules as server sessions apply: the
 //! cookie records login time, last activity and the absolute expiry, and is
@@ -10,26 +16,25 @@
 
 use std::fmt;
 
+use aes_gcm::aead::{Aead, Payload};
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::{Aead, Payload};
-use chacha20poly1305::{KeyInit, XChaCha20Poly1305, XNonce};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use tessera_core::{
     Email, Role, Session, SessionHandle, SessionIdHash, SessionPolicy, Timestamp, UserId,
 };
 
 const VERSION: u8 = 1;
-const NONCE_LEN: usize = 24;
+const NONCE_LEN: usize = 12;
 /// Largest sealed cookie accepted, in characters (browsers keep 4096 bytes).
 pub const MAX_COOKIE_CHARS: usize = 4000;
 
 /// Seals and opens session cookies. `Debug` never shows the key.
 #[derive(Clone)]
 pub struct CookieSealer {
-    cipher: XChaCha20Poly1305,
+    cipher: Aes256Gcm,
     aad: Vec<u8>,
 }
 
@@ -39,24 +44,27 @@ impl fmt::Debug for CookieSealer {
     }
 }
 
+/// What a cookie carries, in postcard's compact binary form. The data map is
+/// carried as JSON text (postcard cannot encode arbitrary JSON values).
+/// Fields are raw: the content is authenticated, so it is exactly what this
+/// server sealed, already validated when the session was created.
 #[derive(Serialize, Deserialize)]
 struct Sealed {
-    uid: UserId,
-    email: Email,
-    roles: Vec<Role>,
+    uid: [u8; 16],
+    email: String,
+    roles: Vec<String>,
     sid: String,
     login: i64,
     seen: i64,
     abs: i64,
-    #[serde(default, skip_serializing_if = "Map::is_empty")]
-    data: Map<String, Value>,
+    data: String,
 }
 
 impl CookieSealer {
     /// A sealer with a 256-bit key, bound to the cookie's name.
     pub fn new(key: &[u8; 32], cookie_name: &str) -> Self {
         Self {
-            cipher: XChaCha20Poly1305::new_from_slice(key).expect("32-byte key"),
+            cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key"),
             aad: cookie_name.as_bytes().to_vec(),
         }
     }
@@ -64,22 +72,30 @@ impl CookieSealer {
     /// The cookie value that carries `session`.
     pub fn seal(&self, session: &Session) -> String {
         let sealed = Sealed {
-            uid: session.user_id,
-            email: session.email.clone(),
-            roles: session.roles.clone(),
+            uid: *session.user_id.as_uuid().as_bytes(),
+            email: session.email.as_str().to_owned(),
+            roles: session
+                .roles
+                .iter()
+                .map(|r| r.as_str().to_owned())
+                .collect(),
             sid: session.handle.as_str().to_owned(),
             login: session.created_at.unix_millis(),
             seen: session.last_seen.unix_millis(),
             abs: session.absolute_expires_at.unix_millis(),
-            data: session.data.clone(),
+            data: if session.data.is_empty() {
+                String::new()
+            } else {
+                Value::Object(session.data.clone()).to_string()
+            },
         };
-        let plaintext = serde_json::to_vec(&sealed).expect("serialisable");
+        let plaintext = postcard::to_stdvec(&sealed).expect("serialisable");
         let mut nonce = [0u8; NONCE_LEN];
         tessera_core::secret::fill_random(&mut nonce);
         let ciphertext = self
             .cipher
             .encrypt(
-                &XNonce::from(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: &plaintext,
                     aad: &self.aad,
@@ -109,22 +125,35 @@ impl CookieSealer {
         let plaintext = self
             .cipher
             .decrypt(
-                &XNonce::from(nonce),
+                &Nonce::from(nonce),
                 Payload {
                     msg: ciphertext,
                     aad: &self.aad,
                 },
             )
             .ok()?;
-        let sealed: Sealed = serde_json::from_slice(&plaintext).ok()?;
+        let sealed: Sealed = postcard::from_bytes(&plaintext).ok()?;
         let last_seen = Timestamp::from_unix_millis(sealed.seen);
         let absolute_expires_at = Timestamp::from_unix_millis(sealed.abs);
+        let data = match sealed.data.as_str() {
+            "" => Map::new(),
+            text => match serde_json::from_str(text).ok()? {
+                Value::Object(map) => map,
+                _ => return None,
+            },
+        };
+        // The session's id for this request only: its handle, which is
+        // unique per login (nothing is looked up by it).
+        let mut id = [0u8; 32];
+        let handle_bytes = sealed.sid.as_bytes();
+        id[..handle_bytes.len().min(32)]
+            .copy_from_slice(&handle_bytes[..handle_bytes.len().min(32)]);
         Some(Session {
-            id_hash: SessionIdHash::from_bytes(Sha256::digest(sealed.sid.as_bytes()).into()),
+            id_hash: SessionIdHash::from_bytes(id),
             handle: SessionHandle::new(sealed.sid),
-            user_id: sealed.uid,
-            email: sealed.email,
-            roles: sealed.roles,
+            user_id: UserId::from_uuid(uuid::Uuid::from_bytes(sealed.uid)),
+            email: Email::from_sealed(sealed.email),
+            roles: sealed.roles.into_iter().map(Role::from_sealed).collect(),
             created_at: Timestamp::from_unix_millis(sealed.login),
             last_seen,
             expires_at: last_seen
@@ -133,7 +162,7 @@ impl CookieSealer {
             absolute_expires_at,
             ip: None,
             user_agent: None,
-            data: sealed.data,
+            data,
             rotate: false,
         })
     }

@@ -39,7 +39,7 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
             app_config.cookie.name(),
         ));
         tracing::info!(
-            "session storage: sealed cookies (XChaCha20-Poly1305), no session rows in any store"
+            "session storage: sealed cookies (AES-256-GCM), no session rows in any store"
         );
     }
     let users: Arc<dyn UserStore> = Arc::new(database.clone());
@@ -59,6 +59,7 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
         "argon2id ready (m=19456 KiB, t=2, p=1)"
     );
 
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(settings.listen)
         .await
         .with_context(|| format!("cannot listen on {}", settings.listen))?;
@@ -93,7 +94,7 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
         tokio::spawn(crate::keys::watch(settings.clone(), Arc::clone(&state)));
     }
     tracing::info!(%address, store = state.sessions().backend(), "listening on http://{address}");
-    tessera::serve(listener, state, maintenance, shutdown_signal()).await?;
+    tessera::serve(listener, state, maintenance, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
@@ -112,24 +113,18 @@ fn log_store(settings: &Settings, database: &SqliteStore, sessions: &dyn Session
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers the SIGTERM and SIGINT handlers now (before the server says it
+/// listens, so a signal sent right after cannot kill it uncleanly) and
+/// returns the future that completes on either.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        tokio::select! {
+            _ = terminate.recv() => {},
+            _ = interrupt.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = terminate => {},
-    }
-    tracing::info!("shutting down: finishing in-flight requests");
+        tracing::info!("shutting down: finishing in-flight requests");
+    })
 }
