@@ -45,7 +45,7 @@ PASSWORD="benchmark password 1"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
 
-start_server() { # store data_dir
+start_server() { # store data_dir   (inherits TESSERA_* from the caller)
   TESSERA_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$2" --store "$1" 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -fs "$URL/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
@@ -151,5 +151,13 @@ if [ "$TOKENS" = 1 ]; then
       "$round" "$h" "$b" "$(ratio "$b" "$h")" "$c" "$(ratio "$c" "$h")"
   done
   echo "  server RSS with 100,000 revocations: $(rss_kib) KiB"
+  stop_server
+  # The same with sessions sealed in the cookie (no store read at all).
+  TESSERA_SESSION_STORAGE=cookie start_server sqlite "$dir"
+  sealed=$(login)
+  for round in $(seq "$ROUNDS"); do
+    h=$(rps /health); c=$(rps /profile "$sealed")
+    printf 'sealed-cookie round %s  /health %8.0f  /profile %8.0f (%s)  [100k revocations]\n' "$round" "$h" "$c" "$(ratio "$c" "$h")"
+  done
   stop_server
 fi

@@ -172,24 +172,27 @@ fn sealed_session(
 ) -> Result<CurrentSession, ApiError> {
     let policy = &state.config.policy;
     let now = Timestamp::now();
-    let mut session = sealer.open(raw, policy).ok_or(ApiError::Unauthenticated)?;
+    let mut session = sealer
+        .open_shared(raw, policy)
+        .ok_or(ApiError::Unauthenticated)?;
     if !policy.is_live(&session, now) || state.tokens.revocations().is_session_revoked(&session) {
         return Err(ApiError::Unauthenticated);
     }
     let mut pending_cookie = None;
     if policy.needs_touch(&session, now) {
-        session.expires_at = policy.expiry_after_activity(&session, now);
-        session.last_seen = now;
-        let max_age = session.absolute_expires_at.since(now);
+        let touched = Arc::make_mut(&mut session);
+        touched.expires_at = policy.expiry_after_activity(touched, now);
+        touched.last_seen = now;
+        let max_age = touched.absolute_expires_at.since(now);
         pending_cookie = Some(
             state
                 .config
                 .cookie
-                .issue_sealed(sealer.seal(&session), max_age),
+                .issue_sealed(sealer.seal(touched), max_age),
         );
     }
     Ok(CurrentSession {
-        session: Arc::new(session),
+        session,
         bearer: false,
         pending_cookie,
     })

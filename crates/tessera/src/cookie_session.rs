@@ -36,6 +36,7 @@ pub const MAX_COOKIE_CHARS: usize = 4000;
 pub struct CookieSealer {
     cipher: Aes256Gcm,
     aad: Vec<u8>,
+    opened: std::sync::Arc<crate::verified::VerifiedCache<Session>>,
 }
 
 impl fmt::Debug for CookieSealer {
@@ -66,6 +67,7 @@ impl CookieSealer {
         Self {
             cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key"),
             aad: cookie_name.as_bytes().to_vec(),
+            opened: std::sync::Arc::default(),
         }
     }
 
@@ -107,6 +109,22 @@ impl CookieSealer {
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ciphertext);
         URL_SAFE_NO_PAD.encode(out)
+    }
+
+    /// Opens a cookie value, remembering recently opened ones (a cookie is
+    /// sent with every request until activity re-seals it). `None` for
+    /// anything not sealed by this key for this cookie name.
+    pub fn open_shared(
+        &self,
+        value: &str,
+        policy: &SessionPolicy,
+    ) -> Option<std::sync::Arc<Session>> {
+        if let Some(hit) = self.opened.get(value) {
+            return Some(hit);
+        }
+        let session = std::sync::Arc::new(self.open(value, policy)?);
+        self.opened.insert(value, std::sync::Arc::clone(&session));
+        Some(session)
     }
 
     /// Opens a cookie value. `None` for anything not sealed by this key for

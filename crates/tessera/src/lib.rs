@@ -22,6 +22,7 @@ pub mod server;
 pub mod state;
 pub mod throttle;
 pub mod tokens;
+pub mod verified;
 
 pub use app::router;
 pub use error::ApiError;

@@ -149,41 +149,11 @@ impl RevocationList {
     }
 }
 
-/// Access tokens whose signature and claims already checked out, by their
-/// exact text. A hit skips base64, the signature and JSON, never the expiry
-/// or the revocation list. Cleared when the keys change; bounded.
-#[derive(Debug, Default)]
-struct VerifiedTokens {
-    entries: RwLock<HashMap<Box<str>, Arc<Verified>>>,
-}
-
 #[derive(Debug)]
 struct Verified {
     claims: AccessClaims,
     user: UserId,
     session: Arc<Session>,
-}
-
-const VERIFIED_CACHE_CAPACITY: usize = 10_000;
-
-impl VerifiedTokens {
-    fn get(&self, token: &str) -> Option<Arc<Verified>> {
-        read(&self.entries).get(token).cloned()
-    }
-
-    fn insert(&self, token: &str, verified: Arc<Verified>) {
-        let mut entries = write(&self.entries);
-        if entries.len() >= VERIFIED_CACHE_CAPACITY
-            && let Some(victim) = entries.keys().next().cloned()
-        {
-            entries.remove(&victim);
-        }
-        entries.insert(token.into(), verified);
-    }
-
-    fn clear(&self) {
-        write(&self.entries).clear();
-    }
 }
 
 fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
@@ -198,7 +168,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 pub struct TokenService {
     config: TokenConfig,
     keys: RwLock<Arc<KeySet>>,
-    verified: VerifiedTokens,
+    verified: crate::verified::VerifiedCache<Verified>,
     last_sync: std::sync::Mutex<Option<Timestamp>>,
     chain: ChainKey,
     store: Arc<dyn TokenStore>,
@@ -235,7 +205,7 @@ impl TokenService {
         Self {
             config,
             keys: RwLock::new(Arc::new(keys)),
-            verified: VerifiedTokens::default(),
+            verified: crate::verified::VerifiedCache::default(),
             last_sync: std::sync::Mutex::new(None),
             chain,
             store,
