@@ -116,6 +116,21 @@ impl FromRequestParts<Arc<AppState>> for CurrentSession {
                 pending_cookie: None,
             });
         }
+        if state.config.access_token_cookie {
+            let access_cookie = state
+                .config
+                .cookie
+                .renamed(crate::cookies::ACCESS_TOKEN_COOKIE);
+            if let Some(token) = access_cookie.read(&parts.headers) {
+                // A cookie is an ambient credential: refuse cross-site changes.
+                state.origins.check(&parts.method, &parts.headers)?;
+                return Ok(Self {
+                    session: state.tokens.authenticate(token)?,
+                    bearer: true,
+                    pending_cookie: None,
+                });
+            }
+        }
         let raw = state
             .config
             .cookie

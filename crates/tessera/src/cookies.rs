@@ -11,6 +11,10 @@ use tessera_core::SessionId;
 /// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot set it.
 pub const DEFAULT_COOKIE_NAME: &str = "__Host-tessera";
 
+/// Name of the cookie that carries the access token when
+/// `access_token_cookie` is on.
+pub const ACCESS_TOKEN_COOKIE: &str = "__Host-tessera-at";
+
 /// `SameSite` policy of the session cookie.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SameSitePolicy {
@@ -41,6 +45,11 @@ impl SessionCookie {
             name: name.into(),
             same_site,
         }
+    }
+
+    /// The same attributes under another name.
+    pub fn renamed(&self, name: &str) -> Self {
+        Self::new(name, self.same_site)
     }
 
     /// The cookie's name.

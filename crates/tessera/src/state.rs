@@ -38,6 +38,9 @@ pub struct AppConfig {
     pub session_data_max_bytes: usize,
     /// `Some`: sessions live in sealed cookies instead of the session store.
     pub cookie_sessions: Option<crate::cookie_session::CookieSealer>,
+    /// Hand browsers the access token in an `HttpOnly` cookie
+    /// (`__Host-tessera-at`) instead of the JSON body.
+    pub access_token_cookie: bool,
 }
 
 impl Default for AppConfig {
@@ -56,6 +59,7 @@ impl Default for AppConfig {
             max_body_bytes: 64 * 1024,
             session_data_max_bytes: 8 * 1024,
             cookie_sessions: None,
+            access_token_cookie: false,
         }
     }
 }

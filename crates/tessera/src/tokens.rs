@@ -56,10 +56,24 @@ impl Default for TokenConfig {
 /// The OAuth 2.0 token response (RFC 6749 §5.1).
 #[derive(Debug, Serialize)]
 pub struct TokenResponse {
-    access_token: String,
+    /// Absent when the access token travels in an `HttpOnly` cookie instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
     token_type: &'static str,
     expires_in: u64,
     refresh_token: String,
+}
+
+impl TokenResponse {
+    /// Takes the access token out of the body (to send it as a cookie).
+    pub fn take_access_token(&mut self) -> Option<String> {
+        self.access_token.take()
+    }
+
+    /// Lifetime of the access token.
+    pub fn expires_in(&self) -> Duration {
+        Duration::from_secs(self.expires_in)
+    }
 }
 
 /// Revoked families, tokens and per-user cutoffs, in memory. Entries expire
@@ -307,7 +321,7 @@ impl TokenService {
 
     fn response(&self, access_token: String, refresh: &RefreshToken) -> TokenResponse {
         TokenResponse {
-            access_token,
+            access_token: Some(access_token),
             token_type: "Bearer",
             expires_in: self.config.access_ttl.as_secs(),
             refresh_token: refresh.expose(),

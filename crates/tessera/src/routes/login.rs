@@ -199,10 +199,19 @@ async fn end_sessions(
         u64::from(state.sessions.delete(&current.id_hash).await?)
     };
     tracing::info!(user = %current.user_id, ended, everywhere = request.everywhere, "logout");
-    let cookie = state.config.cookie.clear();
-    Ok((
-        [(header::SET_COOKIE, cookie)],
+    let mut response = (
+        [(header::SET_COOKIE, state.config.cookie.clear())],
         Json(json!({"sessions_ended": ended})),
     )
-        .into_response())
+        .into_response();
+    if state.config.access_token_cookie {
+        let access_cookie = state
+            .config
+            .cookie
+            .renamed(crate::cookies::ACCESS_TOKEN_COOKIE);
+        response
+            .headers_mut()
+            .append(header::SET_COOKIE, access_cookie.clear());
+    }
+    Ok(response)
 }

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method};
+use axum::http::{HeaderMap, Method, header};
+use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -29,11 +30,28 @@ pub async fn token(
     method: Method,
     headers: HeaderMap,
     ApiJson(credentials): ApiJson<Credentials>,
-) -> Result<Json<TokenResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     state.origins.check(&method, &headers)?;
     let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
     let user = authenticate(&state, ip, credentials).await?;
-    Ok(Json(state.tokens.issue(&user).await?))
+    Ok(respond(&state, state.tokens.issue(&user).await?))
+}
+
+/// The token response; with `access_token_cookie` on, the access token goes
+/// into an `HttpOnly` cookie (out of reach of page scripts) instead of the body.
+fn respond(state: &AppState, mut tokens: TokenResponse) -> Response {
+    if !state.config.access_token_cookie {
+        return Json(tokens).into_response();
+    }
+    let Some(access) = tokens.take_access_token() else {
+        return Json(tokens).into_response();
+    };
+    let cookie = state
+        .config
+        .cookie
+        .renamed(crate::cookies::ACCESS_TOKEN_COOKIE)
+        .issue_sealed(access, tokens.expires_in());
+    ([(header::SET_COOKIE, cookie)], Json(tokens)).into_response()
 }
 
 /// Body of `POST /token/refresh`.

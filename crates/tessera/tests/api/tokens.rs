@@ -628,3 +628,94 @@ async fn an_access_token_stops_working_when_it_expires_even_after_use() {
         "invalid_token"
     );
 }
+
+#[tokio::test]
+async fn browsers_can_get_the_access_token_in_an_http_only_cookie() {
+    let server =
+        Server::start_with(Options::default().env("TESSERA_JWT_ACCESS_TOKEN_COOKIE", "true"));
+    let response = server
+        .send_json(
+            Method::POST,
+            "/token",
+            None,
+            json!({"email": "alice@example.com", "password": PASSWORD}),
+        )
+        .await;
+    let set_cookie = response
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|v| v.starts_with("__Host-tessera-at="))
+        .expect("access token cookie");
+    for attribute in [
+        "HttpOnly",
+        "Secure",
+        "Path=/",
+        "SameSite=Lax",
+        "Max-Age=900",
+    ] {
+        assert!(
+            set_cookie.contains(attribute),
+            "{set_cookie} lacks {attribute}"
+        );
+    }
+    let access = set_cookie
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("__Host-tessera-at=")
+        .to_owned();
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body.get("access_token").is_none(),
+        "not in the body: {body}"
+    );
+    assert!(body["refresh_token"].is_string());
+
+    let with_access_cookie = |method: Method, path: &str| {
+        server
+            .request(method, path)
+            .header("cookie", format!("__Host-tessera-at={access}"))
+    };
+    assert_eq!(
+        with_access_cookie(Method::GET, "/profile")
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // An ambient credential: a cross-site state change is refused.
+    let cross = with_access_cookie(Method::POST, "/logout")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    expect_error(cross, StatusCode::FORBIDDEN).await;
+    let logout = with_access_cookie(Method::POST, "/logout")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::OK);
+    let cleared: Vec<String> = logout
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        cleared
+            .iter()
+            .any(|c| c.starts_with("__Host-tessera-at=;") && c.contains("Max-Age=0")),
+        "{cleared:?}"
+    );
+    expect_error(
+        with_access_cookie(Method::GET, "/profile")
+            .send()
+            .await
+            .unwrap(),
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+}

@@ -115,6 +115,8 @@ pub struct Settings {
     pub jwt_leeway: u64,
     /// Seconds a rotated refresh token still yields the same successor.
     pub jwt_refresh_grace: u64,
+    /// Send the access token in an `HttpOnly` cookie instead of the body.
+    pub jwt_access_token_cookie: bool,
     /// `server` (sessions in the store) or `cookie` (sealed in the cookie).
     pub session_storage: SessionStorage,
     /// Key for sealed cookie sessions: 32 bytes, base64url. Without it one is
@@ -166,6 +168,7 @@ impl Default for Settings {
             jwt_refresh_ttl: 30 * 24 * 3600,
             jwt_leeway: 30,
             jwt_refresh_grace: 10,
+            jwt_access_token_cookie: false,
             session_storage: SessionStorage::Server,
             session_cookie_key: None,
         }
@@ -293,6 +296,7 @@ impl Settings {
             session_data_max_bytes: self.session_data_max_bytes,
             // Filled in by `serve` once the key is loaded from the data dir.
             cookie_sessions: None,
+            access_token_cookie: self.jwt_access_token_cookie,
         })
     }
 
