@@ -13,6 +13,9 @@ use crate::state::AppState;
 /// The probe runs in the background, so this route costs no store call.
 pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let up = state.store_up();
+    // The in-memory revocation list is bounded by expiry; report its size.
+    let (families, tokens, users) = state.tokens.revocations().len();
+    let revocations = json!({"families": families, "tokens": tokens, "users": users});
     let status = if up {
         StatusCode::OK
     } else {
@@ -23,8 +26,9 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         "store": {
             "backend": state.sessions.backend(),
             "durable": state.sessions.is_durable(),
-            "status": if up { "up" } else { "down" },
+                        "status": if up { "up" } else { "down" },
         },
+        "revocations": revocations,
     });
     (status, Json(body))
 }

@@ -17,5 +17,6 @@ mod login;
 mod passwords;
 mod sessions;
 mod throttle;
+mod token_attacks;
 mod tokens;
 mod users_cli;

@@ -719,3 +719,80 @@ async fn browsers_can_get_the_access_token_in_an_http_only_cookie() {
     )
     .await;
 }
+
+#[tokio::test]
+async fn refresh_never_extends_a_family_past_its_absolute_lifetime() {
+    let server = Server::start_with(
+        Options::default()
+            .env("TESSERA_JWT_ACCESS_TTL", 1)
+            .env("TESSERA_JWT_REFRESH_TTL", 2),
+    );
+    let mut current = tokens(&server).await["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let started = std::time::Instant::now();
+    // Refresh diligently; the family still ends two seconds after login.
+    let mut last = StatusCode::OK;
+    while started.elapsed() < Duration::from_millis(3000) {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let response = refresh(&server, &current).await;
+        last = response.status();
+        if last != StatusCode::OK {
+            break;
+        }
+        current = response.json::<Value>().await.unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+    }
+    assert_eq!(last, StatusCode::UNAUTHORIZED);
+    assert!(
+        started.elapsed() >= Duration::from_millis(1900),
+        "ended early: {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn a_password_change_ends_every_token_family() {
+    let server = Server::start();
+    let body = tokens(&server).await;
+    let out = server.data.cli(
+        &["user", "passwd", "alice@example.com", "--password-stdin"],
+        "a brand new password\n",
+    );
+    assert!(out.status.success());
+    expect_error(
+        refresh(&server, body["refresh_token"].as_str().unwrap()).await,
+        StatusCode::UNAUTHORIZED,
+    )
+    .await;
+    let mut status = StatusCode::OK;
+    for _ in 0..30 {
+        status = bearer(&server, "/profile", body["access_token"].as_str().unwrap())
+            .await
+            .status();
+        if status == StatusCode::UNAUTHORIZED {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn health_reports_the_size_of_the_revocation_list() {
+    let server = Server::start();
+    let body = tokens(&server).await;
+    server
+        .send_json(
+            Method::POST,
+            "/token/revoke",
+            None,
+            json!({"token": body["access_token"]}),
+        )
+        .await;
+    let health: Value = server.get("/health", None).await.json().await.unwrap();
+    assert_eq!(health["revocations"]["tokens"], 1);
+}
