@@ -20,5 +20,5 @@ pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
 pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use secret::{SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
-pub use store::{Revocation, SessionStore, StoreError, TokenStore, UserStore};
+pub use store::{AuditEvent, Revocation, SessionStore, StoreError, TokenStore, UserStore};
 pub use user::{Email, NewUser, Role, User, UserId};

@@ -155,6 +155,12 @@ pub trait UserStore: Send + Sync + 'static {
     /// Replaces the user's password hash.
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError>;
 
+    /// Appends a security event to the audit log (kept with the users).
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
+
+    /// The most recent audit events, newest first.
+    async fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
 }
@@ -254,4 +260,17 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forgets expired families and revocations. Returns how many.
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
+}
+
+/// A security-relevant event, kept in the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEvent {
+    /// When it happened.
+    pub at: Timestamp,
+    /// What happened, e.g. `refresh_token_reused`.
+    pub kind: String,
+    /// Whose account it concerns.
+    pub user: Option<UserId>,
+    /// The cause and context, for people reading the log.
+    pub detail: String,
 }

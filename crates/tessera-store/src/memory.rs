@@ -18,6 +18,7 @@ pub struct MemoryStore {
     sessions: RwLock<Sessions>,
     users: RwLock<HashMap<UserId, User>>,
     pub(crate) tokens: crate::memory_tokens::TokenState,
+    audit: std::sync::Mutex<Vec<tessera_core::AuditEvent>>,
 }
 
 #[derive(Debug, Default)]
@@ -269,6 +270,22 @@ impl UserStore for MemoryStore {
 
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError> {
         Ok(self.update_user(id, |u| u.password_hash = hash.clone()))
+    }
+
+    async fn record_audit(&self, event: &tessera_core::AuditEvent) -> Result<(), StoreError> {
+        self.audit
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(event.clone());
+        Ok(())
+    }
+
+    async fn audit_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<tessera_core::AuditEvent>, StoreError> {
+        let audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(audit.iter().rev().take(limit).cloned().collect())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -447,6 +447,19 @@ impl TokenService {
                 }
                 Presented::PreviousInGrace => token.successor(&self.chain),
                 Presented::Reused => {
+                    let event = tessera_core::AuditEvent {
+                        at: now,
+                        kind: "refresh_token_reused".into(),
+                        user: Some(family.user_id),
+                        detail: format!(
+                            "a refresh token of family {id} was presented after it had been rotated \
+                             (generation {}); the family and its access tokens were revoked",
+                            family.generation
+                        ),
+                    };
+                    if let Err(error) = users.record_audit(&event).await {
+                        tracing::error!(%error, "could not write the audit log");
+                    }
                     tracing::warn!(
                         target: "tessera::audit",
                         user = %family.user_id,

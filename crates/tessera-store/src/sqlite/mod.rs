@@ -176,7 +176,14 @@ const MIGRATIONS: &[&str] = &[
         saved   INTEGER NOT NULL,
         PRIMARY KEY (kind, subject)
     );
-    CREATE INDEX revocations_by_saved ON revocations (saved);",
+        CREATE INDEX revocations_by_saved ON revocations (saved);
+    CREATE TABLE audit_events (
+        at      INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        user_id TEXT,
+        detail  TEXT NOT NULL
+    );
+    CREATE INDEX audit_events_by_time ON audit_events (at);",
 ];
 
 // Column lists as macros so that every statement is a `&'static str`
@@ -760,6 +767,44 @@ impl UserStore for SqliteStore {
             rusqlite::types::Value::Text(hash.as_str().to_owned()),
         )
         .await
+    }
+
+    async fn record_audit(&self, event: &tessera_core::AuditEvent) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.write(Affected::Nothing, move |tx| {
+            tx.execute(
+                "INSERT INTO audit_events (at, kind, user_id, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    event.at.unix_millis(),
+                    event.kind,
+                    event.user.map(|u| u.to_string()),
+                    event.detail
+                ],
+            )
+            .map_err(to_store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<tessera_core::AuditEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            conn.prepare_cached("SELECT at, kind, user_id, detail FROM audit_events ORDER BY at DESC, rowid DESC LIMIT ?1")?
+                .query_map([limit], |row| {
+                    let user: Option<String> = row.get(2)?;
+                    Ok(tessera_core::AuditEvent {
+                        at: Timestamp::from_unix_millis(row.get(0)?),
+                        kind: row.get(1)?,
+                        user: user.and_then(|u| u.parse().ok()),
+                        detail: row.get(3)?,
+                    })
+                })?
+                .collect()
+        })
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
