@@ -29,6 +29,22 @@ pub struct Credentials {
     password: String,
 }
 
+/// Where a login request comes from: refused if it is a cross-site request
+/// (login CSRF), else the client's address for throttling and the session.
+///
+/// # Errors
+///
+/// 403 for another site's request.
+pub fn login_origin(
+    state: &AppState,
+    peer: SocketAddr,
+    method: &Method,
+    headers: &HeaderMap,
+) -> Result<std::net::IpAddr, ApiError> {
+    state.origins.check(method, headers)?;
+    Ok(client_ip(peer, headers, &state.config.trusted_proxies))
+}
+
 /// Checks credentials with throttling, bounded hashing and no enumeration:
 /// unknown user, wrong password and disabled user give the same error after
 /// the same amount of work. Shared by every way of logging in.
@@ -107,8 +123,7 @@ pub async fn login(
     headers: HeaderMap,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    state.origins.check(&method, &headers)?;
-    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let ip = login_origin(&state, peer, &method, &headers)?;
     let user = authenticate(&state, ip, credentials).await?;
 
     end_presented_session(&state, &headers).await?;

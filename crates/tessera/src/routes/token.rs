@@ -11,10 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::login::{Credentials, authenticate};
+use crate::routes::login::{Credentials, authenticate, login_origin};
 use crate::state::AppState;
 use crate::tokens::TokenResponse;
 
@@ -31,8 +30,7 @@ pub async fn token(
     headers: HeaderMap,
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
-    state.origins.check(&method, &headers)?;
-    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let ip = login_origin(&state, peer, &method, &headers)?;
     let user = authenticate(&state, ip, credentials).await?;
     Ok(respond(&state, state.tokens.issue(&user).await?))
 }

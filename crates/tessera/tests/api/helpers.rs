@@ -210,6 +210,20 @@ impl Server {
     pub async fn login_alice(&self) -> String {
         self.login("alice@example.com", PASSWORD).await
     }
+
+    /// `POST /token` as alice; the JSON body.
+    pub async fn token_alice(&self) -> serde_json::Value {
+        let response = self
+            .send_json(
+                Method::POST,
+                "/token",
+                None,
+                serde_json::json!({"email": "alice@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(response.status(), StatusCode::OK, "token request failed");
+        response.json().await.unwrap()
+    }
 }
 
 impl Drop for Server {

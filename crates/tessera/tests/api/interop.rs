@@ -24,18 +24,10 @@ fn python(args: &[&str]) -> std::process::Output {
 }
 
 async fn access_token(server: &Server) -> String {
-    let body: Value = server
-        .send_json(
-            Method::POST,
-            "/token",
-            None,
-            json!({"email": "alice@example.com", "password": PASSWORD}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-    body["access_token"].as_str().unwrap().to_owned()
+    server.token_alice().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned()
 }
 
 fn header_of(token: &str) -> Value {

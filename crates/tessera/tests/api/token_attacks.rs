@@ -24,17 +24,7 @@ impl Forge {
     /// A server, and the header and claims of a genuine token it issued.
     async fn new() -> Self {
         let server = Server::start_with(Options::default().env("TESSERA_JWT_SECRET", SECRET));
-        let body: Value = server
-            .send_json(
-                Method::POST,
-                "/token",
-                None,
-                json!({"email": "alice@example.com", "password": PASSWORD}),
-            )
-            .await
-            .json()
-            .await
-            .unwrap();
+        let body = server.token_alice().await;
         let token = body["access_token"].as_str().unwrap();
         let mut parts = token.split('.');
         let decode = |s: &str| -> Value {
@@ -262,18 +252,7 @@ async fn wrong_issuer_or_audience_is_rejected() {
 #[tokio::test]
 async fn refresh_token_as_access_token_is_rejected() {
     let f = Forge::new().await;
-    let body: Value = f
-        .server
-        .send_json(
-            Method::POST,
-            "/token",
-            None,
-            json!({"email": "alice@example.com", "password": PASSWORD}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
+    let body = f.server.token_alice().await;
     f.assert_refused(body["refresh_token"].as_str().unwrap())
         .await;
 }

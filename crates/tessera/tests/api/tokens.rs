@@ -10,17 +10,9 @@ use serde_json::{Value, json};
 use crate::helpers::*;
 
 async fn tokens(server: &Server) -> Value {
-    let response = server
-        .send_json(
-            Method::POST,
-            "/token",
-            None,
-            json!({"email": "alice@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(response.status(), StatusCode::OK);
-    assert_eq!(response.headers()["cache-control"], "no-store");
-    response.json().await.unwrap()
+    let body = server.token_alice().await;
+    assert!(body["access_token"].is_string());
+    body
 }
 
 async fn bearer(server: &Server, path: &str, token: &str) -> reqwest::Response {
@@ -50,7 +42,17 @@ fn decode(segment: &str) -> Value {
 #[tokio::test]
 async fn token_answers_in_the_oauth_shape() {
     let server = Server::start();
-    let body = tokens(&server).await;
+    let response = server
+        .send_json(
+            Method::POST,
+            "/token",
+            None,
+            json!({"email": "alice@example.com", "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let body: Value = response.json().await.unwrap();
     assert_eq!(body["token_type"], "Bearer");
     assert_eq!(body["expires_in"], 900);
     assert_eq!(
