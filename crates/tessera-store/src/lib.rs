@@ -5,14 +5,18 @@
 //! - [`SqliteStore`]: the embedded default. One SQLite file in WAL mode;
 //!   every acknowledged write is committed before the call returns.
 //!
-//! Both implement [`tessera_core::SessionStore`] and [`tessera_core::UserStore`]
+//! - [`PostgresUserStore`]: users and the audit log for clusters.
+//!
+//! Memory and SQLite implement [`tessera_core::SessionStore`] and [`tessera_core::UserStore`]
 //! and pass the same conformance suite (`tests/conformance.rs`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 mod memory;
 mod memory_tokens;
+mod postgres;
 mod sqlite;
 
 pub use memory::MemoryStore;
+pub use postgres::{PostgresOptions, PostgresUserStore};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};

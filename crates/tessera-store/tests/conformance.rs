@@ -12,7 +12,7 @@ use tessera_core::{
     SessionMeta, SessionPolicy, SessionStore, StoreError, Timestamp, TokenFamily, TokenStore, User,
     UserStore,
 };
-use tessera_store::{MemoryStore, SqliteOptions, SqliteStore};
+use tessera_store::{MemoryStore, PostgresOptions, PostgresUserStore, SqliteOptions, SqliteStore};
 
 fn user(email: &str) -> User {
     NewUser {
@@ -593,6 +593,94 @@ fn sqlite(session_cache: usize) -> (Arc<SqliteStore>, tempfile::TempDir) {
     };
     let store = SqliteStore::open(dir.path().join("tessera.db"), options).unwrap();
     (Arc::new(store), dir)
+}
+
+/// A fresh PostgreSQL database for one test, dropped afterwards.
+struct PgDatabase {
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+
+async fn fresh_database() -> PgDatabase {
+    let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (see scripts/test)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    PgDatabase { name }
+}
+
+fn database_url(db: &PgDatabase) -> String {
+    format!("postgres://postgres@127.0.0.1:5432/{}", db.name)
+}
+
+async fn postgres() -> (Arc<PostgresUserStore>, PgDatabase) {
+    let db = fresh_database().await;
+    let store = PostgresUserStore::connect(&database_url(&db), PostgresOptions::default())
+        .await
+        .unwrap();
+    (Arc::new(store), db)
+}
+
+mod postgres_store {
+    use super::*;
+    suite!(user_store, postgres().await, UserStore, users:
+        audit_events_are_kept_newest_first,
+        users_are_found_by_email_and_id,
+        duplicate_emails_conflict,
+        list_is_ordered_by_email,
+        updates_change_one_field_and_report_unknown_users,
+    );
+
+    #[tokio::test]
+    async fn nodes_starting_together_migrate_once() {
+        let db = fresh_database().await;
+        let url = database_url(&db);
+        let (a, b) = tokio::join!(
+            PostgresUserStore::connect(&url, PostgresOptions::default()),
+            PostgresUserStore::connect(&url, PostgresOptions::default()),
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        assert_eq!(a.migrate().await.unwrap(), 0, "already current");
+        UserStore::create(&a, &user("a@example.com")).await.unwrap();
+        assert_eq!(b.list().await.unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_is_unavailable_within_the_timeout() {
+        // A port nothing listens on.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        drop(listener);
+        let options = PostgresOptions {
+            timeout: Duration::from_millis(500),
+            ..PostgresOptions::default()
+        };
+        let started = std::time::Instant::now();
+        let err =
+            PostgresUserStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/x"), options)
+                .await
+                .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(started.elapsed() < Duration::from_secs(3));
+    }
 }
 
 conformance!(memory_store, memory());

@@ -15,6 +15,7 @@ mod inputs;
 mod interop;
 mod login;
 mod passwords;
+mod postgres_users;
 mod sessions;
 mod throttle;
 mod token_attacks;

@@ -39,6 +39,8 @@ pub enum Command {
     /// Inspect tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Bring the user database's schema up to date, then exit.
+    Migrate,
 }
 
 /// `tessera token ...`.

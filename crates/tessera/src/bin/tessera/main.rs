@@ -47,6 +47,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(_) => serve::run(settings),
         Command::User(command) => users::run(&settings, command),
         Command::Keys(command) => keys::run(&settings, command),
+        Command::Migrate => users::migrate(&settings),
         Command::Token(cli::TokenCommand::Decode { token, jwk }) => {
             token::decode(&token, jwk.as_deref())
         }

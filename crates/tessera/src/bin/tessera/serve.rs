@@ -42,7 +42,7 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
             "session storage: sealed cookies (AES-256-GCM), no session rows in any store"
         );
     }
-    let users: Arc<dyn UserStore> = Arc::new(database.clone());
+    let users: Arc<dyn UserStore> = crate::users::open_users(&settings, &database).await?;
     let sessions: Arc<dyn SessionStore> = match settings.store {
         StoreKind::Sqlite => Arc::new(database.clone()),
         StoreKind::Memory => Arc::new(MemoryStore::new()),

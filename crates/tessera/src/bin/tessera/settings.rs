@@ -117,11 +117,25 @@ pub struct Settings {
     pub jwt_refresh_grace: u64,
     /// Send the access token in an `HttpOnly` cookie instead of the body.
     pub jwt_access_token_cookie: bool,
+    /// Where users live: `sqlite` (the data directory) or `postgres`.
+    pub users: UserBackend,
+    /// PostgreSQL URL for `users = "postgres"` (e.g. `postgres://tessera@db/tessera`).
+    pub database_url: Option<String>,
     /// `server` (sessions in the store) or `cookie` (sealed in the cookie).
     pub session_storage: SessionStorage,
     /// Key for sealed cookie sessions: 32 bytes, base64url. Without it one is
     /// generated into the data directory.
     pub session_cookie_key: Option<String>,
+}
+
+/// Where users and the audit log live.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UserBackend {
+    /// The embedded database in the data directory.
+    Sqlite,
+    /// PostgreSQL, shared by the nodes of a cluster.
+    Postgres,
 }
 
 /// Where session state lives.
@@ -169,6 +183,8 @@ impl Default for Settings {
             jwt_leeway: 30,
             jwt_refresh_grace: 10,
             jwt_access_token_cookie: false,
+            users: UserBackend::Sqlite,
+            database_url: None,
             session_storage: SessionStorage::Server,
             session_cookie_key: None,
         }

@@ -21,6 +21,30 @@ use tessera_store::SqliteStore;
 use crate::cli::UserCommand;
 use crate::settings::Settings;
 
+/// The user store the settings name: the embedded database, or PostgreSQL
+/// (`users = "postgres"`, `database_url`), migrated on connect.
+pub async fn open_users(
+    settings: &Settings,
+    embedded: &SqliteStore,
+) -> anyhow::Result<Arc<dyn UserStore>> {
+    match settings.users {
+        crate::settings::UserBackend::Sqlite => Ok(Arc::new(embedded.clone())),
+        crate::settings::UserBackend::Postgres => {
+            let url = settings
+                .database_url
+                .as_deref()
+                .context("users = \"postgres\" needs database_url (TESSERA_DATABASE_URL)")?;
+            let store = tessera_store::PostgresUserStore::connect(
+                url,
+                tessera_store::PostgresOptions::default(),
+            )
+            .await
+            .context("cannot use the PostgreSQL user store")?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
 /// Opens (creating if needed) the data directory and its database;
 /// `server` turns on the session read cache.
 pub fn open_database(settings: &Settings, server: bool) -> anyhow::Result<SqliteStore> {
@@ -56,7 +80,8 @@ pub fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode
 
 async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
     let db = open_database(settings, false)?;
-    let accounts = Accounts::new(Arc::new(db.clone()), Arc::new(db.clone()));
+    let users = open_users(settings, &db).await?;
+    let accounts = Accounts::new(Arc::clone(&users), Arc::new(db.clone()));
     match command {
         UserCommand::Add {
             email,
@@ -73,7 +98,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 password_hash: hash,
             }
             .into_user(Timestamp::now());
-            match UserStore::create(&db, &user).await {
+            match users.create(&user).await {
                 Err(StoreError::Conflict) => {
                     bail!("a user with e-mail {} already exists", user.email)
                 }
@@ -87,13 +112,13 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             );
         }
         UserCommand::List { json } => {
-            let users = db.list().await?;
+            let all = users.list().await?;
             if json {
-                let rows: Vec<_> = users.iter().map(tessera::routes::UserView::of).collect();
+                let rows: Vec<_> = all.iter().map(tessera::routes::UserView::of).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!("{:<36}  {:<32}  {:<8}  ROLES", "ID", "EMAIL", "STATUS");
-                for u in &users {
+                for u in &all {
                     let status = if u.disabled { "disabled" } else { "active" };
                     println!(
                         "{:<36}  {:<32}  {:<8}  {}",
@@ -135,7 +160,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             password_stdin,
         } => {
             let email = parse_email(&email)?;
-            if db.by_email(&email).await?.is_none() {
+            if users.by_email(&email).await?.is_none() {
                 bail!("no user with e-mail {email}");
             }
             let password = read_new_password(password_stdin)?;
@@ -147,7 +172,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 change.user.email, change.sessions_affected
             );
         }
-        UserCommand::Import { file } => return import(&db, &file).await,
+        UserCommand::Import { file } => return import(users.as_ref(), &file).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -251,7 +276,7 @@ fn roles_field<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 }
 
 /// Imports every row or none: all rows are validated before anything is written.
-async fn import(db: &SqliteStore, file: &Path) -> anyhow::Result<ExitCode> {
+async fn import(store: &dyn UserStore, file: &Path) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rows: Vec<ImportRow> = match file.extension().and_then(|e| e.to_str()) {
@@ -292,7 +317,7 @@ async fn import(db: &SqliteStore, file: &Path) -> anyhow::Result<ExitCode> {
     let (mut created, mut skipped) = (0, 0);
     for new_user in users {
         let user = new_user.into_user(Timestamp::now());
-        match UserStore::create(db, &user).await {
+        match store.create(&user).await {
             Ok(()) => created += 1,
             Err(StoreError::Conflict) => {
                 eprintln!("skipped {}: already exists", user.email);
@@ -303,4 +328,37 @@ async fn import(db: &SqliteStore, file: &Path) -> anyhow::Result<ExitCode> {
     }
     println!("imported {created} users, skipped {skipped} existing");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `tessera migrate`: migrations of the configured user store, alone.
+pub fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let db = open_database(settings, false)?;
+        match settings.users {
+            crate::settings::UserBackend::Sqlite => {
+                println!("embedded database {} is up to date", db.path().display())
+            }
+            crate::settings::UserBackend::Postgres => {
+                let url = settings
+                    .database_url
+                    .as_deref()
+                    .context("users = \"postgres\" needs database_url")?;
+                let store = tessera_store::PostgresUserStore::connect(
+                    url,
+                    tessera_store::PostgresOptions::default(),
+                )
+                .await
+                .context("cannot migrate the PostgreSQL user store")?;
+                // connect() migrated; report the state.
+                println!(
+                    "postgres user store is up to date ({} migrations pending)",
+                    store.migrate().await?
+                );
+            }
+        }
+        Ok(ExitCode::SUCCESS)
+    })
 }
