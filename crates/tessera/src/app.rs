@@ -12,7 +12,7 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::error::{ApiError, error_body};
-use crate::routes::{admin, health, login, profile, sessions, token};
+use crate::routes::{admin, forward_auth, health, login, profile, sessions, token};
 use crate::state::AppState;
 
 /// The whole HTTP API over `state`.
@@ -22,6 +22,7 @@ use crate::state::AppState;
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = Router::new()
         .route("/profile", get(profile::profile))
+        .route("/auth/verify", get(forward_auth::verify))
         .route(
             "/session",
             get(profile::read_session).patch(profile::patch_session),

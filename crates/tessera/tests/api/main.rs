@@ -10,6 +10,7 @@ mod csrf;
 mod durability;
 mod enumeration;
 mod expiry;
+mod forward_auth;
 mod hashing;
 mod inputs;
 mod interop;

@@ -1,0 +1,253 @@
+//! Forward authentication through a real nginx with the shipped
+//! `deploy/nginx/forward-auth.conf` (`.ci/run` installs nginx).
+
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+
+const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../deploy/nginx/forward-auth.conf"
+);
+const ECHO_APP: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/forward_auth/echo_app.py"
+);
+
+struct Killed(Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        // SIGTERM lets nginx's master stop its workers too; then make sure.
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if matches!(self.0.try_wait(), Ok(Some(_))) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+async fn wait_for(port: u16) {
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("nothing listens on {port}");
+}
+
+/// tessera, the echo app and nginx in front of both.
+struct Stack {
+    tessera: Server,
+    url: String,
+    _app: Killed,
+    _nginx: Killed,
+    _dir: tempfile::TempDir,
+}
+
+async fn stack() -> Stack {
+    let tessera = Server::start();
+    let (app_port, nginx_port) = (free_port(), free_port());
+    let app = Killed(
+        Command::new("python3")
+            .args([ECHO_APP, &app_port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("tmp")).unwrap();
+    let config = std::fs::read_to_string(CONFIG)
+        .unwrap()
+        .replace(
+            "server 127.0.0.1:8080;",
+            &format!("server {};", tessera.addr),
+        )
+        .replace(
+            "server 127.0.0.1:9000;",
+            &format!("server 127.0.0.1:{app_port};"),
+        )
+        .replace(
+            "listen 127.0.0.1:8000;",
+            &format!("listen 127.0.0.1:{nginx_port};"),
+        );
+    let conf_path = dir.path().join("nginx.conf");
+    std::fs::write(&conf_path, config).unwrap();
+    let nginx = Killed(
+        Command::new("nginx")
+            .arg("-p")
+            .arg(dir.path())
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-g", "daemon off;"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("nginx (see scripts/test)"),
+    );
+    wait_for(app_port).await;
+    wait_for(nginx_port).await;
+    Stack {
+        tessera,
+        url: format!("http://127.0.0.1:{nginx_port}"),
+        _app: app,
+        _nginx: nginx,
+        _dir: dir,
+    }
+}
+
+impl Stack {
+    fn request(&self, method: Method, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new().request(method, format!("{}{path}", self.url))
+    }
+
+    async fn login_through_nginx(&self) -> String {
+        let response = self
+            .request(Method::POST, "/login")
+            .json(&json!({"email": "alice@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        session_cookie(response.headers()).unwrap()
+    }
+}
+
+#[tokio::test]
+async fn nginx_refuses_the_app_without_a_session() {
+    let stack = stack().await;
+    let response = stack.request(Method::GET, "/reports").send().await.unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_session_cookie_reaches_the_app_with_the_identity_headers() {
+    let stack = stack().await;
+    let cookie = stack.login_through_nginx().await;
+    let response = stack
+        .request(Method::GET, "/reports")
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["X-Auth-Email"], "alice@example.com");
+    assert_eq!(seen["X-Auth-Roles"], "admin");
+    assert_eq!(seen["X-Auth-User-Id"].as_str().unwrap().len(), 36);
+}
+
+#[tokio::test]
+async fn identity_headers_sent_by_the_client_are_never_trusted() {
+    let stack = stack().await;
+    let forged = stack
+        .request(Method::GET, "/reports")
+        .header("x-auth-email", "root@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    let cookie = stack.login_through_nginx().await;
+    let response = stack
+        .request(Method::GET, "/reports")
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .header("x-auth-email", "root@example.com")
+        .send()
+        .await
+        .unwrap();
+    let seen: Value = response.json().await.unwrap();
+    assert_eq!(seen["X-Auth-Email"], "alice@example.com");
+}
+
+#[tokio::test]
+async fn a_bearer_token_also_passes_and_a_revoked_one_does_not() {
+    let stack = stack().await;
+    let body = stack.tessera.token_alice().await;
+    let access = body["access_token"].as_str().unwrap();
+    let response = stack
+        .request(Method::GET, "/api/data")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    stack
+        .tessera
+        .send_json(
+            Method::POST,
+            "/token/revoke",
+            None,
+            json!({"token": access}),
+        )
+        .await;
+    let response = stack
+        .request(Method::GET, "/api/data")
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn a_cross_site_state_change_to_the_app_is_refused() {
+    let stack = stack().await;
+    let cookie = stack.login_through_nginx().await;
+    let response = stack
+        .request(Method::POST, "/reports")
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let same_site = stack
+        .request(Method::POST, "/reports")
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_site.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn logout_through_nginx_locks_the_app_again() {
+    let stack = stack().await;
+    let cookie = stack.login_through_nginx().await;
+    let response = stack
+        .request(Method::POST, "/logout")
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = stack
+        .request(Method::GET, "/reports")
+        .header("cookie", format!("{COOKIE}={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+}
