@@ -80,7 +80,22 @@ fn spawn_maintenance(
         let mut tick = tokio::time::interval(maintenance.probe_interval);
         loop {
             tick.tick().await;
-            let up = state.sessions.ping().await.is_ok() && state.users.ping().await.is_ok();
+            let up = state.sessions.ping().await.is_ok();
+            let users_up = state.users.ping().await.is_ok();
+            if users_up != state.users_up() {
+                if users_up {
+                    tracing::info!(
+                        backend = state.users.backend(),
+                        "user store is answering again"
+                    );
+                } else {
+                    tracing::warn!(
+                        backend = state.users.backend(),
+                        "user store probe failed: logins fail, sessions and tokens keep working"
+                    );
+                }
+            }
+            state.set_users_up(users_up);
             // Revocations made by other processes (the user CLI) arrive here.
             if let Err(error) = state.tokens.sync_revocations().await {
                 tracing::warn!(%error, "could not refresh the revocation list");

@@ -75,6 +75,7 @@ pub struct AppState {
     pub(crate) origins: OriginPolicy,
     pub(crate) tokens: TokenService,
     store_up: AtomicBool,
+    users_up: AtomicBool,
 }
 
 impl std::fmt::Debug for AppState {
@@ -107,6 +108,7 @@ impl AppState {
             users,
             config,
             store_up: AtomicBool::new(true),
+            users_up: AtomicBool::new(true),
         })
     }
 
@@ -133,6 +135,17 @@ impl AppState {
     /// Records the result of a store probe.
     pub fn set_store_up(&self, up: bool) {
         self.store_up.store(up, Ordering::Relaxed);
+    }
+
+    /// Whether the user store answered its last probe. Only logins need it:
+    /// a node whose user store is down still serves existing sessions.
+    pub fn users_up(&self) -> bool {
+        self.users_up.load(Ordering::Relaxed)
+    }
+
+    /// Records the result of a user-store probe.
+    pub fn set_users_up(&self, up: bool) {
+        self.users_up.store(up, Ordering::Relaxed);
     }
 
     /// The login throttle, e.g. for periodic pruning.

@@ -28,6 +28,10 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
             "durable": state.sessions.is_durable(),
                         "status": if up { "up" } else { "down" },
         },
+        "users": {
+            "backend": state.users.backend(),
+            "status": if state.users_up() { "up" } else { "down" },
+        },
         "revocations": revocations,
     });
     (status, Json(body))

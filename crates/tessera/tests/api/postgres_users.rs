@@ -143,3 +143,181 @@ async fn the_database_url_is_redacted_and_required() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("database_url"));
 }
+
+/// A throwaway PostgreSQL cluster on a free port, which tests may stop and
+/// start (the shared one on 5432 must stay up for everyone else).
+struct ThrowawayPostgres {
+    dir: tempfile::TempDir,
+    bin: std::path::PathBuf,
+    port: u16,
+}
+
+impl ThrowawayPostgres {
+    fn start() -> Self {
+        let version = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL binaries")
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .max()
+            .unwrap();
+        let bin = version.join("bin");
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        assert!(
+            Command::new("chown")
+                .args(["-R", "postgres"])
+                .arg(dir.path())
+                .status()
+                .unwrap()
+                .success()
+        );
+        let data = dir.path().join("pg");
+        let initdb = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["-A", "trust", "-U", "postgres", "--no-sync", "-D"])
+            .arg(&data)
+            .output()
+            .unwrap();
+        assert!(
+            initdb.status.success(),
+            "{}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let pg = Self { dir, bin, port };
+        pg.pg_ctl("start");
+        pg
+    }
+
+    fn pg_ctl(&self, action: &str) {
+        let data = self.dir.path().join("pg");
+        let options = format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1",
+            self.port,
+            self.dir.path().display()
+        );
+        let mut command = Command::new("runuser");
+        command
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-w", "-o", &options]);
+        if action == "stop" {
+            command.args(["-m", "immediate"]);
+        }
+        command
+            .arg("-l")
+            .arg(self.dir.path().join("log"))
+            .arg(action);
+        let out = command.output().unwrap();
+        assert!(
+            out.status.success(),
+            "pg_ctl {action}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+}
+
+impl Drop for ThrowawayPostgres {
+    fn drop(&mut self) {
+        let data = self.dir.path().join("pg");
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(self.bin.join("pg_ctl"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-m", "immediate", "stop"])
+            .output();
+    }
+}
+
+#[tokio::test]
+async fn with_postgres_down_logins_fail_closed_and_sessions_keep_working() {
+    let pg = ThrowawayPostgres::start();
+    let url = pg.url();
+    let env: [(&str, &str); 2] = [
+        ("TESSERA_USERS", "postgres"),
+        ("TESSERA_DATABASE_URL", url.as_str()),
+    ];
+    let data = Arc::new(DataDir::new());
+    let out = data.cli_with_env(
+        &["user", "add", "alice@example.com", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+        &env,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let options = env.iter().fold(Options::default(), |o, (k, v)| o.env(k, v));
+    let server = Server::start_on(data, options);
+    let cookie = server.login_alice().await;
+    let access = server.token_alice().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    pg.pg_ctl("stop");
+
+    let started = std::time::Instant::now();
+    let login = server.login_response("alice@example.com", PASSWORD).await;
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "bounded: {:?}",
+        started.elapsed()
+    );
+    assert!(session_cookie(login.headers()).is_none());
+    assert!(login.headers().contains_key("retry-after"));
+    assert_eq!(
+        expect_error(login, StatusCode::SERVICE_UNAVAILABLE).await,
+        "store_unavailable"
+    );
+    assert_eq!(
+        server.get("/profile", Some(&cookie)).await.status(),
+        StatusCode::OK,
+        "sessions keep working"
+    );
+    let bearer = server
+        .request(reqwest::Method::GET, "/profile")
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(bearer.status(), StatusCode::OK, "tokens keep working");
+    let mut health = serde_json::Value::Null;
+    for _ in 0..30 {
+        let response = server.get("/health", None).await;
+        assert_eq!(response.status(), StatusCode::OK, "the node still serves");
+        health = response.json().await.unwrap();
+        if health["users"]["status"] == "down" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(health["users"]["status"], "down");
+
+    // Back again: service resumes without a restart.
+    pg.pg_ctl("start");
+    let mut status = StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..50 {
+        status = server
+            .login_response("alice@example.com", PASSWORD)
+            .await
+            .status();
+        if status == StatusCode::OK {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(status, StatusCode::OK);
+}
