@@ -582,6 +582,19 @@ impl TokenService {
     /// Store errors.
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let now = Timestamp::now();
+        // Retired signing keys stop verifying once every token they signed
+        // has expired.
+        let mut keys = KeySet::clone(&self.keys());
+        let lifetime = i64::try_from((self.config.access_ttl + self.config.leeway).as_secs())
+            .unwrap_or(i64::MAX);
+        let dropped = keys.prune(now.unix_seconds(), lifetime);
+        if !dropped.is_empty() {
+            tracing::info!(
+                ?dropped,
+                "retired signing keys dropped: their tokens have expired"
+            );
+            self.replace_keys(keys);
+        }
         self.revoked.prune(now, self.cutoff_lifetime());
         self.store.purge_expired_tokens(now).await
     }

@@ -798,3 +798,49 @@ async fn health_reports_the_size_of_the_revocation_list() {
     let health: Value = server.get("/health", None).await.json().await.unwrap();
     assert_eq!(health["revocations"]["tokens"], 1);
 }
+
+#[tokio::test]
+async fn a_retired_key_is_dropped_once_its_tokens_have_expired() {
+    let env = [
+        ("TESSERA_JWT_ALGORITHM", "EdDSA"),
+        ("TESSERA_JWT_ACCESS_TTL", "1"),
+        ("TESSERA_JWT_LEEWAY", "0"),
+    ];
+    let options = env.iter().fold(
+        Options::default().env("TESSERA_PURGE_INTERVAL", 1),
+        |o, (k, v)| o.env(k, v),
+    );
+    let server = Server::start_with(options);
+    let out = server.data.cli_with_env(&["keys", "rotate"], "", &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let key_count = || async {
+        let jwks: Value = server
+            .get("/.well-known/jwks.json", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        jwks["keys"].as_array().unwrap().len()
+    };
+    let mut seen_two = false;
+    for _ in 0..60 {
+        match key_count().await {
+            2 => seen_two = true,
+            1 if seen_two => return,
+            _ => {}
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the retired key was {} dropped",
+        if seen_two {
+            "never"
+        } else {
+            "never even loaded, let alone"
+        }
+    );
+}
