@@ -1,9 +1,7 @@
 //! Forward authentication through a real nginx with the shipped
 //! `deploy/nginx/forward-auth.conf` (`.ci/run` installs nginx).
 
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::{Command, Stdio};
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -18,44 +16,6 @@ const ECHO_APP: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/tests/forward_auth/echo_app.py"
 );
-
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        // SIGTERM lets nginx's master stop its workers too; then make sure.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        for _ in 0..50 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for(port: u16) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on {port}");
-}
 
 /// tessera, the echo app and nginx in front of both.
 struct Stack {
@@ -77,8 +37,6 @@ async fn stack() -> Stack {
             .spawn()
             .unwrap(),
     );
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("tmp")).unwrap();
     let config = std::fs::read_to_string(CONFIG)
         .unwrap()
         .replace(
@@ -93,22 +51,8 @@ async fn stack() -> Stack {
             "listen 127.0.0.1:8000;",
             &format!("listen 127.0.0.1:{nginx_port};"),
         );
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, config).unwrap();
-    let nginx = Killed(
-        Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (see scripts/test)"),
-    );
     wait_for(app_port).await;
-    wait_for(nginx_port).await;
+    let (nginx, dir) = start_nginx(&config, nginx_port).await;
     Stack {
         tessera,
         url: format!("http://127.0.0.1:{nginx_port}"),

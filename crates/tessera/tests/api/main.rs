@@ -4,6 +4,7 @@
 mod helpers;
 
 mod admin;
+mod cluster;
 mod config;
 mod cookie_storage;
 mod csrf;

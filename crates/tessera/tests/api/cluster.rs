@@ -1,0 +1,156 @@
+//! Interchangeable nodes behind a real nginx (`deploy/nginx/round-robin.conf`
+//! as shipped): two tessera processes sharing one data directory stand in,
+//! on one machine, for nodes sharing a store. Any node serves any request,
+//! a revocation on one is seen by the other at once, and killing a node
+//! logs nobody out.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::helpers::*;
+
+const CONFIG: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../deploy/nginx/round-robin.conf"
+);
+
+struct Cluster {
+    nodes: Vec<Server>,
+    url: String,
+    _nginx: (Killed, tempfile::TempDir),
+}
+
+async fn cluster() -> Cluster {
+    let data = Arc::new(DataDir::new());
+    data.add_user("alice@example.com", &["admin"]);
+    let options = Options::default().env("TESSERA_TRUSTED_PROXIES", "127.0.0.1");
+    let nodes = vec![
+        Server::start_on(Arc::clone(&data), options.clone()),
+        Server::start_on(Arc::clone(&data), options),
+    ];
+    let port = free_port();
+    let mut config = std::fs::read_to_string(CONFIG).unwrap().replace(
+        "listen 127.0.0.1:8000;",
+        &format!("listen 127.0.0.1:{port};"),
+    );
+    for (default, node) in ["127.0.0.1:8081", "127.0.0.1:8082"].iter().zip(&nodes) {
+        config = config.replace(
+            &format!("server {default} "),
+            &format!("server {} ", node.addr),
+        );
+    }
+    let nginx = start_nginx(&config, port).await;
+    Cluster {
+        nodes,
+        url: format!("http://127.0.0.1:{port}"),
+        _nginx: nginx,
+    }
+}
+
+impl Cluster {
+    fn request(&self, method: Method, path: &str, cookie: Option<&str>) -> reqwest::RequestBuilder {
+        with_cookie(
+            reqwest::Client::new().request(method, format!("{}{path}", self.url)),
+            cookie,
+        )
+    }
+
+    async fn login(&self) -> String {
+        let response = self
+            .request(Method::POST, "/login", None)
+            .json(&json!({"email": "alice@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        session_cookie(response.headers()).unwrap()
+    }
+
+    /// `n` requests to `/profile`; the statuses and the nodes that answered.
+    async fn profiles(&self, cookie: &str, n: usize) -> (Vec<StatusCode>, HashSet<String>) {
+        let mut statuses = Vec::new();
+        let mut nodes = HashSet::new();
+        for _ in 0..n {
+            let response = self
+                .request(Method::GET, "/profile", Some(cookie))
+                .send()
+                .await
+                .unwrap();
+            if let Some(node) = response.headers().get("x-tessera-node") {
+                nodes.insert(node.to_str().unwrap().to_owned());
+            }
+            statuses.push(response.status());
+        }
+        (statuses, nodes)
+    }
+}
+
+#[tokio::test]
+async fn any_node_serves_a_session_made_on_another() {
+    let cluster = cluster().await;
+    let cookie = cluster.login().await;
+    let (statuses, nodes) = cluster.profiles(&cookie, 20).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    assert_eq!(nodes.len(), 2, "round robin reached both nodes: {nodes:?}");
+}
+
+#[tokio::test]
+async fn a_logout_on_one_node_is_seen_by_every_node_at_once() {
+    let cluster = cluster().await;
+    let cookie = cluster.login().await;
+    // Both nodes have the session in their caches now.
+    cluster.profiles(&cookie, 6).await;
+    let logout = cluster
+        .request(Method::POST, "/logout", Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status(), StatusCode::OK);
+    let (statuses, nodes) = cluster.profiles(&cookie, 10).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::UNAUTHORIZED),
+        "{statuses:?}"
+    );
+    assert_eq!(nodes.len(), 2);
+}
+
+#[tokio::test]
+async fn killing_a_node_logs_nobody_out() {
+    let mut cluster = cluster().await;
+    let cookie = cluster.login().await;
+    let access = cluster.nodes[1].token_alice().await["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    cluster.nodes[0].kill_9();
+    let (statuses, _) = cluster.profiles(&cookie, 20).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "sessions lost: {statuses:?}"
+    );
+    for _ in 0..5 {
+        let response = cluster
+            .request(Method::GET, "/profile", None)
+            .bearer_auth(&access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    // And a new login works on what is left.
+    let fresh = cluster.login().await;
+    assert!(
+        cluster
+            .profiles(&fresh, 3)
+            .await
+            .0
+            .iter()
+            .all(|s| *s == StatusCode::OK)
+    );
+}
