@@ -467,29 +467,20 @@ impl TokenService {
                         cause = "refresh token reused after rotation",
                         "token family revoked"
                     );
-                    self.end_family(&family, now).await?;
+                    self.end_family_by_id(&family.id).await?;
                     return Err(ApiError::InvalidGrant);
                 }
                 Presented::Unknown => return Err(ApiError::InvalidGrant),
             };
             let user = users.by_id(family.user_id).await?;
             let Some(user) = user.filter(|u| !u.disabled) else {
-                self.end_family(&family, now).await?;
+                self.end_family_by_id(&family.id).await?;
                 return Err(ApiError::InvalidGrant);
             };
             let access = self.sign_access(user.id, &user.email, &user.roles, &id, now)?;
             return Ok(self.response(access, &successor));
         }
         Err(ApiError::InvalidGrant)
-    }
-
-    async fn end_family(&self, family: &TokenFamily, now: Timestamp) -> Result<(), ApiError> {
-        self.store.delete_family(&family.id).await?;
-        self.revoke(Revocation::Family {
-            id: family.id.clone(),
-            until: now.plus(self.config.access_ttl).plus(self.config.leeway),
-        })
-        .await
     }
 
     /// Ends the family `id` (logout with a bearer token).
@@ -560,7 +551,7 @@ impl TokenService {
                 && family.classify(&token, &self.chain, now, self.config.grace)
                     != Presented::Unknown
             {
-                self.end_family(&family, now).await?;
+                self.end_family_by_id(&family.id).await?;
             }
             return Ok(());
         }
