@@ -90,9 +90,7 @@ async fn nginx_refuses_the_app_without_a_session() {
 async fn a_session_cookie_reaches_the_app_with_the_identity_headers() {
     let stack = stack().await;
     let cookie = stack.login_through_nginx().await;
-    let response = stack
-        .request(Method::GET, "/reports")
-        .header("cookie", format!("{COOKIE}={cookie}"))
+    let response = with_cookie(stack.request(Method::GET, "/reports"), Some(&cookie))
         .send()
         .await
         .unwrap();
@@ -114,9 +112,7 @@ async fn identity_headers_sent_by_the_client_are_never_trusted() {
         .unwrap();
     assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
     let cookie = stack.login_through_nginx().await;
-    let response = stack
-        .request(Method::GET, "/reports")
-        .header("cookie", format!("{COOKIE}={cookie}"))
+    let response = with_cookie(stack.request(Method::GET, "/reports"), Some(&cookie))
         .header("x-auth-email", "root@example.com")
         .send()
         .await
@@ -159,17 +155,13 @@ async fn a_bearer_token_also_passes_and_a_revoked_one_does_not() {
 async fn a_cross_site_state_change_to_the_app_is_refused() {
     let stack = stack().await;
     let cookie = stack.login_through_nginx().await;
-    let response = stack
-        .request(Method::POST, "/reports")
-        .header("cookie", format!("{COOKIE}={cookie}"))
+    let response = with_cookie(stack.request(Method::POST, "/reports"), Some(&cookie))
         .header("origin", "https://evil.example")
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
-    let same_site = stack
-        .request(Method::POST, "/reports")
-        .header("cookie", format!("{COOKIE}={cookie}"))
+    let same_site = with_cookie(stack.request(Method::POST, "/reports"), Some(&cookie))
         .send()
         .await
         .unwrap();
@@ -180,16 +172,12 @@ async fn a_cross_site_state_change_to_the_app_is_refused() {
 async fn logout_through_nginx_locks_the_app_again() {
     let stack = stack().await;
     let cookie = stack.login_through_nginx().await;
-    let response = stack
-        .request(Method::POST, "/logout")
-        .header("cookie", format!("{COOKIE}={cookie}"))
+    let response = with_cookie(stack.request(Method::POST, "/logout"), Some(&cookie))
         .send()
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
-    let response = stack
-        .request(Method::GET, "/reports")
-        .header("cookie", format!("{COOKIE}={cookie}"))
+    let response = with_cookie(stack.request(Method::GET, "/reports"), Some(&cookie))
         .send()
         .await
         .unwrap();
