@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clock::Timestamp;
+use crate::route::Route;
 use crate::secret::fill_random;
 use crate::user::{Email, Role, UserId};
 
@@ -38,6 +39,19 @@ impl FamilyId {
         let mut bytes = [0u8; 16];
         fill_random(&mut bytes);
         Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// A fresh id carrying its user's [`Route`] (the other 114 bits random).
+    pub fn generate_for(route: Route) -> Self {
+        let mut bytes = [0u8; 16];
+        fill_random(&mut bytes);
+        route.stamp(&mut bytes);
+        Self(URL_SAFE_NO_PAD.encode(bytes))
+    }
+
+    /// The route of the family's user, if the id is well-formed.
+    pub fn route(&self) -> Option<Route> {
+        self.bytes().map(|b| Route::read(&b))
     }
 
     /// Wraps an id read from a store or a token.

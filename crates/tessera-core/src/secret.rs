@@ -15,6 +15,8 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
+use crate::route::Route;
+
 /// Number of random bytes in a session id (256 bits).
 pub const SESSION_ID_BYTES: usize = 32;
 /// Length of an encoded session id: unpadded base64url of 32 bytes.
@@ -72,9 +74,21 @@ impl SessionId {
         URL_SAFE_NO_PAD.encode(self.0)
     }
 
-    /// The hash under which stores keep this session.
+    /// A fresh id carrying its user's [`Route`] in the first 14 bits (the
+    /// other 242 bits from the operating system's CSPRNG).
+    pub fn generate_for(route: Route) -> Self {
+        let mut id = Self::generate();
+        route.stamp(&mut id.0);
+        id
+    }
+
+    /// The hash under which stores keep this session: SHA-256 of the id,
+    /// with the id's route copied into its first 14 bits so that a clustered
+    /// store can place it with the user's other records.
     pub fn hash(&self) -> SessionIdHash {
-        SessionIdHash(Sha256::digest(self.0).into())
+        let mut hash: [u8; 32] = Sha256::digest(self.0).into();
+        Route::read(&self.0).stamp(&mut hash);
+        SessionIdHash(hash)
     }
 }
 
@@ -105,6 +119,11 @@ impl SessionIdHash {
     /// The raw hash bytes, for storing.
     pub const fn as_bytes(&self) -> &[u8; 32] {
         &self.0
+    }
+
+    /// The route of the session's user (see [`Route`]).
+    pub fn route(&self) -> Route {
+        Route::read(&self.0)
     }
 
     /// Lower-case hex, for stores that key by text (e.g. Redis).
@@ -176,6 +195,17 @@ mod tests {
         if standard != id {
             assert!(SessionId::parse(&standard).is_err());
         }
+    }
+
+    #[test]
+    fn ids_for_a_user_carry_its_route_into_the_hash() {
+        let route = Route::of(crate::UserId::generate());
+        let a = SessionId::generate_for(route);
+        let b = SessionId::generate_for(route);
+        assert_ne!(a, b);
+        assert_eq!(a.hash().route(), route);
+        assert_eq!(b.hash().route(), route);
+        assert_ne!(a.hash(), b.hash());
     }
 
     #[test]

@@ -6,6 +6,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::clock::Timestamp;
+use crate::route::Route;
 use crate::secret::{SessionHandle, SessionId, SessionIdHash};
 use crate::user::{Email, Role, User, UserId};
 
@@ -111,7 +112,7 @@ impl SessionPolicy {
 
     /// Starts a session for `user`: a fresh secret id and the record to store.
     pub fn start(&self, user: &User, meta: SessionMeta, now: Timestamp) -> (SessionId, Session) {
-        let id = SessionId::generate();
+        let id = SessionId::generate_for(Route::of(user.id));
         let absolute_expires_at = now.plus(self.absolute_timeout);
         let session = Session {
             id_hash: id.hash(),
@@ -136,7 +137,7 @@ impl SessionPolicy {
     /// The same session under a fresh secret id (after a privilege change).
     /// The handle, login time and absolute expiry carry over.
     pub fn successor(&self, session: &Session, now: Timestamp) -> (SessionId, Session) {
-        let id = SessionId::generate();
+        let id = SessionId::generate_for(Route::of(session.user_id));
         let successor = Session {
             id_hash: id.hash(),
             last_seen: now,

@@ -6,6 +6,8 @@
 //!   every acknowledged write is committed before the call returns.
 //!
 //! - [`PostgresUserStore`]: users and the audit log for clusters.
+//! - [`RedisStore`]: sessions, refresh families, revocations and login
+//!   counters shared by a cluster of stateless nodes (Redis or Redis Cluster).
 //!
 //! Memory and SQLite implement [`tessera_core::SessionStore`] and [`tessera_core::UserStore`]
 //! and pass the same conformance suite (`tests/conformance.rs`).
@@ -15,8 +17,10 @@
 mod memory;
 mod memory_tokens;
 mod postgres;
+mod redis;
 mod sqlite;
 
 pub use memory::MemoryStore;
 pub use postgres::{PostgresOptions, PostgresUserStore};
+pub use redis::{RedisOptions, RedisStore, RedisThrottle, RevocationEvent};
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};

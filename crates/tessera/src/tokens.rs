@@ -335,7 +335,7 @@ impl TokenService {
     /// 503 if the family cannot be stored.
     pub async fn issue(&self, user: &User) -> Result<TokenResponse, ApiError> {
         let now = Timestamp::now();
-        let id = FamilyId::generate();
+        let id = FamilyId::generate_for(tessera_core::Route::of(user.id));
         let first = RefreshToken::first(&id);
         let family = TokenFamily {
             id: id.clone(),

@@ -1,0 +1,405 @@
+//! How records are laid out in Redis hashes.
+//!
+//! A session is one Redis string (a hash would do, but a user agent is
+//! longer than the 64 bytes up to which Redis keeps hashes compact, and a
+//! session then costs twice the memory). The parts the scripts change sit
+//! at known places:
+//!
+//! | bytes | content |
+//! |---|---|
+//! | 0 | layout version (1) |
+//! | 1..17 | `last_seen` and `expires_at`, two big-endian i64 (ms) |
+//! | 17..19 | length `n` of the roles section, big-endian u16 |
+//! | 19..19+n | `0`/`1` (rotate flag), then the roles, space-separated |
+//! | next | handle length (one byte), then the handle |
+//! | rest | postcard: user id, e-mail, login time, absolute expiry, IP, user agent, data (JSON, empty when none) |
+//!
+//! Families use `u`, `m` (e-mail, roles, times), `g` (generation), `c`/`p`
+//! (current/previous hash) and `a` (rotated at). Revocations are short text
+//! lines, also the messages on the revocation channel.
+
+use fred::bytes::Bytes;
+use fred::types::Value;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json};
+use tessera_core::{
+    Email, FamilyId, Revocation, Role, Session, SessionHandle, SessionIdHash, StoreError,
+    Timestamp, TokenFamily, UserId,
+};
+use uuid::Uuid;
+
+/// The fields of a hash as Redis returned them.
+pub(crate) struct Fields(Vec<(Bytes, Bytes)>);
+
+fn corrupt(what: &str) -> StoreError {
+    StoreError::Corrupt(format!("redis record: {what}"))
+}
+
+fn bytes_of(value: Value) -> Option<Bytes> {
+    match value {
+        Value::Bytes(b) => Some(b),
+        Value::String(s) => Some(s.into_inner()),
+        Value::Integer(n) => Some(Bytes::from(n.to_string())),
+        _ => None,
+    }
+}
+
+impl Fields {
+    /// Reads an `HGETALL` answer (a RESP3 map or a flat RESP2 array).
+    pub(crate) fn from_value(value: Value) -> Result<Self, StoreError> {
+        let mut pairs = Vec::new();
+        match value {
+            Value::Null => {}
+            Value::Map(map) => {
+                for (k, v) in map.inner() {
+                    pairs.push((k.into_bytes(), bytes_of(v).ok_or_else(|| corrupt("field"))?));
+                }
+            }
+            Value::Array(items) => {
+                let mut items = items.into_iter();
+                while let (Some(k), Some(v)) = (items.next(), items.next()) {
+                    pairs.push((
+                        bytes_of(k).ok_or_else(|| corrupt("field name"))?,
+                        bytes_of(v).ok_or_else(|| corrupt("field"))?,
+                    ));
+                }
+            }
+            other => return Err(corrupt(&format!("unexpected {:?}", other.kind()))),
+        }
+        Ok(Self(pairs))
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    fn get(&self, name: &str) -> Option<&Bytes> {
+        self.0
+            .iter()
+            .find(|(k, _)| k.as_ref() == name.as_bytes())
+            .map(|(_, v)| v)
+    }
+
+    fn need(&self, name: &str) -> Result<&Bytes, StoreError> {
+        self.get(name).ok_or_else(|| corrupt(name))
+    }
+}
+
+/// Index members and their records, as the listing scripts return them
+/// (member, record, member, record, ...).
+pub(crate) fn records(value: Value) -> Result<Vec<(Bytes, Value)>, StoreError> {
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        other => return Err(corrupt(&format!("unexpected {:?}", other.kind()))),
+    };
+    let mut out = Vec::with_capacity(items.len() / 2);
+    let mut items = items.into_iter();
+    while let (Some(member), Some(fields)) = (items.next(), items.next()) {
+        let member = bytes_of(member).ok_or_else(|| corrupt("member"))?;
+        out.push((member, fields));
+    }
+    Ok(out)
+}
+
+#[derive(Serialize, Deserialize)]
+struct SessionRest<'a> {
+    user: [u8; 16],
+    email: &'a str,
+    created_at: i64,
+    absolute_expires_at: i64,
+    ip: Option<&'a str>,
+    user_agent: Option<&'a str>,
+    data: &'a str,
+}
+
+const SESSION_LAYOUT: u8 = 1;
+const HEADER: usize = 19;
+
+#[derive(Serialize, Deserialize)]
+struct FamilyMeta<'a> {
+    email: &'a str,
+    #[serde(borrow)]
+    roles: Vec<&'a str>,
+    created_at: i64,
+    expires_at: i64,
+}
+
+fn times(last_seen: Timestamp, expires_at: Timestamp) -> Vec<u8> {
+    let mut t = Vec::with_capacity(16);
+    t.extend_from_slice(&last_seen.unix_millis().to_be_bytes());
+    t.extend_from_slice(&expires_at.unix_millis().to_be_bytes());
+    t
+}
+
+/// A session as the string Redis keeps.
+pub(crate) fn encode_session(session: &Session) -> Result<Vec<u8>, StoreError> {
+    let roles = roles_section(session.rotate, &session.roles);
+    let handle = session.handle.as_str();
+    let handle_len = u8::try_from(handle.len()).map_err(|_| corrupt("handle"))?;
+    let roles_len = u16::try_from(roles.len()).map_err(|_| corrupt("roles"))?;
+    let data = data_field(&session.data)?;
+    let rest = SessionRest {
+        user: *session.user_id.as_uuid().as_bytes(),
+        email: session.email.as_str(),
+        created_at: session.created_at.unix_millis(),
+        absolute_expires_at: session.absolute_expires_at.unix_millis(),
+        ip: session.ip.as_deref(),
+        user_agent: session.user_agent.as_deref(),
+        data: &data,
+    };
+    let mut out = Vec::with_capacity(128 + data.len());
+    out.push(SESSION_LAYOUT);
+    out.extend_from_slice(&times(session.last_seen, session.expires_at));
+    out.extend_from_slice(&roles_len.to_be_bytes());
+    out.extend_from_slice(roles.as_bytes());
+    out.push(handle_len);
+    out.extend_from_slice(handle.as_bytes());
+    postcard::to_io(&rest, &mut out).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(out)
+}
+
+/// The activity times, as a touch writes them at offset 1.
+pub(crate) fn touch_field(last_seen: Timestamp, expires_at: Timestamp) -> Value {
+    Value::Bytes(times(last_seen, expires_at).into())
+}
+
+/// The roles section: rotate flag and roles.
+pub(crate) fn roles_section(rotate: bool, roles: &[Role]) -> String {
+    let mut r = String::from(if rotate { "1" } else { "0" });
+    for (i, role) in roles.iter().enumerate() {
+        if i > 0 {
+            r.push(' ');
+        }
+        r.push_str(role.as_str());
+    }
+    r
+}
+
+/// The data as stored ('' when empty).
+pub(crate) fn data_field(data: &Map<String, Json>) -> Result<String, StoreError> {
+    if data.is_empty() {
+        return Ok(String::new());
+    }
+    serde_json::to_string(data).map_err(|e| corrupt(&e.to_string()))
+}
+
+/// A session from the string Redis keeps.
+pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session, StoreError> {
+    if bytes.len() < HEADER || bytes[0] != SESSION_LAYOUT {
+        return Err(corrupt("session layout"));
+    }
+    let at = |i: usize| {
+        Timestamp::from_unix_millis(i64::from_be_bytes(
+            bytes[i..i + 8].try_into().expect("8 bytes"),
+        ))
+    };
+    let roles_end = HEADER + usize::from(u16::from_be_bytes([bytes[17], bytes[18]]));
+    let section = bytes
+        .get(HEADER..roles_end)
+        .ok_or_else(|| corrupt("roles"))?;
+    let section = std::str::from_utf8(section).map_err(|_| corrupt("roles"))?;
+    let (rotate, role_text) = section.split_at(1.min(section.len()));
+    let handle_len = usize::from(*bytes.get(roles_end).ok_or_else(|| corrupt("handle"))?);
+    let handle_end = roles_end + 1 + handle_len;
+    let handle = bytes
+        .get(roles_end + 1..handle_end)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .ok_or_else(|| corrupt("handle"))?;
+    let rest: SessionRest<'_> =
+        postcard::from_bytes(&bytes[handle_end..]).map_err(|_| corrupt("session"))?;
+    let data = if rest.data.is_empty() {
+        Map::new()
+    } else {
+        serde_json::from_str(rest.data).map_err(|_| corrupt("data"))?
+    };
+    Ok(Session {
+        id_hash: id,
+        handle: SessionHandle::new(handle),
+        user_id: UserId::from_uuid(Uuid::from_bytes(rest.user)),
+        email: Email::from_sealed(rest.email.to_owned()),
+        roles: roles(role_text),
+        created_at: Timestamp::from_unix_millis(rest.created_at),
+        last_seen: at(1),
+        expires_at: at(9),
+        absolute_expires_at: Timestamp::from_unix_millis(rest.absolute_expires_at),
+        ip: rest.ip.map(str::to_owned),
+        user_agent: rest.user_agent.map(str::to_owned),
+        data,
+        rotate: rotate == "1",
+    })
+}
+
+fn user_id(bytes: &[u8]) -> Result<UserId, StoreError> {
+    Uuid::from_slice(bytes)
+        .map(UserId::from_uuid)
+        .map_err(|_| corrupt("user id"))
+}
+
+pub(crate) fn value_bytes(value: Value) -> Result<Bytes, StoreError> {
+    bytes_of(value).ok_or_else(|| corrupt("value"))
+}
+
+fn utf8<'a>(bytes: &'a Bytes, what: &str) -> Result<&'a str, StoreError> {
+    std::str::from_utf8(bytes).map_err(|_| corrupt(what))
+}
+
+fn roles(text: &str) -> Vec<Role> {
+    text.split(' ')
+        .filter(|r| !r.is_empty())
+        .map(|r| Role::from_sealed(r.to_owned()))
+        .collect()
+}
+
+/// The id hash of a listed session, from its index member.
+pub(crate) fn session_id_from_member(member: &[u8]) -> Result<SessionIdHash, StoreError> {
+    let bytes: [u8; 32] = member.try_into().map_err(|_| corrupt("member"))?;
+    Ok(SessionIdHash::from_bytes(bytes))
+}
+
+/// A family id from its index member.
+pub(crate) fn family_id_from_member(member: &[u8]) -> Result<FamilyId, StoreError> {
+    std::str::from_utf8(member)
+        .map(FamilyId::new)
+        .map_err(|_| corrupt("member"))
+}
+
+/// The field values of a family, in script order: u m g c p a.
+pub(crate) fn family_fields(family: &TokenFamily) -> Result<Vec<Value>, StoreError> {
+    let meta = FamilyMeta {
+        email: family.email.as_str(),
+        roles: family.roles.iter().map(Role::as_str).collect(),
+        created_at: family.created_at.unix_millis(),
+        expires_at: family.expires_at.unix_millis(),
+    };
+    let meta = postcard::to_stdvec(&meta).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(vec![
+        Value::Bytes(Bytes::copy_from_slice(family.user_id.as_uuid().as_bytes())),
+        Value::Bytes(meta.into()),
+        Value::from(family.generation.to_string()),
+        Value::Bytes(Bytes::copy_from_slice(&family.current_hash)),
+        Value::Bytes(
+            family
+                .previous_hash
+                .map_or_else(Bytes::new, |h| Bytes::copy_from_slice(&h)),
+        ),
+        Value::from(family.rotated_at.unix_millis().to_string()),
+    ])
+}
+
+fn hash32(bytes: &Bytes, what: &str) -> Result<[u8; 32], StoreError> {
+    bytes.as_ref().try_into().map_err(|_| corrupt(what))
+}
+
+fn number<T: std::str::FromStr>(bytes: &Bytes, what: &str) -> Result<T, StoreError> {
+    utf8(bytes, what)?.parse().map_err(|_| corrupt(what))
+}
+
+/// A family from its hash fields.
+pub(crate) fn decode_family(id: FamilyId, fields: &Fields) -> Result<TokenFamily, StoreError> {
+    let meta: FamilyMeta<'_> = postcard::from_bytes(fields.need("m")?).map_err(|_| corrupt("m"))?;
+    Ok(TokenFamily {
+        id,
+        user_id: user_id(fields.need("u")?)?,
+        email: Email::from_sealed(meta.email.to_owned()),
+        roles: meta
+            .roles
+            .iter()
+            .map(|r| Role::from_sealed((*r).to_owned()))
+            .collect(),
+        created_at: Timestamp::from_unix_millis(meta.created_at),
+        expires_at: Timestamp::from_unix_millis(meta.expires_at),
+        generation: number(fields.need("g")?, "g")?,
+        current_hash: hash32(fields.need("c")?, "c")?,
+        previous_hash: fields.get("p").map(|p| hash32(p, "p")).transpose()?,
+        rotated_at: Timestamp::from_unix_millis(number(fields.need("a")?, "a")?),
+    })
+}
+
+/// A revocation's identity (one entry per family, token or user).
+pub(crate) fn revocation_id(revocation: &Revocation) -> String {
+    match revocation {
+        Revocation::Family { id, .. } => format!("f:{id}"),
+        Revocation::Token { jti, .. } => format!("t:{jti}"),
+        Revocation::UserBefore { user, .. } => format!("u:{user}"),
+    }
+}
+
+/// The text form: `F <until> <family>`, `T <until> <jti>`,
+/// `U <until> <before> <user>`.
+pub(crate) fn encode_revocation(revocation: &Revocation) -> String {
+    match revocation {
+        Revocation::Family { id, until } => format!("F {} {id}", until.unix_millis()),
+        Revocation::Token { jti, until } => format!("T {} {jti}", until.unix_millis()),
+        Revocation::UserBefore {
+            user,
+            before,
+            until,
+        } => format!("U {} {} {user}", until.unix_millis(), before.unix_millis()),
+    }
+}
+
+/// Parses [`encode_revocation`]'s text.
+pub(crate) fn decode_revocation(bytes: &[u8]) -> Result<Revocation, StoreError> {
+    let text = std::str::from_utf8(bytes).map_err(|_| corrupt("revocation"))?;
+    let bad = || corrupt("revocation");
+    let mut parts = text.splitn(3, ' ');
+    let (kind, until, rest) = (
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+        parts.next().ok_or_else(bad)?,
+    );
+    let until = Timestamp::from_unix_millis(until.parse().map_err(|_| bad())?);
+    match kind {
+        "F" => Ok(Revocation::Family {
+            id: FamilyId::new(rest),
+            until,
+        }),
+        "T" => Ok(Revocation::Token {
+            jti: rest.to_owned(),
+            until,
+        }),
+        "U" => {
+            let (before, user) = rest.split_once(' ').ok_or_else(bad)?;
+            Ok(Revocation::UserBefore {
+                user: user.parse().map_err(|_| bad())?,
+                before: Timestamp::from_unix_millis(before.parse().map_err(|_| bad())?),
+                until,
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn revocations_round_trip_through_text() {
+        let until = Timestamp::from_unix_millis(1_700_000_000_123);
+        for r in [
+            Revocation::Family {
+                id: FamilyId::generate(),
+                until,
+            },
+            Revocation::Token {
+                jti: "a b c".into(),
+                until,
+            },
+            Revocation::UserBefore {
+                user: UserId::generate(),
+                before: Timestamp::from_unix_millis(-5),
+                until,
+            },
+        ] {
+            assert_eq!(
+                decode_revocation(encode_revocation(&r).as_bytes()).unwrap(),
+                r
+            );
+        }
+        assert!(decode_revocation(b"X 1 y").is_err());
+        assert!(decode_revocation(b"U 1 2").is_err());
+        assert!(decode_revocation(b"\xff").is_err());
+    }
+}

@@ -1,0 +1,266 @@
+//! Redis: sessions, refresh families, revocations and login-throttling
+//! counters shared by a cluster of stateless tessera nodes.
+//!
+//! One multiplexed connection per Redis node (fred pipelines concurrent
+//! commands on it), automatic reconnects, and a timeout on every command, so
+//! a stopped or frozen Redis turns into [`StoreError::Unavailable`] within
+//! [`RedisOptions::timeout`] and never into "no such session".
+//!
+//! Layout (see `keys.rs`): a session is a hash under
+//! `<prefix>:{r<route>}:s:<id hash>`, indexed per user in a sorted set
+//! `<prefix>:{r<route>}:us:<user>`; the `{r<route>}` hash tag puts a user's
+//! records in one cluster slot, so the Lua scripts that change several of
+//! them are atomic on a cluster too. Loading a session is one `HGETALL`.
+//! Records expire through Redis TTLs that follow the session and token
+//! expiry; index entries of expired records are dropped lazily.
+
+mod codec;
+mod keys;
+mod scripts;
+mod sessions;
+mod throttle;
+mod tokens;
+
+use std::time::Duration;
+
+use fred::prelude::{
+    Builder, ClientLike, Config, EventInterface, PubsubInterface, ReconnectPolicy,
+};
+use fred::types::config::UnresponsiveConfig;
+use fred::types::{Key, Value};
+use tessera_core::{Revocation, StoreError};
+use tokio::sync::mpsc;
+
+pub use throttle::RedisThrottle;
+
+use self::keys::Keys;
+use self::scripts::Scripts;
+
+/// How to reach Redis and how long to wait for it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisOptions {
+    /// `redis://host:port[/db]` for one server, or
+    /// `redis-cluster://host:port?node=host:port&node=...` for a cluster
+    /// (any reachable seed nodes; the client discovers the rest).
+    pub url: String,
+    /// Prefix of every key and channel, so that several deployments can
+    /// share a Redis. Must not contain `{` or `}`.
+    pub prefix: String,
+    /// Limit on connecting and on every command.
+    pub timeout: Duration,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        Self {
+            url: "redis://127.0.0.1:6379".into(),
+            prefix: "tessera".into(),
+            timeout: Duration::from_millis(1000),
+        }
+    }
+}
+
+/// Sessions, refresh families and revocations in Redis (single server or
+/// cluster).
+#[derive(Clone)]
+pub struct RedisStore {
+    client: fred::clients::Client,
+    config: Config,
+    options: RedisOptions,
+    keys: Keys,
+    scripts: Scripts,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("RedisStore")
+            .field("prefix", &self.options.prefix)
+            .field("timeout", &self.options.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a node learns from the revocation channel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RevocationEvent {
+    /// Some node saved this revocation.
+    Revoked(Revocation),
+    /// The subscription was re-established: messages may have been missed
+    /// while it was down, so the listener should reload the list.
+    Resubscribed,
+}
+
+fn unavailable(error: fred::error::Error) -> StoreError {
+    StoreError::Unavailable(format!("redis: {error}"))
+}
+
+impl RedisStore {
+    /// Connects (within the timeout) and loads the scripts.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if Redis cannot be reached in time or the
+    /// URL is malformed.
+    pub async fn connect(options: RedisOptions) -> Result<Self, StoreError> {
+        if options.prefix.contains(['{', '}']) || options.prefix.is_empty() {
+            return Err(StoreError::Unavailable(
+                "redis key prefix must be non-empty and free of braces".into(),
+            ));
+        }
+        let config = Config::from_url(&options.url)
+            .map_err(|e| StoreError::Unavailable(format!("redis url: {e}")))?;
+        let client = builder(&config, options.timeout)
+            .build()
+            .map_err(unavailable)?;
+        tokio::time::timeout(options.timeout * 2, client.init())
+            .await
+            .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
+            .map_err(unavailable)?;
+        let store = Self {
+            keys: Keys::new(&options.prefix),
+            client,
+            config,
+            options,
+            scripts: Scripts::new(),
+        };
+        Ok(store)
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.options.prefix
+    }
+
+    async fn eval(
+        &self,
+        script: &fred::types::scripts::Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<Value, StoreError> {
+        script
+            .evalsha_with_reload::<Value, _, _>(&self.client, keys, args)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn eval_int(
+        &self,
+        script: &fred::types::scripts::Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<i64, StoreError> {
+        match self.eval(script, keys, args).await? {
+            Value::Integer(n) => Ok(n),
+            other => Err(StoreError::Corrupt(format!(
+                "redis script answered {:?}",
+                other.kind()
+            ))),
+        }
+    }
+
+    async fn ping_redis(&self) -> Result<(), StoreError> {
+        self.client
+            .ping::<Value>(None)
+            .await
+            .map(drop)
+            .map_err(unavailable)
+    }
+
+    /// Subscribes to the revocation channel. Every revocation saved through
+    /// any `RedisStore` with the same prefix arrives as
+    /// [`RevocationEvent::Revoked`]; after a lost connection is re-established
+    /// a [`RevocationEvent::Resubscribed`] says that some may have been
+    /// missed. The subscription ends when the receiver is dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the subscription cannot be set up.
+    pub async fn watch_revocations(
+        &self,
+    ) -> Result<mpsc::UnboundedReceiver<RevocationEvent>, StoreError> {
+        let subscriber = builder(&self.config, self.options.timeout)
+            .build_subscriber_client()
+            .map_err(unavailable)?;
+        tokio::time::timeout(self.options.timeout * 2, subscriber.init())
+            .await
+            .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
+            .map_err(unavailable)?;
+        let _resubscriber = subscriber.manage_subscriptions();
+        subscriber
+            .subscribe(self.keys.revocation_channel())
+            .await
+            .map_err(unavailable)?;
+        let mut messages = subscriber.message_rx();
+        let mut reconnects = subscriber.reconnect_rx();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            loop {
+                let event = tokio::select! {
+                    message = messages.recv() => match message {
+                        Ok(message) => match message.value.as_bytes().map(codec::decode_revocation) {
+                            Some(Ok(revocation)) => RevocationEvent::Revoked(revocation),
+                            _ => {
+                                tracing::warn!("unreadable message on the revocation channel");
+                                continue;
+                            }
+                        },
+                        // Lagged: messages were dropped, so reload.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => RevocationEvent::Resubscribed,
+                        Err(_) => break,
+                    },
+                    reconnect = reconnects.recv() => match reconnect {
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => RevocationEvent::Resubscribed,
+                        Err(_) => break,
+                    },
+                    () = tx.closed() => break,
+                };
+                if tx.send(event).is_err() {
+                    break;
+                }
+            }
+            let _ = subscriber.quit().await;
+        });
+        Ok(rx)
+    }
+
+    /// Bytes of memory Redis reports in use (`INFO memory`, `used_memory`),
+    /// summed over the cluster's primaries. For measurements.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`].
+    pub async fn used_memory(&self) -> Result<u64, StoreError> {
+        let info: String = self
+            .client
+            .info(Some(fred::types::InfoKind::Memory))
+            .await
+            .map_err(unavailable)?;
+        Ok(info
+            .lines()
+            .filter_map(|l| l.strip_prefix("used_memory:"))
+            .filter_map(|v| v.trim().parse::<u64>().ok())
+            .sum())
+    }
+}
+
+fn builder(config: &Config, timeout: Duration) -> Builder {
+    let mut builder = Builder::from_config(config.clone());
+    builder
+        .with_performance_config(|p| {
+            p.default_command_timeout = timeout;
+        })
+        .with_connection_config(|c| {
+            c.connection_timeout = timeout;
+            c.internal_command_timeout = timeout;
+            // A command whose connection broke is failed, not re-sent: a
+            // rotation or revocation must not run twice unnoticed.
+            c.max_command_attempts = 1;
+            c.unresponsive = UnresponsiveConfig {
+                max_timeout: Some(timeout * 2),
+                interval: (timeout / 4).max(Duration::from_millis(50)),
+            };
+        })
+        .set_policy(ReconnectPolicy::new_exponential(0, 50, 1000, 2));
+    builder
+}

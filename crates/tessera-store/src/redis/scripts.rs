@@ -1,0 +1,288 @@
+//! The Lua scripts that make multi-key updates atomic.
+//!
+//! Every script touches only keys of one hash tag (one user's route, or the
+//! revocation list), so it runs unchanged on a Redis Cluster. Scripts that
+//! walk a per-user index build the member keys from the index's own prefix
+//! (`ARGV[1]`): those keys share the index's tag and therefore its slot.
+//! Index entries whose session or family has expired are dropped as the
+//! scripts come across them (no keyspace notifications, no `SCAN`).
+
+use fred::types::scripts::Script;
+
+// A session is one string (see `codec.rs`): byte 1..17 hold the activity
+// times, bytes 18..19 the length of the roles section that follows, then a
+// length byte and the public handle. These helpers read and splice it.
+const SESSION_LAYOUT: &str = r"
+local function roles_end(v)
+  return 19 + string.byte(v, 18) * 256 + string.byte(v, 19)
+end
+local function handle_of(v)
+  local at = roles_end(v) + 1
+  return string.sub(v, at + 1, at + string.byte(v, at))
+end
+local function with_roles(v, r)
+  return string.sub(v, 1, 17) .. string.char(math.floor(#r / 256), #r % 256) .. r .. string.sub(v, roles_end(v) + 1)
+end
+";
+
+/// Stores a session and adds it to its user's index.
+/// KEYS: session, index. ARGV: value expires_at absolute member now.
+const CREATE_SESSION: &str = r"
+local k, idx = KEYS[1], KEYS[2]
+redis.call('SET', k, ARGV[1], 'PXAT', ARGV[2])
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[5])
+redis.call('ZADD', idx, ARGV[3], ARGV[4])
+if redis.call('PEXPIRETIME', idx) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', idx, ARGV[3]) end
+return 1
+";
+
+/// Records activity on a session that still exists.
+/// KEYS: session. ARGV: times (16 bytes) expires_at.
+const TOUCH_SESSION: &str = r"
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('SETRANGE', KEYS[1], 1, ARGV[1])
+redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+return 1
+";
+
+/// Replaces a session if it is still what the caller read (keeping its TTL).
+/// KEYS: session. ARGV: old value, new value.
+/// Returns -1 if the session is gone, 0 if it changed meanwhile, 1 done.
+const SWAP_SESSION: &str = r"
+local cur = redis.call('GET', KEYS[1])
+if not cur then return -1 end
+if cur ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+return 1
+";
+
+/// Replaces a session by its successor, in the store and the index.
+/// KEYS: old, new, index. ARGV: value expires_at absolute old-member new-member.
+const ROTATE_SESSION: &str = r"
+local old, new, idx = KEYS[1], KEYS[2], KEYS[3]
+if redis.call('DEL', old) == 0 then return 0 end
+redis.call('SET', new, ARGV[1], 'PXAT', ARGV[2])
+redis.call('ZREM', idx, ARGV[4])
+redis.call('ZADD', idx, ARGV[3], ARGV[5])
+return 1
+";
+
+/// The user's live sessions as member, value, member, value...; drops stale
+/// entries. KEYS: index. ARGV: member key prefix.
+const LIST_SESSIONS: &str = r"
+local idx, prefix = KEYS[1], ARGV[1]
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  local v = redis.call('GET', prefix .. m)
+  if not v then
+    redis.call('ZREM', idx, m)
+  else
+    table.insert(out, m)
+    table.insert(out, v)
+  end
+end
+return out
+";
+
+/// Ends the user's session with this handle. KEYS: index. ARGV: prefix handle.
+const DELETE_BY_HANDLE: &str = r"
+local idx, prefix = KEYS[1], ARGV[1]
+for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  local v = redis.call('GET', prefix .. m)
+  if not v then
+    redis.call('ZREM', idx, m)
+  elseif handle_of(v) == ARGV[2] then
+    redis.call('DEL', prefix .. m)
+    redis.call('ZREM', idx, m)
+    return 1
+  end
+end
+return 0
+";
+
+/// Ends every member of a per-user index, and the index. Returns how many
+/// members still existed. KEYS: index. ARGV: prefix.
+const DELETE_ALL: &str = r"
+local idx, prefix = KEYS[1], ARGV[1]
+local n = 0
+for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  n = n + redis.call('DEL', prefix .. m)
+end
+redis.call('DEL', idx)
+return n
+";
+
+/// Sets the roles section (rotate flag and roles) of every live session of
+/// the user. KEYS: index. ARGV: prefix, roles section.
+const SET_ROLES: &str = r"
+local idx, prefix = KEYS[1], ARGV[1]
+local n = 0
+for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  local k = prefix .. m
+  local v = redis.call('GET', k)
+  if v then
+    redis.call('SET', k, with_roles(v, ARGV[2]), 'KEEPTTL')
+    n = n + 1
+  else
+    redis.call('ZREM', idx, m)
+  end
+end
+return n
+";
+
+/// Stores a refresh family and indexes it under its user.
+/// KEYS: family, index. ARGV: u m g c p a expires_at member now.
+const CREATE_FAMILY: &str = r"
+local k, idx = KEYS[1], KEYS[2]
+redis.call('DEL', k)
+redis.call('HSET', k, 'u', ARGV[1], 'm', ARGV[2], 'g', ARGV[3], 'c', ARGV[4], 'a', ARGV[6])
+if ARGV[5] ~= '' then redis.call('HSET', k, 'p', ARGV[5]) end
+redis.call('PEXPIREAT', k, ARGV[7])
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[9])
+redis.call('ZADD', idx, ARGV[7], ARGV[8])
+if redis.call('PEXPIRETIME', idx) < tonumber(ARGV[7]) then redis.call('PEXPIREAT', idx, ARGV[7]) end
+return 1
+";
+
+/// Compare-and-set rotation of a family. KEYS: family. ARGV: generation new-hash now.
+const ADVANCE_FAMILY: &str = r"
+local k = KEYS[1]
+if redis.call('HGET', k, 'g') ~= ARGV[1] then return 0 end
+local current = redis.call('HGET', k, 'c')
+redis.call('HSET', k, 'g', tostring(tonumber(ARGV[1]) + 1), 'p', current, 'c', ARGV[2], 'a', ARGV[3])
+return 1
+";
+
+/// Ends every family of the user, returning them as member, field list...
+/// KEYS: index. ARGV: prefix.
+const TAKE_FAMILIES: &str = r"
+local idx, prefix = KEYS[1], ARGV[1]
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  local fields = redis.call('HGETALL', prefix .. m)
+  if #fields > 0 then
+    table.insert(out, m)
+    table.insert(out, fields)
+    redis.call('DEL', prefix .. m)
+  end
+end
+redis.call('DEL', idx)
+return out
+";
+
+/// Records a revocation and announces it on the channel. A per-user cutoff
+/// never moves back. KEYS: data, saved, until.
+/// ARGV: id encoded until channel before ('' unless a cutoff).
+const SAVE_REVOCATION: &str = r"
+local data, saved, untl = KEYS[1], KEYS[2], KEYS[3]
+if ARGV[5] ~= '' then
+  local cur = redis.call('HGET', data, ARGV[1])
+  if cur then
+    local old = tonumber(string.match(cur, '^U %-?%d+ (%-?%d+)'))
+    if old and old > tonumber(ARGV[5]) then return 0 end
+  end
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('HSET', data, ARGV[1], ARGV[2])
+redis.call('ZADD', saved, now, ARGV[1])
+redis.call('ZADD', untl, ARGV[3], ARGV[1])
+redis.call('PUBLISH', ARGV[4], ARGV[2])
+return 1
+";
+
+/// The encoded revocations, all or those saved since ARGV[1] (ms, '' = all).
+/// KEYS: data, saved.
+const LOAD_REVOCATIONS: &str = r"
+local data, saved = KEYS[1], KEYS[2]
+if ARGV[1] == '' then return redis.call('HVALS', data) end
+local ids = redis.call('ZRANGEBYSCORE', saved, ARGV[1], '+inf')
+local out = {}
+for i = 1, #ids, 500 do
+  local values = redis.call('HMGET', data, unpack(ids, i, math.min(i + 499, #ids)))
+  for j = 1, #values do
+    if values[j] then table.insert(out, values[j]) end
+  end
+end
+return out
+";
+
+/// Forgets lapsed revocations. KEYS: data, saved, until. ARGV: now.
+const PURGE_REVOCATIONS: &str = r"
+local data, saved, untl = KEYS[1], KEYS[2], KEYS[3]
+local ids = redis.call('ZRANGEBYSCORE', untl, '-inf', ARGV[1])
+for _, id in ipairs(ids) do
+  redis.call('HDEL', data, id)
+  redis.call('ZREM', saved, id)
+  redis.call('ZREM', untl, id)
+end
+return #ids
+";
+
+/// Takes a token from a login-throttling bucket, or says how many
+/// milliseconds until one is available. KEYS: bucket. ARGV: burst
+/// refill-interval-ms delta (-1 take, 1 give back).
+const THROTTLE: &str = r"
+local k = KEYS[1]
+local burst, interval, delta = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local state = redis.call('HMGET', k, 'n', 't')
+local tokens = burst
+if state[1] then
+  tokens = math.min(burst, tonumber(state[1]) + (now - tonumber(state[2])) / interval)
+end
+if delta < 0 and tokens < 1 then
+  return math.ceil((1 - tokens) * interval)
+end
+tokens = math.min(burst, tokens + delta)
+if tokens >= burst then
+  redis.call('DEL', k)
+else
+  redis.call('HSET', k, 'n', tostring(tokens), 't', now)
+  redis.call('PEXPIRE', k, math.ceil((burst - tokens) * interval))
+end
+return 0
+";
+
+/// The loaded scripts, created once per store.
+#[derive(Debug, Clone)]
+pub(crate) struct Scripts {
+    pub create_session: Script,
+    pub touch_session: Script,
+    pub swap_session: Script,
+    pub rotate_session: Script,
+    pub list_sessions: Script,
+    pub delete_by_handle: Script,
+    pub delete_all: Script,
+    pub set_roles: Script,
+    pub create_family: Script,
+    pub advance_family: Script,
+    pub take_families: Script,
+    pub save_revocation: Script,
+    pub load_revocations: Script,
+    pub purge_revocations: Script,
+    pub throttle: Script,
+}
+
+impl Scripts {
+    pub(crate) fn new() -> Self {
+        Self {
+            create_session: Script::from_lua(CREATE_SESSION),
+            touch_session: Script::from_lua(TOUCH_SESSION),
+            swap_session: Script::from_lua(SWAP_SESSION),
+            rotate_session: Script::from_lua(ROTATE_SESSION),
+            list_sessions: Script::from_lua(LIST_SESSIONS),
+            delete_by_handle: Script::from_lua(format!("{SESSION_LAYOUT}{DELETE_BY_HANDLE}")),
+            delete_all: Script::from_lua(DELETE_ALL),
+            set_roles: Script::from_lua(format!("{SESSION_LAYOUT}{SET_ROLES}")),
+            create_family: Script::from_lua(CREATE_FAMILY),
+            advance_family: Script::from_lua(ADVANCE_FAMILY),
+            take_families: Script::from_lua(TAKE_FAMILIES),
+            save_revocation: Script::from_lua(SAVE_REVOCATION),
+            load_revocations: Script::from_lua(LOAD_REVOCATIONS),
+            purge_revocations: Script::from_lua(PURGE_REVOCATIONS),
+            throttle: Script::from_lua(THROTTLE),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! `SessionStore` on Redis.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use fred::prelude::KeysInterface;
+use fred::types::Value;
+use serde_json::{Map, Value as Json};
+use tessera_core::merge::merge_patch;
+use tessera_core::store::data_size;
+use tessera_core::{
+    Role, Route, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp, UserId,
+};
+
+use fred::bytes::Bytes;
+
+use super::codec;
+use super::keys::Keys;
+use super::{RedisStore, unavailable};
+
+/// Attempts at a compare-and-set data merge before giving up: only reached
+/// if other writers change the same session's data this often meanwhile.
+const MERGE_ATTEMPTS: usize = 32;
+
+fn millis(t: Timestamp) -> Value {
+    Value::Integer(t.unix_millis())
+}
+
+/// The script arguments every write of a whole session starts with.
+fn session_args(
+    session: &Session,
+    extra: impl IntoIterator<Item = Value>,
+) -> Result<Vec<Value>, StoreError> {
+    let mut args = vec![
+        Value::Bytes(codec::encode_session(session)?.into()),
+        millis(session.expires_at),
+        millis(session.absolute_expires_at),
+    ];
+    args.extend(extra);
+    Ok(args)
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn backend(&self) -> &'static str {
+        "redis"
+    }
+
+    fn is_durable(&self) -> bool {
+        // Sessions outlive tessera processes; whether they outlive a Redis
+        // restart is the Redis server's persistence setting.
+        true
+    }
+
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        if session.id_hash.route() != Route::of(session.user_id) {
+            return Err(StoreError::Corrupt(
+                "session id does not carry its user's route".into(),
+            ));
+        }
+        let member = Keys::session_member(&session.id_hash);
+        let args = session_args(session, [Value::Bytes(member), millis(Timestamp::now())])?;
+        self.eval(
+            &self.scripts.create_session,
+            vec![
+                self.keys.session(&session.id_hash).into(),
+                self.keys.user_sessions(session.user_id).into(),
+            ],
+            args,
+        )
+        .await
+        .map(drop)
+    }
+
+    async fn load(
+        &self,
+        id: &SessionIdHash,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        let value: Option<Bytes> = self
+            .client
+            .get(self.keys.session(id))
+            .await
+            .map_err(unavailable)?;
+        let Some(value) = value else {
+            return Ok(None);
+        };
+        let session = codec::decode_session(*id, &value)?;
+        Ok((now < session.expires_at).then(|| Arc::new(session)))
+    }
+
+    async fn touch(
+        &self,
+        id: &SessionIdHash,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let touched = self
+            .eval_int(
+                &self.scripts.touch_session,
+                vec![self.keys.session(id).into()],
+                vec![
+                    codec::touch_field(last_seen, expires_at),
+                    millis(expires_at),
+                ],
+            )
+            .await?;
+        Ok(touched == 1)
+    }
+
+    async fn merge_data(
+        &self,
+        id: &SessionIdHash,
+        patch: &Map<String, Json>,
+        limit: usize,
+    ) -> Result<Option<Map<String, Json>>, StoreError> {
+        let key = self.keys.session(id);
+        for _ in 0..MERGE_ATTEMPTS {
+            let old: Option<Bytes> = self.client.get(key.clone()).await.map_err(unavailable)?;
+            let Some(old) = old else {
+                return Ok(None);
+            };
+            let mut session = codec::decode_session(*id, &old)?;
+            merge_patch(&mut session.data, patch);
+            if data_size(&session.data) > limit {
+                return Err(StoreError::DataTooLarge { limit });
+            }
+            let new = codec::encode_session(&session)?;
+            match self
+                .eval_int(
+                    &self.scripts.swap_session,
+                    vec![key.clone().into()],
+                    vec![Value::Bytes(old), Value::Bytes(new.into())],
+                )
+                .await?
+            {
+                1 => return Ok(Some(session.data)),
+                -1 => return Ok(None),
+                _ => continue,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "redis: session data kept changing during the merge".into(),
+        ))
+    }
+
+    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
+        let args = session_args(
+            successor,
+            [
+                Value::Bytes(Keys::session_member(old)),
+                Value::Bytes(Keys::session_member(&successor.id_hash)),
+            ],
+        )?;
+        let rotated = self
+            .eval_int(
+                &self.scripts.rotate_session,
+                vec![
+                    self.keys.session(old).into(),
+                    self.keys.session(&successor.id_hash).into(),
+                    self.keys.user_sessions(successor.user_id).into(),
+                ],
+                args,
+            )
+            .await?;
+        Ok(rotated == 1)
+    }
+
+    async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError> {
+        // The index entry goes lazily, the next time the user's index is read.
+        let deleted: i64 = self
+            .client
+            .del(self.keys.session(id))
+            .await
+            .map_err(unavailable)?;
+        Ok(deleted == 1)
+    }
+
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        let records = codec::records(
+            self.eval(
+                &self.scripts.list_sessions,
+                vec![self.keys.user_sessions(user).into()],
+                vec![Value::Bytes(self.keys.session_prefix(Route::of(user)))],
+            )
+            .await?,
+        )?;
+        let mut sessions = Vec::with_capacity(records.len());
+        for (member, value) in records {
+            let id = codec::session_id_from_member(&member)?;
+            let session = codec::decode_session(id, &codec::value_bytes(value)?)?;
+            if now < session.expires_at && session.user_id == user {
+                sessions.push(session);
+            }
+        }
+        sessions.sort_by_key(|s| s.created_at);
+        Ok(sessions)
+    }
+
+    async fn delete_by_handle(
+        &self,
+        user: UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError> {
+        let deleted = self
+            .eval_int(
+                &self.scripts.delete_by_handle,
+                vec![self.keys.user_sessions(user).into()],
+                vec![
+                    Value::Bytes(self.keys.session_prefix(Route::of(user))),
+                    Value::from(handle.as_str()),
+                ],
+            )
+            .await?;
+        Ok(deleted == 1)
+    }
+
+    async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError> {
+        let deleted = self
+            .eval_int(
+                &self.scripts.delete_all,
+                vec![self.keys.user_sessions(user).into()],
+                vec![Value::Bytes(self.keys.session_prefix(Route::of(user)))],
+            )
+            .await?;
+        Ok(u64::try_from(deleted).unwrap_or(0))
+    }
+
+    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {
+        let changed = self
+            .eval_int(
+                &self.scripts.set_roles,
+                vec![self.keys.user_sessions(user).into()],
+                vec![
+                    Value::Bytes(self.keys.session_prefix(Route::of(user))),
+                    Value::from(codec::roles_section(true, roles)),
+                ],
+            )
+            .await?;
+        Ok(u64::try_from(changed).unwrap_or(0))
+    }
+
+    async fn purge_expired(&self, _now: Timestamp) -> Result<u64, StoreError> {
+        // Redis expires sessions itself (their TTL follows `expires_at`).
+        Ok(0)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.ping_redis().await
+    }
+}
