@@ -10,7 +10,7 @@ use crate::accounts::Accounts;
 use crate::cookies::SessionCookie;
 use crate::csrf::OriginPolicy;
 use crate::hashing::HashingPool;
-use crate::throttle::{LoginThrottle, ThrottleSettings};
+use crate::throttle::{LoginThrottle, SharedBuckets, ThrottleSettings};
 use crate::tokens::TokenService;
 
 /// Settings of the HTTP application. The binary builds this from flags,
@@ -28,6 +28,8 @@ pub struct AppConfig {
     pub allowed_origins: Vec<String>,
     /// Login throttling.
     pub throttle: ThrottleSettings,
+    /// Where a cluster keeps the throttling buckets (`None`: in this process).
+    pub shared_throttle: Option<SharedThrottle>,
     /// Concurrent password hashes.
     pub hash_workers: usize,
     /// Password hashes allowed to wait for a worker.
@@ -52,6 +54,7 @@ impl Default for AppConfig {
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             throttle: ThrottleSettings::default(),
+            shared_throttle: None,
             // Leave a core to the async workers so a login flood cannot starve
             // session checks.
             hash_workers: cores.saturating_sub(1).max(1),
@@ -61,6 +64,16 @@ impl Default for AppConfig {
             cookie_sessions: None,
             access_token_cookie: false,
         }
+    }
+}
+
+/// Throttling buckets shared by a cluster (see [`SharedBuckets`]).
+#[derive(Clone)]
+pub struct SharedThrottle(pub Arc<dyn SharedBuckets>);
+
+impl std::fmt::Debug for SharedThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SharedThrottle")
     }
 }
 
@@ -101,7 +114,10 @@ impl AppState {
         Arc::new(Self {
             accounts: Accounts::new(Arc::clone(&users), Arc::clone(&sessions)),
             hashing: HashingPool::new(hasher, config.hash_workers, config.hash_queue),
-            throttle: LoginThrottle::new(config.throttle),
+            throttle: match &config.shared_throttle {
+                Some(shared) => LoginThrottle::new(config.throttle).with_shared(Arc::clone(&shared.0)),
+                None => LoginThrottle::new(config.throttle),
+            },
             origins: OriginPolicy::new(config.allowed_origins.iter().cloned()),
             tokens,
             sessions,

@@ -10,12 +10,19 @@
 //! Unknown accounts are throttled exactly like real ones (no enumeration).
 //! Memory is bounded: full buckets carry no information and are pruned, and
 //! past `max_tracked` keys the fullest buckets are evicted first.
+//!
+//! A cluster keeps the buckets in its shared store instead
+//! ([`SharedBuckets`], e.g. Redis), so that spreading attempts over nodes
+//! gains an attacker nothing. When that store is down, logins fail closed.
 
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use tessera_core::StoreError;
 
 /// The shape of one kind of bucket.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -138,11 +145,68 @@ struct State {
     accounts: Buckets<String>,
 }
 
-/// Login throttle shared by all requests of a node.
+/// Token buckets kept outside the process, shared by every node.
+#[async_trait]
+pub trait SharedBuckets: Send + Sync + 'static {
+    /// Takes a token from bucket `name` of `kind` (`delta` -1) or gives one
+    /// back (`delta` 1); returns how long to wait if the bucket is empty.
+    async fn update(
+        &self,
+        kind: &str,
+        name: &str,
+        rule: BucketRule,
+        delta: i64,
+    ) -> Result<Duration, StoreError>;
+}
+
+#[async_trait]
+impl SharedBuckets for tessera_store::RedisThrottle {
+    async fn update(
+        &self,
+        kind: &str,
+        name: &str,
+        rule: BucketRule,
+        delta: i64,
+    ) -> Result<Duration, StoreError> {
+        tessera_store::RedisThrottle::update(
+            self,
+            kind,
+            name,
+            rule.burst,
+            rule.refill_interval(),
+            delta,
+        )
+        .await
+    }
+}
+
+/// Why an attempt may not go ahead.
 #[derive(Debug)]
+pub enum Refusal {
+    /// Too many failures: wait this long.
+    Wait(Duration),
+    /// The shared buckets cannot be reached (fail closed).
+    Unavailable(StoreError),
+}
+
+/// Login throttle shared by all requests of a node (or, with
+/// [`SharedBuckets`], of the cluster).
 pub struct LoginThrottle {
     max_tracked: usize,
+    per_ip: BucketRule,
+    per_account: BucketRule,
     state: Mutex<State>,
+    shared: Option<Arc<dyn SharedBuckets>>,
+}
+
+impl std::fmt::Debug for LoginThrottle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginThrottle")
+            .field("per_ip", &self.per_ip)
+            .field("per_account", &self.per_account)
+            .field("shared", &self.shared.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Longest account key kept; longer input is cut (it cannot be a real address).
@@ -153,11 +217,72 @@ impl LoginThrottle {
     pub fn new(settings: ThrottleSettings) -> Self {
         Self {
             max_tracked: settings.max_tracked,
+            per_ip: settings.per_ip,
+            per_account: settings.per_account,
             state: Mutex::new(State {
                 ips: Buckets::new(settings.per_ip),
                 accounts: Buckets::new(settings.per_account),
             }),
+            shared: None,
         }
+    }
+
+    /// Keeps the buckets in `shared` instead of process memory.
+    #[must_use]
+    pub fn with_shared(mut self, shared: Arc<dyn SharedBuckets>) -> Self {
+        self.shared = Some(shared);
+        self
+    }
+
+    /// Takes a token for an attempt, or says why not.
+    ///
+    /// # Errors
+    ///
+    /// [`Refusal::Wait`] with the time until both buckets have a token
+    /// again; [`Refusal::Unavailable`] if the shared buckets are down.
+    pub async fn begin(&self, ip: IpAddr, account: &str) -> Result<(), Refusal> {
+        let Some(shared) = &self.shared else {
+            return self.begin_attempt(ip, account).map_err(Refusal::Wait);
+        };
+        let key = Self::account_key(account);
+        let ip = ip.to_string();
+        let wait = shared
+            .update("ip", &ip, self.per_ip, -1)
+            .await
+            .map_err(Refusal::Unavailable)?;
+        if wait > Duration::ZERO {
+            return Err(Refusal::Wait(wait));
+        }
+        let wait = match shared.update("account", &key, self.per_account, -1).await {
+            Ok(wait) => wait,
+            Err(e) => {
+                let _ = shared.update("ip", &ip, self.per_ip, 1).await;
+                return Err(Refusal::Unavailable(e));
+            }
+        };
+        if wait > Duration::ZERO {
+            // The attempt does not happen: the IP's token goes back.
+            shared
+                .update("ip", &ip, self.per_ip, 1)
+                .await
+                .map_err(Refusal::Unavailable)?;
+            return Err(Refusal::Wait(wait));
+        }
+        Ok(())
+    }
+
+    /// Gives back the tokens of an attempt that succeeded.
+    pub async fn finish_success(&self, ip: IpAddr, account: &str) {
+        let Some(shared) = &self.shared else {
+            self.succeeded(ip, account);
+            return;
+        };
+        let key = Self::account_key(account);
+        // Best effort: if the store is down, the tokens refill with time.
+        let _ = shared.update("ip", &ip.to_string(), self.per_ip, 1).await;
+        let _ = shared
+            .update("account", &key, self.per_account, 1)
+            .await;
     }
 
     fn account_key(account: &str) -> String {

@@ -278,6 +278,17 @@ impl TokenService {
         Ok(loaded.len())
     }
 
+    /// Reloads the whole revocation list from the store (after a lost
+    /// subscription, when announcements may have been missed).
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn reload_revocations(&self) -> Result<usize, StoreError> {
+        *self.last_sync.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.sync_revocations().await
+    }
+
     async fn revoke(&self, revocation: Revocation) -> Result<(), ApiError> {
         // Persist first: a revocation is acknowledged only once it is durable.
         self.store.save_revocation(&revocation).await?;

@@ -17,6 +17,7 @@ use tessera_core::{
 use crate::auth::CurrentSession;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
+use crate::throttle::Refusal;
 use crate::json::{ApiJson, OptionalJson};
 use crate::routes::SessionBody;
 use crate::state::AppState;
@@ -60,8 +61,12 @@ pub async fn authenticate(
     let Credentials { email, password } = credentials;
     state
         .throttle
-        .begin_attempt(ip, &email)
-        .map_err(|retry_after| ApiError::Throttled { retry_after })?;
+        .begin(ip, &email)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Wait(retry_after) => ApiError::Throttled { retry_after },
+            Refusal::Unavailable(e) => ApiError::from(e),
+        })?;
     let user = match Email::parse(&email) {
         Ok(email) => state.users.by_email(&email).await?,
         Err(_) => None,
@@ -84,7 +89,7 @@ pub async fn authenticate(
         }
         _ => return Err(ApiError::InvalidCredentials),
     };
-    state.throttle.succeeded(ip, &email);
+    state.throttle.finish_success(ip, &email).await;
     Ok(user)
 }
 

@@ -18,6 +18,7 @@ mod interop;
 mod login;
 mod passwords;
 mod postgres_users;
+mod redis_store;
 mod sessions;
 mod throttle;
 mod token_attacks;

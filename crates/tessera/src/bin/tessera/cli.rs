@@ -86,6 +86,8 @@ pub enum StoreArg {
     Sqlite,
     /// Process memory (sessions end with the process).
     Memory,
+    /// Redis at `redis_url`, shared by a cluster.
+    Redis,
 }
 
 impl From<StoreArg> for StoreKind {
@@ -93,6 +95,7 @@ impl From<StoreArg> for StoreKind {
         match arg {
             StoreArg::Sqlite => StoreKind::Sqlite,
             StoreArg::Memory => StoreKind::Memory,
+            StoreArg::Redis => StoreKind::Redis,
         }
     }
 }

@@ -6,6 +6,7 @@ mod cli;
 mod keys;
 mod serve;
 mod settings;
+mod stores;
 mod token;
 mod users;
 

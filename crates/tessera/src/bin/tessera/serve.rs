@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tessera::{AppState, Maintenance};
 use tessera_core::{PasswordHasher, SessionStore, UserStore};
-use tessera_store::{MemoryStore, SqliteStore};
+use tessera_store::SqliteStore;
 use tracing_subscriber::EnvFilter;
 
 use crate::settings::{Settings, StoreKind};
@@ -43,10 +43,13 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
         );
     }
     let users: Arc<dyn UserStore> = crate::users::open_users(&settings, &database).await?;
-    let sessions: Arc<dyn SessionStore> = match settings.store {
-        StoreKind::Sqlite => Arc::new(database.clone()),
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
-    };
+    let stores = crate::stores::open(&settings, &database, true).await?;
+    let sessions = Arc::clone(&stores.sessions);
+    if let Some(redis) = &stores.redis {
+        app_config.shared_throttle = Some(tessera::state::SharedThrottle(Arc::new(
+            tessera_store::RedisThrottle::new(redis.clone()),
+        )));
+    }
 
     let started = Instant::now();
     let hasher = tokio::task::spawn_blocking(PasswordHasher::owasp)
@@ -66,10 +69,7 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
     let address = listener.local_addr()?;
     log_store(&settings, &database, sessions.as_ref());
 
-    let token_store: Arc<dyn tessera_core::TokenStore> = match settings.store {
-        StoreKind::Sqlite => Arc::new(database.clone()),
-        StoreKind::Memory => Arc::new(MemoryStore::new()),
-    };
+    let token_store = Arc::clone(&stores.tokens);
     let key_set = crate::keys::load_or_create(&settings)?;
     tracing::info!(algorithm = %key_set.active().signing.algorithm(), kid = %key_set.active().kid, "access tokens ready");
     let tokens = tessera::tokens::TokenService::new(
@@ -93,15 +93,43 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
     if settings.jwt_secret.is_none() {
         tokio::spawn(crate::keys::watch(settings.clone(), Arc::clone(&state)));
     }
+    if let Some(redis) = &stores.redis {
+        let events = redis
+            .watch_revocations()
+            .await
+            .context("cannot subscribe to Redis revocation announcements")?;
+        tokio::spawn(apply_announced_revocations(events, Arc::clone(&state)));
+    }
     tracing::info!(%address, store = state.sessions().backend(), "listening on http://{address}");
     tessera::serve(listener, state, maintenance, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Applies revocations other nodes announce, so that their access tokens
+/// are refused here within milliseconds rather than at the next periodic
+/// sync; reloads the whole list whenever announcements may have been missed.
+async fn apply_announced_revocations(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<tessera_store::RevocationEvent>,
+    state: Arc<AppState>,
+) {
+    use tessera_store::RevocationEvent;
+    while let Some(event) = events.recv().await {
+        match event {
+            RevocationEvent::Revoked(revocation) => state.tokens().revocations().apply(&revocation),
+            RevocationEvent::Resubscribed => match state.tokens().reload_revocations().await {
+                Ok(n) => tracing::info!(revocations = n, "revocation list reloaded after reconnecting"),
+                Err(e) => tracing::warn!(error = %e, "revocation list reload failed; the periodic sync will retry"),
+            },
+        }
+    }
+}
+
 fn log_store(settings: &Settings, database: &SqliteStore, sessions: &dyn SessionStore) {
     let path = database.path().display().to_string();
-    if sessions.is_durable() {
+    if settings.store == StoreKind::Redis {
+        tracing::info!(store = sessions.backend(), prefix = %settings.redis_prefix, users = %path, "sessions, tokens and throttling in Redis");
+    } else if sessions.is_durable() {
         tracing::info!(store = sessions.backend(), database = %path, "sessions and users in the embedded database");
     } else {
         tracing::warn!(

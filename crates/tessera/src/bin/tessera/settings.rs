@@ -26,6 +26,9 @@ pub enum StoreKind {
     Sqlite,
     /// Process memory: sessions end when the process does.
     Memory,
+    /// Redis (`redis_url`): shared by every node of a cluster, and also
+    /// the home of refresh families, revocations and throttling counters.
+    Redis,
 }
 
 /// `SameSite` attribute of the session cookie.
@@ -56,8 +59,16 @@ pub struct Settings {
     pub listen: SocketAddr,
     /// Directory of the embedded database.
     pub data_dir: PathBuf,
-    /// Session store: `sqlite` or `memory`.
+    /// Session store: `sqlite`, `memory` or `redis`.
     pub store: StoreKind,
+    /// Redis for `store = "redis"`: `redis://host:port[/db]`, or
+    /// `redis-cluster://host:port?node=host:port&node=...` for a cluster.
+    pub redis_url: String,
+    /// Prefix of tessera's Redis keys and channels.
+    pub redis_prefix: String,
+    /// Milliseconds Redis may take to connect or answer before a request
+    /// fails closed (503).
+    pub redis_timeout: u64,
     /// Seconds without activity before a session ends.
     pub session_idle_timeout: u64,
     /// Seconds after login when a session ends regardless.
@@ -185,6 +196,9 @@ impl Default for Settings {
             jwt_access_token_cookie: false,
             users: UserBackend::Sqlite,
             database_url: None,
+            redis_url: "redis://127.0.0.1:6379".into(),
+            redis_prefix: "tessera".into(),
+            redis_timeout: 1000,
             session_storage: SessionStorage::Server,
             session_cookie_key: None,
         }
@@ -312,6 +326,8 @@ impl Settings {
             session_data_max_bytes: self.session_data_max_bytes,
             // Filled in by `serve` once the key is loaded from the data dir.
             cookie_sessions: None,
+            // Filled in by `serve` once Redis is connected.
+            shared_throttle: None,
             access_token_cookie: self.jwt_access_token_cookie,
         })
     }

@@ -81,7 +81,8 @@ pub fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode
 async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
     let db = open_database(settings, false)?;
     let users = open_users(settings, &db).await?;
-    let accounts = Accounts::new(Arc::clone(&users), Arc::new(db.clone()));
+    let stores = crate::stores::open(settings, &db, false).await?;
+    let accounts = Accounts::new(Arc::clone(&users), Arc::clone(&stores.sessions));
     match command {
         UserCommand::Add {
             email,
@@ -144,7 +145,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Disable { email } => {
             let email = parse_email(&email)?;
             let change = found(accounts.set_disabled(&email, true).await?, &email)?;
-            let families = end_tokens(settings, &db, change.user.id).await?;
+            let families = end_tokens(settings, stores.tokens.as_ref(), change.user.id).await?;
             println!(
                 "{} disabled ({} sessions ended, {families} token families ended)",
                 change.user.email, change.sessions_affected
@@ -166,7 +167,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             let password = read_new_password(password_stdin)?;
             let hash = PasswordHasher::owasp().hash(&password)?;
             let change = found(accounts.set_password(&email, &hash).await?, &email)?;
-            end_tokens(settings, &db, change.user.id).await?;
+            end_tokens(settings, stores.tokens.as_ref(), change.user.id).await?;
             println!(
                 "password changed for {} ({} sessions ended)",
                 change.user.email, change.sessions_affected
@@ -181,10 +182,10 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
 /// far; a running server picks the revocation up within a second.
 async fn end_tokens(
     settings: &Settings,
-    db: &SqliteStore,
+    db: &dyn tessera_core::TokenStore,
     user: tessera_core::UserId,
 ) -> anyhow::Result<usize> {
-    use tessera_core::{Revocation, TokenStore};
+    use tessera_core::Revocation;
     let now = Timestamp::now();
     let ended = db.delete_families_for_user(user).await?;
     let revocation = Revocation::UserBefore {
