@@ -3,7 +3,8 @@
 # baseline, measured in one run on loopback with wrk.
 #
 #   bench/profile.sh                  # sqlite and memory stores
-#   bench/profile.sh --store sqlite   # one store
+#   bench/profile.sh --store sqlite   # one store (sqlite, memory or redis)
+#                                     # redis: TESSERA_REDIS_URL, default 127.0.0.1:6379
 #   bench/profile.sh --scale          # also: 1,000 vs 1,000,000 live sessions (sqlite)
 #   bench/profile.sh --tokens         # also: /profile with a Bearer token, 100,000 revocations loaded
 #
@@ -40,6 +41,13 @@ cleanup() {
   rm -rf "$WORK"
 }
 trap cleanup EXIT
+# Keys of a Redis-backed run go under a prefix of their own, removed at exit.
+export TESSERA_REDIS_PREFIX="tessera-bench-$$"
+cleanup_redis() {
+  command -v redis-cli >/dev/null && redis-cli -u "${TESSERA_REDIS_URL:-redis://127.0.0.1:6379}" EVAL \
+    "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end" 0 "$TESSERA_REDIS_PREFIX:*" >/dev/null 2>&1 || true
+}
+trap 'cleanup; cleanup_redis' EXIT
 
 PASSWORD="benchmark password 1"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -102,6 +110,13 @@ for store in $STORES; do
   measure "$store store" "$cookie"
   echo "  server RSS after run: $(rss_kib) KiB"
   stop_server
+  if [ "$store" = redis ]; then
+    # The same with each node's near-cache (invalidated through pub/sub).
+    TESSERA_REDIS_NEAR_CACHE=100000 start_server redis "$dir"
+    cookie=$(login)
+    measure "redis + near-cache" "$cookie"
+    stop_server
+  fi
 done
 
 if [ "$SCALE" = 1 ]; then

@@ -18,6 +18,7 @@ mod memory;
 mod memory_tokens;
 mod postgres;
 mod redis;
+mod session_cache;
 mod sqlite;
 
 pub use memory::MemoryStore;

@@ -1080,6 +1080,90 @@ async fn redis() -> (Arc<RedisStore>, redis_servers::Prefix) {
     redis_at("redis://127.0.0.1:6379".into(), 6379).await
 }
 
+fn near_options(prefix: &str) -> RedisOptions {
+    RedisOptions {
+        prefix: prefix.to_owned(),
+        near_cache: 1000,
+        ..RedisOptions::default()
+    }
+}
+
+/// A Redis store with a near-cache.
+async fn redis_near() -> (Arc<RedisStore>, redis_servers::Prefix) {
+    let guard = redis_servers::Prefix::new(6379);
+    let store = RedisStore::connect(near_options(&guard.prefix))
+        .await
+        .expect("Redis on 127.0.0.1:6379 (see scripts/test)");
+    (Arc::new(store), guard)
+}
+
+mod redis_near_cache {
+    use super::*;
+    session_checks!(suite!(session_store, redis_near().await, SessionStore,));
+
+    async fn eventually_gone(store: &RedisStore, id: &tessera_core::SessionIdHash) -> Duration {
+        let started = std::time::Instant::now();
+        while store.load(id, Timestamp::now()).await.unwrap().is_some() {
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "still served from the near-cache"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        started.elapsed()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_nodes_logout_reaches_the_near_cache_at_once() {
+        let (a, guard) = redis_near().await;
+        let b = RedisStore::connect(near_options(&guard.prefix))
+            .await
+            .unwrap();
+        let now = Timestamp::now();
+        let u = user("a@example.com");
+        let (s1, s2) = (start(&u, now), start(&u, now));
+        for s in [&s1, &s2] {
+            SessionStore::create(a.as_ref(), s).await.unwrap();
+            assert!(a.load(&s.id_hash, now).await.unwrap().is_some());
+            assert!(a.load(&s.id_hash, now).await.unwrap().is_some());
+        }
+        assert_eq!(a.near_cached_sessions(), 2, "both reads were cached");
+        assert!(b.delete(&s1.id_hash).await.unwrap());
+        let took = eventually_gone(&a, &s1.id_hash).await;
+        assert!(took < Duration::from_millis(100), "{took:?}");
+        assert_eq!(b.delete_all_for_user(u.id).await.unwrap(), 1);
+        let took = eventually_gone(&a, &s2.id_hash).await;
+        assert!(took < Duration::from_millis(100), "{took:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn another_nodes_role_change_reaches_the_near_cache() {
+        let (a, guard) = redis_near().await;
+        let b = RedisStore::connect(near_options(&guard.prefix))
+            .await
+            .unwrap();
+        let now = Timestamp::now();
+        let u = user("a@example.com");
+        let s = start(&u, now);
+        SessionStore::create(a.as_ref(), &s).await.unwrap();
+        assert!(!a.load(&s.id_hash, now).await.unwrap().unwrap().rotate);
+        let admin = vec![Role::parse("admin").unwrap()];
+        assert_eq!(b.set_roles_for_user(u.id, &admin).await.unwrap(), 1);
+        let started = std::time::Instant::now();
+        loop {
+            let loaded = a.load(&s.id_hash, now).await.unwrap().unwrap();
+            if loaded.rotate && loaded.roles == admin {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_millis(500),
+                "stale roles"
+            );
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
 mod redis_store {
     use super::*;
     session_checks!(suite!(session_store, redis().await, SessionStore,));

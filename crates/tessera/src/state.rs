@@ -115,7 +115,9 @@ impl AppState {
             accounts: Accounts::new(Arc::clone(&users), Arc::clone(&sessions)),
             hashing: HashingPool::new(hasher, config.hash_workers, config.hash_queue),
             throttle: match &config.shared_throttle {
-                Some(shared) => LoginThrottle::new(config.throttle).with_shared(Arc::clone(&shared.0)),
+                Some(shared) => {
+                    LoginThrottle::new(config.throttle).with_shared(Arc::clone(&shared.0))
+                }
                 None => LoginThrottle::new(config.throttle),
             },
             origins: OriginPolicy::new(config.allowed_origins.iter().cloned()),

@@ -280,9 +280,7 @@ impl LoginThrottle {
         let key = Self::account_key(account);
         // Best effort: if the store is down, the tokens refill with time.
         let _ = shared.update("ip", &ip.to_string(), self.per_ip, 1).await;
-        let _ = shared
-            .update("account", &key, self.per_account, 1)
-            .await;
+        let _ = shared.update("account", &key, self.per_account, 1).await;
     }
 
     fn account_key(account: &str) -> String {

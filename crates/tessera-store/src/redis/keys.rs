@@ -68,6 +68,11 @@ impl Keys {
         ["data", "saved", "until"].map(|k| format!("{}:{{rev}}:{k}", self.prefix))
     }
 
+    /// Where changed and ended sessions are announced (their id hashes).
+    pub(crate) fn session_channel(&self) -> String {
+        format!("{}:sessions", self.prefix)
+    }
+
     pub(crate) fn revocation_channel(&self) -> String {
         format!("{}:revocations", self.prefix)
     }

@@ -16,6 +16,7 @@
 
 mod codec;
 mod keys;
+mod near;
 mod scripts;
 mod sessions;
 mod throttle;
@@ -48,6 +49,11 @@ pub struct RedisOptions {
     pub prefix: String,
     /// Limit on connecting and on every command.
     pub timeout: Duration,
+    /// Sessions kept in this process's near-cache (0: none; every request
+    /// reads Redis). See `near.rs` for how it stays correct.
+    pub near_cache: usize,
+    /// Longest a near-cached session is trusted without re-reading it.
+    pub near_cache_max_age: Duration,
 }
 
 impl Default for RedisOptions {
@@ -56,6 +62,8 @@ impl Default for RedisOptions {
             url: "redis://127.0.0.1:6379".into(),
             prefix: "tessera".into(),
             timeout: Duration::from_millis(1000),
+            near_cache: 0,
+            near_cache_max_age: Duration::from_secs(5),
         }
     }
 }
@@ -69,6 +77,7 @@ pub struct RedisStore {
     options: RedisOptions,
     keys: Keys,
     scripts: Scripts,
+    near: Option<std::sync::Arc<near::Near>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -117,14 +126,32 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
             .map_err(unavailable)?;
-        let store = Self {
-            keys: Keys::new(&options.prefix),
+        let keys = Keys::new(&options.prefix);
+        let near = if options.near_cache > 0 {
+            let subscriber = builder(&config, options.timeout)
+                .build_subscriber_client()
+                .map_err(unavailable)?;
+            Some(
+                near::Near::start(
+                    subscriber,
+                    keys.session_channel(),
+                    options.near_cache,
+                    options.near_cache_max_age,
+                    options.timeout,
+                )
+                .await?,
+            )
+        } else {
+            None
+        };
+        Ok(Self {
+            keys,
             client,
             config,
             options,
             scripts: Scripts::new(),
-        };
-        Ok(store)
+            near,
+        })
     }
 
     /// The key prefix.

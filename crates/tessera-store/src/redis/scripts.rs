@@ -37,30 +37,41 @@ return 1
 ";
 
 /// Records activity on a session that still exists.
-/// KEYS: session. ARGV: times (16 bytes) expires_at.
+/// KEYS: session. ARGV: times (16 bytes) expires_at channel member.
 const TOUCH_SESSION: &str = r"
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('SETRANGE', KEYS[1], 1, ARGV[1])
 redis.call('PEXPIREAT', KEYS[1], ARGV[2])
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
+/// Ends one session. KEYS: session. ARGV: channel member.
+const DELETE_SESSION: &str = r"
+local n = redis.call('DEL', KEYS[1])
+if n == 1 then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n
+";
+
 /// Replaces a session if it is still what the caller read (keeping its TTL).
-/// KEYS: session. ARGV: old value, new value.
+/// KEYS: session. ARGV: old value, new value, channel, member.
 /// Returns -1 if the session is gone, 0 if it changed meanwhile, 1 done.
 const SWAP_SESSION: &str = r"
 local cur = redis.call('GET', KEYS[1])
 if not cur then return -1 end
 if cur ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[2], 'KEEPTTL')
+redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
 /// Replaces a session by its successor, in the store and the index.
-/// KEYS: old, new, index. ARGV: value expires_at absolute old-member new-member.
+/// KEYS: old, new, index. ARGV: value expires_at absolute old-member
+/// new-member channel.
 const ROTATE_SESSION: &str = r"
 local old, new, idx = KEYS[1], KEYS[2], KEYS[3]
 if redis.call('DEL', old) == 0 then return 0 end
+redis.call('PUBLISH', ARGV[6], ARGV[4])
 redis.call('SET', new, ARGV[1], 'PXAT', ARGV[2])
 redis.call('ZREM', idx, ARGV[4])
 redis.call('ZADD', idx, ARGV[3], ARGV[5])
@@ -84,7 +95,8 @@ end
 return out
 ";
 
-/// Ends the user's session with this handle. KEYS: index. ARGV: prefix handle.
+/// Ends the user's session with this handle. KEYS: index. ARGV: prefix
+/// handle channel.
 const DELETE_BY_HANDLE: &str = r"
 local idx, prefix = KEYS[1], ARGV[1]
 for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
@@ -94,6 +106,7 @@ for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
   elseif handle_of(v) == ARGV[2] then
     redis.call('DEL', prefix .. m)
     redis.call('ZREM', idx, m)
+    redis.call('PUBLISH', ARGV[3], m)
     return 1
   end
 end
@@ -101,19 +114,21 @@ return 0
 ";
 
 /// Ends every member of a per-user index, and the index. Returns how many
-/// members still existed. KEYS: index. ARGV: prefix.
+/// members still existed. KEYS: index. ARGV: prefix [channel].
 const DELETE_ALL: &str = r"
 local idx, prefix = KEYS[1], ARGV[1]
 local n = 0
 for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
-  n = n + redis.call('DEL', prefix .. m)
+  local gone = redis.call('DEL', prefix .. m)
+  if gone == 1 and ARGV[2] then redis.call('PUBLISH', ARGV[2], m) end
+  n = n + gone
 end
 redis.call('DEL', idx)
 return n
 ";
 
 /// Sets the roles section (rotate flag and roles) of every live session of
-/// the user. KEYS: index. ARGV: prefix, roles section.
+/// the user. KEYS: index. ARGV: prefix, roles section, channel.
 const SET_ROLES: &str = r"
 local idx, prefix = KEYS[1], ARGV[1]
 local n = 0
@@ -122,6 +137,7 @@ for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
   local v = redis.call('GET', k)
   if v then
     redis.call('SET', k, with_roles(v, ARGV[2]), 'KEEPTTL')
+    redis.call('PUBLISH', ARGV[3], m)
     n = n + 1
   else
     redis.call('ZREM', idx, m)
@@ -250,6 +266,7 @@ return 0
 pub(crate) struct Scripts {
     pub create_session: Script,
     pub touch_session: Script,
+    pub delete_session: Script,
     pub swap_session: Script,
     pub rotate_session: Script,
     pub list_sessions: Script,
@@ -270,6 +287,7 @@ impl Scripts {
         Self {
             create_session: Script::from_lua(CREATE_SESSION),
             touch_session: Script::from_lua(TOUCH_SESSION),
+            delete_session: Script::from_lua(DELETE_SESSION),
             swap_session: Script::from_lua(SWAP_SESSION),
             rotate_session: Script::from_lua(ROTATE_SESSION),
             list_sessions: Script::from_lua(LIST_SESSIONS),

@@ -26,6 +26,32 @@ fn millis(t: Timestamp) -> Value {
     Value::Integer(t.unix_millis())
 }
 
+impl RedisStore {
+    fn session_channel(&self) -> Value {
+        Value::from(self.keys.session_channel())
+    }
+
+    /// Drops sessions this node changed from its near-cache (other nodes
+    /// hear of it on the channel).
+    fn forget(&self, ids: &[SessionIdHash]) {
+        if let Some(near) = &self.near {
+            near.cache.invalidate(ids);
+        }
+    }
+
+    /// Drops the whole near-cache (after a per-user change).
+    fn forget_all(&self) {
+        if let Some(near) = &self.near {
+            near.cache.clear();
+        }
+    }
+
+    /// Sessions in the near-cache (for tests and measurements).
+    pub fn near_cached_sessions(&self) -> usize {
+        self.near.as_ref().map_or(0, |near| near.cache.len())
+    }
+}
+
 /// The script arguments every write of a whole session starts with.
 fn session_args(
     session: &Session,
@@ -77,6 +103,19 @@ impl SessionStore for RedisStore {
         id: &SessionIdHash,
         now: Timestamp,
     ) -> Result<Option<Arc<Session>>, StoreError> {
+        let ticket = match &self.near {
+            Some(near) => match near.cache.get(id, near.view()) {
+                Ok(session) if now < session.expires_at => return Ok(Some(session)),
+                // Cached but past its expiry: another node may have
+                // extended it, so read it again.
+                Ok(_) => {
+                    near.cache.invalidate(&[*id]);
+                    near.cache.get(id, near.view()).err()
+                }
+                Err(ticket) => Some(ticket),
+            },
+            None => None,
+        };
         let value: Option<Bytes> = self
             .client
             .get(self.keys.session(id))
@@ -85,8 +124,11 @@ impl SessionStore for RedisStore {
         let Some(value) = value else {
             return Ok(None);
         };
-        let session = codec::decode_session(*id, &value)?;
-        Ok((now < session.expires_at).then(|| Arc::new(session)))
+        let session = Arc::new(codec::decode_session(*id, &value)?);
+        if let (Some(near), Some(ticket)) = (&self.near, ticket) {
+            near.cache.insert(ticket, &session);
+        }
+        Ok((now < session.expires_at).then_some(session))
     }
 
     async fn touch(
@@ -102,9 +144,12 @@ impl SessionStore for RedisStore {
                 vec![
                     codec::touch_field(last_seen, expires_at),
                     millis(expires_at),
+                    self.session_channel(),
+                    Value::Bytes(Keys::session_member(id)),
                 ],
             )
             .await?;
+        self.forget(&[*id]);
         Ok(touched == 1)
     }
 
@@ -130,11 +175,19 @@ impl SessionStore for RedisStore {
                 .eval_int(
                     &self.scripts.swap_session,
                     vec![key.clone().into()],
-                    vec![Value::Bytes(old), Value::Bytes(new.into())],
+                    vec![
+                        Value::Bytes(old),
+                        Value::Bytes(new.into()),
+                        self.session_channel(),
+                        Value::Bytes(Keys::session_member(id)),
+                    ],
                 )
                 .await?
             {
-                1 => return Ok(Some(session.data)),
+                1 => {
+                    self.forget(&[*id]);
+                    return Ok(Some(session.data));
+                }
                 -1 => return Ok(None),
                 _ => continue,
             }
@@ -150,6 +203,7 @@ impl SessionStore for RedisStore {
             [
                 Value::Bytes(Keys::session_member(old)),
                 Value::Bytes(Keys::session_member(&successor.id_hash)),
+                self.session_channel(),
             ],
         )?;
         let rotated = self
@@ -163,16 +217,23 @@ impl SessionStore for RedisStore {
                 args,
             )
             .await?;
+        self.forget(&[*old]);
         Ok(rotated == 1)
     }
 
     async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError> {
         // The index entry goes lazily, the next time the user's index is read.
-        let deleted: i64 = self
-            .client
-            .del(self.keys.session(id))
-            .await
-            .map_err(unavailable)?;
+        let deleted = self
+            .eval_int(
+                &self.scripts.delete_session,
+                vec![self.keys.session(id).into()],
+                vec![
+                    self.session_channel(),
+                    Value::Bytes(Keys::session_member(id)),
+                ],
+            )
+            .await?;
+        self.forget(&[*id]);
         Ok(deleted == 1)
     }
 
@@ -213,9 +274,11 @@ impl SessionStore for RedisStore {
                 vec![
                     Value::Bytes(self.keys.session_prefix(Route::of(user))),
                     Value::from(handle.as_str()),
+                    self.session_channel(),
                 ],
             )
             .await?;
+        self.forget_all();
         Ok(deleted == 1)
     }
 
@@ -224,9 +287,13 @@ impl SessionStore for RedisStore {
             .eval_int(
                 &self.scripts.delete_all,
                 vec![self.keys.user_sessions(user).into()],
-                vec![Value::Bytes(self.keys.session_prefix(Route::of(user)))],
+                vec![
+                    Value::Bytes(self.keys.session_prefix(Route::of(user))),
+                    self.session_channel(),
+                ],
             )
             .await?;
+        self.forget_all();
         Ok(u64::try_from(deleted).unwrap_or(0))
     }
 
@@ -238,9 +305,11 @@ impl SessionStore for RedisStore {
                 vec![
                     Value::Bytes(self.keys.session_prefix(Route::of(user))),
                     Value::from(codec::roles_section(true, roles)),
+                    self.session_channel(),
                 ],
             )
             .await?;
+        self.forget_all();
         Ok(u64::try_from(changed).unwrap_or(0))
     }
 

@@ -20,15 +20,13 @@
 //! - Entries older than `max_age` are re-read regardless: a backstop for
 //!   writers that bypass tessera (e.g. a manual `sqlite3` session).
 
-use std::collections::HashMap;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
 
 use tessera_core::secret::fill_random;
-use tessera_core::{Session, SessionIdHash};
+
+pub(super) use crate::session_cache::SessionCache;
 
 /// The shared change signal: a file holding the nonce of the last
 /// session-affecting write by any process.
@@ -73,141 +71,5 @@ impl ChangeSignal {
             .map(|()| (found, u64::from_le_bytes(bytes)));
         let _ = self.file.unlock();
         result
-    }
-}
-
-#[derive(Debug)]
-struct Entry {
-    session: Arc<Session>,
-    read_at: Instant,
-}
-
-#[derive(Debug, Default)]
-struct State {
-    entries: HashMap<SessionIdHash, Entry>,
-    /// Bumped by every invalidation; a miss inserts only if it is unchanged.
-    epoch: u64,
-    /// The change nonce the entries are valid for.
-    nonce: Option<u64>,
-}
-
-/// Bounded session cache. See the module documentation for the rules.
-#[derive(Debug)]
-pub(super) struct SessionCache {
-    state: RwLock<State>,
-    capacity: usize,
-    max_age: Duration,
-}
-
-/// What a miss must remember to insert its result safely.
-#[derive(Debug, Clone, Copy)]
-pub(super) struct MissTicket {
-    epoch: u64,
-    nonce: Option<u64>,
-}
-
-impl SessionCache {
-    pub(super) fn new(capacity: usize, max_age: Duration) -> Self {
-        Self {
-            state: RwLock::new(State::default()),
-            capacity,
-            max_age,
-        }
-    }
-
-    /// The cached session, if the cache is valid for `nonce`; otherwise a
-    /// ticket for inserting what the caller is about to read.
-    pub(super) fn get(
-        &self,
-        id: &SessionIdHash,
-        nonce: Option<u64>,
-    ) -> Result<Arc<Session>, MissTicket> {
-        {
-            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
-            if nonce.is_some() && state.nonce == nonce {
-                if let Some(entry) = state
-                    .entries
-                    .get(id)
-                    .filter(|e| e.read_at.elapsed() < self.max_age)
-                {
-                    return Ok(Arc::clone(&entry.session));
-                }
-                return Err(MissTicket {
-                    epoch: state.epoch,
-                    nonce,
-                });
-            }
-        }
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if state.nonce != nonce {
-            // Someone else wrote (or the signal is unreadable): trust nothing.
-            state.entries.clear();
-            state.epoch += 1;
-            state.nonce = nonce;
-        }
-        Err(MissTicket {
-            epoch: state.epoch,
-            nonce,
-        })
-    }
-
-    /// Caches what a miss read, unless anything was invalidated meanwhile.
-    pub(super) fn insert(&self, ticket: MissTicket, session: &Arc<Session>) {
-        if ticket.nonce.is_none() {
-            return;
-        }
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if state.epoch != ticket.epoch || state.nonce != ticket.nonce {
-            return;
-        }
-        if state.entries.len() >= self.capacity
-            && let Some(victim) = state.entries.keys().next().copied()
-        {
-            state.entries.remove(&victim);
-        }
-        state.entries.insert(
-            session.id_hash,
-            Entry {
-                session: Arc::clone(session),
-                read_at: Instant::now(),
-            },
-        );
-    }
-
-    /// Drops the given entries (after this process wrote them).
-    pub(super) fn invalidate(&self, ids: &[SessionIdHash]) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        for id in ids {
-            state.entries.remove(id);
-        }
-        state.epoch += 1;
-    }
-
-    /// Drops everything (after a write whose rows are not known one by one).
-    pub(super) fn clear(&self) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        state.entries.clear();
-        state.epoch += 1;
-    }
-
-    /// Records this process's own announcement. If the nonce found under the
-    /// lock is not the one the cache is valid for, another process wrote in
-    /// between: drop everything.
-    pub(super) fn adopt_own_nonce(&self, found: Option<u64>, written: u64) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        if found.is_none() || state.nonce != found {
-            state.entries.clear();
-        }
-        state.epoch += 1;
-        state.nonce = Some(written);
-    }
-
-    /// Number of cached sessions.
-    pub(super) fn len(&self) -> usize {
-        self.state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries
-            .len()
     }
 }

@@ -17,10 +17,10 @@ use tessera_core::{
 use crate::auth::CurrentSession;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
-use crate::throttle::Refusal;
 use crate::json::{ApiJson, OptionalJson};
 use crate::routes::SessionBody;
 use crate::state::AppState;
+use crate::throttle::Refusal;
 
 /// Credentials. `Debug` never shows the password (see [`Password`]).
 #[derive(Debug, Deserialize)]

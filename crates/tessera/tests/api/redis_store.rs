@@ -33,7 +33,14 @@ impl Redis {
     async fn spawn(&mut self) {
         let child = Command::new("redis-server")
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())
@@ -134,8 +141,17 @@ async fn nodes_share_sessions_refresh_families_and_logouts() {
     let (a, b) = (&cluster[0], &cluster[1]);
     let cookie = a.login_alice().await;
     assert_eq!(status(b, &cookie).await, StatusCode::OK);
-    let listed: serde_json::Value = b.get("/sessions", Some(&cookie)).await.json().await.unwrap();
-    assert_eq!(listed["sessions"].as_array().map(Vec::len), Some(1), "{listed}");
+    let listed: serde_json::Value = b
+        .get("/sessions", Some(&cookie))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "{listed}"
+    );
 
     let tokens = a.token_alice().await;
     let refreshed = b
@@ -173,7 +189,9 @@ async fn login_failures_count_on_every_node() {
         .env("TESSERA_LOGIN_ACCOUNT_PER_MINUTE", 1);
     let cluster = nodes(2, &options);
     for node in [&cluster[0], &cluster[1], &cluster[0]] {
-        let r = node.login_response("alice@example.com", "wrong password").await;
+        let r = node
+            .login_response("alice@example.com", "wrong password")
+            .await;
         assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
     }
     let r = cluster[1]
@@ -286,7 +304,12 @@ async fn revocations_reach_every_node_within_100_ms() {
     let cluster = nodes(3, &shared_redis());
     let client = reqwest::Client::new();
     let mut delays = Vec::new();
-    for _ in 0..10 {
+    // REVOCATION_TRIALS=200 for a p99 worth reporting (the suite runs 10).
+    let trials: usize = std::env::var("REVOCATION_TRIALS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    for _ in 0..trials {
         let tokens = cluster[0].token_alice().await;
         let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
         for node in &cluster {
@@ -317,7 +340,10 @@ async fn revocations_reach_every_node_within_100_ms() {
                 if r.status() == StatusCode::UNAUTHORIZED {
                     break;
                 }
-                assert!(revoked_at.elapsed() < Duration::from_secs(3), "never revoked");
+                assert!(
+                    revoked_at.elapsed() < Duration::from_secs(3),
+                    "never revoked"
+                );
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
         }
@@ -325,8 +351,11 @@ async fn revocations_reach_every_node_within_100_ms() {
     }
     delays.sort();
     let median = delays[delays.len() / 2];
+    let p99 = delays[(delays.len() * 99).div_ceil(100) - 1];
     let max = delays[delays.len() - 1];
-    eprintln!("revocation reached both other nodes: median {median:?}, max {max:?}");
+    eprintln!(
+        "revocation reached both other nodes ({trials} trials): median {median:?}, p99 {p99:?}, max {max:?}"
+    );
     // Without the announcements, the 1 s periodic sync would take ~500 ms on
     // average; the bound leaves room for a loaded CI machine.
     assert!(median < Duration::from_millis(100), "median {median:?}");

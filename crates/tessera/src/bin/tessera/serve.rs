@@ -118,8 +118,13 @@ async fn apply_announced_revocations(
         match event {
             RevocationEvent::Revoked(revocation) => state.tokens().revocations().apply(&revocation),
             RevocationEvent::Resubscribed => match state.tokens().reload_revocations().await {
-                Ok(n) => tracing::info!(revocations = n, "revocation list reloaded after reconnecting"),
-                Err(e) => tracing::warn!(error = %e, "revocation list reload failed; the periodic sync will retry"),
+                Ok(n) => tracing::info!(
+                    revocations = n,
+                    "revocation list reloaded after reconnecting"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation list reload failed; the periodic sync will retry")
+                }
             },
         }
     }

@@ -69,6 +69,10 @@ pub struct Settings {
     /// Milliseconds Redis may take to connect or answer before a request
     /// fails closed (503).
     pub redis_timeout: u64,
+    /// Sessions each node keeps in its Redis near-cache (0: off). Changes
+    /// made on any node reach every near-cache through Redis pub/sub within
+    /// milliseconds; entries are re-read after 5 s regardless.
+    pub redis_near_cache: usize,
     /// Seconds without activity before a session ends.
     pub session_idle_timeout: u64,
     /// Seconds after login when a session ends regardless.
@@ -199,6 +203,7 @@ impl Default for Settings {
             redis_url: "redis://127.0.0.1:6379".into(),
             redis_prefix: "tessera".into(),
             redis_timeout: 1000,
+            redis_near_cache: 0,
             session_storage: SessionStorage::Server,
             session_cookie_key: None,
         }

@@ -45,6 +45,8 @@ pub async fn open(settings: &Settings, db: &SqliteStore, server: bool) -> anyhow
                 url: settings.redis_url.clone(),
                 prefix: settings.redis_prefix.clone(),
                 timeout: Duration::from_millis(settings.redis_timeout.max(1)),
+                near_cache: if server { settings.redis_near_cache } else { 0 },
+                ..RedisOptions::default()
             })
             .await
             .context("cannot use the Redis store (redis_url, TESSERA_REDIS_URL)")?;
