@@ -4,6 +4,7 @@
 
 mod cli;
 mod keys;
+mod lab;
 mod serve;
 mod settings;
 mod stores;
@@ -49,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::User(command) => users::run(&settings, command),
         Command::Keys(command) => keys::run(&settings, command),
         Command::Migrate => users::migrate(&settings),
+        Command::Lab(args) => lab::run(&args),
         Command::Token(cli::TokenCommand::Decode { token, jwk }) => {
             token::decode(&token, jwk.as_deref())
         }
