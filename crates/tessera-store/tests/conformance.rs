@@ -914,13 +914,9 @@ mod sqlite_durability {
 }
 
 /// Redis test servers: the shared one on 127.0.0.1:6379 (each test under its
-/// own key prefix) and a throwaway three-primary cluster.
+/// own key prefix, deleted at the end); throwaway servers and the cluster
+/// come from `tessera-testkit`.
 mod redis_servers {
-    use std::net::TcpListener;
-    use std::path::Path;
-    use std::process::{Child, Command, Stdio};
-    use std::time::{Duration, Instant};
-
     /// Deletes a test's keys when it ends.
     pub struct Prefix {
         pub prefix: String,
@@ -940,125 +936,15 @@ mod redis_servers {
 
     impl Drop for Prefix {
         fn drop(&mut self) {
-            let _ = Command::new("redis-cli")
-                .args(["-p", &self.port.to_string(), "EVAL"])
-                .arg("for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end")
-                .args(["0", &format!("{}:*", self.prefix)])
-                .output();
-        }
-    }
-
-    /// A port that is free, and whose cluster bus port (+10000) is free too.
-    fn free_cluster_port() -> u16 {
-        loop {
-            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-            let port = listener.local_addr().unwrap().port();
-            if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
-                return port;
-            }
-        }
-    }
-
-    fn cli(port: u16, args: &[&str]) -> String {
-        let out = Command::new("redis-cli")
-            .args(["-p", &port.to_string()])
-            .args(args)
-            .output()
-            .expect("redis-cli is installed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Three cluster-enabled `redis-server`s, joined with
-    /// `redis-cli --cluster create`; killed when dropped.
-    pub struct Cluster {
-        pub ports: Vec<u16>,
-        children: Vec<Child>,
-        _dir: tempfile::TempDir,
-    }
-
-    impl Cluster {
-        pub fn start() -> Self {
-            let dir = tempfile::tempdir().unwrap();
-            let ports: Vec<u16> = (0..3).map(|_| free_cluster_port()).collect();
-            let children = ports.iter().map(|port| spawn(dir.path(), *port)).collect();
-            let cluster = Self {
-                ports,
-                children,
-                _dir: dir,
-            };
-            for port in &cluster.ports {
-                wait(|| cli(*port, &["PING"]).contains("PONG"));
-            }
-            let nodes: Vec<String> = cluster
-                .ports
-                .iter()
-                .map(|p| format!("127.0.0.1:{p}"))
-                .collect();
-            let out = Command::new("redis-cli")
-                .args(["--cluster", "create"])
-                .args(&nodes)
-                .args(["--cluster-replicas", "0", "--cluster-yes"])
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "{}",
-                String::from_utf8_lossy(&out.stdout)
+            tessera_testkit::redis_cli(
+                self.port,
+                &[
+                    "EVAL",
+                    "for _, k in ipairs(redis.call('KEYS', ARGV[1])) do redis.call('DEL', k) end",
+                    "0",
+                    &format!("{}:*", self.prefix),
+                ],
             );
-            for port in &cluster.ports {
-                wait(|| cli(*port, &["CLUSTER", "INFO"]).contains("cluster_state:ok"));
-            }
-            cluster
-        }
-
-        /// The URL fred takes for a cluster: one seed plus the others.
-        pub fn url(&self) -> String {
-            let mut url = format!("redis-cluster://127.0.0.1:{}", self.ports[0]);
-            for (i, port) in self.ports[1..].iter().enumerate() {
-                url.push(if i == 0 { '?' } else { '&' });
-                url.push_str(&format!("node=127.0.0.1:{port}"));
-            }
-            url
-        }
-
-        /// Keys per primary, to see that records really spread.
-        pub fn key_counts(&self) -> Vec<u64> {
-            self.ports
-                .iter()
-                .map(|p| cli(*p, &["DBSIZE"]).trim().parse().unwrap_or(0))
-                .collect()
-        }
-    }
-
-    fn spawn(dir: &Path, port: u16) -> Child {
-        Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--cluster-enabled", "yes"])
-            .arg("--cluster-config-file")
-            .arg(dir.join(format!("nodes-{port}.conf")))
-            .arg("--dir")
-            .arg(dir)
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server is installed")
-    }
-
-    fn wait(mut ready: impl FnMut() -> bool) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ready() {
-            assert!(Instant::now() < deadline, "redis did not become ready");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    impl Drop for Cluster {
-        fn drop(&mut self) {
-            for child in &mut self.children {
-                let _ = child.kill();
-                let _ = child.wait();
-            }
         }
     }
 }
@@ -1212,14 +1098,16 @@ mod redis_store {
     /// sessions, realistic browser user agent), under the default-length
     /// prefix. A user's first session also pays for the user's index.
     async fn bytes_per_session(sessions_per_user: usize, user_agent: &str) -> u64 {
-        let (store, _guard) = redis().await;
+        // A server of its own: nothing else allocates while it measures.
+        let server = tessera_testkit::RedisServer::start();
+        let (store, _guard) = redis_at(server.url(), server.port()).await;
         let now = Timestamp::now();
         let meta = SessionMeta {
             ip: Some("203.0.113.42".into()),
             user_agent: Some(user_agent.into()),
         };
-        let before = store.used_memory().await.unwrap();
-        const N: usize = 2_000;
+        let before = server.used_memory();
+        const N: usize = 20_000;
         for i in 0..N / sessions_per_user {
             let u = user(&format!("user{i}@example.com"));
             for _ in 0..sessions_per_user {
@@ -1227,7 +1115,7 @@ mod redis_store {
                 SessionStore::create(store.as_ref(), &s).await.unwrap();
             }
         }
-        let after = store.used_memory().await.unwrap();
+        let after = server.used_memory();
         let per_session = after.saturating_sub(before) / N as u64;
         eprintln!(
             "{sessions_per_user} session(s) per user, {}-byte user agent: {per_session} bytes per session",
@@ -1253,10 +1141,10 @@ mod redis_store {
 /// The same contracts on a real three-primary Redis Cluster.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cluster_store_meets_the_contracts() {
-    let cluster = redis_servers::Cluster::start();
+    let cluster = tessera_testkit::RedisCluster::start();
     let make = || {
         let url = cluster.url();
-        let port = cluster.ports[0];
+        let port = cluster.ports()[0];
         async move { redis_at(url, port).await }
     };
     // Keep each check's guard alive until the end (cleanup is by process).

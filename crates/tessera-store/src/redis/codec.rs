@@ -11,13 +11,15 @@
 //! | 1..17 | `last_seen` and `expires_at`, two big-endian i64 (ms) |
 //! | 17..19 | length `n` of the roles section, big-endian u16 |
 //! | 19..19+n | `0`/`1` (rotate flag), then the roles, space-separated |
-//! | next | handle length (one byte), then the handle |
+//! | next | the handle: a length byte, then the text; or `0x90` and the 16 bytes a generated handle encodes |
 //! | rest | postcard: user id, e-mail, login time, absolute expiry, IP, user agent, data (JSON, empty when none) |
 //!
 //! Families use `u`, `m` (e-mail, roles, times), `g` (generation), `c`/`p`
 //! (current/previous hash) and `a` (rotated at). Revocations are short text
 //! lines, also the messages on the revocation channel.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use fred::bytes::Bytes;
 use fred::types::Value;
 use serde::{Deserialize, Serialize};
@@ -135,8 +137,7 @@ fn times(last_seen: Timestamp, expires_at: Timestamp) -> Vec<u8> {
 /// A session as the string Redis keeps.
 pub(crate) fn encode_session(session: &Session) -> Result<Vec<u8>, StoreError> {
     let roles = roles_section(session.rotate, &session.roles);
-    let handle = session.handle.as_str();
-    let handle_len = u8::try_from(handle.len()).map_err(|_| corrupt("handle"))?;
+    let handle = handle_section(&session.handle)?;
     let roles_len = u16::try_from(roles.len()).map_err(|_| corrupt("roles"))?;
     let data = data_field(&session.data)?;
     let rest = SessionRest {
@@ -153,9 +154,34 @@ pub(crate) fn encode_session(session: &Session) -> Result<Vec<u8>, StoreError> {
     out.extend_from_slice(&times(session.last_seen, session.expires_at));
     out.extend_from_slice(&roles_len.to_be_bytes());
     out.extend_from_slice(roles.as_bytes());
-    out.push(handle_len);
-    out.extend_from_slice(handle.as_bytes());
+    out.extend_from_slice(&handle);
     postcard::to_io(&rest, &mut out).map_err(|e| corrupt(&e.to_string()))?;
+    Ok(out)
+}
+
+/// Marks a handle kept as the raw bytes it encodes (6 bytes fewer per
+/// session, which keeps a typical session in a smaller allocation class).
+const RAW_HANDLE: u8 = 0x80;
+
+/// A handle as stored: `0x80 | 16` and the 16 bytes of a generated handle
+/// (canonical base64url of 16 bytes), or its length (< 128) and its text.
+pub(crate) fn handle_section(handle: &SessionHandle) -> Result<Vec<u8>, StoreError> {
+    let text = handle.as_str();
+    let mut raw = [0u8; 16];
+    if text.len() == 22
+        && URL_SAFE_NO_PAD.decode_slice(text, &mut raw) == Ok(16)
+        && URL_SAFE_NO_PAD.encode(raw) == text
+    {
+        let mut out = vec![RAW_HANDLE | 16];
+        out.extend_from_slice(&raw);
+        return Ok(out);
+    }
+    let len = u8::try_from(text.len())
+        .ok()
+        .filter(|&n| n < RAW_HANDLE)
+        .ok_or_else(|| corrupt("handle longer than 127 bytes"))?;
+    let mut out = vec![len];
+    out.extend_from_slice(text.as_bytes());
     Ok(out)
 }
 
@@ -200,11 +226,18 @@ pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session,
         .ok_or_else(|| corrupt("roles"))?;
     let section = std::str::from_utf8(section).map_err(|_| corrupt("roles"))?;
     let (rotate, role_text) = section.split_at(1.min(section.len()));
-    let handle_len = usize::from(*bytes.get(roles_end).ok_or_else(|| corrupt("handle"))?);
-    let handle_end = roles_end + 1 + handle_len;
+    let tag = *bytes.get(roles_end).ok_or_else(|| corrupt("handle"))?;
+    let handle_end = roles_end + 1 + usize::from(tag & 0x7f);
     let handle = bytes
         .get(roles_end + 1..handle_end)
-        .and_then(|h| std::str::from_utf8(h).ok())
+        .map(|h| {
+            if tag & RAW_HANDLE != 0 {
+                URL_SAFE_NO_PAD.encode(h).into_bytes()
+            } else {
+                h.to_vec()
+            }
+        })
+        .and_then(|h| String::from_utf8(h).ok())
         .ok_or_else(|| corrupt("handle"))?;
     let rest: SessionRest<'_> =
         postcard::from_bytes(&bytes[handle_end..]).map_err(|_| corrupt("session"))?;
@@ -374,6 +407,58 @@ pub(crate) fn decode_revocation(bytes: &[u8]) -> Result<Revocation, StoreError> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn session(handle: SessionHandle) -> Session {
+        let now = Timestamp::from_unix_millis(1_700_000_000_000);
+        let user = UserId::generate();
+        Session {
+            id_hash: tessera_core::SessionId::generate_for(tessera_core::Route::of(user)).hash(),
+            handle,
+            user_id: user,
+            email: Email::parse("a@example.com").unwrap(),
+            roles: vec![Role::parse("admin").unwrap(), Role::parse("ops").unwrap()],
+            created_at: now,
+            last_seen: now,
+            expires_at: now.plus(std::time::Duration::from_secs(60)),
+            absolute_expires_at: now.plus(std::time::Duration::from_secs(3600)),
+            ip: Some("192.0.2.1".into()),
+            user_agent: None,
+            data: serde_json::json!({"theme": "dark"})
+                .as_object()
+                .cloned()
+                .unwrap(),
+            rotate: true,
+        }
+    }
+
+    #[test]
+    fn sessions_round_trip_with_generated_and_other_handles() {
+        for handle in [
+            SessionHandle::generate(),
+            SessionHandle::new("a-handle of my own"),
+        ] {
+            let s = session(handle);
+            let encoded = encode_session(&s).unwrap();
+            assert_eq!(decode_session(s.id_hash, &encoded).unwrap(), s);
+        }
+        let generated = handle_section(&SessionHandle::generate()).unwrap();
+        assert_eq!(
+            generated.len(),
+            17,
+            "a generated handle is kept as 16 raw bytes"
+        );
+        assert!(handle_section(&SessionHandle::new("x".repeat(128))).is_err());
+    }
+
+    #[test]
+    fn truncated_or_foreign_values_are_corrupt_not_panics() {
+        let s = session(SessionHandle::generate());
+        let encoded = encode_session(&s).unwrap();
+        for len in 0..encoded.len() {
+            assert!(decode_session(s.id_hash, &encoded[..len]).is_err(), "{len}");
+        }
+        assert!(decode_session(s.id_hash, b"{\"json\": true}").is_err());
+    }
 
     #[test]
     fn revocations_round_trip_through_text() {

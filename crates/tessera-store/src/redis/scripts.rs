@@ -18,7 +18,7 @@ local function roles_end(v)
 end
 local function handle_of(v)
   local at = roles_end(v) + 1
-  return string.sub(v, at + 1, at + string.byte(v, at))
+  return string.sub(v, at, at + string.byte(v, at) % 128)
 end
 local function with_roles(v, r)
   return string.sub(v, 1, 17) .. string.char(math.floor(#r / 256), #r % 256) .. r .. string.sub(v, roles_end(v) + 1)
@@ -96,7 +96,7 @@ return out
 ";
 
 /// Ends the user's session with this handle. KEYS: index. ARGV: prefix
-/// handle channel.
+/// handle section (as `codec::handle_section` writes it) channel.
 const DELETE_BY_HANDLE: &str = r"
 local idx, prefix = KEYS[1], ARGV[1]
 for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do

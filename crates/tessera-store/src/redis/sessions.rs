@@ -273,7 +273,7 @@ impl SessionStore for RedisStore {
                 vec![self.keys.user_sessions(user).into()],
                 vec![
                     Value::Bytes(self.keys.session_prefix(Route::of(user))),
-                    Value::from(handle.as_str()),
+                    Value::Bytes(codec::handle_section(handle)?.into()),
                     self.session_channel(),
                 ],
             )
