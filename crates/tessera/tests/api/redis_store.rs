@@ -2,86 +2,15 @@
 //! Redis, faults (Redis killed, frozen, restarted) and revocations reaching
 //! every node.
 
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
+use tessera_testkit::{RedisCluster, RedisServer};
+
 use crate::helpers::*;
-
-/// A throwaway `redis-server` on a free port, keeping an append-only file
-/// (fsync always) so that a restart brings its data back.
-struct Redis {
-    port: u16,
-    dir: tempfile::TempDir,
-    child: Option<Child>,
-}
-
-impl Redis {
-    async fn start() -> Self {
-        let mut redis = Self {
-            port: free_port(),
-            dir: tempfile::tempdir().unwrap(),
-            child: None,
-        };
-        redis.spawn().await;
-        redis
-    }
-
-    async fn spawn(&mut self) {
-        let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
-            .args([
-                "--save",
-                "",
-                "--appendonly",
-                "yes",
-                "--appendfsync",
-                "always",
-            ])
-            .arg("--dir")
-            .arg(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (see scripts/test)");
-        self.child = Some(child);
-        wait_for(self.port).await;
-    }
-
-    fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-
-    fn kill(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn signal(&self, signal: &str) {
-        let pid = self.child.as_ref().expect("running").id();
-        let status = Command::new("kill")
-            .args([signal, &pid.to_string()])
-            .status()
-            .unwrap();
-        assert!(status.success());
-    }
-}
-
-impl Drop for Redis {
-    fn drop(&mut self) {
-        if self.child.is_some() {
-            // A frozen server does not die of SIGKILL until continued? It
-            // does; continue it anyway so nothing lingers stopped.
-            self.signal("-CONT");
-        }
-        self.kill();
-    }
-}
 
 /// Settings for nodes on `url` under a prefix of their own.
 fn on_redis(url: &str, prefix: &str) -> Options {
@@ -224,7 +153,7 @@ async fn eventually_ok(server: &Server, cookie: &str) {
 
 #[tokio::test]
 async fn a_killed_redis_fails_closed_and_service_resumes_when_it_returns() {
-    let mut redis = Redis::start().await;
+    let mut redis = RedisServer::start_persistent();
     let server = Server::start_with(on_redis(&redis.url(), "tessera"));
     let cookie = server.login_alice().await;
     let revoked = server.login_alice().await;
@@ -264,7 +193,7 @@ async fn a_killed_redis_fails_closed_and_service_resumes_when_it_returns() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    redis.spawn().await;
+    redis.restart();
     eventually_ok(&server, &cookie).await;
     assert_eq!(status(&server, &revoked).await, StatusCode::UNAUTHORIZED);
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -283,10 +212,10 @@ async fn a_killed_redis_fails_closed_and_service_resumes_when_it_returns() {
 
 #[tokio::test]
 async fn a_frozen_redis_fails_closed_within_the_timeout() {
-    let redis = Redis::start().await;
+    let redis = RedisServer::start();
     let server = Server::start_with(on_redis(&redis.url(), "tessera"));
     let cookie = server.login_alice().await;
-    redis.signal("-STOP");
+    redis.pause();
     // Timeout 500 ms: the answer comes well within 2 s, never a 200 or 401.
     for _ in 0..3 {
         fails_closed(
@@ -295,7 +224,7 @@ async fn a_frozen_redis_fails_closed_within_the_timeout() {
         )
         .await;
     }
-    redis.signal("-CONT");
+    redis.resume();
     eventually_ok(&server, &cookie).await;
 }
 
@@ -360,4 +289,109 @@ async fn revocations_reach_every_node_within_100_ms() {
     // average; the bound leaves room for a loaded CI machine.
     assert!(median < Duration::from_millis(100), "median {median:?}");
     assert!(max < Duration::from_millis(400), "max {max:?}");
+}
+
+#[tokio::test]
+async fn nodes_on_a_redis_cluster_share_sessions_and_revocations() {
+    let cluster = RedisCluster::start();
+    let nodes = nodes(2, &on_redis(&cluster.url(), "tessera"));
+    let (a, b) = (&nodes[0], &nodes[1]);
+    // Sessions of several users, spread over the primaries.
+    let data = &a.data;
+    let mut cookies = vec![a.login_alice().await];
+    for i in 0..6 {
+        let email = format!("user{i}@example.com");
+        data.add_user(&email, &[]);
+        cookies.push(a.login(&email, PASSWORD).await);
+    }
+    for cookie in &cookies {
+        assert_eq!(status(b, cookie).await, StatusCode::OK);
+    }
+    let counts = cluster.key_counts();
+    assert!(counts.iter().filter(|&&n| n > 0).count() >= 2, "{counts:?}");
+
+    // Logout everywhere on one node ends the user's sessions on both.
+    let second = b.login_alice().await;
+    let everywhere = a
+        .send_json(
+            Method::POST,
+            "/logout",
+            Some(&cookies[0]),
+            json!({"everywhere": true}),
+        )
+        .await;
+    assert_eq!(everywhere.status(), StatusCode::OK);
+    assert_eq!(status(b, &second).await, StatusCode::UNAUTHORIZED);
+
+    // A token revoked on one node is refused by the other (announced across
+    // the cluster's primaries).
+    let tokens = a.token_alice().await;
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let profile = |node: &Server| {
+        node.request(Method::GET, "/profile")
+            .header("authorization", bearer.clone())
+            .send()
+    };
+    assert_eq!(profile(b).await.unwrap().status(), StatusCode::OK);
+    let revoke = a
+        .send_json(
+            Method::POST,
+            "/token/revoke",
+            None,
+            json!({"token": tokens["access_token"]}),
+        )
+        .await;
+    assert_eq!(revoke.status(), StatusCode::OK);
+    let started = Instant::now();
+    while profile(b).await.unwrap().status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            started.elapsed() < Duration::from_millis(500),
+            "not revoked on b"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_load_a_redis_outage_never_logs_anyone_out() {
+    let mut redis = RedisServer::start_persistent();
+    let server = Arc::new(Server::start_with(on_redis(&redis.url(), "tessera")));
+    let cookie = server.login_alice().await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let load: Vec<_> = (0..8)
+        .map(|_| {
+            let (server, cookie, stop) = (Arc::clone(&server), cookie.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                let mut seen = std::collections::BTreeMap::<u16, usize>::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    let code = status(&server, &cookie).await.as_u16();
+                    *seen.entry(code).or_default() += 1;
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    redis.kill();
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    redis.restart();
+    eventually_ok(&server, &cookie).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut seen = std::collections::BTreeMap::<u16, usize>::new();
+    for task in load {
+        for (code, n) in task.await.unwrap() {
+            *seen.entry(code).or_default() += n;
+        }
+    }
+    eprintln!("statuses under load through the outage: {seen:?}");
+    assert!(seen.get(&200).copied().unwrap_or(0) > 0);
+    assert!(
+        seen.get(&503).copied().unwrap_or(0) > 0,
+        "the outage was seen"
+    );
+    assert!(
+        seen.keys().all(|code| *code == 200 || *code == 503),
+        "only 200 or 503, never a 401 or a 500: {seen:?}"
+    );
 }
