@@ -94,6 +94,12 @@ measure() { # label cookie -> prints rows, alternating baseline and target
   done
 }
 
+access_token() {
+  curl -fs -H 'content-type: application/json' \
+    -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" "$URL/token" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
+}
+
 new_data_dir() {
   local dir="$WORK/data-$1"
   mkdir -p "$dir"
@@ -108,6 +114,13 @@ for store in $STORES; do
   cookie=$(login)
   [ -n "$cookie" ] || { echo "login failed" >&2; exit 1; }
   measure "$store store" "$cookie"
+  # JWT routes: verification is local whatever the store (compare stores).
+  access=$(access_token)
+  for round in $(seq "$ROUNDS"); do
+    h=$(rps /health); b=$(rps /profile "Authorization: Bearer $access")
+    printf '%-28s round %s  /health %10.0f req/s   bearer   %10.0f req/s   ratio %s\n' \
+      "$store store, JWT" "$round" "$h" "$b" "$(ratio "$b" "$h")"
+  done
   echo "  server RSS after run: $(rss_kib) KiB"
   stop_server
   if [ "$store" = redis ]; then
