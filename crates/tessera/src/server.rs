@@ -18,6 +18,10 @@ pub struct Maintenance {
     pub purge_interval: Duration,
     /// Between store health probes.
     pub probe_interval: Duration,
+    /// Between reloads of revocations saved by other processes (rounded up
+    /// to whole probe intervals). A store that announces revocations as they
+    /// happen (Redis) needs this only as a backstop.
+    pub revocation_sync_interval: Duration,
 }
 
 impl Default for Maintenance {
@@ -25,6 +29,7 @@ impl Default for Maintenance {
         Self {
             purge_interval: Duration::from_secs(60),
             probe_interval: Duration::from_secs(1),
+            revocation_sync_interval: Duration::from_secs(1),
         }
     }
 }
@@ -78,6 +83,7 @@ fn spawn_maintenance(
     };
     let probe = tokio::spawn(async move {
         let mut tick = tokio::time::interval(maintenance.probe_interval);
+        let mut last_sync = tokio::time::Instant::now();
         loop {
             tick.tick().await;
             let up = state.sessions.ping().await.is_ok();
@@ -97,8 +103,11 @@ fn spawn_maintenance(
             }
             state.set_users_up(users_up);
             // Revocations made by other processes (the user CLI) arrive here.
-            if let Err(error) = state.tokens.sync_revocations().await {
-                tracing::warn!(%error, "could not refresh the revocation list");
+            if last_sync.elapsed() >= maintenance.revocation_sync_interval {
+                last_sync = tokio::time::Instant::now();
+                if let Err(error) = state.tokens.sync_revocations().await {
+                    tracing::warn!(%error, "could not refresh the revocation list");
+                }
             }
             if up != state.store_up() {
                 if up {

@@ -133,6 +133,7 @@ impl RedisStore {
                 .map_err(unavailable)?;
             Some(
                 near::Near::start(
+                    client.clone(),
                     subscriber,
                     keys.session_channel(),
                     options.near_cache,

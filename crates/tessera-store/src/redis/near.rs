@@ -6,16 +6,20 @@
 //! channel and drops what it hears about. The cache is trusted only while the
 //! subscription is connected; each re-established subscription starts a new
 //! view (announcements may have been missed meanwhile), so everything read
-//! before is dropped. Entries are also re-read after `max_age`, and a cached
+//! before is dropped. A subscription carries no traffic while nothing
+//! changes, so a frozen Redis would go unnoticed by it: a heartbeat `PING`
+//! every quarter of the timeout must have been answered within the last
+//! timeout, or the cache is bypassed (and requests fail closed with the
+//! store). Entries are also re-read after `max_age`, and a cached
 //! session whose `expires_at` has passed is re-read (another node may have
 //! extended it). The rules that keep racing reads from resurrecting a logout
 //! are those of [`SessionCache`].
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use fred::clients::SubscriberClient;
+use fred::clients::{Client, SubscriberClient};
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use tessera_core::{SessionIdHash, StoreError};
 
@@ -27,11 +31,16 @@ pub(crate) struct Near {
     pub(crate) cache: SessionCache,
     generation: AtomicU64,
     subscriber: SubscriberClient,
+    /// When the heartbeat was last answered, in ms since `started`.
+    last_answer: AtomicU64,
+    started: Instant,
+    timeout: Duration,
 }
 
 impl Near {
     /// Subscribes to `channel` and starts dropping what it announces.
     pub(crate) async fn start(
+        client: Client,
         subscriber: SubscriberClient,
         channel: String,
         capacity: usize,
@@ -48,7 +57,11 @@ impl Near {
             cache: SessionCache::new(capacity, max_age),
             generation: AtomicU64::new(1),
             subscriber,
+            last_answer: AtomicU64::new(0),
+            started: Instant::now(),
+            timeout,
         });
+        tokio::spawn(heartbeat(Arc::downgrade(&near), client));
         let mut messages = near.subscriber.message_rx();
         let mut reconnects = near.subscriber.reconnect_rx();
         let weak = Arc::downgrade(&near);
@@ -86,11 +99,38 @@ impl Near {
         self.cache.clear();
     }
 
-    /// The view to read the cache under: none while the subscription is down.
+    fn millis_since_start(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    /// The view to read the cache under: none while the subscription is
+    /// down or Redis has not answered a heartbeat within the timeout.
     pub(crate) fn view(&self) -> Option<u64> {
-        self.subscriber
-            .is_connected()
+        let since_answer = self
+            .millis_since_start()
+            .saturating_sub(self.last_answer.load(Ordering::Acquire));
+        let answering = since_answer < u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
+        (answering && self.subscriber.is_connected())
             .then(|| self.generation.load(Ordering::Acquire))
+    }
+}
+
+/// Pings Redis every quarter of the timeout and records each answer.
+async fn heartbeat(near: std::sync::Weak<Near>, client: Client) {
+    let period = match near.upgrade() {
+        Some(near) => (near.timeout / 4).max(Duration::from_millis(10)),
+        None => return,
+    };
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let answered = client.ping::<fred::types::Value>(None).await.is_ok();
+        let Some(near) = near.upgrade() else { return };
+        if answered {
+            near.last_answer
+                .store(near.millis_since_start().max(1), Ordering::Release);
+        }
     }
 }
 

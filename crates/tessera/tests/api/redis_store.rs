@@ -395,3 +395,119 @@ async fn under_load_a_redis_outage_never_logs_anyone_out() {
         "only 200 or 503, never a 401 or a 500: {seen:?}"
     );
 }
+
+/// Commands Redis has run since the last `CONFIG RESETSTAT`, by name,
+/// leaving out the health probe's `PING` and this test's own `INFO`.
+fn command_counts(redis: &RedisServer) -> std::collections::BTreeMap<String, u64> {
+    tessera_testkit::redis_cli(redis.port(), &["INFO", "commandstats"])
+        .lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest
+                .strip_prefix("calls=")?
+                .split(',')
+                .next()?
+                .parse()
+                .ok()?;
+            Some((name.to_owned(), calls))
+        })
+        .filter(|(name, _)| name != "ping" && name != "info" && name != "config|resetstat")
+        .collect()
+}
+
+#[tokio::test]
+async fn an_authenticated_request_costs_exactly_one_redis_command() {
+    let redis = RedisServer::start();
+    let server = Server::start_with(on_redis(&redis.url(), "tessera"));
+    let cookie = server.login_alice().await;
+    assert_eq!(status(&server, &cookie).await, StatusCode::OK);
+    tessera_testkit::redis_cli(redis.port(), &["CONFIG", "RESETSTAT"]);
+    for _ in 0..50 {
+        assert_eq!(status(&server, &cookie).await, StatusCode::OK);
+    }
+    // One GET each; no write, since the touch interval has not passed.
+    let counts = command_counts(&redis);
+    assert_eq!(counts.get("get"), Some(&50), "{counts:?}");
+    assert_eq!(counts.values().sum::<u64>(), 50, "{counts:?}");
+}
+
+#[tokio::test]
+async fn a_user_disabled_from_the_cli_is_refused_at_once_on_every_node() {
+    let options = shared_redis();
+    let cluster = nodes(2, &options);
+    let tokens = cluster[0].token_alice().await;
+    let cookie = cluster[1].login_alice().await;
+    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let env: Vec<(&str, &str)> = options
+        .env
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let out = cluster[0]
+        .data
+        .cli_with_env(&["user", "disable", "alice@example.com"], "", &env);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Sessions are gone from Redis; the access token's revocation is
+    // announced (the periodic reload runs only every 30 s with Redis).
+    let started = Instant::now();
+    for node in &cluster {
+        assert_eq!(status(node, &cookie).await, StatusCode::UNAUTHORIZED);
+        loop {
+            let r = node
+                .request(Method::GET, "/profile")
+                .header("authorization", &bearer)
+                .send()
+                .await
+                .unwrap();
+            if r.status() == StatusCode::UNAUTHORIZED {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "token still accepted"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn with_the_near_cache_a_frozen_redis_still_fails_closed_within_a_bound() {
+    let redis = RedisServer::start();
+    let server =
+        Server::start_with(on_redis(&redis.url(), "tessera").env("TESSERA_REDIS_NEAR_CACHE", 1000));
+    let cookie = server.login_alice().await;
+    assert_eq!(status(&server, &cookie).await, StatusCode::OK);
+    redis.pause();
+    // Cached sessions may be served until the client gives up on the frozen
+    // connection (2 × redis_timeout); from then on, 503 and nothing else.
+    let frozen_at = Instant::now();
+    loop {
+        let code = status(&server, &cookie).await;
+        if code == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        assert_eq!(code, StatusCode::OK);
+        assert!(
+            frozen_at.elapsed() < Duration::from_secs(4),
+            "still served after 4 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    for _ in 0..3 {
+        assert_eq!(
+            status(&server, &cookie).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+    let logout = server
+        .send_json(Method::POST, "/logout", Some(&cookie), json!({}))
+        .await;
+    assert_eq!(logout.status(), StatusCode::SERVICE_UNAVAILABLE);
+    redis.resume();
+    eventually_ok(&server, &cookie).await;
+}

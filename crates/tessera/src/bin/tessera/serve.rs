@@ -88,6 +88,13 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
     let state = AppState::new(app_config, sessions, users, hasher, tokens);
     let maintenance = Maintenance {
         purge_interval: Duration::from_secs(settings.purge_interval.max(1)),
+        // Redis announces every revocation as it is saved (and the list is
+        // reloaded after a reconnect); the periodic reload is a backstop.
+        revocation_sync_interval: if stores.redis.is_some() {
+            Duration::from_secs(30)
+        } else {
+            Maintenance::default().revocation_sync_interval
+        },
         ..Maintenance::default()
     };
     if settings.jwt_secret.is_none() {
