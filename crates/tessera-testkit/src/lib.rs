@@ -73,6 +73,8 @@ impl RedisServer {
             .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", appendonly])
             .args(["--appendfsync", "always"])
+            // Lets tests make it slow on purpose (`DEBUG SLEEP`).
+            .args(["--enable-debug-command", "yes"])
             .arg("--dir")
             .arg(self.dir.path())
             .stdout(Stdio::null())

@@ -156,6 +156,7 @@ async fn a_killed_redis_fails_closed_and_service_resumes_when_it_returns() {
     let mut redis = RedisServer::start_persistent();
     let server = Server::start_with(on_redis(&redis.url(), "tessera"));
     let cookie = server.login_alice().await;
+    let tokens = server.token_alice().await;
     let revoked = server.login_alice().await;
     let logout = server
         .send_json(Method::POST, "/logout", Some(&revoked), json!({}))
@@ -180,9 +181,16 @@ async fn a_killed_redis_fails_closed_and_service_resumes_when_it_returns() {
     )
     .await;
     assert!(session_cookie(login.headers()).is_none(), "no cookie");
-    // A logout that cannot be saved is not acknowledged.
+    // A logout or revocation that cannot be saved is not acknowledged.
     fails_closed(
         with_cookie(server.request(Method::POST, "/logout"), Some(&cookie)),
+        bound,
+    )
+    .await;
+    fails_closed(
+        server
+            .request(Method::POST, "/token/revoke")
+            .json(&json!({"token": tokens["refresh_token"]})),
         bound,
     )
     .await;
@@ -509,5 +517,24 @@ async fn with_the_near_cache_a_frozen_redis_still_fails_closed_within_a_bound() 
         .await;
     assert_eq!(logout.status(), StatusCode::SERVICE_UNAVAILABLE);
     redis.resume();
+    eventually_ok(&server, &cookie).await;
+}
+
+#[tokio::test]
+async fn a_slow_redis_fails_closed_within_the_timeout() {
+    let redis = RedisServer::start();
+    let server = Server::start_with(on_redis(&redis.url(), "tessera"));
+    let cookie = server.login_alice().await;
+    // Redis busy for 2 s (a slow script, a huge KEYS, a fork...).
+    let port = redis.port();
+    let sleeper =
+        std::thread::spawn(move || tessera_testkit::redis_cli(port, &["DEBUG", "SLEEP", "2"]));
+    std::thread::sleep(Duration::from_millis(100));
+    fails_closed(
+        with_cookie(server.request(Method::GET, "/profile"), Some(&cookie)),
+        Duration::from_millis(1500),
+    )
+    .await;
+    sleeper.join().unwrap();
     eventually_ok(&server, &cookie).await;
 }
