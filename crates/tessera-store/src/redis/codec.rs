@@ -12,7 +12,7 @@
 //! | 17..19 | length `n` of the roles section, big-endian u16 |
 //! | 19..19+n | `0`/`1` (rotate flag), then the roles, space-separated |
 //! | next | the handle: a length byte, then the text; or `0x90` and the 16 bytes a generated handle encodes |
-//! | rest | postcard: user id, e-mail, login time, absolute expiry, IP, user agent, data (JSON, empty when none) |
+//! | rest | postcard: user id, e-mail, login time, absolute expiry, IP and user agent (compacted, see `compact.rs`), data (JSON, empty when none) |
 //!
 //! Families use `u`, `m` (e-mail, roles, times), `g` (generation), `c`/`p`
 //! (current/previous hash) and `a` (rotated at). Revocations are short text
@@ -29,6 +29,8 @@ use tessera_core::{
     Timestamp, TokenFamily, UserId,
 };
 use uuid::Uuid;
+
+use super::compact;
 
 /// The fields of a hash as Redis returned them.
 pub(crate) struct Fields(Vec<(Bytes, Bytes)>);
@@ -110,8 +112,10 @@ struct SessionRest<'a> {
     email: &'a str,
     created_at: i64,
     absolute_expires_at: i64,
-    ip: Option<&'a str>,
-    user_agent: Option<&'a str>,
+    /// See `compact.rs`.
+    ip: Option<Vec<u8>>,
+    /// See `compact.rs`.
+    user_agent: Option<Vec<u8>>,
     data: &'a str,
 }
 
@@ -145,8 +149,11 @@ pub(crate) fn encode_session(session: &Session) -> Result<Vec<u8>, StoreError> {
         email: session.email.as_str(),
         created_at: session.created_at.unix_millis(),
         absolute_expires_at: session.absolute_expires_at.unix_millis(),
-        ip: session.ip.as_deref(),
-        user_agent: session.user_agent.as_deref(),
+        ip: session.ip.as_deref().map(compact::compact_ip),
+        user_agent: session
+            .user_agent
+            .as_deref()
+            .map(compact::compact_user_agent),
         data: &data,
     };
     let mut out = Vec::with_capacity(128 + data.len());
@@ -256,8 +263,14 @@ pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session,
         last_seen: at(1),
         expires_at: at(9),
         absolute_expires_at: Timestamp::from_unix_millis(rest.absolute_expires_at),
-        ip: rest.ip.map(str::to_owned),
-        user_agent: rest.user_agent.map(str::to_owned),
+        ip: rest
+            .ip
+            .map(|ip| compact::expand_ip(&ip).ok_or_else(|| corrupt("ip")))
+            .transpose()?,
+        user_agent: rest
+            .user_agent
+            .map(|ua| compact::expand_user_agent(&ua).ok_or_else(|| corrupt("user agent")))
+            .transpose()?,
         data,
         rotate: rotate == "1",
     })

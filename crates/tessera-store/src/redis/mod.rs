@@ -15,6 +15,7 @@
 //! expiry; index entries of expired records are dropped lazily.
 
 mod codec;
+mod compact;
 mod keys;
 mod near;
 mod scripts;
