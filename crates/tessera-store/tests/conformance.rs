@@ -1023,6 +1023,40 @@ mod redis_near_cache {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn after_redis_restarts_the_near_cache_hears_of_changes_again() {
+        let mut server = tessera_testkit::RedisServer::start_persistent();
+        let options = RedisOptions {
+            url: server.url(),
+            near_cache: 1000,
+            timeout: Duration::from_millis(300),
+            ..RedisOptions::default()
+        };
+        let a = RedisStore::connect(options.clone()).await.unwrap();
+        let b = RedisStore::connect(options).await.unwrap();
+        let now = Timestamp::now();
+        let s = start(&user("a@example.com"), now);
+        SessionStore::create(&a, &s).await.unwrap();
+        server.restart();
+        // Give the clients time to notice and reconnect.
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Until both are back, loads fail or read Redis; then a caches it.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            let cached = matches!(a.load(&s.id_hash, now).await, Ok(Some(_)))
+                && matches!(a.load(&s.id_hash, now).await, Ok(Some(_)))
+                && a.near_cached_sessions() == 1;
+            if cached && b.ping().await.is_ok() {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "did not recover");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(b.delete(&s.id_hash).await.unwrap());
+        let took = eventually_gone(&a, &s.id_hash).await;
+        assert!(took < Duration::from_millis(100), "{took:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn another_nodes_role_change_reaches_the_near_cache() {
         let (a, guard) = redis_near().await;
         let b = RedisStore::connect(near_options(&guard.prefix))
@@ -1054,6 +1088,73 @@ mod redis_store {
     use super::*;
     session_checks!(suite!(session_store, redis().await, SessionStore,));
     token_checks!(suite!(token_store, redis().await, TokenStore,));
+
+    #[tokio::test]
+    async fn a_rotation_keeps_a_role_change_made_since_the_session_was_read() {
+        let (store, _guard) = redis().await;
+        let now = Timestamp::now();
+        let u = user("a@example.com");
+        let s = start(&u, now);
+        SessionStore::create(store.as_ref(), &s).await.unwrap();
+        let read = store.load(&s.id_hash, now).await.unwrap().unwrap();
+        let admin = vec![Role::parse("admin").unwrap()];
+        store.set_roles_for_user(u.id, &admin).await.unwrap();
+        store
+            .merge_data(&s.id_hash, &object(json!({"theme": "dark"})), 1024)
+            .await
+            .unwrap();
+        // The rotation was decided on the copy read before both changes.
+        let (_, successor) = policy().successor(&read, now);
+        assert!(store.rotate(&s.id_hash, &successor).await.unwrap());
+        let rotated = store.load(&successor.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(rotated.roles, admin, "the demotion or promotion is kept");
+        assert_eq!(
+            Value::Object(rotated.data.clone()),
+            json!({"theme": "dark"})
+        );
+        assert!(store.load(&s.id_hash, now).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_handle_too_long_to_store_names_no_session() {
+        let (store, _guard) = redis().await;
+        let u = user("a@example.com");
+        let long = SessionHandle::new("h".repeat(300));
+        assert!(!store.delete_by_handle(u.id, &long).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn tls_urls_are_refused_rather_than_used_in_plain_text() {
+        let err = RedisStore::connect(RedisOptions {
+            url: "rediss://user:secret@127.0.0.1:6379".into(),
+            ..RedisOptions::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+        assert!(!format!("{err:?}").contains("secret"));
+        let options = RedisOptions {
+            url: "redis://user:secret@127.0.0.1:6379".into(),
+            ..RedisOptions::default()
+        };
+        assert!(!format!("{options:?}").contains("secret"));
+    }
+
+    #[tokio::test]
+    async fn a_redis_that_may_evict_keys_is_refused() {
+        let server = tessera_testkit::RedisServer::start();
+        tessera_testkit::redis_cli(
+            server.port(),
+            &["CONFIG", "SET", "maxmemory-policy", "volatile-lru"],
+        );
+        let err = RedisStore::connect(RedisOptions {
+            url: server.url(),
+            ..RedisOptions::default()
+        })
+        .await
+        .unwrap_err();
+        assert!(format!("{err}").contains("noeviction"), "{err}");
+    }
 
     #[tokio::test]
     async fn an_unreachable_server_is_unavailable_within_the_timeout() {

@@ -232,7 +232,11 @@ pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session,
         .get(HEADER..roles_end)
         .ok_or_else(|| corrupt("roles"))?;
     let section = std::str::from_utf8(section).map_err(|_| corrupt("roles"))?;
-    let (rotate, role_text) = section.split_at(1.min(section.len()));
+    let (rotate, role_text) = match section.as_bytes().first() {
+        Some(b'0') => (false, &section[1..]),
+        Some(b'1') => (true, &section[1..]),
+        _ => return Err(corrupt("roles")),
+    };
     let tag = *bytes.get(roles_end).ok_or_else(|| corrupt("handle"))?;
     let handle_end = roles_end + 1 + usize::from(tag & 0x7f);
     let handle = bytes
@@ -272,7 +276,7 @@ pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session,
             .map(|ua| compact::expand_user_agent(&ua).ok_or_else(|| corrupt("user agent")))
             .transpose()?,
         data,
-        rotate: rotate == "1",
+        rotate,
     })
 }
 

@@ -6,13 +6,24 @@
 //! a stopped or frozen Redis turns into [`StoreError::Unavailable`] within
 //! [`RedisOptions::timeout`] and never into "no such session".
 //!
-//! Layout (see `keys.rs`): a session is a hash under
+//! Layout (see `keys.rs` and `codec.rs`): a session is one string under
 //! `<prefix>:{r<route>}:s:<id hash>`, indexed per user in a sorted set
 //! `<prefix>:{r<route>}:us:<user>`; the `{r<route>}` hash tag puts a user's
 //! records in one cluster slot, so the Lua scripts that change several of
-//! them are atomic on a cluster too. Loading a session is one `HGETALL`.
+//! them are atomic on a cluster too. Loading a session is one `GET`.
 //! Records expire through Redis TTLs that follow the session and token
 //! expiry; index entries of expired records are dropped lazily.
+//!
+//! Two server settings matter for correctness and are checked at connect:
+//! Redis must not evict keys (`maxmemory-policy noeviction`): an evicted
+//! per-user index would make "log out everywhere" miss sessions, an evicted
+//! revocation would make a revoked token valid again. Durability is the
+//! server's `appendonly` setting.
+//!
+//! On a Redis Cluster, scripts reach keys of their own hash tag that they
+//! do not declare (a user's sessions, found through the user's index).
+//! While a slot migrates, Redis refuses such a script part-way; the caller
+//! sees a 503 and every script is safe to run again.
 
 mod codec;
 mod compact;
@@ -39,7 +50,7 @@ use self::keys::Keys;
 use self::scripts::Scripts;
 
 /// How to reach Redis and how long to wait for it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct RedisOptions {
     /// `redis://host:port[/db]` for one server, or
     /// `redis-cluster://host:port?node=host:port&node=...` for a cluster
@@ -55,6 +66,19 @@ pub struct RedisOptions {
     pub near_cache: usize,
     /// Longest a near-cached session is trusted without re-reading it.
     pub near_cache_max_age: Duration,
+}
+
+impl std::fmt::Debug for RedisOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The URL may carry a password.
+        f.debug_struct("RedisOptions")
+            .field("url", &"<redacted>")
+            .field("prefix", &self.prefix)
+            .field("timeout", &self.timeout)
+            .field("near_cache", &self.near_cache)
+            .field("near_cache_max_age", &self.near_cache_max_age)
+            .finish()
+    }
 }
 
 impl Default for RedisOptions {
@@ -118,6 +142,13 @@ impl RedisStore {
                 "redis key prefix must be non-empty and free of braces".into(),
             ));
         }
+        if options.url.starts_with("rediss") || options.url.starts_with("valkeys") {
+            // Without a TLS feature the client would silently connect in
+            // plain text, password and sessions included.
+            return Err(StoreError::Unavailable(
+                "redis: TLS URLs (rediss://) are not supported by this build; use a TLS tunnel or a private network".into(),
+            ));
+        }
         let config = Config::from_url(&options.url)
             .map_err(|e| StoreError::Unavailable(format!("redis url: {e}")))?;
         let client = builder(&config, options.timeout)
@@ -127,6 +158,7 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
             .map_err(unavailable)?;
+        check_eviction_policy(&client).await?;
         let keys = Keys::new(&options.prefix);
         let near = if options.near_cache > 0 {
             let subscriber = builder(&config, options.timeout)
@@ -134,7 +166,6 @@ impl RedisStore {
                 .map_err(unavailable)?;
             Some(
                 near::Near::start(
-                    client.clone(),
                     subscriber,
                     keys.session_channel(),
                     options.near_cache,
@@ -215,9 +246,9 @@ impl RedisStore {
             .await
             .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
             .map_err(unavailable)?;
-        let _resubscriber = subscriber.manage_subscriptions();
+        let channel = self.keys.revocation_channel();
         subscriber
-            .subscribe(self.keys.revocation_channel())
+            .subscribe(channel.clone())
             .await
             .map_err(unavailable)?;
         let mut messages = subscriber.message_rx();
@@ -230,8 +261,9 @@ impl RedisStore {
                         Ok(message) => match message.value.as_bytes().map(codec::decode_revocation) {
                             Some(Ok(revocation)) => RevocationEvent::Revoked(revocation),
                             _ => {
+                                // Reload rather than lose what it announced.
                                 tracing::warn!("unreadable message on the revocation channel");
-                                continue;
+                                RevocationEvent::Resubscribed
                             }
                         },
                         // Lagged: messages were dropped, so reload.
@@ -239,7 +271,14 @@ impl RedisStore {
                         Err(_) => break,
                     },
                     reconnect = reconnects.recv() => match reconnect {
-                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => RevocationEvent::Resubscribed,
+                        Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                            // Subscribe again before asking for a reload, so
+                            // that nothing saved after the reload is missed.
+                            if !resubscribe(&subscriber, &channel, || !tx.is_closed()).await {
+                                break;
+                            }
+                            RevocationEvent::Resubscribed
+                        }
                         Err(_) => break,
                     },
                     () = tx.closed() => break,
@@ -270,6 +309,49 @@ impl RedisStore {
             .filter_map(|l| l.strip_prefix("used_memory:"))
             .filter_map(|v| v.trim().parse::<u64>().ok())
             .sum())
+    }
+}
+
+/// Subscribes `subscriber` to `channel` again after a reconnect, retrying
+/// until it works; `false` if `wanted` says the subscription is no longer
+/// needed.
+pub(crate) async fn resubscribe(
+    subscriber: &fred::clients::SubscriberClient,
+    channel: &str,
+    wanted: impl Fn() -> bool,
+) -> bool {
+    loop {
+        if !wanted() {
+            return false;
+        }
+        match subscriber.subscribe(channel.to_owned()).await {
+            Ok(()) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, channel, "resubscribing failed; retrying");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Refuses a Redis that may evict keys; warns when it cannot tell (managed
+/// services often disable `CONFIG`).
+async fn check_eviction_policy(client: &fred::clients::Client) -> Result<(), StoreError> {
+    use fred::prelude::ConfigInterface;
+    match client
+        .config_get::<Vec<String>, _>("maxmemory-policy")
+        .await
+    {
+        Ok(pair) => match pair.get(1).map(String::as_str) {
+            Some("noeviction") | None => Ok(()),
+            Some(policy) => Err(StoreError::Unavailable(format!(
+                "redis: maxmemory-policy is {policy}; tessera needs noeviction (an evicted index or revocation would undo a logout)"
+            ))),
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read redis maxmemory-policy; make sure it is noeviction");
+            Ok(())
+        }
     }
 }
 

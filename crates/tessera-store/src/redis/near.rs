@@ -6,20 +6,21 @@
 //! channel and drops what it hears about. The cache is trusted only while the
 //! subscription is connected; each re-established subscription starts a new
 //! view (announcements may have been missed meanwhile), so everything read
-//! before is dropped. A subscription carries no traffic while nothing
-//! changes, so a frozen Redis would go unnoticed by it: a heartbeat `PING`
-//! every quarter of the timeout must have been answered within the last
-//! timeout, or the cache is bypassed (and requests fail closed with the
-//! store). Entries are also re-read after `max_age`, and a cached
+//! before is dropped, and nothing is trusted until the channel is
+//! subscribed again. A subscription carries no traffic while nothing
+//! changes, so a frozen Redis or a half-open connection would go unnoticed
+//! by it: a heartbeat `PING` on the subscription's own connection, every
+//! quarter of the timeout, must have been answered within the last timeout,
+//! or the cache is bypassed (and requests fail closed with the store). Entries are also re-read after `max_age`, and a cached
 //! session whose `expires_at` has passed is re-read (another node may have
 //! extended it). The rules that keep racing reads from resurrecting a logout
 //! are those of [`SessionCache`].
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use fred::clients::{Client, SubscriberClient};
+use fred::clients::SubscriberClient;
 use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
 use tessera_core::{SessionIdHash, StoreError};
 
@@ -31,6 +32,8 @@ pub(crate) struct Near {
     pub(crate) cache: SessionCache,
     generation: AtomicU64,
     subscriber: SubscriberClient,
+    /// False from a reconnect until the channel is subscribed again.
+    subscribed: AtomicBool,
     /// When the heartbeat was last answered, in ms since `started`.
     last_answer: AtomicU64,
     started: Instant,
@@ -40,7 +43,6 @@ pub(crate) struct Near {
 impl Near {
     /// Subscribes to `channel` and starts dropping what it announces.
     pub(crate) async fn start(
-        client: Client,
         subscriber: SubscriberClient,
         channel: String,
         capacity: usize,
@@ -51,17 +53,20 @@ impl Near {
             .await
             .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
             .map_err(unavailable)?;
-        let _resubscriber = subscriber.manage_subscriptions();
-        subscriber.subscribe(channel).await.map_err(unavailable)?;
+        subscriber
+            .subscribe(channel.clone())
+            .await
+            .map_err(unavailable)?;
         let near = Arc::new(Self {
             cache: SessionCache::new(capacity, max_age),
             generation: AtomicU64::new(1),
             subscriber,
+            subscribed: AtomicBool::new(true),
             last_answer: AtomicU64::new(0),
             started: Instant::now(),
             timeout,
         });
-        tokio::spawn(heartbeat(Arc::downgrade(&near), client));
+        tokio::spawn(heartbeat(Arc::downgrade(&near)));
         let mut messages = near.subscriber.message_rx();
         let mut reconnects = near.subscriber.reconnect_rx();
         let weak = Arc::downgrade(&near);
@@ -83,7 +88,20 @@ impl Near {
                     reconnect = reconnects.recv() => {
                         let Some(near) = weak.upgrade() else { break };
                         match reconnect {
-                            Ok(_) | Err(RecvError::Lagged(_)) => near.new_view(),
+                            Ok(_) | Err(RecvError::Lagged(_)) => {
+                                near.subscribed.store(false, Ordering::Release);
+                                near.new_view();
+                                let subscriber = near.subscriber.clone();
+                                drop(near);
+                                let alive = weak.clone();
+                                if !super::resubscribe(&subscriber, &channel, || alive.strong_count() > 0).await {
+                                    break;
+                                }
+                                let Some(near) = weak.upgrade() else { break };
+                                // Whatever was read while unsubscribed is dropped.
+                                near.new_view();
+                                near.subscribed.store(true, Ordering::Release);
+                            }
                             Err(RecvError::Closed) => break,
                         }
                     }
@@ -110,15 +128,19 @@ impl Near {
             .millis_since_start()
             .saturating_sub(self.last_answer.load(Ordering::Acquire));
         let answering = since_answer < u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX);
-        (answering && self.subscriber.is_connected())
+        (answering && self.subscribed.load(Ordering::Acquire) && self.subscriber.is_connected())
             .then(|| self.generation.load(Ordering::Acquire))
     }
 }
 
-/// Pings Redis every quarter of the timeout and records each answer.
-async fn heartbeat(near: std::sync::Weak<Near>, client: Client) {
-    let period = match near.upgrade() {
-        Some(near) => (near.timeout / 4).max(Duration::from_millis(10)),
+/// Pings Redis on the subscription's connection every quarter of the
+/// timeout and records each answer.
+async fn heartbeat(near: std::sync::Weak<Near>) {
+    let (period, client) = match near.upgrade() {
+        Some(near) => (
+            (near.timeout / 4).max(Duration::from_millis(10)),
+            near.subscriber.clone(),
+        ),
         None => return,
     };
     let mut tick = tokio::time::interval(period);

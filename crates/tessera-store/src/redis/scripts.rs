@@ -66,11 +66,17 @@ return 1
 ";
 
 /// Replaces a session by its successor, in the store and the index.
+/// A compare-and-set on the old session's value, so that a role change or
+/// data merge made since the caller read it is not overwritten.
 /// KEYS: old, new, index. ARGV: value expires_at absolute old-member
-/// new-member channel.
+/// new-member channel expected-old-value.
+/// Returns 0 if the old session is gone, -1 if it changed meanwhile, 1 done.
 const ROTATE_SESSION: &str = r"
 local old, new, idx = KEYS[1], KEYS[2], KEYS[3]
-if redis.call('DEL', old) == 0 then return 0 end
+local cur = redis.call('GET', old)
+if not cur then return 0 end
+if cur ~= ARGV[7] then return -1 end
+redis.call('DEL', old)
 redis.call('PUBLISH', ARGV[6], ARGV[4])
 redis.call('SET', new, ARGV[1], 'PXAT', ARGV[2])
 redis.call('ZREM', idx, ARGV[4])

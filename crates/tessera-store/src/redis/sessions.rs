@@ -148,8 +148,10 @@ impl SessionStore for RedisStore {
                     Value::Bytes(Keys::session_member(id)),
                 ],
             )
-            .await?;
+            .await;
+        // Even when the outcome is unknown (a timeout), drop the cached copy.
         self.forget(&[*id]);
+        let touched = touched?;
         Ok(touched == 1)
     }
 
@@ -198,27 +200,60 @@ impl SessionStore for RedisStore {
     }
 
     async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
-        let args = session_args(
-            successor,
-            [
-                Value::Bytes(Keys::session_member(old)),
-                Value::Bytes(Keys::session_member(&successor.id_hash)),
-                self.session_channel(),
-            ],
-        )?;
-        let rotated = self
-            .eval_int(
-                &self.scripts.rotate_session,
-                vec![
-                    self.keys.session(old).into(),
-                    self.keys.session(&successor.id_hash).into(),
-                    self.keys.user_sessions(successor.user_id).into(),
-                ],
-                args,
-            )
-            .await?;
+        // The successor is built from what is stored now, not from the
+        // caller's (possibly cached) copy: a role change or data merge made
+        // meanwhile carries over. Only the new id and activity come from the
+        // caller.
+        let key = self.keys.session(old);
+        let result = async {
+            for _ in 0..MERGE_ATTEMPTS {
+                let current: Option<Bytes> =
+                    self.client.get(key.clone()).await.map_err(unavailable)?;
+                let Some(current) = current else {
+                    return Ok(false);
+                };
+                let stored = codec::decode_session(*old, &current)?;
+                let next = Session {
+                    id_hash: successor.id_hash,
+                    last_seen: successor.last_seen,
+                    expires_at: successor.expires_at,
+                    rotate: false,
+                    ..stored
+                };
+                let args = session_args(
+                    &next,
+                    [
+                        Value::Bytes(Keys::session_member(old)),
+                        Value::Bytes(Keys::session_member(&next.id_hash)),
+                        self.session_channel(),
+                        Value::Bytes(current),
+                    ],
+                )?;
+                let rotated = self
+                    .eval_int(
+                        &self.scripts.rotate_session,
+                        vec![
+                            key.clone().into(),
+                            self.keys.session(&next.id_hash).into(),
+                            self.keys.user_sessions(next.user_id).into(),
+                        ],
+                        args,
+                    )
+                    .await?;
+                match rotated {
+                    1 => return Ok(true),
+                    0 => return Ok(false),
+                    _ => continue,
+                }
+            }
+            Err(StoreError::Unavailable(
+                "redis: session kept changing during the rotation".into(),
+            ))
+        }
+        .await;
+        // Even when the outcome is unknown (a timeout), drop the cached copy.
         self.forget(&[*old]);
-        Ok(rotated == 1)
+        result
     }
 
     async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError> {
@@ -232,8 +267,10 @@ impl SessionStore for RedisStore {
                     Value::Bytes(Keys::session_member(id)),
                 ],
             )
-            .await?;
+            .await;
+        // Even when the outcome is unknown (a timeout), drop the cached copy.
         self.forget(&[*id]);
+        let deleted = deleted?;
         Ok(deleted == 1)
     }
 
@@ -267,18 +304,24 @@ impl SessionStore for RedisStore {
         user: UserId,
         handle: &SessionHandle,
     ) -> Result<bool, StoreError> {
+        // A handle no session can have (too long to store) names nothing.
+        let Ok(section) = codec::handle_section(handle) else {
+            return Ok(false);
+        };
         let deleted = self
             .eval_int(
                 &self.scripts.delete_by_handle,
                 vec![self.keys.user_sessions(user).into()],
                 vec![
                     Value::Bytes(self.keys.session_prefix(Route::of(user))),
-                    Value::Bytes(codec::handle_section(handle)?.into()),
+                    Value::Bytes(section.into()),
                     self.session_channel(),
                 ],
             )
-            .await?;
+            .await;
+        // Even when the outcome is unknown (a timeout), drop the cached copy.
         self.forget_all();
+        let deleted = deleted?;
         Ok(deleted == 1)
     }
 
@@ -292,8 +335,10 @@ impl SessionStore for RedisStore {
                     self.session_channel(),
                 ],
             )
-            .await?;
+            .await;
+        // Even when the outcome is unknown (a timeout), drop the cached copy.
         self.forget_all();
+        let deleted = deleted?;
         Ok(u64::try_from(deleted).unwrap_or(0))
     }
 
@@ -308,8 +353,10 @@ impl SessionStore for RedisStore {
                     self.session_channel(),
                 ],
             )
-            .await?;
+            .await;
+        // Even when the outcome is unknown (a timeout), drop the cached copy.
         self.forget_all();
+        let changed = changed?;
         Ok(u64::try_from(changed).unwrap_or(0))
     }
 

@@ -10,6 +10,9 @@ use tessera_core::{
 use super::codec::{self, Fields};
 use super::{RedisStore, unavailable};
 
+/// See `load_revocations`.
+const CLOCK_SKEW_MARGIN_MS: i64 = 10_000;
+
 fn millis(t: Timestamp) -> Value {
     Value::Integer(t.unix_millis())
 }
@@ -134,7 +137,12 @@ impl TokenStore for RedisStore {
         changed_since: Option<Timestamp>,
     ) -> Result<Vec<Revocation>, StoreError> {
         let [data, saved, _] = self.keys.revocations();
-        let since = changed_since.map_or_else(String::new, |t| t.unix_millis().to_string());
+        // Save times are Redis's clock, `changed_since` is the caller's: ten
+        // seconds of overlap absorb the skew of synchronised clocks (entries
+        // read twice are applied twice, harmlessly).
+        let since = changed_since.map_or_else(String::new, |t| {
+            (t.unix_millis() - CLOCK_SKEW_MARGIN_MS).to_string()
+        });
         let values = match self
             .eval(
                 &self.scripts.load_revocations,

@@ -78,6 +78,17 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
         crate::keys::chain_key(&settings)?,
         token_store,
     );
+    // Subscribe before the full load, so that a revocation saved in between
+    // is not missed (it waits in the channel until the state exists).
+    let announcements = match &stores.redis {
+        Some(redis) => Some(
+            redis
+                .watch_revocations()
+                .await
+                .context("cannot subscribe to Redis revocation announcements")?,
+        ),
+        None => None,
+    };
     let restored = tokens
         .sync_revocations()
         .await
@@ -100,11 +111,7 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
     if settings.jwt_secret.is_none() {
         tokio::spawn(crate::keys::watch(settings.clone(), Arc::clone(&state)));
     }
-    if let Some(redis) = &stores.redis {
-        let events = redis
-            .watch_revocations()
-            .await
-            .context("cannot subscribe to Redis revocation announcements")?;
+    if let Some(events) = announcements {
         tokio::spawn(apply_announced_revocations(events, Arc::clone(&state)));
     }
     tracing::info!(%address, store = state.sessions().backend(), "listening on http://{address}");
