@@ -90,6 +90,9 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> Result<Option<Map<String, Value>>, StoreError>;
 
     /// Replaces the session `old` by `successor` (same user, fresh id).
+    /// Only the id, `last_seen` and `expires_at` come from `successor` (and
+    /// the rotate flag is cleared): roles and data are what is stored, so a
+    /// change made since the caller read the session is not undone.
     /// Returns `false`, storing nothing, if `old` no longer exists.
     async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError>;
 

@@ -148,10 +148,19 @@ impl SessionStore for MemoryStore {
 
     async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
         let mut sessions = self.sessions_mut();
-        if sessions.remove(old).is_none() {
+        let Some(stored) = sessions.remove(old) else {
             return Ok(false);
-        }
-        sessions.insert(successor.clone());
+        };
+        // What is stored now (roles, data) carries over: a role change or
+        // merge since the caller read the session is not undone. Only the
+        // id and the activity come from the successor.
+        sessions.insert(Session {
+            id_hash: successor.id_hash,
+            last_seen: successor.last_seen,
+            expires_at: successor.expires_at,
+            rotate: false,
+            ..Session::clone(&stored)
+        });
         Ok(true)
     }
 

@@ -299,6 +299,42 @@ mod sessions {
         assert!(store.load(&dead.id_hash, earlier).await.unwrap().is_none());
     }
 
+    pub async fn rotation_keeps_changes_made_since_the_session_was_read(
+        store: Arc<dyn SessionStore>,
+    ) {
+        let now = Timestamp::now();
+        let u = user("a@example.com");
+        let s = start(&u, now);
+        store.create(&s).await.unwrap();
+        let read = store.load(&s.id_hash, now).await.unwrap().unwrap();
+        let admin = vec![Role::parse("admin").unwrap()];
+        store.set_roles_for_user(u.id, &admin).await.unwrap();
+        store
+            .merge_data(&s.id_hash, &object(json!({"theme": "dark"})), 1024)
+            .await
+            .unwrap();
+        // The rotation was decided on the copy read before both changes.
+        let later = now.plus(Duration::from_secs(1));
+        let (_, successor) = policy().successor(&read, later);
+        assert!(store.rotate(&s.id_hash, &successor).await.unwrap());
+        let rotated = store
+            .load(&successor.id_hash, later)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(rotated.roles, admin, "the role change is kept");
+        assert_eq!(
+            Value::Object(rotated.data.clone()),
+            json!({"theme": "dark"})
+        );
+        assert_eq!(
+            (rotated.last_seen, rotated.expires_at, rotated.rotate),
+            (successor.last_seen, successor.expires_at, false)
+        );
+        assert_eq!(rotated.handle, s.handle);
+        assert!(store.load(&s.id_hash, later).await.unwrap().is_none());
+    }
+
     pub async fn ping_answers(store: Arc<dyn SessionStore>) {
         store.ping().await.unwrap();
     }
@@ -552,7 +588,7 @@ macro_rules! suite {
 macro_rules! session_checks {
     ($run:ident!($($args:tt)*)) => {
         $run!($($args)* sessions:
-            load_returns_what_create_stored, unknown_ids_load_as_none, expired_sessions_load_as_none_before_any_purge, touch_moves_expiry_and_reports_missing_sessions, merge_data_follows_json_merge_patch, merge_data_refuses_to_grow_past_the_limit, merge_data_on_a_missing_session_is_none, concurrent_merges_lose_no_patch, rotate_replaces_the_session_exactly_once, delete_reports_whether_the_session_existed, per_user_listing_sees_only_that_users_live_sessions, delete_by_handle_only_touches_the_owners_session, delete_all_for_user_ends_every_session_of_that_user, role_changes_reach_live_sessions_and_flag_rotation, purge_removes_only_expired_sessions, ping_answers,
+            load_returns_what_create_stored, unknown_ids_load_as_none, expired_sessions_load_as_none_before_any_purge, touch_moves_expiry_and_reports_missing_sessions, merge_data_follows_json_merge_patch, merge_data_refuses_to_grow_past_the_limit, merge_data_on_a_missing_session_is_none, concurrent_merges_lose_no_patch, rotate_replaces_the_session_exactly_once, delete_reports_whether_the_session_existed, per_user_listing_sees_only_that_users_live_sessions, delete_by_handle_only_touches_the_owners_session, delete_all_for_user_ends_every_session_of_that_user, role_changes_reach_live_sessions_and_flag_rotation, purge_removes_only_expired_sessions, rotation_keeps_changes_made_since_the_session_was_read, ping_answers,
         );
     };
 }
@@ -1088,32 +1124,6 @@ mod redis_store {
     use super::*;
     session_checks!(suite!(session_store, redis().await, SessionStore,));
     token_checks!(suite!(token_store, redis().await, TokenStore,));
-
-    #[tokio::test]
-    async fn a_rotation_keeps_a_role_change_made_since_the_session_was_read() {
-        let (store, _guard) = redis().await;
-        let now = Timestamp::now();
-        let u = user("a@example.com");
-        let s = start(&u, now);
-        SessionStore::create(store.as_ref(), &s).await.unwrap();
-        let read = store.load(&s.id_hash, now).await.unwrap().unwrap();
-        let admin = vec![Role::parse("admin").unwrap()];
-        store.set_roles_for_user(u.id, &admin).await.unwrap();
-        store
-            .merge_data(&s.id_hash, &object(json!({"theme": "dark"})), 1024)
-            .await
-            .unwrap();
-        // The rotation was decided on the copy read before both changes.
-        let (_, successor) = policy().successor(&read, now);
-        assert!(store.rotate(&s.id_hash, &successor).await.unwrap());
-        let rotated = store.load(&successor.id_hash, now).await.unwrap().unwrap();
-        assert_eq!(rotated.roles, admin, "the demotion or promotion is kept");
-        assert_eq!(
-            Value::Object(rotated.data.clone()),
-            json!({"theme": "dark"})
-        );
-        assert!(store.load(&s.id_hash, now).await.unwrap().is_none());
-    }
 
     #[tokio::test]
     async fn a_handle_too_long_to_store_names_no_session() {

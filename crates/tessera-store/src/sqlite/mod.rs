@@ -574,14 +574,22 @@ impl SessionStore for SqliteStore {
         let old = *old;
         let successor = successor.clone();
         self.write(Affected::Sessions(vec![old]), move |tx| {
-            let removed = tx
-                .execute("DELETE FROM sessions WHERE id_hash = ?1", [old.as_bytes()])
+            // The row keeps what is stored now (roles, data): a role change
+            // or merge since the caller read the session is not undone.
+            // Only the id and the activity come from the successor.
+            let moved = tx
+                .execute(
+                    "UPDATE sessions SET id_hash = ?1, last_seen = ?2, expires_at = ?3, rotate = 0 \
+                     WHERE id_hash = ?4",
+                    params![
+                        successor.id_hash.as_bytes(),
+                        successor.last_seen.unix_millis(),
+                        successor.expires_at.unix_millis(),
+                        old.as_bytes()
+                    ],
+                )
                 .map_err(to_store_error)?;
-            if removed == 0 {
-                return Ok(false);
-            }
-            insert_session(tx, &successor)?;
-            Ok(true)
+            Ok(moved > 0)
         })
         .await
     }
