@@ -5,7 +5,6 @@
 //! logs nobody out.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
@@ -17,37 +16,14 @@ const CONFIG: &str = concat!(
     "/../../deploy/nginx/round-robin.conf"
 );
 
-struct Cluster {
-    nodes: Vec<Server>,
-    url: String,
-    _nginx: (Killed, tempfile::TempDir),
-}
+type Cluster = Balanced;
 
 async fn cluster() -> Cluster {
-    let data = Arc::new(DataDir::new());
-    data.add_user("alice@example.com", &["admin"]);
-    let options = Options::default().env("TESSERA_TRUSTED_PROXIES", "127.0.0.1");
-    let nodes = vec![
-        Server::start_on(Arc::clone(&data), options.clone()),
-        Server::start_on(Arc::clone(&data), options),
-    ];
-    let port = free_port();
-    let mut config = std::fs::read_to_string(CONFIG).unwrap().replace(
-        "listen 127.0.0.1:8000;",
-        &format!("listen 127.0.0.1:{port};"),
-    );
-    for (default, node) in ["127.0.0.1:8081", "127.0.0.1:8082"].iter().zip(&nodes) {
-        config = config.replace(
-            &format!("server {default} "),
-            &format!("server {} ", node.addr),
-        );
-    }
-    let nginx = start_nginx(&config, port).await;
-    Cluster {
-        nodes,
-        url: format!("http://127.0.0.1:{port}"),
-        _nginx: nginx,
-    }
+    behind_nginx(
+        CONFIG,
+        Options::default().env("TESSERA_TRUSTED_PROXIES", "127.0.0.1"),
+    )
+    .await
 }
 
 impl Cluster {

@@ -270,6 +270,28 @@ fn spawn(data: &DataDir, options: &Options) -> (Child, SocketAddr, Arc<Mutex<Vec
     (child, addr, logs)
 }
 
+/// `GET path` with `Authorization: Bearer token`.
+pub async fn bearer(server: &Server, path: &str, token: &str) -> Response {
+    server
+        .request(Method::GET, path)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+}
+
+/// `POST /token/refresh` with this refresh token.
+pub async fn refresh(server: &Server, refresh_token: &str) -> Response {
+    server
+        .send_json(
+            Method::POST,
+            "/token/refresh",
+            None,
+            serde_json::json!({"refresh_token": refresh_token}),
+        )
+        .await
+}
+
 pub fn with_cookie(
     builder: reqwest::RequestBuilder,
     cookie: Option<&str>,
@@ -362,13 +384,7 @@ impl Drop for Killed {
 }
 
 /// A port nothing listens on right now.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+pub use tessera_testkit::free_port;
 
 /// Waits until something accepts connections on `port`.
 pub async fn wait_for(port: u16) {
@@ -379,6 +395,42 @@ pub async fn wait_for(port: u16) {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     panic!("nothing listens on {port}");
+}
+
+/// Nodes behind a real nginx running one of the shipped configs.
+pub struct Balanced {
+    pub nodes: Vec<Server>,
+    pub url: String,
+    _nginx: (Killed, tempfile::TempDir),
+}
+
+/// Two nodes on one data directory (alice, an admin) behind nginx with the
+/// shipped `config` (a path), its listen port and two upstream servers
+/// (`127.0.0.1:8081`, `:8082`) rewritten to this test's.
+pub async fn behind_nginx(config: &str, options: Options) -> Balanced {
+    let data = Arc::new(DataDir::new());
+    data.add_user("alice@example.com", &["admin"]);
+    let nodes = vec![
+        Server::start_on(Arc::clone(&data), options.clone()),
+        Server::start_on(Arc::clone(&data), options),
+    ];
+    let port = free_port();
+    let mut config = std::fs::read_to_string(config).unwrap().replace(
+        "listen 127.0.0.1:8000;",
+        &format!("listen 127.0.0.1:{port};"),
+    );
+    for (default, node) in ["127.0.0.1:8081", "127.0.0.1:8082"].iter().zip(&nodes) {
+        config = config.replace(
+            &format!("server {default} "),
+            &format!("server {} ", node.addr),
+        );
+    }
+    let nginx = start_nginx(&config, port).await;
+    Balanced {
+        nodes,
+        url: format!("http://127.0.0.1:{port}"),
+        _nginx: nginx,
+    }
 }
 
 /// Starts nginx with `config` (already rewritten for this test's ports) in a

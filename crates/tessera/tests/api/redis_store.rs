@@ -83,26 +83,11 @@ async fn nodes_share_sessions_refresh_families_and_logouts() {
     );
 
     let tokens = a.token_alice().await;
-    let refreshed = b
-        .send_json(
-            Method::POST,
-            "/token/refresh",
-            None,
-            json!({"refresh_token": tokens["refresh_token"]}),
-        )
-        .await;
-    assert_eq!(refreshed.status(), StatusCode::OK);
+    let first = tokens["refresh_token"].as_str().unwrap();
+    assert_eq!(refresh(b, first).await.status(), StatusCode::OK);
     // The old refresh token, replayed on the other node after the grace
     // window would be reuse; within it, the same successor comes back.
-    let again = a
-        .send_json(
-            Method::POST,
-            "/token/refresh",
-            None,
-            json!({"refresh_token": tokens["refresh_token"]}),
-        )
-        .await;
-    assert_eq!(again.status(), StatusCode::OK);
+    assert_eq!(refresh(a, first).await.status(), StatusCode::OK);
 
     let logout = b
         .send_json(Method::POST, "/logout", Some(&cookie), json!({}))
@@ -236,10 +221,22 @@ async fn a_frozen_redis_fails_closed_within_the_timeout() {
     eventually_ok(&server, &cookie).await;
 }
 
+/// Polls `/profile` with the access token every millisecond until `node`
+/// refuses it; fails once `bound` has passed since `since`.
+async fn refused_by(node: &Server, token: &str, since: Instant, bound: Duration) {
+    while bearer(node, "/profile", token).await.status() != StatusCode::UNAUTHORIZED {
+        assert!(
+            since.elapsed() < bound,
+            "{} still accepts the token",
+            node.addr
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
 #[tokio::test]
 async fn revocations_reach_every_node_within_100_ms() {
     let cluster = nodes(3, &shared_redis());
-    let client = reqwest::Client::new();
     let mut delays = Vec::new();
     // REVOCATION_TRIALS=200 for a p99 worth reporting (the suite runs 10).
     let trials: usize = std::env::var("REVOCATION_TRIALS")
@@ -248,41 +245,23 @@ async fn revocations_reach_every_node_within_100_ms() {
         .unwrap_or(10);
     for _ in 0..trials {
         let tokens = cluster[0].token_alice().await;
-        let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+        let access = tokens["access_token"].as_str().unwrap();
         for node in &cluster {
-            let r = node
-                .request(Method::GET, "/profile")
-                .header("authorization", &bearer)
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), StatusCode::OK);
+            assert_eq!(
+                bearer(node, "/profile", access).await.status(),
+                StatusCode::OK
+            );
         }
         let logout = cluster[0]
             .request(Method::POST, "/logout")
-            .header("authorization", &bearer)
+            .bearer_auth(access)
             .send()
             .await
             .unwrap();
         assert_eq!(logout.status(), StatusCode::OK);
         let revoked_at = Instant::now();
         for node in &cluster[1..] {
-            loop {
-                let r = client
-                    .get(node.url("/profile"))
-                    .header("authorization", &bearer)
-                    .send()
-                    .await
-                    .unwrap();
-                if r.status() == StatusCode::UNAUTHORIZED {
-                    break;
-                }
-                assert!(
-                    revoked_at.elapsed() < Duration::from_secs(3),
-                    "never revoked"
-                );
-                tokio::time::sleep(Duration::from_millis(1)).await;
-            }
+            refused_by(node, access, revoked_at, Duration::from_secs(3)).await;
         }
         delays.push(revoked_at.elapsed());
     }
@@ -334,13 +313,8 @@ async fn nodes_on_a_redis_cluster_share_sessions_and_revocations() {
     // A token revoked on one node is refused by the other (announced across
     // the cluster's primaries).
     let tokens = a.token_alice().await;
-    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
-    let profile = |node: &Server| {
-        node.request(Method::GET, "/profile")
-            .header("authorization", bearer.clone())
-            .send()
-    };
-    assert_eq!(profile(b).await.unwrap().status(), StatusCode::OK);
+    let access = tokens["access_token"].as_str().unwrap();
+    assert_eq!(bearer(b, "/profile", access).await.status(), StatusCode::OK);
     let revoke = a
         .send_json(
             Method::POST,
@@ -350,14 +324,7 @@ async fn nodes_on_a_redis_cluster_share_sessions_and_revocations() {
         )
         .await;
     assert_eq!(revoke.status(), StatusCode::OK);
-    let started = Instant::now();
-    while profile(b).await.unwrap().status() != StatusCode::UNAUTHORIZED {
-        assert!(
-            started.elapsed() < Duration::from_millis(500),
-            "not revoked on b"
-        );
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    refused_by(b, access, Instant::now(), Duration::from_millis(500)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -445,7 +412,7 @@ async fn a_user_disabled_from_the_cli_is_refused_at_once_on_every_node() {
     let cluster = nodes(2, &options);
     let tokens = cluster[0].token_alice().await;
     let cookie = cluster[1].login_alice().await;
-    let bearer = format!("Bearer {}", tokens["access_token"].as_str().unwrap());
+    let access = tokens["access_token"].as_str().unwrap();
     let env: Vec<(&str, &str)> = options
         .env
         .iter()
@@ -464,22 +431,7 @@ async fn a_user_disabled_from_the_cli_is_refused_at_once_on_every_node() {
     let started = Instant::now();
     for node in &cluster {
         assert_eq!(status(node, &cookie).await, StatusCode::UNAUTHORIZED);
-        loop {
-            let r = node
-                .request(Method::GET, "/profile")
-                .header("authorization", &bearer)
-                .send()
-                .await
-                .unwrap();
-            if r.status() == StatusCode::UNAUTHORIZED {
-                break;
-            }
-            assert!(
-                started.elapsed() < Duration::from_secs(2),
-                "token still accepted"
-            );
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        refused_by(node, access, started, Duration::from_secs(2)).await;
     }
 }
 

@@ -5,7 +5,6 @@
 //! works on the survivor.
 
 use std::collections::HashSet;
-use std::sync::Arc;
 
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use reqwest::{Method, StatusCode};
@@ -19,39 +18,16 @@ const CONFIG: &str = concat!(
 );
 const ROUTE: &str = "tessera_route";
 
-struct Cluster {
-    nodes: Vec<Server>,
-    url: String,
-    _nginx: (Killed, tempfile::TempDir),
-}
+type Cluster = Balanced;
 
 async fn cluster() -> Cluster {
-    let data = Arc::new(DataDir::new());
-    data.add_user("alice@example.com", &["admin"]);
-    let options = Options::default()
-        .env("TESSERA_STORE", "memory")
-        .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1");
-    let nodes = vec![
-        Server::start_on(Arc::clone(&data), options.clone()),
-        Server::start_on(Arc::clone(&data), options),
-    ];
-    let port = free_port();
-    let mut config = std::fs::read_to_string(CONFIG).unwrap().replace(
-        "listen 127.0.0.1:8000;",
-        &format!("listen 127.0.0.1:{port};"),
-    );
-    for (default, node) in ["127.0.0.1:8081", "127.0.0.1:8082"].iter().zip(&nodes) {
-        config = config.replace(
-            &format!("server {default} "),
-            &format!("server {} ", node.addr),
-        );
-    }
-    let nginx = start_nginx(&config, port).await;
-    Cluster {
-        nodes,
-        url: format!("http://127.0.0.1:{port}"),
-        _nginx: nginx,
-    }
+    behind_nginx(
+        CONFIG,
+        Options::default()
+            .env("TESSERA_STORE", "memory")
+            .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1"),
+    )
+    .await
 }
 
 /// A browser-like client: keeps the cookies it is given (both `Secure`, so

@@ -15,26 +15,6 @@ async fn tokens(server: &Server) -> Value {
     body
 }
 
-async fn bearer(server: &Server, path: &str, token: &str) -> reqwest::Response {
-    server
-        .request(Method::GET, path)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap()
-}
-
-async fn refresh(server: &Server, refresh_token: &str) -> reqwest::Response {
-    server
-        .send_json(
-            Method::POST,
-            "/token/refresh",
-            None,
-            json!({"refresh_token": refresh_token}),
-        )
-        .await
-}
-
 /// Polls `/profile` with a bearer token until it answers `wanted` (within
 /// 3 s, e.g. while a revocation made by the CLI is synced); the last status.
 async fn bearer_status_eventually(server: &Server, token: &str, wanted: StatusCode) -> StatusCode {
