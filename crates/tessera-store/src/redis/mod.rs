@@ -154,26 +154,19 @@ impl RedisStore {
         let client = builder(&config, options.timeout)
             .build()
             .map_err(unavailable)?;
-        tokio::time::timeout(options.timeout * 2, client.init())
-            .await
-            .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
-            .map_err(unavailable)?;
+        connect_within(&client, options.timeout).await?;
         check_eviction_policy(&client).await?;
         let keys = Keys::new(&options.prefix);
         let near = if options.near_cache > 0 {
-            let subscriber = builder(&config, options.timeout)
-                .build_subscriber_client()
-                .map_err(unavailable)?;
-            Some(
-                near::Near::start(
-                    subscriber,
-                    keys.session_channel(),
-                    options.near_cache,
-                    options.near_cache_max_age,
-                    options.timeout,
-                )
-                .await?,
-            )
+            let channel = keys.session_channel();
+            let subscriber = subscribed(&config, options.timeout, &channel).await?;
+            Some(near::Near::start(
+                subscriber,
+                channel,
+                options.near_cache,
+                options.near_cache_max_age,
+                options.timeout,
+            ))
         } else {
             None
         };
@@ -239,18 +232,8 @@ impl RedisStore {
     pub async fn watch_revocations(
         &self,
     ) -> Result<mpsc::UnboundedReceiver<RevocationEvent>, StoreError> {
-        let subscriber = builder(&self.config, self.options.timeout)
-            .build_subscriber_client()
-            .map_err(unavailable)?;
-        tokio::time::timeout(self.options.timeout * 2, subscriber.init())
-            .await
-            .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
-            .map_err(unavailable)?;
         let channel = self.keys.revocation_channel();
-        subscriber
-            .subscribe(channel.clone())
-            .await
-            .map_err(unavailable)?;
+        let subscriber = subscribed(&self.config, self.options.timeout, &channel).await?;
         let mut messages = subscriber.message_rx();
         let mut reconnects = subscriber.reconnect_rx();
         let (tx, rx) = mpsc::unbounded_channel();
@@ -310,6 +293,32 @@ impl RedisStore {
             .filter_map(|v| v.trim().parse::<u64>().ok())
             .sum())
     }
+}
+
+/// Connects within twice the timeout (connecting may take a few round trips).
+async fn connect_within(client: &impl ClientLike, timeout: Duration) -> Result<(), StoreError> {
+    tokio::time::timeout(timeout * 2, client.init())
+        .await
+        .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
+        .map(drop)
+        .map_err(unavailable)
+}
+
+/// A connection of its own, subscribed to `channel`.
+async fn subscribed(
+    config: &Config,
+    timeout: Duration,
+    channel: &str,
+) -> Result<fred::clients::SubscriberClient, StoreError> {
+    let subscriber = builder(config, timeout)
+        .build_subscriber_client()
+        .map_err(unavailable)?;
+    connect_within(&subscriber, timeout).await?;
+    subscriber
+        .subscribe(channel.to_owned())
+        .await
+        .map_err(unavailable)?;
+    Ok(subscriber)
 }
 
 /// Subscribes `subscriber` to `channel` again after a reconnect, retrying

@@ -21,10 +21,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use fred::clients::SubscriberClient;
-use fred::prelude::{ClientLike, EventInterface, PubsubInterface};
-use tessera_core::{SessionIdHash, StoreError};
+use fred::prelude::{ClientLike, EventInterface};
+use tessera_core::SessionIdHash;
 
-use super::unavailable;
 use crate::session_cache::SessionCache;
 
 /// Near-cache state shared by the store and its subscription task.
@@ -41,22 +40,15 @@ pub(crate) struct Near {
 }
 
 impl Near {
-    /// Subscribes to `channel` and starts dropping what it announces.
-    pub(crate) async fn start(
+    /// Starts dropping what `subscriber` (already subscribed to `channel`)
+    /// hears announced.
+    pub(crate) fn start(
         subscriber: SubscriberClient,
         channel: String,
         capacity: usize,
         max_age: Duration,
         timeout: Duration,
-    ) -> Result<Arc<Self>, StoreError> {
-        tokio::time::timeout(timeout * 2, subscriber.init())
-            .await
-            .map_err(|_| StoreError::Unavailable("redis: connect timed out".into()))?
-            .map_err(unavailable)?;
-        subscriber
-            .subscribe(channel.clone())
-            .await
-            .map_err(unavailable)?;
+    ) -> Arc<Self> {
         let near = Arc::new(Self {
             cache: SessionCache::new(capacity, max_age),
             generation: AtomicU64::new(1),
@@ -108,7 +100,7 @@ impl Near {
                 }
             }
         });
-        Ok(near)
+        near
     }
 
     /// Announcements may have been missed: nothing read before counts.
