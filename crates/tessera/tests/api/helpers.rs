@@ -157,6 +157,11 @@ impl Server {
         self.logs = logs;
     }
 
+    /// The settings this server was started with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
     pub fn logs(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }

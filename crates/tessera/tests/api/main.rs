@@ -3,6 +3,7 @@
 
 mod helpers;
 
+mod account_changes;
 mod admin;
 mod cluster;
 mod config;
