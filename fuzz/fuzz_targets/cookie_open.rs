@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera::cookie_session::CookieSealer;
+use tessera_axum::caller::sealed::CookieSealer;
 use tessera_core::SessionPolicy;
 
 fuzz_target!(|data: &[u8]| {

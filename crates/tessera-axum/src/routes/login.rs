@@ -14,7 +14,7 @@ use tessera_core::{
     Email, FamilyId, Password, SessionId, SessionMeta, Timestamp, User, Verification,
 };
 
-use crate::auth::CurrentSession;
+use crate::caller::CurrentSession;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::{ApiJson, OptionalJson};

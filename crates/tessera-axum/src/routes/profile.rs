@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde_json::{Map, Value, json};
 
-use crate::auth::CurrentSession;
+use crate::caller::CurrentSession;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::{SessionBody, SessionView};
@@ -75,7 +75,7 @@ const SEALED_DATA_MAX_BYTES: usize = 1024;
 /// Cookie storage: merge into the data the cookie carries and re-seal it.
 fn merge_sealed(
     state: &AppState,
-    sealer: &crate::cookie_session::CookieSealer,
+    sealer: &crate::caller::sealed::CookieSealer,
     current: &CurrentSession,
     patch: &Map<String, Value>,
 ) -> Result<Response, ApiError> {

@@ -36,7 +36,7 @@ pub const MAX_COOKIE_CHARS: usize = 4000;
 pub struct CookieSealer {
     cipher: Aes256Gcm,
     aad: Vec<u8>,
-    opened: std::sync::Arc<crate::verified::VerifiedCache<Session>>,
+    opened: std::sync::Arc<crate::caller::memo::VerifiedCache<Session>>,
 }
 
 impl fmt::Debug for CookieSealer {

@@ -8,8 +8,11 @@
 //! prints one table row per architecture (or JSON), optionally an SVG chart,
 //! and leaves no process behind: see [`process`].
 
+#![forbid(unsafe_code)]
+
 mod accounts;
 mod architecture;
+mod args;
 mod balancer;
 mod chart;
 mod client;
@@ -30,9 +33,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 pub use architecture::Architecture;
+pub use args::LabArgs;
 pub use duration::parse_duration;
 
-use crate::cli::LabArgs;
 use plan::Plan;
 use redis::Redis;
 use report::{Failure, LabReport};

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_core::{Email, Role};
 
-use crate::auth::CurrentSession;
+use crate::caller::CurrentSession;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::UserView;

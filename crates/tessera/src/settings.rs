@@ -12,9 +12,9 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
-use tessera::AppConfig;
-use tessera::cookies::{SameSitePolicy, SessionCookie};
-use tessera::throttle::{BucketRule, ThrottleSettings};
+use tessera_axum::AppConfig;
+use tessera_axum::cookies::{SameSitePolicy, SessionCookie};
+use tessera_axum::throttle::{BucketRule, ThrottleSettings};
 use tessera_core::SessionPolicy;
 use tessera_store::{SqliteOptions, Synchronous};
 
@@ -352,11 +352,11 @@ impl Settings {
     }
 
     /// Token lifetimes and names.
-    pub fn token_config(&self) -> anyhow::Result<tessera::tokens::TokenConfig> {
+    pub fn token_config(&self) -> anyhow::Result<tessera_axum::tokens::TokenConfig> {
         if self.jwt_access_ttl == 0 || self.jwt_refresh_ttl < self.jwt_access_ttl {
             bail!("jwt_access_ttl must be at least 1 and at most jwt_refresh_ttl");
         }
-        Ok(tessera::tokens::TokenConfig {
+        Ok(tessera_axum::tokens::TokenConfig {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             access_ttl: Duration::from_secs(self.jwt_access_ttl),

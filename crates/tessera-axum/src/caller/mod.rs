@@ -13,6 +13,9 @@
 //! (e.g. its body is rejected), the old id stays marked and the next request
 //! rotates it: rotation is deferred, never skipped.
 
+pub mod memo;
+pub mod sealed;
+
 use std::ops::Deref;
 use std::sync::Arc;
 
@@ -182,7 +185,7 @@ fn bearer_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 /// revocation list, and re-seal when activity should be recorded.
 fn sealed_session(
     state: &AppState,
-    sealer: &crate::cookie_session::CookieSealer,
+    sealer: &crate::caller::sealed::CookieSealer,
     raw: &str,
 ) -> Result<CurrentSession, ApiError> {
     let policy = &state.config.policy;

@@ -7,7 +7,7 @@ use anyhow::bail;
 use serde::{Serialize, Serializer};
 
 use super::architecture::Architecture;
-use crate::cli::LabArgs;
+use crate::args::LabArgs;
 
 /// The experiment's parameters, the same for every architecture.
 #[derive(Debug, Clone, Serialize)]

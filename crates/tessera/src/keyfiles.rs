@@ -1,4 +1,5 @@
-//! Token key material in the data directory, and `tessera keys ...`.
+//! Key material in the data directory: token signing keys, the refresh
+//! chain key and the sealed-cookie key.
 //!
 //! - `jwt-keys.json`: the signing key set (private keys; mode 0600), unless
 //!   an HS256 secret is configured, which is never written anywhere.
@@ -6,21 +7,19 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use tessera_core::{ChainKey, Timestamp};
 use tessera_token::KeySet;
 
-use crate::cli::KeysCommand;
 use crate::settings::Settings;
 
-fn keys_path(settings: &Settings) -> PathBuf {
+pub fn keys_path(settings: &Settings) -> PathBuf {
     settings.data_dir.join("jwt-keys.json")
 }
 
 /// Writes `contents` to `path` atomically with mode 0600.
-fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
+pub fn write_private(path: &Path, contents: &[u8]) -> anyhow::Result<()> {
     let tmp = path.with_extension("tmp");
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
@@ -96,70 +95,9 @@ pub fn chain_key(settings: &Settings) -> anyhow::Result<ChainKey> {
     }
 }
 
-/// Runs `tessera keys ...`.
-pub fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
-    crate::users::create_private_dir(&settings.data_dir)?;
-    let mut set = match (
-        &settings.jwt_secret,
-        std::fs::read_to_string(keys_path(settings)),
-    ) {
-        (None, Ok(text)) => {
-            KeySet::from_json(&text).context("the key file is not a valid key set")?
-        }
-        _ => load_or_create(settings)?,
-    };
-    match command {
-        KeysCommand::List => {
-            println!("{:<18}  {:<6}  {:<24}  STATUS", "KID", "ALG", "CREATED");
-            let active = set.active().kid.clone();
-            for key in set.entries() {
-                let status = if key.kid == active {
-                    "active (signing)".to_owned()
-                } else {
-                    match key.retired_at {
-                        Some(at) => format!(
-                            "retired {}, verifying",
-                            Timestamp::from_unix_millis(at * 1000).to_rfc3339()
-                        ),
-                        None => "verifying".to_owned(),
-                    }
-                };
-                let created = Timestamp::from_unix_millis(key.created_at * 1000).to_rfc3339();
-                println!(
-                    "{:<18}  {:<6}  {:<24}  {status}",
-                    key.kid,
-                    key.signing.algorithm(),
-                    created
-                );
-            }
-        }
-        KeysCommand::Rotate => {
-            if set.is_configured() {
-                bail!(
-                    "the key is the configured jwt_secret: rotate it by changing TESSERA_JWT_SECRET"
-                );
-            }
-            let now = Timestamp::now().unix_seconds();
-            let max_lifetime =
-                i64::try_from(settings.jwt_access_ttl + settings.jwt_leeway).unwrap_or(i64::MAX);
-            let dropped = set.prune(now, max_lifetime);
-            let kid = set.rotate(settings.jwt_algorithm()?, now)?.kid.clone();
-            write_private(&keys_path(settings), set.to_json()?.as_bytes())?;
-            println!("new signing key {kid}; previous keys verify until their tokens expire");
-            for old in dropped {
-                println!("retired key {old} removed (all its tokens have expired)");
-            }
-        }
-        KeysCommand::ExportJwks => {
-            println!("{}", serde_json::to_string_pretty(&set.jwks())?);
-        }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
 /// Reloads the key set when `tessera keys rotate` rewrote the file, so a
 /// running server signs with the new key without a restart.
-pub async fn watch(settings: Settings, state: std::sync::Arc<tessera::AppState>) {
+pub async fn watch(settings: Settings, state: std::sync::Arc<tessera_axum::AppState>) {
     let path = keys_path(&settings);
     let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
     let mut seen = modified(&path);

@@ -1,17 +1,18 @@
-//! The tessera HTTP service: login, server-side sessions, and the admin API,
-//! over any [`tessera_core::SessionStore`] and [`tessera_core::UserStore`].
+//! The tessera HTTP service as a library: login, server-side sessions,
+//! sealed cookies, access and refresh tokens and the admin API, over any
+//! [`tessera_core::SessionStore`], [`tessera_core::UserStore`] and
+//! [`tessera_core::TokenStore`].
 //!
-//! The binary (`src/main.rs`) reads flags, environment and files and calls
-//! into this library; embedders build an [`AppState`] in code and mount
+//! The `tessera` binary reads flags, environment and files and calls into
+//! this library; embedders build an [`AppState`] in code and mount
 //! [`router`] in their own axum app.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
 pub mod accounts;
 pub mod app;
-pub mod auth;
+pub mod caller;
 pub mod client_ip;
-pub mod cookie_session;
 pub mod cookies;
 pub mod csrf;
 pub mod error;
@@ -22,7 +23,6 @@ pub mod server;
 pub mod state;
 pub mod throttle;
 pub mod tokens;
-pub mod verified;
 
 pub use app::router;
 pub use error::ApiError;

@@ -39,7 +39,7 @@ pub struct AppConfig {
     /// Largest session data object, in bytes of JSON.
     pub session_data_max_bytes: usize,
     /// `Some`: sessions live in sealed cookies instead of the session store.
-    pub cookie_sessions: Option<crate::cookie_session::CookieSealer>,
+    pub cookie_sessions: Option<crate::caller::sealed::CookieSealer>,
     /// Hand browsers the access token in an `HttpOnly` cookie
     /// (`__Host-tessera-at`) instead of the JSON body.
     pub access_token_cookie: bool,

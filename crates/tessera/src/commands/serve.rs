@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use tessera::{AppState, Maintenance};
+use tessera_axum::{AppState, Maintenance};
 use tessera_core::{PasswordHasher, SessionStore, UserStore};
 use tessera_store::SqliteStore;
 use tracing_subscriber::EnvFilter;
@@ -30,11 +30,11 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow::Result<()> {
-    let database = crate::users::open_database(&settings, true)?;
+async fn serve(settings: Settings, mut app_config: tessera_axum::AppConfig) -> anyhow::Result<()> {
+    let database = crate::commands::user::open_database(&settings, true)?;
     if settings.session_storage == crate::settings::SessionStorage::Cookie {
-        let key = crate::keys::cookie_key(&settings)?;
-        app_config.cookie_sessions = Some(tessera::cookie_session::CookieSealer::new(
+        let key = crate::keyfiles::cookie_key(&settings)?;
+        app_config.cookie_sessions = Some(tessera_axum::caller::sealed::CookieSealer::new(
             &key,
             app_config.cookie.name(),
         ));
@@ -42,11 +42,11 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
             "session storage: sealed cookies (AES-256-GCM), no session rows in any store"
         );
     }
-    let users: Arc<dyn UserStore> = crate::users::open_users(&settings, &database).await?;
+    let users: Arc<dyn UserStore> = crate::commands::user::open_users(&settings, &database).await?;
     let stores = crate::stores::open(&settings, &database, true).await?;
     let sessions = Arc::clone(&stores.sessions);
     if let Some(redis) = &stores.redis {
-        app_config.shared_throttle = Some(tessera::state::SharedThrottle(Arc::new(
+        app_config.shared_throttle = Some(tessera_axum::state::SharedThrottle(Arc::new(
             tessera_store::RedisThrottle::new(redis.clone()),
         )));
     }
@@ -70,12 +70,12 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
     log_store(&settings, &database, sessions.as_ref());
 
     let token_store = Arc::clone(&stores.tokens);
-    let key_set = crate::keys::load_or_create(&settings)?;
+    let key_set = crate::keyfiles::load_or_create(&settings)?;
     tracing::info!(algorithm = %key_set.active().signing.algorithm(), kid = %key_set.active().kid, "access tokens ready");
-    let tokens = tessera::tokens::TokenService::new(
+    let tokens = tessera_axum::tokens::TokenService::new(
         settings.token_config()?,
         key_set,
-        crate::keys::chain_key(&settings)?,
+        crate::keyfiles::chain_key(&settings)?,
         token_store,
     );
     // Subscribe before the full load, so that a revocation saved in between
@@ -109,13 +109,13 @@ async fn serve(settings: Settings, mut app_config: tessera::AppConfig) -> anyhow
         ..Maintenance::default()
     };
     if settings.jwt_secret.is_none() {
-        tokio::spawn(crate::keys::watch(settings.clone(), Arc::clone(&state)));
+        tokio::spawn(crate::keyfiles::watch(settings.clone(), Arc::clone(&state)));
     }
     if let Some(events) = announcements {
         tokio::spawn(apply_announced_revocations(events, Arc::clone(&state)));
     }
     tracing::info!(%address, store = state.sessions().backend(), "listening on http://{address}");
-    tessera::serve(listener, state, maintenance, shutdown).await?;
+    tessera_axum::serve(listener, state, maintenance, shutdown).await?;
     tracing::info!("stopped");
     Ok(())
 }

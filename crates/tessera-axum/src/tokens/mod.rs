@@ -182,7 +182,7 @@ fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 pub struct TokenService {
     config: TokenConfig,
     keys: RwLock<Arc<KeySet>>,
-    verified: crate::verified::VerifiedCache<Verified>,
+    verified: crate::caller::memo::VerifiedCache<Verified>,
     last_sync: std::sync::Mutex<Option<Timestamp>>,
     chain: ChainKey,
     store: Arc<dyn TokenStore>,
@@ -219,7 +219,7 @@ impl TokenService {
         Self {
             config,
             keys: RwLock::new(Arc::new(keys)),
-            verified: crate::verified::VerifiedCache::default(),
+            verified: crate::caller::memo::VerifiedCache::default(),
             last_sync: std::sync::Mutex::new(None),
             chain,
             store,

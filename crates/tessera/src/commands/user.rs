@@ -3,7 +3,7 @@
 //! These commands work on the embedded database directly, so they work
 //! whether or not a server is running on it. Role changes, disabling and
 //! password changes reach the user's sessions the same way the admin API
-//! does (see `tessera::accounts`).
+//! does (see `tessera_axum::accounts`).
 
 use std::io::{BufRead, IsTerminal};
 use std::path::Path;
@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
-use tessera::accounts::{AccountChange, Accounts};
+use tessera_axum::accounts::{AccountChange, Accounts};
 use tessera_core::{
     Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp, UserStore,
 };
@@ -115,7 +115,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::List { json } => {
             let all = users.list().await?;
             if json {
-                let rows: Vec<_> = all.iter().map(tessera::routes::UserView::of).collect();
+                let rows: Vec<_> = all.iter().map(tessera_axum::routes::UserView::of).collect();
                 println!("{}", serde_json::to_string_pretty(&rows)?);
             } else {
                 println!("{:<36}  {:<32}  {:<8}  ROLES", "ID", "EMAIL", "STATUS");
@@ -329,37 +329,4 @@ async fn import(store: &dyn UserStore, file: &Path) -> anyhow::Result<ExitCode> 
     }
     println!("imported {created} users, skipped {skipped} existing");
     Ok(ExitCode::SUCCESS)
-}
-
-/// `tessera migrate`: migrations of the configured user store, alone.
-pub fn migrate(settings: &Settings) -> anyhow::Result<ExitCode> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async {
-        let db = open_database(settings, false)?;
-        match settings.users {
-            crate::settings::UserBackend::Sqlite => {
-                println!("embedded database {} is up to date", db.path().display())
-            }
-            crate::settings::UserBackend::Postgres => {
-                let url = settings
-                    .database_url
-                    .as_deref()
-                    .context("users = \"postgres\" needs database_url")?;
-                let store = tessera_store::PostgresUserStore::connect(
-                    url,
-                    tessera_store::PostgresOptions::default(),
-                )
-                .await
-                .context("cannot migrate the PostgreSQL user store")?;
-                // connect() migrated; report the state.
-                println!(
-                    "postgres user store is up to date ({} migrations pending)",
-                    store.migrate().await?
-                );
-            }
-        }
-        Ok(ExitCode::SUCCESS)
-    })
 }

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::CurrentSession;
+use crate::caller::CurrentSession;
 use crate::state::AppState;
 
 /// Header carrying the user's id to the upstream app.

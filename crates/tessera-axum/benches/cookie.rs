@@ -1,11 +1,11 @@
 //! Sealed cookie sessions: open (every request) and seal (login, activity).
 //!
-//! `cargo bench -p tessera --bench cookie`
+//! `cargo bench -p tessera-axum --bench cookie`
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tessera::cookie_session::CookieSealer;
+use tessera_axum::caller::sealed::CookieSealer;
 use tessera_core::{Email, NewUser, PasswordHash, Role, SessionMeta, SessionPolicy, Timestamp};
 
 fn cookie(c: &mut Criterion) {

@@ -3,13 +3,10 @@
 #![forbid(unsafe_code)]
 
 mod cli;
-mod keys;
-mod lab;
-mod serve;
+mod commands;
+mod keyfiles;
 mod settings;
 mod stores;
-mod token;
-mod users;
 
 use std::process::ExitCode;
 
@@ -46,13 +43,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let settings = Settings::load(cli.config.as_deref(), flags)?;
     match cli.command {
-        Command::Serve(_) => serve::run(settings),
-        Command::User(command) => users::run(&settings, command),
-        Command::Keys(command) => keys::run(&settings, command),
-        Command::Migrate => users::migrate(&settings),
-        Command::Lab(args) => lab::run(&args),
+        Command::Serve(_) => commands::serve::run(settings),
+        Command::User(command) => commands::user::run(&settings, command),
+        Command::Keys(command) => commands::keys::run(&settings, command),
+        Command::Migrate => commands::migrate::run(&settings),
+        #[cfg(feature = "lab")]
+        Command::Lab(args) => tessera_lab::run(&args),
         Command::Token(cli::TokenCommand::Decode { token, jwk }) => {
-            token::decode(&token, jwk.as_deref())
+            commands::token_decode::decode(&token, jwk.as_deref())
         }
         Command::Config(ConfigCommand::Print) => {
             print!("{}", settings.to_redacted_toml()?);

@@ -9,7 +9,7 @@ use axum::response::Response;
 use serde_json::{Value, json};
 use tessera_core::{SessionHandle, Timestamp};
 
-use crate::auth::CurrentSession;
+use crate::caller::CurrentSession;
 use crate::error::ApiError;
 use crate::routes::SessionView;
 use crate::state::AppState;

@@ -1,0 +1,7 @@
+//! One module per subcommand.
+
+pub mod keys;
+pub mod migrate;
+pub mod serve;
+pub mod token_decode;
+pub mod user;
