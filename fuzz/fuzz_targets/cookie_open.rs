@@ -3,13 +3,13 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tessera_axum::caller::sealed::CookieSealer;
+use tessera_axum::caller::sealed::{CookieKey, CookieSealer};
 use tessera_core::SessionPolicy;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
-    let sealer = CookieSealer::new(&[9u8; 32], "__Host-tessera");
+    let sealer = CookieSealer::new(&CookieKey::from_bytes([9u8; 32]), "__Host-tessera");
     assert!(sealer.open(text, &SessionPolicy::default()).is_none(), "opened a forged cookie");
 });

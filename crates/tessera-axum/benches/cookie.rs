@@ -5,7 +5,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use tessera_axum::caller::sealed::CookieSealer;
+use tessera_axum::caller::sealed::{CookieKey, CookieSealer};
 use tessera_core::{Email, NewUser, PasswordHash, Role, SessionMeta, SessionPolicy, Timestamp};
 
 fn cookie(c: &mut Criterion) {
@@ -22,7 +22,7 @@ fn cookie(c: &mut Criterion) {
     let session = policy
         .start(&user, SessionMeta::default(), Timestamp::now())
         .1;
-    let sealer = CookieSealer::new(&[7u8; 32], "__Host-tessera");
+    let sealer = CookieSealer::new(&CookieKey::from_bytes([7u8; 32]), "__Host-tessera");
     let sealed = sealer.seal(&session);
     c.bench_function("sealed cookie: open", |b| {
         b.iter(|| sealer.open(black_box(&sealed), &policy).unwrap())

@@ -15,8 +15,9 @@ pub const DEFAULT_COOKIE_NAME: &str = "__Host-tessera";
 /// `access_token_cookie` is on.
 pub const ACCESS_TOKEN_COOKIE: &str = "__Host-tessera-at";
 
-/// `SameSite` policy of the session cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// `SameSite` policy of the session cookie (setting `session_same_site`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SameSitePolicy {
     /// Sent on top-level navigations from other sites (links keep working).
     #[default]
@@ -34,22 +35,62 @@ pub struct SessionCookie {
 
 impl Default for SessionCookie {
     fn default() -> Self {
-        Self::new(DEFAULT_COOKIE_NAME, SameSitePolicy::Lax)
+        Self {
+            name: DEFAULT_COOKIE_NAME.to_owned(),
+            same_site: SameSitePolicy::Lax,
+        }
     }
+}
+
+/// A cookie name tessera refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CookieNameError {
+    /// Without the prefix, a sibling subdomain or a plain-HTTP page could set
+    /// or shadow the cookie.
+    #[error(
+        "the cookie name must start with __Host- (it keeps the cookie Secure, Path=/ and host-only)"
+    )]
+    NotHostPrefixed,
+    /// Characters outside the safe token set.
+    #[error("the cookie name may contain only letters, digits, '_', '-' and '.'")]
+    InvalidCharacters,
 }
 
 impl SessionCookie {
     /// A cookie named `name` with the given `SameSite` policy.
-    pub fn new(name: impl Into<String>, same_site: SameSitePolicy) -> Self {
+    ///
+    /// # Errors
+    ///
+    /// A name without the `__Host-` prefix (or only the prefix), or with
+    /// characters outside letters, digits, `_`, `-` and `.`.
+    pub fn new(
+        name: impl Into<String>,
+        same_site: SameSitePolicy,
+    ) -> Result<Self, CookieNameError> {
+        let name = name.into();
+        if !name.starts_with("__Host-") || name.len() <= "__Host-".len() {
+            return Err(CookieNameError::NotHostPrefixed);
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            return Err(CookieNameError::InvalidCharacters);
+        }
+        Ok(Self { name, same_site })
+    }
+
+    /// The cookie that carries access tokens, with the same attributes.
+    pub fn access_token_cookie(&self) -> Self {
         Self {
-            name: name.into(),
-            same_site,
+            name: ACCESS_TOKEN_COOKIE.to_owned(),
+            same_site: self.same_site,
         }
     }
 
-    /// The same attributes under another name.
-    pub fn renamed(&self, name: &str) -> Self {
-        Self::new(name, self.same_site)
+    /// The `SameSite` policy.
+    pub fn same_site(&self) -> SameSitePolicy {
+        self.same_site
     }
 
     /// The cookie's name.
@@ -127,8 +168,28 @@ mod tests {
     #[test]
     fn strict_same_site_is_configurable() {
         let value = SessionCookie::new("__Host-x", SameSitePolicy::Strict)
+            .unwrap()
             .issue(&SessionId::generate(), Duration::from_secs(1));
         assert!(value.to_str().unwrap().contains("SameSite=Strict"));
+    }
+
+    #[test]
+    fn names_without_the_host_prefix_or_with_odd_characters_are_refused() {
+        for name in ["tessera", "__Secure-tessera", "__Host-", "host-tessera"] {
+            assert_eq!(
+                SessionCookie::new(name, SameSitePolicy::Lax).unwrap_err(),
+                CookieNameError::NotHostPrefixed,
+                "{name}"
+            );
+        }
+        for name in ["__Host-a b", "__Host-a;b", "__Host-ä"] {
+            assert_eq!(
+                SessionCookie::new(name, SameSitePolicy::Lax).unwrap_err(),
+                CookieNameError::InvalidCharacters,
+                "{name}"
+            );
+        }
+        assert!(SessionCookie::new("__Host-app.session_1", SameSitePolicy::Lax).is_ok());
     }
 
     #[test]

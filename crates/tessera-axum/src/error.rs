@@ -70,8 +70,8 @@ pub enum ApiError {
         /// When a retry may succeed.
         retry_after: Duration,
     },
-    /// The session or user store did not answer. Fail closed.
-    #[error("the session store is unavailable")]
+    /// A store (sessions, users or tokens) did not answer. Fail closed.
+    #[error("a store is unavailable, try again shortly")]
     StoreUnavailable(String),
     /// A bug or an impossible state. Details go to the log only.
     #[error("internal error")]
@@ -163,6 +163,18 @@ impl From<StoreError> for ApiError {
             StoreError::DataTooLarge { limit } => Self::SessionDataTooLarge(limit),
             StoreError::Conflict => Self::bad_request("conflict", "already exists"),
             StoreError::Corrupt(cause) => Self::Internal(format!("corrupt record: {cause}")),
+        }
+    }
+}
+
+impl From<crate::tokens::Error> for ApiError {
+    fn from(error: crate::tokens::Error) -> Self {
+        use crate::tokens::Error;
+        match error {
+            Error::InvalidToken(reason) => Self::InvalidToken(reason),
+            Error::InvalidGrant => Self::InvalidGrant,
+            Error::Store(store) => Self::from(store),
+            Error::Signing(cause) => Self::Internal(cause),
         }
     }
 }

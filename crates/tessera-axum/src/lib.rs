@@ -20,11 +20,14 @@ pub mod hashing;
 pub mod json;
 pub mod routes;
 pub mod server;
+pub mod startup;
 pub mod state;
 pub mod throttle;
 pub mod tokens;
 
 pub use app::router;
+pub use caller::{Caller, Credential};
 pub use error::ApiError;
-pub use server::{Maintenance, serve};
-pub use state::{AppConfig, AppState};
+pub use server::Maintenance;
+pub use startup::{Service, ServiceConfig};
+pub use state::{AppConfig, AppState, Backends, SessionStorage, TokenKeys};

@@ -1,14 +1,10 @@
-//! Serving: the listener, background maintenance and graceful shutdown.
+//! Background maintenance: purges, store probes, revocation sync.
 
-use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::Timestamp;
-use tokio::net::TcpListener;
 
-use crate::app::router;
 use crate::state::AppState;
 
 /// How often background maintenance runs.
@@ -34,30 +30,10 @@ impl Default for Maintenance {
     }
 }
 
-/// Serves the API on `listener` until `shutdown` completes, then finishes
-/// in-flight requests and returns.
-///
-/// # Errors
-///
-/// I/O errors of the listener.
-pub async fn serve(
-    listener: TcpListener,
-    state: Arc<AppState>,
-    maintenance: Maintenance,
-    shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let tasks = spawn_maintenance(Arc::clone(&state), maintenance);
-    let app = router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
-    for task in tasks {
-        task.abort();
-    }
-    result
-}
-
-fn spawn_maintenance(
+/// Spawns the background maintenance of `state`: purges of expired
+/// sessions and token state, throttle pruning, store probes and the periodic
+/// revocation sync. The tasks run until aborted.
+pub fn spawn_maintenance(
     state: Arc<AppState>,
     maintenance: Maintenance,
 ) -> Vec<tokio::task::JoinHandle<()>> {
@@ -76,7 +52,7 @@ fn spawn_maintenance(
                 if let Err(error) = state.tokens.purge().await {
                     tracing::warn!(%error, "purging expired token state failed");
                 }
-                let (families, tokens, users) = state.tokens.revocations().len();
+                let (families, tokens, users) = state.tokens.revocations().list().len();
                 tracing::debug!(families, tokens, users, "revocation list size");
             }
         })
@@ -105,7 +81,7 @@ fn spawn_maintenance(
             // Revocations made by other processes (the user CLI) arrive here.
             if last_sync.elapsed() >= maintenance.revocation_sync_interval {
                 last_sync = tokio::time::Instant::now();
-                if let Err(error) = state.tokens.sync_revocations().await {
+                if let Err(error) = state.tokens.revocations().sync().await {
                     tracing::warn!(%error, "could not refresh the revocation list");
                 }
             }

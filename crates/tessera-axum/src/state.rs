@@ -4,32 +4,46 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
-use tessera_core::{PasswordHasher, SessionPolicy, SessionStore, UserStore};
+use tessera_core::{
+    ChainKey, PasswordHasher, SessionPolicy, SessionStore, ThrottleStore, TokenStore, UserStore,
+};
+use tessera_token::KeySet;
 
 use crate::accounts::Accounts;
+use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::SessionCookie;
 use crate::csrf::OriginPolicy;
 use crate::hashing::HashingPool;
-use crate::throttle::{LoginThrottle, SharedBuckets, ThrottleSettings};
-use crate::tokens::TokenService;
+use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
+use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
 
-/// Settings of the HTTP application. The binary builds this from flags,
-/// environment and file; embedders build it in code. Defaults are the secure
-/// ones.
+/// Where session state lives.
+#[derive(Debug, Clone, Default)]
+pub enum SessionStorage {
+    /// In the session store; the cookie holds a random id.
+    #[default]
+    Server,
+    /// In the cookie itself, sealed (AES-256-GCM) with this key.
+    Cookie(CookieKey),
+}
+
+/// Settings of the HTTP application: plain data. The binary builds this from
+/// flags, environment and file; embedders build it in code. Defaults are the
+/// secure ones.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     /// Idle and absolute session timeouts.
     pub policy: SessionPolicy,
     /// Name and `SameSite` of the session cookie.
     pub cookie: SessionCookie,
+    /// Where session state lives.
+    pub session_storage: SessionStorage,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
     /// Origins besides our own that may send state-changing requests.
     pub allowed_origins: Vec<String>,
     /// Login throttling.
     pub throttle: ThrottleSettings,
-    /// Where a cluster keeps the throttling buckets (`None`: in this process).
-    pub shared_throttle: Option<SharedThrottle>,
     /// Concurrent password hashes.
     pub hash_workers: usize,
     /// Password hashes allowed to wait for a worker.
@@ -38,8 +52,8 @@ pub struct AppConfig {
     pub max_body_bytes: usize,
     /// Largest session data object, in bytes of JSON.
     pub session_data_max_bytes: usize,
-    /// `Some`: sessions live in sealed cookies instead of the session store.
-    pub cookie_sessions: Option<crate::caller::sealed::CookieSealer>,
+    /// Access and refresh tokens.
+    pub tokens: TokenConfig,
     /// Hand browsers the access token in an `HttpOnly` cookie
     /// (`__Host-tessera-at`) instead of the JSON body.
     pub access_token_cookie: bool,
@@ -51,29 +65,111 @@ impl Default for AppConfig {
         Self {
             policy: SessionPolicy::default(),
             cookie: SessionCookie::default(),
+            session_storage: SessionStorage::Server,
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             throttle: ThrottleSettings::default(),
-            shared_throttle: None,
             // Leave a core to the async workers so a login flood cannot starve
             // session checks.
             hash_workers: cores.saturating_sub(1).max(1),
             hash_queue: 32,
             max_body_bytes: 64 * 1024,
             session_data_max_bytes: 8 * 1024,
-            cookie_sessions: None,
+            tokens: TokenConfig::default(),
             access_token_cookie: false,
         }
     }
 }
 
-/// Throttling buckets shared by a cluster (see [`SharedBuckets`]).
-#[derive(Clone)]
-pub struct SharedThrottle(pub Arc<dyn SharedBuckets>);
+impl AppConfig {
+    /// How long revocations must be kept under these settings: a per-user
+    /// cutoff outlives every access token and sealed cookie it refuses.
+    pub fn revocation_lifetimes(&self) -> RevocationLifetimes {
+        RevocationLifetimes::new(&self.tokens, self.policy.absolute_timeout())
+    }
 
-impl std::fmt::Debug for SharedThrottle {
+    /// Revocations in `store`, sized for these settings. The `tessera user`
+    /// commands use this to end credentials without any key material.
+    pub fn revocations(&self, store: Arc<dyn TokenStore>) -> Arc<Revocations> {
+        Arc::new(Revocations::new(store, self.revocation_lifetimes()))
+    }
+
+    /// Account changes over these stores, with every effect these settings
+    /// call for (see [`Accounts`]).
+    pub fn accounts(
+        &self,
+        users: Arc<dyn UserStore>,
+        sessions: Arc<dyn SessionStore>,
+        revocations: Arc<Revocations>,
+    ) -> Accounts {
+        let sealed = matches!(self.session_storage, SessionStorage::Cookie(_));
+        Accounts::new(users, sessions, revocations, sealed)
+    }
+}
+
+/// The stores the service runs on.
+#[derive(Clone)]
+pub struct Backends {
+    /// Server-side sessions.
+    pub sessions: Arc<dyn SessionStore>,
+    /// Users and the audit log.
+    pub users: Arc<dyn UserStore>,
+    /// Refresh families and revocations.
+    pub tokens: Arc<dyn TokenStore>,
+    /// Login-throttling buckets: shared by a cluster (Redis), or this
+    /// process's own ([`LocalBuckets`]).
+    pub throttle: Arc<dyn ThrottleStore>,
+}
+
+impl Backends {
+    /// Everything in one store that implements every contract (memory,
+    /// SQLite), with this process's throttling buckets.
+    pub fn single<S>(store: Arc<S>) -> Self
+    where
+        S: SessionStore + UserStore + TokenStore,
+    {
+        Self {
+            sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
+            users: Arc::clone(&store) as Arc<dyn UserStore>,
+            tokens: store as Arc<dyn TokenStore>,
+            throttle: Arc::new(LocalBuckets::default()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Backends {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SharedThrottle")
+        f.debug_struct("Backends")
+            .field("sessions", &self.sessions.backend())
+            .field("users", &self.users.backend())
+            .finish_non_exhaustive()
+    }
+}
+
+/// The keys access and refresh tokens need.
+#[derive(Debug)]
+pub struct TokenKeys {
+    /// Signing and verification keys of access tokens.
+    pub signing: KeySet,
+    /// The secret that derives refresh-token successors.
+    pub chain: ChainKey,
+}
+
+impl TokenKeys {
+    /// Fresh random keys (EdDSA signing). They live as long as the value:
+    /// access and refresh tokens issued before a restart stop working after
+    /// it. Keep them (the `tessera` binary writes them to its data
+    /// directory) wherever tokens must survive restarts.
+    ///
+    /// # Errors
+    ///
+    /// Key generation failed (no system randomness).
+    pub fn generate() -> Result<Self, tessera_token::TokenError> {
+        let now = tessera_core::Timestamp::now().unix_seconds();
+        Ok(Self {
+            signing: KeySet::generate(tessera_token::Algorithm::EdDSA, now)?,
+            chain: ChainKey::generate(),
+        })
     }
 }
 
@@ -82,6 +178,7 @@ pub struct AppState {
     pub(crate) config: AppConfig,
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) sealer: Option<CookieSealer>,
     pub(crate) accounts: Accounts,
     pub(crate) hashing: HashingPool,
     pub(crate) throttle: LoginThrottle,
@@ -102,37 +199,58 @@ impl std::fmt::Debug for AppState {
 }
 
 impl AppState {
-    /// Assembles the state from settings, stores, a password hasher and the
-    /// token service.
+    /// Assembles the state from settings, stores, token keys and a password
+    /// hasher.
     pub fn new(
         config: AppConfig,
-        sessions: Arc<dyn SessionStore>,
-        users: Arc<dyn UserStore>,
+        backends: Backends,
+        keys: TokenKeys,
         hasher: PasswordHasher,
-        tokens: TokenService,
     ) -> Arc<Self> {
+        let revocations = config.revocations(Arc::clone(&backends.tokens));
+        let tokens = TokenService::new(
+            config.tokens.clone(),
+            keys.signing,
+            keys.chain,
+            backends.tokens,
+            Arc::clone(&revocations),
+        );
+        let sealer = match &config.session_storage {
+            SessionStorage::Server => None,
+            SessionStorage::Cookie(key) => Some(CookieSealer::new(key, config.cookie.name())),
+        };
         Arc::new(Self {
-            accounts: Accounts::new(Arc::clone(&users), Arc::clone(&sessions)),
+            accounts: config.accounts(
+                Arc::clone(&backends.users),
+                Arc::clone(&backends.sessions),
+                revocations,
+            ),
             hashing: HashingPool::new(hasher, config.hash_workers, config.hash_queue),
-            throttle: match &config.shared_throttle {
-                Some(shared) => {
-                    LoginThrottle::new(config.throttle).with_shared(Arc::clone(&shared.0))
-                }
-                None => LoginThrottle::new(config.throttle),
-            },
+            throttle: LoginThrottle::new(config.throttle, backends.throttle),
             origins: OriginPolicy::new(config.allowed_origins.iter().cloned()),
             tokens,
-            sessions,
-            users,
+            sealer,
+            sessions: backends.sessions,
+            users: backends.users,
             config,
             store_up: AtomicBool::new(true),
             users_up: AtomicBool::new(true),
         })
     }
 
+    /// The settings.
+    pub fn config(&self) -> &AppConfig {
+        &self.config
+    }
+
     /// The token service.
     pub fn tokens(&self) -> &TokenService {
         &self.tokens
+    }
+
+    /// Account changes, with all their effects.
+    pub fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 
     /// The session store.
@@ -143,6 +261,11 @@ impl AppState {
     /// The user store.
     pub fn users(&self) -> &Arc<dyn UserStore> {
         &self.users
+    }
+
+    /// The password hashing pool (hashes off the async executor).
+    pub fn hashing(&self) -> &HashingPool {
+        &self.hashing
     }
 
     /// Whether the session store answered its last probe.

@@ -8,36 +8,19 @@
 //! user's logins down but never lock them out for good.
 //!
 //! Unknown accounts are throttled exactly like real ones (no enumeration).
-//! Memory is bounded: full buckets carry no information and are pruned, and
-//! past `max_tracked` keys the fullest buckets are evicted first.
-//!
-//! A cluster keeps the buckets in its shared store instead
-//! ([`SharedBuckets`], e.g. Redis), so that spreading attempts over nodes
-//! gains an attacker nothing. When that store is down, logins fail closed.
+//! The buckets live in a [`ThrottleStore`]: this process's [`LocalBuckets`]
+//! (bounded: full buckets carry no information and are pruned, and past
+//! `max_tracked` keys the fullest are evicted first), or a cluster's shared
+//! store (Redis), so that spreading attempts over nodes gains an attacker
+//! nothing. When that store is down, logins fail closed.
 
 use std::collections::HashMap;
-use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tessera_core::StoreError;
-
-/// The shape of one kind of bucket.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct BucketRule {
-    /// Failures allowed in a burst.
-    pub burst: u32,
-    /// Failures allowed per minute, sustained.
-    pub per_minute: u32,
-}
-
-impl BucketRule {
-    fn refill_interval(&self) -> Duration {
-        Duration::from_secs_f64(60.0 / f64::from(self.per_minute.max(1)))
-    }
-}
+use tessera_core::{BucketRule, StoreError, ThrottleStore};
 
 /// Throttling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -46,22 +29,13 @@ pub struct ThrottleSettings {
     pub per_ip: BucketRule,
     /// Per account (the e-mail address as typed, normalised).
     pub per_account: BucketRule,
-    /// Most keys tracked per kind before eviction.
-    pub max_tracked: usize,
 }
 
 impl Default for ThrottleSettings {
     fn default() -> Self {
         Self {
-            per_ip: BucketRule {
-                burst: 20,
-                per_minute: 20,
-            },
-            per_account: BucketRule {
-                burst: 10,
-                per_minute: 4,
-            },
-            max_tracked: 100_000,
+            per_ip: BucketRule::new(20, 20).expect("valid"),
+            per_account: BucketRule::new(10, 4).expect("valid"),
         }
     }
 }
@@ -70,97 +44,90 @@ impl Default for ThrottleSettings {
 struct Bucket {
     tokens: f64,
     updated: Instant,
-}
-
-#[derive(Debug)]
-struct Buckets<K> {
     rule: BucketRule,
-    map: HashMap<K, Bucket>,
 }
 
-impl<K: Eq + Hash + Clone> Buckets<K> {
-    fn new(rule: BucketRule) -> Self {
+impl Bucket {
+    fn refilled(&self, now: Instant) -> f64 {
+        let gained = now.duration_since(self.updated).as_secs_f64()
+            / self.rule.refill_interval().as_secs_f64();
+        (self.tokens + gained).min(f64::from(self.rule.burst()))
+    }
+}
+
+/// Token buckets in this process's memory: one node's throttling.
+#[derive(Debug)]
+pub struct LocalBuckets {
+    max_tracked: usize,
+    buckets: Mutex<HashMap<(String, String), Bucket>>,
+}
+
+impl Default for LocalBuckets {
+    fn default() -> Self {
+        Self::new(100_000)
+    }
+}
+
+impl LocalBuckets {
+    /// Buckets for at most about `max_tracked` keys (past that, the fullest
+    /// are evicted first: they carry the least information).
+    pub fn new(max_tracked: usize) -> Self {
         Self {
-            rule,
-            map: HashMap::new(),
+            max_tracked: max_tracked.max(1),
+            buckets: Mutex::new(HashMap::new()),
         }
     }
 
-    fn refilled(&self, key: &K, now: Instant) -> f64 {
-        let capacity = f64::from(self.rule.burst);
-        self.map.get(key).map_or(capacity, |b| {
-            let gained = now.duration_since(b.updated).as_secs_f64()
-                / self.rule.refill_interval().as_secs_f64();
-            (b.tokens + gained).min(capacity)
-        })
+    /// Keys tracked, for reporting memory use.
+    pub fn tracked(&self) -> usize {
+        lock(&self.buckets).len()
     }
 
-    /// Time until a token is available, or zero if one is.
-    fn wait(&self, key: &K, now: Instant) -> Duration {
-        let tokens = self.refilled(key, now);
-        if tokens >= 1.0 {
-            Duration::ZERO
-        } else {
-            self.rule.refill_interval().mul_f64(1.0 - tokens)
+    fn take_or_give(&self, kind: &str, name: &str, rule: BucketRule, delta: i64) -> Duration {
+        let now = Instant::now();
+        let mut buckets = lock(&self.buckets);
+        let key = (kind.to_owned(), name.to_owned());
+        let tokens = buckets
+            .get(&key)
+            .map_or(f64::from(rule.burst()), |b| b.refilled(now));
+        if delta < 0 && tokens < 1.0 {
+            return rule.refill_interval().mul_f64(1.0 - tokens);
         }
-    }
-
-    fn add(&mut self, key: &K, delta: f64, now: Instant) {
-        let tokens = (self.refilled(key, now) + delta).min(f64::from(self.rule.burst));
-        self.map.insert(
-            key.clone(),
+        let tokens = (tokens + delta as f64).min(f64::from(rule.burst()));
+        buckets.insert(
+            key,
             Bucket {
                 tokens,
                 updated: now,
+                rule,
             },
         );
+        if buckets.len() > self.max_tracked {
+            prune(&mut buckets, now, self.max_tracked);
+        }
+        Duration::ZERO
     }
+}
 
-    fn prune(&mut self, now: Instant, max_tracked: usize) {
-        let capacity = f64::from(self.rule.burst);
-        let rule = self.rule;
-        self.map.retain(|_, b| {
-            let gained =
-                now.duration_since(b.updated).as_secs_f64() / rule.refill_interval().as_secs_f64();
-            b.tokens + gained < capacity
-        });
-        if self.map.len() > max_tracked {
-            let mut entries: Vec<(K, f64)> = self
-                .map
-                .iter()
-                .map(|(k, b)| (k.clone(), b.tokens))
-                .collect();
-            entries.sort_by(|a, b| b.1.total_cmp(&a.1));
-            let excess = self.map.len() - max_tracked * 9 / 10;
-            for (key, _) in entries.into_iter().take(excess) {
-                self.map.remove(&key);
-            }
+fn prune(buckets: &mut HashMap<(String, String), Bucket>, now: Instant, max_tracked: usize) {
+    buckets.retain(|_, b| b.refilled(now) < f64::from(b.rule.burst()));
+    if buckets.len() > max_tracked {
+        let mut entries: Vec<((String, String), f64)> =
+            buckets.iter().map(|(k, b)| (k.clone(), b.tokens)).collect();
+        entries.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let excess = buckets.len() - max_tracked * 9 / 10;
+        for (key, _) in entries.into_iter().take(excess) {
+            buckets.remove(&key);
         }
     }
 }
 
-#[derive(Debug)]
-struct State {
-    ips: Buckets<IpAddr>,
-    accounts: Buckets<String>,
-}
-
-/// Token buckets kept outside the process, shared by every node.
-#[async_trait]
-pub trait SharedBuckets: Send + Sync + 'static {
-    /// Takes a token from bucket `name` of `kind` (`delta` -1) or gives one
-    /// back (`delta` 1); returns how long to wait if the bucket is empty.
-    async fn update(
-        &self,
-        kind: &str,
-        name: &str,
-        rule: BucketRule,
-        delta: i64,
-    ) -> Result<Duration, StoreError>;
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[async_trait]
-impl SharedBuckets for tessera_store::RedisThrottle {
+impl ThrottleStore for LocalBuckets {
     async fn update(
         &self,
         kind: &str,
@@ -168,15 +135,11 @@ impl SharedBuckets for tessera_store::RedisThrottle {
         rule: BucketRule,
         delta: i64,
     ) -> Result<Duration, StoreError> {
-        tessera_store::RedisThrottle::update(
-            self,
-            kind,
-            name,
-            rule.burst,
-            rule.refill_interval(),
-            delta,
-        )
-        .await
+        Ok(self.take_or_give(kind, name, rule, delta))
+    }
+
+    fn prune(&self) {
+        prune(&mut lock(&self.buckets), Instant::now(), self.max_tracked);
     }
 }
 
@@ -189,14 +152,12 @@ pub enum Refusal {
     Unavailable(StoreError),
 }
 
-/// Login throttle shared by all requests of a node (or, with
-/// [`SharedBuckets`], of the cluster).
+/// Login throttle shared by all requests of a node (or, with a shared
+/// [`ThrottleStore`], of the cluster).
 pub struct LoginThrottle {
-    max_tracked: usize,
     per_ip: BucketRule,
     per_account: BucketRule,
-    state: Mutex<State>,
-    shared: Option<Arc<dyn SharedBuckets>>,
+    store: Arc<dyn ThrottleStore>,
 }
 
 impl std::fmt::Debug for LoginThrottle {
@@ -204,7 +165,6 @@ impl std::fmt::Debug for LoginThrottle {
         f.debug_struct("LoginThrottle")
             .field("per_ip", &self.per_ip)
             .field("per_account", &self.per_account)
-            .field("shared", &self.shared.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -213,56 +173,43 @@ impl std::fmt::Debug for LoginThrottle {
 const MAX_ACCOUNT_KEY: usize = 320;
 
 impl LoginThrottle {
-    /// A throttle with the given settings.
-    pub fn new(settings: ThrottleSettings) -> Self {
+    /// A throttle with the given settings, its buckets in `store`.
+    pub fn new(settings: ThrottleSettings, store: Arc<dyn ThrottleStore>) -> Self {
         Self {
-            max_tracked: settings.max_tracked,
             per_ip: settings.per_ip,
             per_account: settings.per_account,
-            state: Mutex::new(State {
-                ips: Buckets::new(settings.per_ip),
-                accounts: Buckets::new(settings.per_account),
-            }),
-            shared: None,
+            store,
         }
     }
 
-    /// Keeps the buckets in `shared` instead of process memory.
-    #[must_use]
-    pub fn with_shared(mut self, shared: Arc<dyn SharedBuckets>) -> Self {
-        self.shared = Some(shared);
-        self
-    }
-
-    /// Takes a token for an attempt, or says why not.
+    /// Takes a token for an attempt from both buckets, or says why not
+    /// (then neither is taken).
     ///
     /// # Errors
     ///
-    /// [`Refusal::Wait`] with the time until both buckets have a token
-    /// again; [`Refusal::Unavailable`] if the shared buckets are down.
+    /// [`Refusal::Wait`] with the time until the empty bucket has a token
+    /// again; [`Refusal::Unavailable`] if the buckets' store is down.
     pub async fn begin(&self, ip: IpAddr, account: &str) -> Result<(), Refusal> {
-        let Some(shared) = &self.shared else {
-            return self.begin_attempt(ip, account).map_err(Refusal::Wait);
-        };
         let key = Self::account_key(account);
         let ip = ip.to_string();
-        let wait = shared
+        let store = &self.store;
+        let wait = store
             .update("ip", &ip, self.per_ip, -1)
             .await
             .map_err(Refusal::Unavailable)?;
         if wait > Duration::ZERO {
             return Err(Refusal::Wait(wait));
         }
-        let wait = match shared.update("account", &key, self.per_account, -1).await {
+        let wait = match store.update("account", &key, self.per_account, -1).await {
             Ok(wait) => wait,
             Err(e) => {
-                let _ = shared.update("ip", &ip, self.per_ip, 1).await;
+                let _ = store.update("ip", &ip, self.per_ip, 1).await;
                 return Err(Refusal::Unavailable(e));
             }
         };
         if wait > Duration::ZERO {
             // The attempt does not happen: the IP's token goes back.
-            shared
+            store
                 .update("ip", &ip, self.per_ip, 1)
                 .await
                 .map_err(Refusal::Unavailable)?;
@@ -273,14 +220,16 @@ impl LoginThrottle {
 
     /// Gives back the tokens of an attempt that succeeded.
     pub async fn finish_success(&self, ip: IpAddr, account: &str) {
-        let Some(shared) = &self.shared else {
-            self.succeeded(ip, account);
-            return;
-        };
         let key = Self::account_key(account);
         // Best effort: if the store is down, the tokens refill with time.
-        let _ = shared.update("ip", &ip.to_string(), self.per_ip, 1).await;
-        let _ = shared.update("account", &key, self.per_account, 1).await;
+        let _ = self
+            .store
+            .update("ip", &ip.to_string(), self.per_ip, 1)
+            .await;
+        let _ = self
+            .store
+            .update("account", &key, self.per_account, 1)
+            .await;
     }
 
     fn account_key(account: &str) -> String {
@@ -292,49 +241,9 @@ impl LoginThrottle {
             .collect()
     }
 
-    /// Takes a token for an attempt, or says how long to wait.
-    ///
-    /// # Errors
-    ///
-    /// The time until both buckets have a token again.
-    pub fn begin_attempt(&self, ip: IpAddr, account: &str) -> Result<(), Duration> {
-        let key = Self::account_key(account);
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        let wait = state.ips.wait(&ip, now).max(state.accounts.wait(&key, now));
-        if wait > Duration::ZERO {
-            return Err(wait);
-        }
-        state.ips.add(&ip, -1.0, now);
-        state.accounts.add(&key, -1.0, now);
-        if state.ips.map.len() > self.max_tracked || state.accounts.map.len() > self.max_tracked {
-            state.ips.prune(now, self.max_tracked);
-            state.accounts.prune(now, self.max_tracked);
-        }
-        Ok(())
-    }
-
-    /// Gives back the token of an attempt that succeeded.
-    pub fn succeeded(&self, ip: IpAddr, account: &str) {
-        let key = Self::account_key(account);
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.ips.add(&ip, 1.0, now);
-        state.accounts.add(&key, 1.0, now);
-    }
-
     /// Drops buckets that have refilled. Run periodically.
     pub fn prune(&self) {
-        let now = Instant::now();
-        let mut state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        state.ips.prune(now, self.max_tracked);
-        state.accounts.prune(now, self.max_tracked);
-    }
-
-    /// How many keys are tracked (IPs, accounts), for reporting memory use.
-    pub fn tracked(&self) -> (usize, usize) {
-        let state = self.state.lock().unwrap_or_else(|e| e.into_inner());
-        (state.ips.map.len(), state.accounts.map.len())
+        self.store.prune();
     }
 }
 
@@ -342,90 +251,100 @@ impl LoginThrottle {
 mod tests {
     use super::*;
 
+    fn rule(burst: u32, per_minute: u32) -> BucketRule {
+        BucketRule::new(burst, per_minute).unwrap()
+    }
+
     fn throttle(ip_burst: u32, account_burst: u32) -> LoginThrottle {
-        LoginThrottle::new(ThrottleSettings {
-            per_ip: BucketRule {
-                burst: ip_burst,
-                per_minute: 60,
+        LoginThrottle::new(
+            ThrottleSettings {
+                per_ip: rule(ip_burst, 60),
+                per_account: rule(account_burst, 60),
             },
-            per_account: BucketRule {
-                burst: account_burst,
-                per_minute: 60,
-            },
-            max_tracked: 1000,
-        })
+            Arc::new(LocalBuckets::new(1000)),
+        )
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
 
-    #[test]
-    fn failures_beyond_the_burst_are_refused_with_a_wait() {
+    fn wait(refusal: Refusal) -> Duration {
+        match refusal {
+            Refusal::Wait(wait) => wait,
+            Refusal::Unavailable(e) => panic!("{e}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn failures_beyond_the_burst_are_refused_with_a_wait() {
         let t = throttle(100, 3);
         for _ in 0..3 {
-            t.begin_attempt(IP, "a@example.com").unwrap();
+            t.begin(IP, "a@example.com").await.unwrap();
         }
-        let wait = t.begin_attempt(IP, "A@example.com ").unwrap_err();
+        let wait = wait(t.begin(IP, "A@example.com ").await.unwrap_err());
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
         );
     }
 
-    #[test]
-    fn successes_do_not_count() {
+    #[tokio::test]
+    async fn successes_do_not_count() {
         let t = throttle(2, 2);
         for _ in 0..10 {
-            t.begin_attempt(IP, "a@example.com").unwrap();
-            t.succeeded(IP, "a@example.com");
+            t.begin(IP, "a@example.com").await.unwrap();
+            t.finish_success(IP, "a@example.com").await;
         }
     }
 
-    #[test]
-    fn one_ip_cannot_spray_many_accounts() {
+    #[tokio::test]
+    async fn one_ip_cannot_spray_many_accounts() {
         let t = throttle(3, 100);
         for i in 0..3 {
-            t.begin_attempt(IP, &format!("user{i}@example.com"))
-                .unwrap();
+            t.begin(IP, &format!("user{i}@example.com")).await.unwrap();
         }
-        assert!(t.begin_attempt(IP, "fresh@example.com").is_err());
+        assert!(t.begin(IP, "fresh@example.com").await.is_err());
         let other_ip: IpAddr = "198.51.100.1".parse().unwrap();
-        assert!(t.begin_attempt(other_ip, "fresh@example.com").is_ok());
+        assert!(t.begin(other_ip, "fresh@example.com").await.is_ok());
     }
 
-    #[test]
-    fn buckets_refill_so_no_lockout_is_permanent() {
-        let t = LoginThrottle::new(ThrottleSettings {
-            per_ip: BucketRule {
-                burst: 100,
-                per_minute: 6000,
-            },
-            per_account: BucketRule {
-                burst: 1,
-                per_minute: 6000,
-            },
-            max_tracked: 10,
-        });
-        t.begin_attempt(IP, "a@example.com").unwrap();
-        assert!(t.begin_attempt(IP, "a@example.com").is_err());
-        std::thread::sleep(Duration::from_millis(15));
-        assert!(t.begin_attempt(IP, "a@example.com").is_ok());
+    #[tokio::test]
+    async fn a_refused_attempt_takes_nothing_from_the_other_bucket() {
+        let t = throttle(2, 1);
+        t.begin(IP, "a@example.com").await.unwrap();
+        assert!(t.begin(IP, "a@example.com").await.is_err());
+        // The account refusal gave the IP's token back: one is left.
+        t.begin(IP, "b@example.com").await.unwrap();
     }
 
-    #[test]
-    fn tracked_keys_stay_bounded() {
-        let t = throttle(1000, 5);
-        for i in 0..50 {
-            let _ = t.begin_attempt(IP, &format!("u{i}@example.com"));
-        }
-        let big = LoginThrottle::new(ThrottleSettings {
-            max_tracked: 10,
-            ..ThrottleSettings::default()
-        });
+    #[tokio::test]
+    async fn buckets_refill_so_no_lockout_is_permanent() {
+        let t = LoginThrottle::new(
+            ThrottleSettings {
+                per_ip: rule(100, 6000),
+                per_account: rule(1, 6000),
+            },
+            Arc::new(LocalBuckets::new(10)),
+        );
+        t.begin(IP, "a@example.com").await.unwrap();
+        assert!(t.begin(IP, "a@example.com").await.is_err());
+        tokio::time::sleep(Duration::from_millis(15)).await;
+        assert!(t.begin(IP, "a@example.com").await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn tracked_keys_stay_bounded() {
+        let buckets = Arc::new(LocalBuckets::new(10));
+        let big = LoginThrottle::new(ThrottleSettings::default(), Arc::clone(&buckets) as _);
         for i in 0..50u8 {
             let ip = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i));
-            let _ = big.begin_attempt(ip, &format!("u{i}@example.com"));
+            let _ = big.begin(ip, &format!("u{i}@example.com")).await;
         }
-        let (ips, accounts) = big.tracked();
-        assert!(ips <= 11 && accounts <= 11, "{ips} {accounts}");
+        assert!(buckets.tracked() <= 11, "{}", buckets.tracked());
+    }
+
+    #[test]
+    fn rules_that_never_allow_an_attempt_are_refused() {
+        assert!(BucketRule::new(0, 5).is_err());
+        assert!(BucketRule::new(5, 0).is_err());
     }
 }

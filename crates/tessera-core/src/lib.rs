@@ -22,5 +22,8 @@ pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
 pub use secret::{SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
-pub use store::{AuditEvent, Revocation, SessionStore, StoreError, TokenStore, UserStore};
+pub use store::{
+    AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
+    TokenStore, UserStore,
+};
 pub use user::{Email, NewUser, Role, User, UserId};

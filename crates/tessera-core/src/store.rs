@@ -1,7 +1,7 @@
 //! The storage contracts every backend implements.
 //!
-//! Backends live in `tessera-store` (memory, SQLite; Redis and PostgreSQL
-//! later) and all of them run one conformance suite. The contracts are written
+//! Backends live in `tessera-store` (memory, SQLite, Redis, PostgreSQL) and
+//! all of them run one conformance suite. The contracts are written
 //! so that a key-value store with TTLs can meet them: sessions are keyed by
 //! [`SessionIdHash`], carry their own `expires_at`, and are indexed per user.
 
@@ -276,4 +276,71 @@ pub struct AuditEvent {
     pub user: Option<UserId>,
     /// The cause and context, for people reading the log.
     pub detail: String,
+}
+
+/// The shape of one kind of login-throttling bucket: how many failures a
+/// burst may have, and how many per minute are allowed sustained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BucketRule {
+    burst: u32,
+    per_minute: u32,
+}
+
+/// A bucket rule that would never allow an attempt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("login throttle bursts and rates must be at least 1")]
+pub struct InvalidBucketRule;
+
+impl BucketRule {
+    /// A rule allowing `burst` failures at once and `per_minute` sustained.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidBucketRule`] if either is 0.
+    pub fn new(burst: u32, per_minute: u32) -> Result<Self, InvalidBucketRule> {
+        if burst == 0 || per_minute == 0 {
+            return Err(InvalidBucketRule);
+        }
+        Ok(Self { burst, per_minute })
+    }
+
+    /// Failures allowed in a burst.
+    pub fn burst(&self) -> u32 {
+        self.burst
+    }
+
+    /// Failures allowed per minute, sustained.
+    pub fn per_minute(&self) -> u32 {
+        self.per_minute
+    }
+
+    /// Time for one token to come back.
+    pub fn refill_interval(&self) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(60.0 / f64::from(self.per_minute))
+    }
+}
+
+/// Where login-throttling token buckets live: in the process, or shared by a
+/// cluster (so that spreading attempts over nodes gains an attacker nothing).
+///
+/// Contract: buckets start full (`burst` tokens) and refill one token per
+/// `refill_interval`, never past `burst`; taking from an empty bucket takes
+/// nothing and says how long until a token is back; giving back never fills
+/// past `burst`. Buckets of different `kind`s never share tokens.
+#[async_trait]
+pub trait ThrottleStore: Send + Sync + 'static {
+    /// Takes a token from bucket `name` of `kind` (`delta` -1) or gives one
+    /// back (`delta` 1). Returns how long to wait when the bucket was empty
+    /// (nothing was taken), else zero.
+    async fn update(
+        &self,
+        kind: &str,
+        name: &str,
+        rule: BucketRule,
+        delta: i64,
+    ) -> Result<std::time::Duration, StoreError>;
+
+    /// Drops state that carries no information (full buckets). Run
+    /// periodically; stores that expire keys themselves need not.
+    fn prune(&self) {}
 }

@@ -3,7 +3,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, Parser, Subcommand};
 
 use crate::settings::StoreKind;
 
@@ -84,32 +84,11 @@ pub struct ServeArgs {
     pub listen: Option<SocketAddr>,
     /// Session store (also TESSERA_STORE).
     #[arg(long, value_enum)]
-    pub store: Option<StoreArg>,
-}
-
-/// `--store` values.
-#[derive(Debug, Clone, Copy, ValueEnum)]
-pub enum StoreArg {
-    /// Embedded SQLite in the data directory (durable).
-    Sqlite,
-    /// Process memory (sessions end with the process).
-    Memory,
-    /// Redis at `redis_url`, shared by a cluster.
-    Redis,
-}
-
-impl From<StoreArg> for StoreKind {
-    fn from(arg: StoreArg) -> Self {
-        match arg {
-            StoreArg::Sqlite => StoreKind::Sqlite,
-            StoreArg::Memory => StoreKind::Memory,
-            StoreArg::Redis => StoreKind::Redis,
-        }
-    }
+    pub store: Option<StoreKind>,
 }
 
 /// `tessera user ...`.
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum UserCommand {
     /// Create a user.
     Add {

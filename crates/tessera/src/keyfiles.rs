@@ -9,6 +9,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use tessera_axum::caller::sealed::CookieKey;
+use tessera_axum::startup::KeySource;
 use tessera_core::{ChainKey, Timestamp};
 use tessera_token::KeySet;
 
@@ -95,52 +97,71 @@ pub fn chain_key(settings: &Settings) -> anyhow::Result<ChainKey> {
     }
 }
 
-/// Reloads the key set when `tessera keys rotate` rewrote the file, so a
-/// running server signs with the new key without a restart.
-pub async fn watch(settings: Settings, state: std::sync::Arc<tessera_axum::AppState>) {
-    let path = keys_path(&settings);
-    let modified = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    let mut seen = modified(&path);
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
-    loop {
-        tick.tick().await;
-        let now = modified(&path);
-        if now == seen {
-            continue;
+/// The key file as a [`KeySource`]: a running server picks up what
+/// `tessera keys rotate` wrote, without a restart.
+pub struct KeyFile {
+    path: PathBuf,
+    seen: Option<std::time::SystemTime>,
+}
+
+impl KeyFile {
+    /// Watches the key file of the data directory, from its current state.
+    pub fn watch(settings: &Settings) -> Self {
+        let path = keys_path(settings);
+        let seen = modified(&path);
+        Self { path, seen }
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+impl KeySource for KeyFile {
+    fn changed(&mut self) -> Option<KeySet> {
+        let now = modified(&self.path);
+        if now == self.seen {
+            return None;
         }
-        seen = now;
-        match std::fs::read_to_string(&path).map(|t| KeySet::from_json(&t)) {
-            Ok(Ok(set)) => {
-                tracing::info!(kid = %set.active().kid, "signing keys reloaded");
-                state.tokens().replace_keys(set);
+        self.seen = now;
+        match std::fs::read_to_string(&self.path).map(|t| KeySet::from_json(&t)) {
+            Ok(Ok(set)) => Some(set),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "ignoring an invalid key file");
+                None
             }
-            Ok(Err(error)) => tracing::warn!(%error, "ignoring an invalid key file"),
-            Err(error) => tracing::warn!(%error, "cannot read the key file"),
+            Err(error) => {
+                tracing::warn!(%error, "cannot read the key file");
+                None
+            }
         }
     }
 }
 
 /// The key of sealed cookie sessions: from the settings, or generated into
 /// the data directory (`cookie-session.key`, 0600) and reused.
-pub fn cookie_key(settings: &Settings) -> anyhow::Result<[u8; 32]> {
+pub fn cookie_key(settings: &Settings) -> anyhow::Result<CookieKey> {
     if let Some(text) = &settings.session_cookie_key {
         use base64::Engine;
         let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
             .decode(text.trim())
             .context("session_cookie_key must be base64url")?;
-        return bytes
+        let bytes: [u8; 32] = bytes
             .try_into()
-            .map_err(|_| anyhow::anyhow!("session_cookie_key must decode to exactly 32 bytes"));
+            .map_err(|_| anyhow::anyhow!("session_cookie_key must decode to exactly 32 bytes"))?;
+        return Ok(CookieKey::from_bytes(bytes));
     }
     let path = settings.data_dir.join("cookie-session.key");
     match std::fs::read(&path) {
-        Ok(bytes) => bytes
-            .try_into()
-            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display())),
+        Ok(bytes) => {
+            let bytes: [u8; 32] = bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()))?;
+            Ok(CookieKey::from_bytes(bytes))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let mut key = [0u8; 32];
-            tessera_core::secret::fill_random(&mut key);
-            write_private(&path, &key)?;
+            let key = CookieKey::generate();
+            write_private(&path, key.as_bytes())?;
             Ok(key)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),

@@ -4,9 +4,9 @@
 
 mod cli;
 mod commands;
+mod config;
 mod keyfiles;
 mod settings;
-mod stores;
 
 use std::process::ExitCode;
 
@@ -33,27 +33,31 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let mut flags = FlagSettings {
-        data_dir: cli.data_dir.clone(),
-        ..FlagSettings::default()
+    // Only the commands that use settings load them: a bad TESSERA_*
+    // variable or config file does not break `token decode` or `lab`.
+    let settings = || {
+        let mut flags = FlagSettings {
+            data_dir: cli.data_dir.clone(),
+            ..FlagSettings::default()
+        };
+        if let Command::Serve(args) = &cli.command {
+            flags.listen = args.listen;
+            flags.store = args.store;
+        }
+        Settings::load(cli.config.as_deref(), flags)
     };
-    if let Command::Serve(args) = &cli.command {
-        flags.listen = args.listen;
-        flags.store = args.store.map(Into::into);
-    }
-    let settings = Settings::load(cli.config.as_deref(), flags)?;
-    match cli.command {
-        Command::Serve(_) => commands::serve::run(settings),
-        Command::User(command) => commands::user::run(&settings, command),
-        Command::Keys(command) => commands::keys::run(&settings, command),
-        Command::Migrate => commands::migrate::run(&settings),
+    match &cli.command {
+        Command::Serve(_) => commands::serve::run(settings()?),
+        Command::User(command) => commands::user::run(&settings()?, command.clone()),
+        Command::Keys(command) => commands::keys::run(&settings()?, command),
+        Command::Migrate => commands::migrate::run(&settings()?),
         #[cfg(feature = "lab")]
-        Command::Lab(args) => tessera_lab::run(&args),
+        Command::Lab(args) => tessera_lab::run(args),
         Command::Token(cli::TokenCommand::Decode { token, jwk }) => {
-            commands::token_decode::decode(&token, jwk.as_deref())
+            commands::token_decode::decode(token, jwk.as_deref())
         }
         Command::Config(ConfigCommand::Print) => {
-            print!("{}", settings.to_redacted_toml()?);
+            print!("{}", settings()?.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -12,14 +12,12 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
-use tessera_axum::AppConfig;
-use tessera_axum::cookies::{SameSitePolicy, SessionCookie};
-use tessera_axum::throttle::{BucketRule, ThrottleSettings};
-use tessera_core::SessionPolicy;
-use tessera_store::{SqliteOptions, Synchronous};
+use tessera_axum::cookies::SameSitePolicy;
+use tessera_axum::{AppConfig, Maintenance};
+use tessera_store::{RedisOptions, SqliteOptions};
 
-/// Where sessions are kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+/// Where sessions are kept (`store`, `--store`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "lowercase")]
 pub enum StoreKind {
     /// The embedded SQLite database in the data directory (durable).
@@ -29,16 +27,6 @@ pub enum StoreKind {
     /// Redis (`redis_url`): shared by every node of a cluster, and also
     /// the home of refresh families, revocations and throttling counters.
     Redis,
-}
-
-/// `SameSite` attribute of the session cookie.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SameSite {
-    /// `SameSite=Lax`.
-    Lax,
-    /// `SameSite=Strict`.
-    Strict,
 }
 
 /// SQLite commit durability.
@@ -78,7 +66,7 @@ pub struct Settings {
     /// Seconds after login when a session ends regardless.
     pub session_absolute_timeout: u64,
     /// `lax` or `strict`.
-    pub session_same_site: SameSite,
+    pub session_same_site: SameSitePolicy,
     /// Session cookie name; must start with `__Host-`.
     pub cookie_name: String,
     /// Proxies whose `X-Forwarded-For` is trusted (CIDRs or addresses).
@@ -133,30 +121,30 @@ pub struct Settings {
     /// Send the access token in an `HttpOnly` cookie instead of the body.
     pub jwt_access_token_cookie: bool,
     /// Where users live: `sqlite` (the data directory) or `postgres`.
-    pub users: UserBackend,
+    pub users: UsersKind,
     /// PostgreSQL URL for `users = "postgres"` (e.g. `postgres://tessera@db/tessera`).
     pub database_url: Option<String>,
     /// `server` (sessions in the store) or `cookie` (sealed in the cookie).
-    pub session_storage: SessionStorage,
+    pub session_storage: StorageKind,
     /// Key for sealed cookie sessions: 32 bytes, base64url. Without it one is
     /// generated into the data directory.
     pub session_cookie_key: Option<String>,
 }
 
-/// Where users and the audit log live.
+/// Where users and the audit log live (`users`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum UserBackend {
+pub enum UsersKind {
     /// The embedded database in the data directory.
     Sqlite,
     /// PostgreSQL, shared by the nodes of a cluster.
     Postgres,
 }
 
-/// Where session state lives.
+/// Where session state lives (`session_storage`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum SessionStorage {
+pub enum StorageKind {
     /// In the session store; the cookie holds a random id.
     Server,
     /// In the cookie itself, encrypted and authenticated.
@@ -164,50 +152,58 @@ pub enum SessionStorage {
 }
 
 impl Default for Settings {
+    /// Every default comes from the library type that owns it.
     fn default() -> Self {
         let app = AppConfig::default();
+        let redis = RedisOptions::default();
+        let sqlite = SqliteOptions::default();
+        let tokens = &app.tokens;
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("./tessera-data"),
             store: StoreKind::Sqlite,
             session_idle_timeout: app.policy.idle_timeout().as_secs(),
             session_absolute_timeout: app.policy.absolute_timeout().as_secs(),
-            session_same_site: SameSite::Lax,
+            session_same_site: app.cookie.same_site(),
             cookie_name: app.cookie.name().to_owned(),
-            trusted_proxies: Vec::new(),
-            allowed_origins: Vec::new(),
-            sqlite_synchronous: SqliteSync::Full,
+            trusted_proxies: app.trusted_proxies.clone(),
+            allowed_origins: app.allowed_origins.clone(),
+            sqlite_synchronous: SqliteSync::from(sqlite.synchronous),
             sqlite_session_cache: 100_000,
-            sqlite_busy_timeout: 5000,
+            sqlite_busy_timeout: millis(sqlite.busy_timeout),
             hash_workers: None,
             hash_queue: app.hash_queue,
-            login_ip_burst: app.throttle.per_ip.burst,
-            login_ip_per_minute: app.throttle.per_ip.per_minute,
-            login_account_burst: app.throttle.per_account.burst,
-            login_account_per_minute: app.throttle.per_account.per_minute,
+            login_ip_burst: app.throttle.per_ip.burst(),
+            login_ip_per_minute: app.throttle.per_ip.per_minute(),
+            login_account_burst: app.throttle.per_account.burst(),
+            login_account_per_minute: app.throttle.per_account.per_minute(),
             max_body_bytes: app.max_body_bytes,
             session_data_max_bytes: app.session_data_max_bytes,
-            purge_interval: 60,
+            purge_interval: Maintenance::default().purge_interval.as_secs(),
             log: "info".into(),
             jwt_algorithm: "HS256".into(),
             jwt_secret: None,
-            jwt_issuer: "tessera".into(),
-            jwt_audience: "tessera".into(),
-            jwt_access_ttl: 900,
-            jwt_refresh_ttl: 30 * 24 * 3600,
-            jwt_leeway: 30,
-            jwt_refresh_grace: 10,
-            jwt_access_token_cookie: false,
-            users: UserBackend::Sqlite,
+            jwt_issuer: tokens.issuer.clone(),
+            jwt_audience: tokens.audience.clone(),
+            jwt_access_ttl: tokens.access_ttl.as_secs(),
+            jwt_refresh_ttl: tokens.refresh_ttl.as_secs(),
+            jwt_leeway: tokens.leeway.as_secs(),
+            jwt_refresh_grace: tokens.grace.as_secs(),
+            jwt_access_token_cookie: app.access_token_cookie,
+            users: UsersKind::Sqlite,
             database_url: None,
-            redis_url: "redis://127.0.0.1:6379".into(),
-            redis_prefix: "tessera".into(),
-            redis_timeout: 1000,
-            redis_near_cache: 0,
-            session_storage: SessionStorage::Server,
+            redis_url: redis.url,
+            redis_prefix: redis.prefix,
+            redis_timeout: millis(redis.timeout),
+            redis_near_cache: redis.near_cache,
+            session_storage: StorageKind::Server,
             session_cookie_key: None,
         }
     }
+}
+
+fn millis(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
 /// Settings given as flags; `None` leaves the lower layers' value.
@@ -269,102 +265,6 @@ impl Settings {
             }
         }
         Ok(toml::to_string(&value)?)
-    }
-
-    /// The library configuration these settings describe.
-    ///
-    /// # Errors
-    ///
-    /// Values that are individually valid but do not fit together.
-    pub fn app_config(&self) -> anyhow::Result<AppConfig> {
-        let policy = SessionPolicy::new(
-            Duration::from_secs(self.session_idle_timeout),
-            Duration::from_secs(self.session_absolute_timeout),
-        )
-        .context("session_idle_timeout and session_absolute_timeout")?;
-        if !self.cookie_name.starts_with("__Host-") || self.cookie_name.len() <= "__Host-".len() {
-            bail!(
-                "cookie_name must start with __Host- (it keeps the cookie Secure, Path=/ and host-only)"
-            );
-        }
-        if !self
-            .cookie_name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        {
-            bail!("cookie_name may contain only letters, digits, '_', '-' and '.'");
-        }
-        for rule in [
-            self.login_ip_per_minute,
-            self.login_account_per_minute,
-            self.login_ip_burst,
-            self.login_account_burst,
-        ] {
-            if rule == 0 {
-                bail!("login throttle bursts and rates must be at least 1");
-            }
-        }
-        let same_site = match self.session_same_site {
-            SameSite::Lax => SameSitePolicy::Lax,
-            SameSite::Strict => SameSitePolicy::Strict,
-        };
-        let defaults = AppConfig::default();
-        Ok(AppConfig {
-            policy,
-            cookie: SessionCookie::new(self.cookie_name.clone(), same_site),
-            trusted_proxies: self.trusted_proxies.clone(),
-            allowed_origins: self.allowed_origins.clone(),
-            throttle: ThrottleSettings {
-                per_ip: BucketRule {
-                    burst: self.login_ip_burst,
-                    per_minute: self.login_ip_per_minute,
-                },
-                per_account: BucketRule {
-                    burst: self.login_account_burst,
-                    per_minute: self.login_account_per_minute,
-                },
-                ..defaults.throttle
-            },
-            hash_workers: self.hash_workers.unwrap_or(defaults.hash_workers).max(1),
-            hash_queue: self.hash_queue,
-            max_body_bytes: self.max_body_bytes,
-            session_data_max_bytes: self.session_data_max_bytes,
-            // Filled in by `serve` once the key is loaded from the data dir.
-            cookie_sessions: None,
-            // Filled in by `serve` once Redis is connected.
-            shared_throttle: None,
-            access_token_cookie: self.jwt_access_token_cookie,
-        })
-    }
-
-    /// SQLite options. Only a server caches sessions; short-lived commands
-    /// read and write the file directly.
-    pub fn sqlite_options(&self, server: bool) -> SqliteOptions {
-        SqliteOptions {
-            synchronous: match self.sqlite_synchronous {
-                SqliteSync::Full => Synchronous::Full,
-                SqliteSync::Normal => Synchronous::Normal,
-            },
-            session_cache: if server { self.sqlite_session_cache } else { 0 },
-            busy_timeout: Duration::from_millis(self.sqlite_busy_timeout),
-            ..SqliteOptions::default()
-        }
-    }
-
-    /// Token lifetimes and names.
-    pub fn token_config(&self) -> anyhow::Result<tessera_axum::tokens::TokenConfig> {
-        if self.jwt_access_ttl == 0 || self.jwt_refresh_ttl < self.jwt_access_ttl {
-            bail!("jwt_access_ttl must be at least 1 and at most jwt_refresh_ttl");
-        }
-        Ok(tessera_axum::tokens::TokenConfig {
-            issuer: self.jwt_issuer.clone(),
-            audience: self.jwt_audience.clone(),
-            access_ttl: Duration::from_secs(self.jwt_access_ttl),
-            refresh_ttl: Duration::from_secs(self.jwt_refresh_ttl),
-            leeway: Duration::from_secs(self.jwt_leeway),
-            grace: Duration::from_secs(self.jwt_refresh_grace),
-            cutoff_lifetime: Duration::from_secs(self.session_absolute_timeout),
-        })
     }
 
     /// The signature algorithm.

@@ -31,12 +31,41 @@ const NONCE_LEN: usize = 12;
 /// Largest sealed cookie accepted, in characters (browsers keep 4096 bytes).
 pub const MAX_COOKIE_CHARS: usize = 4000;
 
+/// The 256-bit key of sealed cookie sessions. `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CookieKey([u8; 32]);
+
+impl CookieKey {
+    /// A key from its bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// A fresh random key.
+    pub fn generate() -> Self {
+        let mut key = [0u8; 32];
+        tessera_core::secret::fill_random(&mut key);
+        Self(key)
+    }
+
+    /// The key's bytes, to store it.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for CookieKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("CookieKey(<redacted>)")
+    }
+}
+
 /// Seals and opens session cookies. `Debug` never shows the key.
 #[derive(Clone)]
 pub struct CookieSealer {
     cipher: Aes256Gcm,
     aad: Vec<u8>,
-    opened: std::sync::Arc<crate::caller::memo::VerifiedCache<Session>>,
+    opened: std::sync::Arc<super::memo::VerifiedCache<Session>>,
 }
 
 impl fmt::Debug for CookieSealer {
@@ -63,9 +92,9 @@ struct Sealed {
 
 impl CookieSealer {
     /// A sealer with a 256-bit key, bound to the cookie's name.
-    pub fn new(key: &[u8; 32], cookie_name: &str) -> Self {
+    pub fn new(key: &CookieKey, cookie_name: &str) -> Self {
         Self {
-            cipher: Aes256Gcm::new_from_slice(key).expect("32-byte key"),
+            cipher: Aes256Gcm::new_from_slice(&key.0).expect("32-byte key"),
             aad: cookie_name.as_bytes().to_vec(),
             opened: std::sync::Arc::default(),
         }
@@ -160,14 +189,10 @@ impl CookieSealer {
                 _ => return None,
             },
         };
-        // The session's id for this request only: its handle, which is
-        // unique per login (nothing is looked up by it).
-        let mut id = [0u8; 32];
-        let handle_bytes = sealed.sid.as_bytes();
-        id[..handle_bytes.len().min(32)]
-            .copy_from_slice(&handle_bytes[..handle_bytes.len().min(32)]);
         Some(Session {
-            id_hash: SessionIdHash::from_bytes(id),
+            // A sealed session has no id: its handle names it, and nothing
+            // looks it up in a store (see `Credential::Sealed`).
+            id_hash: SessionIdHash::from_bytes([0; 32]),
             handle: SessionHandle::new(sealed.sid),
             user_id: UserId::from_uuid(uuid::Uuid::from_bytes(sealed.uid)),
             email: Email::from_sealed(sealed.email),
@@ -207,7 +232,7 @@ mod tests {
     #[test]
     fn a_sealed_cookie_opens_to_the_same_session() {
         let policy = SessionPolicy::default();
-        let sealer = CookieSealer::new(&[1; 32], "__Host-tessera");
+        let sealer = CookieSealer::new(&CookieKey([1; 32]), "__Host-tessera");
         let s = session(&policy);
         let opened = sealer.open(&sealer.seal(&s), &policy).unwrap();
         assert_eq!(
@@ -224,7 +249,7 @@ mod tests {
     #[test]
     fn tampered_truncated_and_foreign_cookies_do_not_open() {
         let policy = SessionPolicy::default();
-        let sealer = CookieSealer::new(&[1; 32], "__Host-tessera");
+        let sealer = CookieSealer::new(&CookieKey([1; 32]), "__Host-tessera");
         let value = sealer.seal(&session(&policy));
         let mut bytes = URL_SAFE_NO_PAD.decode(&value).unwrap();
         let last = bytes.len() - 1;
@@ -239,9 +264,9 @@ mod tests {
             sealer.open(&value[..value.len() - 4], &policy).is_none(),
             "truncated"
         );
-        let other_key = CookieSealer::new(&[2; 32], "__Host-tessera");
+        let other_key = CookieSealer::new(&CookieKey([2; 32]), "__Host-tessera");
         assert!(other_key.open(&value, &policy).is_none(), "other key");
-        let other_name = CookieSealer::new(&[1; 32], "__Host-other");
+        let other_name = CookieSealer::new(&CookieKey([1; 32]), "__Host-other");
         assert!(
             other_name.open(&value, &policy).is_none(),
             "other cookie name"
@@ -253,7 +278,7 @@ mod tests {
     #[test]
     fn two_seals_of_one_session_differ() {
         let policy = SessionPolicy::new(Duration::from_secs(60), Duration::from_secs(120)).unwrap();
-        let sealer = CookieSealer::new(&[1; 32], "c");
+        let sealer = CookieSealer::new(&CookieKey([1; 32]), "c");
         let s = session(&policy);
         assert_ne!(sealer.seal(&s), sealer.seal(&s), "fresh nonce per cookie");
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_core::{Email, Role};
 
-use crate::caller::CurrentSession;
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::UserView;
@@ -30,21 +30,21 @@ pub struct UserPatch {
 /// 404 for an unknown user, 503 when a store does not answer.
 pub async fn patch_user(
     State(state): State<Arc<AppState>>,
-    current: CurrentSession,
+    caller: Caller,
     Path(email): Path<String>,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Response {
-    let result = apply(&state, &current, &email, patch).await;
-    current.reply(&state, result).await
+    let result = apply(&state, &caller, &email, patch).await;
+    caller.reply(&state, result).await
 }
 
 async fn apply(
     state: &AppState,
-    current: &CurrentSession,
+    caller: &Caller,
     email: &str,
     patch: UserPatch,
 ) -> Result<Json<Value>, ApiError> {
-    current.require_role(Role::ADMIN)?;
+    caller.require_role(Role::ADMIN)?;
     let email =
         Email::parse(email).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))?;
     if patch.roles.is_none() && patch.disabled.is_none() {
@@ -61,12 +61,7 @@ async fn apply(
             .set_roles(&email, roles)
             .await?
             .ok_or(ApiError::NotFound("no such user"))?;
-        sessions_affected += change.sessions_affected;
-        if state.config.cookie_sessions.is_some() {
-            // A sealed cookie cannot be updated from here: end the user's
-            // sessions so the new roles apply from their next login.
-            sessions_affected += state.tokens.end_user(change.user.id).await?;
-        }
+        sessions_affected += change.sessions_affected + change.families_ended;
         result = Some(change.user);
     }
     if let Some(disabled) = patch.disabled {
@@ -75,14 +70,11 @@ async fn apply(
             .set_disabled(&email, disabled)
             .await?
             .ok_or(ApiError::NotFound("no such user"))?;
-        sessions_affected += change.sessions_affected;
-        if disabled {
-            sessions_affected += state.tokens.end_user(change.user.id).await?;
-        }
+        sessions_affected += change.sessions_affected + change.families_ended;
         result = Some(change.user);
     }
     let user = result.ok_or(ApiError::NotFound("no such user"))?;
-    tracing::info!(admin = %current.user_id, user = %user.id, ?patch, "user changed by admin");
+    tracing::info!(admin = %caller.user_id(), user = %user.id, ?patch, "user changed by admin");
     Ok(Json(
         json!({"user": UserView::of(&user), "sessions_affected": sessions_affected}),
     ))

@@ -12,7 +12,7 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::caller::CurrentSession;
+use crate::caller::Caller;
 use crate::state::AppState;
 
 /// Header carrying the user's id to the upstream app.
@@ -24,39 +24,40 @@ pub const ROLES_HEADER: &str = "x-auth-roles";
 
 /// 204 with the identity headers, or the usual 401/503 from extraction.
 /// With `X-Forwarded-Method` (the method of the request being checked), a
-/// cross-site state change is refused with 403, as it would be here.
+/// cross-site state change made with a cookie credential (session, sealed
+/// session or access-token cookie) is refused with 403, as it would be here.
 pub async fn verify(
     State(state): State<Arc<AppState>>,
     request_headers: HeaderMap,
-    current: CurrentSession,
+    caller: Caller,
 ) -> Response {
     let forwarded = request_headers
         .get("x-forwarded-method")
         .and_then(|m| m.to_str().ok())
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
     if let Some(method) = forwarded
-        && !current.is_bearer()
+        && caller.credential().is_ambient()
         && let Err(refused) = state.origins.check(&method, &request_headers)
     {
         return refused.into_response();
     }
     let mut headers = HeaderMap::new();
-    let roles = current
-        .roles
+    let roles = caller
+        .roles()
         .iter()
         .map(|r| r.as_str())
         .collect::<Vec<_>>()
         .join(",");
     for (name, value) in [
-        (USER_ID_HEADER, current.user_id.to_string()),
-        (EMAIL_HEADER, current.email.to_string()),
+        (USER_ID_HEADER, caller.user_id().to_string()),
+        (EMAIL_HEADER, caller.email().to_string()),
         (ROLES_HEADER, roles),
     ] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);
         }
     }
-    current
+    caller
         .reply(&state, (StatusCode::NO_CONTENT, headers).into_response())
         .await
 }

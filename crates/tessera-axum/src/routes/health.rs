@@ -14,7 +14,7 @@ use crate::state::AppState;
 pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let up = state.store_up();
     // The in-memory revocation list is bounded by expiry; report its size.
-    let (families, tokens, users) = state.tokens.revocations().len();
+    let (families, tokens, users) = state.tokens.revocations().list().len();
     let revocations = json!({"families": families, "tokens": tokens, "users": users});
     let status = if up {
         StatusCode::OK
@@ -26,7 +26,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         "store": {
             "backend": state.sessions.backend(),
             "durable": state.sessions.is_durable(),
-                        "status": if up { "up" } else { "down" },
+            "status": if up { "up" } else { "down" },
         },
         "users": {
             "backend": state.users.backend(),

@@ -10,11 +10,9 @@ use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{
-    Email, FamilyId, Password, SessionId, SessionMeta, Timestamp, User, Verification,
-};
+use tessera_core::{Email, Password, SessionId, SessionMeta, Timestamp, User, Verification};
 
-use crate::caller::CurrentSession;
+use crate::caller::Caller;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::{ApiJson, OptionalJson};
@@ -142,7 +140,7 @@ pub async fn login(
     };
     let (id, session) = state.config.policy.start(&user, meta, now);
     let max_age = session.absolute_expires_at.since(now);
-    let cookie = match &state.config.cookie_sessions {
+    let cookie = match &state.sealer {
         Some(sealer) => state
             .config
             .cookie
@@ -163,10 +161,10 @@ async fn end_presented_session(state: &AppState, headers: &HeaderMap) -> Result<
     let Some(raw) = state.config.cookie.read(headers) else {
         return Ok(());
     };
-    match &state.config.cookie_sessions {
+    match &state.sealer {
         Some(sealer) => {
             if let Some(old) = sealer.open(raw, &state.config.policy) {
-                state.tokens.revoke_cookie_session(&old).await?;
+                state.tokens.revocations().end_sealed(&old).await?;
             }
         }
         None => {
@@ -187,48 +185,36 @@ pub struct LogoutRequest {
 }
 
 /// `POST /logout`: ends this session (or, with `{"everywhere": true}`, all of
-/// the user's sessions) and clears the cookie. 503 if the store cannot record
-/// the logout: the client is then not told it succeeded.
+/// the user's sessions and tokens) and clears the cookie. 503 if the store
+/// cannot record the logout: the client is then not told it succeeded.
 pub async fn logout(
     State(state): State<Arc<AppState>>,
-    current: CurrentSession,
+    caller: Caller,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Response {
-    let result = end_sessions(&state, &current, &request).await;
-    current.reply(&state, result).await
+    let result = end_sessions(&state, &caller, &request).await;
+    caller.reply(&state, result).await
 }
 
 async fn end_sessions(
     state: &AppState,
-    current: &CurrentSession,
+    caller: &Caller,
     request: &LogoutRequest,
 ) -> Result<Response, ApiError> {
     let ended = if request.everywhere {
-        let sessions = state.sessions.delete_all_for_user(current.user_id).await?;
-        sessions + state.tokens.end_user(current.user_id).await?
-    } else if current.is_bearer() {
-        state
-            .tokens
-            .end_family_by_id(&FamilyId::new(current.handle.as_str()))
-            .await?;
-        1
-    } else if state.config.cookie_sessions.is_some() {
-        state.tokens.revoke_cookie_session(current).await?;
-        1
+        let (sessions, families) = state.accounts.end_everything(caller.user_id()).await?;
+        sessions + families
     } else {
-        u64::from(state.sessions.delete(&current.id_hash).await?)
+        caller.credential().end(state).await?.0
     };
-    tracing::info!(user = %current.user_id, ended, everywhere = request.everywhere, "logout");
+    tracing::info!(user = %caller.user_id(), ended, everywhere = request.everywhere, "logout");
     let mut response = (
         [(header::SET_COOKIE, state.config.cookie.clear())],
         Json(json!({"sessions_ended": ended})),
     )
         .into_response();
     if state.config.access_token_cookie {
-        let access_cookie = state
-            .config
-            .cookie
-            .renamed(crate::cookies::ACCESS_TOKEN_COOKIE);
+        let access_cookie = state.config.cookie.access_token_cookie();
         response
             .headers_mut()
             .append(header::SET_COOKIE, access_cookie.clear());

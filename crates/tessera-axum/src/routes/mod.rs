@@ -11,6 +11,9 @@ pub mod token;
 use serde::{Serialize, Serializer};
 use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, User, UserId};
 
+use crate::caller::{Caller, Credential};
+use crate::tokens::AccessToken;
+
 /// A user as the API shows it (never the password hash). Borrows from the
 /// record, so serving it allocates nothing but the output.
 #[derive(Debug, Serialize)]
@@ -33,8 +36,17 @@ impl<'a> UserView<'a> {
         }
     }
 
-    /// The user as their session knows them.
-    pub fn of_session(session: &'a Session) -> Self {
+    /// The user as their credential knows them.
+    pub fn of_caller(caller: &'a Caller) -> Self {
+        Self {
+            id: caller.user_id(),
+            email: caller.email(),
+            roles: caller.roles(),
+            disabled: None,
+        }
+    }
+
+    fn of_session(session: &'a Session) -> Self {
         Self {
             id: session.user_id,
             email: &session.email,
@@ -73,6 +85,29 @@ impl<'a> SessionView<'a> {
         }
     }
 
+    /// An access token as a login: its refresh family, issued and expiring
+    /// with the token.
+    pub fn of_token(token: &'a AccessToken) -> Self {
+        Self {
+            handle: &token.handle,
+            login_time: Rfc3339(token.issued_at),
+            last_seen: Rfc3339(token.issued_at),
+            expires_at: Rfc3339(token.expires_at),
+            absolute_expires_at: Rfc3339(token.expires_at),
+            ip: None,
+            user_agent: None,
+            current: None,
+        }
+    }
+
+    /// What the caller is logged in with.
+    pub fn of_caller(caller: &'a Caller) -> Self {
+        match caller.credential() {
+            Credential::Stored(session) | Credential::Sealed { session, .. } => Self::of(session),
+            Credential::Bearer { token, .. } => Self::of_token(token),
+        }
+    }
+
     /// Marks whether this is the session making the request.
     pub fn with_current(mut self, current: bool) -> Self {
         self.current = Some(current);
@@ -88,11 +123,19 @@ pub struct SessionBody<'a> {
 }
 
 impl<'a> SessionBody<'a> {
-    /// The body for `session`.
+    /// The body for a session just started.
     pub fn of(session: &'a Session) -> Self {
         Self {
             user: UserView::of_session(session),
             session: SessionView::of(session),
+        }
+    }
+
+    /// The body for the caller.
+    pub fn of_caller(caller: &'a Caller) -> Self {
+        Self {
+            user: UserView::of_caller(caller),
+            session: SessionView::of_caller(caller),
         }
     }
 }

@@ -7,9 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
-use tessera_core::{SessionHandle, Timestamp};
+use tessera_core::SessionHandle;
 
-use crate::caller::CurrentSession;
+use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::routes::SessionView;
 use crate::state::AppState;
@@ -17,27 +17,16 @@ use crate::state::AppState;
 /// `GET /sessions`: the user's live sessions, oldest first, marking the
 /// current one. Handles are public names, not cookie secrets. 503 when the
 /// store does not answer.
-pub async fn list_sessions(
-    State(state): State<Arc<AppState>>,
-    current: CurrentSession,
-) -> Response {
-    let result = list(&state, &current).await;
-    current.reply(&state, result).await
+pub async fn list_sessions(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
+    let result = list(&state, &caller).await;
+    caller.reply(&state, result).await
 }
 
-async fn list(state: &AppState, current: &CurrentSession) -> Result<Json<Value>, ApiError> {
-    if state.config.cookie_sessions.is_some() && !current.is_bearer() {
-        // Sealed cookie sessions have no server-side list: show this one.
-        let this = SessionView::of(current).with_current(true);
-        return Ok(Json(json!({"sessions": [this]})));
-    }
-    let sessions = state
-        .sessions
-        .list_for_user(current.user_id, Timestamp::now())
-        .await?;
+async fn list(state: &AppState, caller: &Caller) -> Result<Json<Value>, ApiError> {
+    let sessions = caller.credential().sessions(state).await?;
     let listed: Vec<SessionView<'_>> = sessions
         .iter()
-        .map(|s| SessionView::of(s).with_current(s.id_hash == current.id_hash))
+        .map(|(session, current)| SessionView::of(session).with_current(*current))
         .collect();
     Ok(Json(json!({"sessions": listed})))
 }
@@ -46,31 +35,20 @@ async fn list(state: &AppState, current: &CurrentSession) -> Result<Json<Value>,
 /// if the user has no session with that handle (someone else's included).
 pub async fn delete_session(
     State(state): State<Arc<AppState>>,
-    current: CurrentSession,
+    caller: Caller,
     Path(handle): Path<String>,
 ) -> Response {
-    let result = delete(&state, &current, SessionHandle::new(handle)).await;
-    current.reply(&state, result).await
+    let result = delete(&state, &caller, SessionHandle::new(handle)).await;
+    caller.reply(&state, result).await
 }
 
 async fn delete(
     state: &AppState,
-    current: &CurrentSession,
+    caller: &Caller,
     handle: SessionHandle,
 ) -> Result<StatusCode, ApiError> {
-    if state.config.cookie_sessions.is_some() && !current.is_bearer() {
-        if handle != current.handle {
-            return Err(ApiError::NotFound("no such session"));
-        }
-        state.tokens.revoke_cookie_session(current).await?;
-        return Ok(StatusCode::NO_CONTENT);
-    }
-    if state
-        .sessions
-        .delete_by_handle(current.user_id, &handle)
-        .await?
-    {
-        tracing::info!(user = %current.user_id, session = handle.as_str(), "session ended by its user");
+    if caller.credential().end_session(state, &handle).await? {
+        tracing::info!(user = %caller.user_id(), session = handle.as_str(), "session ended by its user");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("no such session"))

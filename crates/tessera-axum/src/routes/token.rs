@@ -8,14 +8,36 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::login::{Credentials, authenticate, login_origin};
 use crate::state::AppState;
-use crate::tokens::TokenResponse;
+use crate::tokens::IssuedTokens;
+
+/// The OAuth 2.0 token response (RFC 6749 §5.1).
+#[derive(Debug, Serialize)]
+pub struct TokenResponse {
+    /// Absent when the access token travels in an `HttpOnly` cookie instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    access_token: Option<String>,
+    token_type: &'static str,
+    expires_in: u64,
+    refresh_token: String,
+}
+
+impl From<IssuedTokens> for TokenResponse {
+    fn from(tokens: IssuedTokens) -> Self {
+        Self {
+            access_token: Some(tokens.access_token),
+            token_type: "Bearer",
+            expires_in: tokens.expires_in.as_secs(),
+            refresh_token: tokens.refresh_token,
+        }
+    }
+}
 
 /// `POST /token`: `{"email", "password"}` → access and refresh tokens, with
 /// the same checks, throttling and enumeration resistance as `POST /login`.
@@ -37,19 +59,21 @@ pub async fn token(
 
 /// The token response; with `access_token_cookie` on, the access token goes
 /// into an `HttpOnly` cookie (out of reach of page scripts) instead of the body.
-fn respond(state: &AppState, mut tokens: TokenResponse) -> Response {
+fn respond(state: &AppState, tokens: IssuedTokens) -> Response {
+    let expires_in = tokens.expires_in;
+    let mut body = TokenResponse::from(tokens);
     if !state.config.access_token_cookie {
-        return Json(tokens).into_response();
+        return Json(body).into_response();
     }
-    let Some(access) = tokens.take_access_token() else {
-        return Json(tokens).into_response();
+    let Some(access) = body.access_token.take() else {
+        return Json(body).into_response();
     };
     let cookie = state
         .config
         .cookie
-        .renamed(crate::cookies::ACCESS_TOKEN_COOKIE)
-        .issue_sealed(access, tokens.expires_in());
-    ([(header::SET_COOKIE, cookie)], Json(tokens)).into_response()
+        .access_token_cookie()
+        .issue_sealed(access, expires_in);
+    ([(header::SET_COOKIE, cookie)], Json(body)).into_response()
 }
 
 /// Body of `POST /token/refresh`.
@@ -70,21 +94,18 @@ pub async fn refresh(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
-    Ok(Json(
-        state
-            .tokens
-            .refresh(&request.refresh_token, state.users.as_ref())
-            .await?,
-    ))
+    let tokens = state
+        .tokens
+        .refresh(&request.refresh_token, state.users.as_ref())
+        .await?;
+    Ok(Json(TokenResponse::from(tokens)))
 }
 
-/// Body of `POST /token/revoke` (RFC 7009).
+/// Body of `POST /token/revoke` (RFC 7009). Other fields, such as
+/// `token_type_hint`, are accepted and ignored: every kind is tried.
 #[derive(Debug, Deserialize)]
 pub struct RevokeRequest {
     token: String,
-    #[serde(default)]
-    #[allow(dead_code)]
-    token_type_hint: Option<String>,
 }
 
 /// `POST /token/revoke`: 200 whatever the token was (RFC 7009 §2.2), once

@@ -1,22 +1,25 @@
 //! Stateless access tokens and the state that makes them revocable:
-//! refresh-token families with rotation and reuse detection, and an
-//! in-memory revocation list checked in O(1) on every verification.
+//! refresh-token families with rotation and reuse detection
+//! ([`TokenService`]), and revocations checked in O(1) on every
+//! verification ([`revocations`]). [`access`] is what a verified token says.
 
-use std::collections::HashMap;
+pub mod access;
+pub mod revocations;
+
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use serde::Serialize;
-use sha2::{Digest, Sha256};
 use tessera_core::{
-    ChainKey, Email, FamilyId, Presented, RefreshToken, Revocation, Role, Session, SessionHandle,
-    SessionIdHash, StoreError, Timestamp, TokenFamily, TokenStore, User, UserId, UserStore,
+    ChainKey, Email, FamilyId, Presented, RefreshToken, Role, StoreError, Timestamp, TokenFamily,
+    TokenStore, User, UserId, UserStore,
 };
 use tessera_token::claims::Audience;
 use tessera_token::jwk::Jwks;
 use tessera_token::{AccessClaims, KeySet, TokenError, Validation};
 
-use crate::error::ApiError;
+use crate::caller::memo::VerifiedCache;
+pub use access::AccessToken;
+pub use revocations::{RevocationLifetimes, RevocationList, Revocations};
 
 /// Token lifetimes and names.
 #[derive(Debug, Clone)]
@@ -33,10 +36,6 @@ pub struct TokenConfig {
     pub leeway: Duration,
     /// How long a just-rotated refresh token still yields the same successor.
     pub grace: Duration,
-    /// How long a per-user cutoff ("log out everywhere") must be kept: the
-    /// longest lifetime of anything it revokes (access tokens, and sealed
-    /// cookie sessions up to their absolute timeout).
-    pub cutoff_lifetime: Duration,
 }
 
 impl Default for TokenConfig {
@@ -48,145 +47,47 @@ impl Default for TokenConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             leeway: Duration::from_secs(30),
             grace: Duration::from_secs(10),
-            cutoff_lifetime: Duration::from_secs(24 * 3600),
         }
     }
 }
 
-/// The OAuth 2.0 token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
-pub struct TokenResponse {
-    /// Absent when the access token travels in an `HttpOnly` cookie instead.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    access_token: Option<String>,
-    token_type: &'static str,
-    expires_in: u64,
-    refresh_token: String,
+/// Why a token operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A bearer token that is malformed, forged, expired or revoked.
+    #[error("invalid access token: {0}")]
+    InvalidToken(TokenError),
+    /// A refresh token that is unknown, expired, revoked or reused.
+    #[error("invalid or expired refresh token")]
+    InvalidGrant,
+    /// The token store did not answer.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The signing key failed (a bug or a broken key).
+    #[error("signing failed: {0}")]
+    Signing(String),
 }
 
-impl TokenResponse {
-    /// Takes the access token out of the body (to send it as a cookie).
-    pub fn take_access_token(&mut self) -> Option<String> {
-        self.access_token.take()
-    }
-
-    /// Lifetime of the access token.
-    pub fn expires_in(&self) -> Duration {
-        Duration::from_secs(self.expires_in)
-    }
-}
-
-/// Revoked families, tokens and per-user cutoffs, in memory. Entries expire
-/// with the tokens they concern, so the list stays as small as the number of
-/// revocations within one access-token lifetime. One lock, three hash lookups
-/// per check.
-#[derive(Debug, Default)]
-pub struct RevocationList {
-    inner: RwLock<Revoked>,
-}
-
-#[derive(Debug, Default)]
-struct Revoked {
-    families: HashMap<String, Timestamp>,
-    tokens: HashMap<String, Timestamp>,
-    users: HashMap<UserId, Timestamp>,
-}
-
-impl RevocationList {
-    /// Adds a revocation (never removes one: revocations are only undone by expiry).
-    pub fn apply(&self, revocation: &Revocation) {
-        let mut revoked = write(&self.inner);
-        match revocation {
-            Revocation::Family { id, until } => {
-                revoked.families.insert(id.to_string(), *until);
-            }
-            Revocation::Token { jti, until } => {
-                revoked.tokens.insert(jti.clone(), *until);
-            }
-            Revocation::UserBefore { user, before, .. } => {
-                let cutoff = revoked.users.entry(*user).or_insert(*before);
-                *cutoff = (*cutoff).max(*before);
-            }
-        }
-    }
-
-    /// Whether the token is revoked.
-    pub fn is_revoked(&self, claims: &AccessClaims, user: UserId) -> bool {
-        let revoked = read(&self.inner);
-        revoked.families.contains_key(&claims.sid)
-            || revoked.tokens.contains_key(&claims.jti)
-            || revoked
-                .users
-                .get(&user)
-                .is_some_and(|cutoff| claims.iat.saturating_mul(1000) < cutoff.unix_millis())
-    }
-
-    /// Whether a sealed cookie session (by handle, user and login time) is revoked.
-    pub fn is_session_revoked(&self, session: &Session) -> bool {
-        let revoked = read(&self.inner);
-        revoked.families.contains_key(session.handle.as_str())
-            || revoked
-                .users
-                .get(&session.user_id)
-                .is_some_and(|cutoff| session.created_at < *cutoff)
-    }
-
-    /// The user's "revoked before" cutoff, if any.
-    pub fn cutoff(&self, user: UserId) -> Option<Timestamp> {
-        read(&self.inner).users.get(&user).copied()
-    }
-
-    /// Drops entries whose tokens have all expired (cutoffs are kept for
-    /// one access-token lifetime after they were set).
-    pub fn prune(&self, now: Timestamp, access_ttl: Duration) {
-        let mut revoked = write(&self.inner);
-        revoked.families.retain(|_, until| now < *until);
-        revoked.tokens.retain(|_, until| now < *until);
-        revoked
-            .users
-            .retain(|_, cutoff| now < cutoff.plus(access_ttl));
-    }
-
-    /// Entry counts (families, tokens, users), for reporting memory use.
-    pub fn len(&self) -> (usize, usize, usize) {
-        let revoked = read(&self.inner);
-        (
-            revoked.families.len(),
-            revoked.tokens.len(),
-            revoked.users.len(),
-        )
-    }
-
-    /// Whether the list is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0, 0)
-    }
-}
-
+/// Tokens just issued: a signed access token and the refresh token that
+/// continues its family.
 #[derive(Debug)]
-struct Verified {
-    claims: AccessClaims,
-    user: UserId,
-    session: Arc<Session>,
-}
-
-fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    lock.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    lock.write().unwrap_or_else(|e| e.into_inner())
+pub struct IssuedTokens {
+    /// The signed access token.
+    pub access_token: String,
+    /// Lifetime of the access token.
+    pub expires_in: Duration,
+    /// The refresh token (shown once; only its hash is stored).
+    pub refresh_token: String,
 }
 
 /// Issues, verifies, refreshes and revokes tokens.
 pub struct TokenService {
     config: TokenConfig,
     keys: RwLock<Arc<KeySet>>,
-    verified: crate::caller::memo::VerifiedCache<Verified>,
-    last_sync: std::sync::Mutex<Option<Timestamp>>,
+    verified: VerifiedCache<AccessToken>,
     chain: ChainKey,
     store: Arc<dyn TokenStore>,
-    revoked: RevocationList,
+    revocations: Arc<Revocations>,
     validation: Validation,
 }
 
@@ -198,18 +99,15 @@ impl std::fmt::Debug for TokenService {
     }
 }
 
-fn unix_secs(t: Timestamp) -> i64 {
-    t.unix_seconds()
-}
-
 impl TokenService {
     /// A service signing with `keys`, deriving refresh successors with
-    /// `chain`, keeping families and revocations in `store`.
+    /// `chain`, keeping families in `store` and checking `revocations`.
     pub fn new(
         config: TokenConfig,
         keys: KeySet,
         chain: ChainKey,
         store: Arc<dyn TokenStore>,
+        revocations: Arc<Revocations>,
     ) -> Self {
         let validation = Validation {
             issuer: config.issuer.clone(),
@@ -219,11 +117,10 @@ impl TokenService {
         Self {
             config,
             keys: RwLock::new(Arc::new(keys)),
-            verified: crate::caller::memo::VerifiedCache::default(),
-            last_sync: std::sync::Mutex::new(None),
+            verified: VerifiedCache::default(),
             chain,
             store,
-            revoked: RevocationList::default(),
+            revocations,
             validation,
         }
     }
@@ -249,51 +146,9 @@ impl TokenService {
         self.keys().jwks()
     }
 
-    /// The in-memory revocation list.
-    pub fn revocations(&self) -> &RevocationList {
-        &self.revoked
-    }
-
-    /// Loads persisted revocations into memory (at start-up, and
-    /// periodically so that other processes' revocations arrive).
-    ///
-    /// # Errors
-    ///
-    /// Store errors.
-    pub async fn sync_revocations(&self) -> Result<usize, StoreError> {
-        let now = Timestamp::now();
-        // After the first full load, fetch only what was saved since the last
-        // sync, overlapping it by a few seconds so that a revocation saved by
-        // another process just before that read is not missed.
-        let since = self
-            .last_sync
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .map(|t| Timestamp::from_unix_millis(t.unix_millis() - 5_000));
-        let loaded = self.store.load_revocations(now, since).await?;
-        for r in &loaded {
-            self.revoked.apply(r);
-        }
-        *self.last_sync.lock().unwrap_or_else(|e| e.into_inner()) = Some(now);
-        Ok(loaded.len())
-    }
-
-    /// Reloads the whole revocation list from the store (after a lost
-    /// subscription, when announcements may have been missed).
-    ///
-    /// # Errors
-    ///
-    /// Store errors.
-    pub async fn reload_revocations(&self) -> Result<usize, StoreError> {
-        *self.last_sync.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.sync_revocations().await
-    }
-
-    async fn revoke(&self, revocation: Revocation) -> Result<(), ApiError> {
-        // Persist first: a revocation is acknowledged only once it is durable.
-        self.store.save_revocation(&revocation).await?;
-        self.revoked.apply(&revocation);
-        Ok(())
+    /// The revocations every credential is checked against.
+    pub fn revocations(&self) -> &Arc<Revocations> {
+        &self.revocations
     }
 
     fn sign_access(
@@ -303,14 +158,18 @@ impl TokenService {
         roles: &[Role],
         family: &FamilyId,
         now: Timestamp,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, Error> {
         // `iat` has whole seconds. A token issued in the same second as a
         // "log out everywhere" must not fall under its cutoff: start at the
         // cutoff's second then (within the leeway, so still valid).
-        let floor = self.revoked.cutoff(user_id).map_or(i64::MIN, |cutoff| {
-            cutoff.unix_millis().div_euclid(1000) + i64::from(cutoff.unix_millis() % 1000 != 0)
-        });
-        let iat = unix_secs(now).max(floor);
+        let floor = self
+            .revocations
+            .list()
+            .cutoff(user_id)
+            .map_or(i64::MIN, |cutoff| {
+                cutoff.unix_millis().div_euclid(1000) + i64::from(cutoff.unix_millis() % 1000 != 0)
+            });
+        let iat = now.unix_seconds().max(floor);
         let mut jti = [0u8; 16];
         tessera_core::secret::fill_random(&mut jti);
         let claims = AccessClaims {
@@ -327,14 +186,13 @@ impl TokenService {
         };
         self.keys()
             .sign(&claims)
-            .map_err(|e| ApiError::Internal(format!("signing failed: {e}")))
+            .map_err(|e| Error::Signing(e.to_string()))
     }
 
-    fn response(&self, access_token: String, refresh: &RefreshToken) -> TokenResponse {
-        TokenResponse {
-            access_token: Some(access_token),
-            token_type: "Bearer",
-            expires_in: self.config.access_ttl.as_secs(),
+    fn issued(&self, access_token: String, refresh: &RefreshToken) -> IssuedTokens {
+        IssuedTokens {
+            access_token,
+            expires_in: self.config.access_ttl,
             refresh_token: refresh.expose(),
         }
     }
@@ -343,8 +201,8 @@ impl TokenService {
     ///
     /// # Errors
     ///
-    /// 503 if the family cannot be stored.
-    pub async fn issue(&self, user: &User) -> Result<TokenResponse, ApiError> {
+    /// The family cannot be stored, or signing failed.
+    pub async fn issue(&self, user: &User) -> Result<IssuedTokens, Error> {
         let now = Timestamp::now();
         let id = FamilyId::generate_for(tessera_core::Route::of(user.id));
         let first = RefreshToken::first(&id);
@@ -363,61 +221,43 @@ impl TokenService {
         self.store.create_family(&family).await?;
         let access = self.sign_access(user.id, &user.email, &user.roles, &id, now)?;
         tracing::info!(user = %user.id, family = %id, "tokens issued");
-        Ok(self.response(access, &first))
+        Ok(self.issued(access, &first))
     }
 
-    /// Verifies an access token: signature and claims, then the revocation
-    /// list. No store call.
+    /// Verifies an access token: signature and claims (remembered for the
+    /// next request with the same token), then the revocation list on every
+    /// call. No store call.
     ///
     /// # Errors
     ///
-    /// [`ApiError::InvalidToken`] with the reason.
-    pub fn verify_access(&self, token: &str) -> Result<(AccessClaims, UserId), ApiError> {
-        let verified = self.verify(token)?;
-        Ok((verified.claims.clone(), verified.user))
-    }
-
-    /// As [`TokenService::verify_access`], returning the session-shaped view
-    /// handlers use (shared, so a repeated token costs no allocation).
-    ///
-    /// # Errors
-    ///
-    /// [`ApiError::InvalidToken`] with the reason.
-    pub fn authenticate(&self, token: &str) -> Result<Arc<Session>, ApiError> {
-        Ok(Arc::clone(&self.verify(token)?.session))
-    }
-
-    fn verify(&self, token: &str) -> Result<Arc<Verified>, ApiError> {
+    /// [`Error::InvalidToken`] with the reason.
+    pub fn verify(&self, token: &str) -> Result<Arc<AccessToken>, Error> {
         let now = Timestamp::now();
         let verified = match self.verified.get(token) {
             Some(hit) => {
                 let leeway = i64::try_from(self.config.leeway.as_secs()).unwrap_or(0);
                 if now.unix_seconds() >= hit.claims.exp.saturating_add(leeway) {
-                    return Err(ApiError::InvalidToken(TokenError::Expired));
+                    return Err(Error::InvalidToken(TokenError::Expired));
                 }
                 hit
             }
             None => {
                 let claims = self
                     .keys()
-                    .verify(token, &self.validation, unix_secs(now))
-                    .map_err(ApiError::InvalidToken)?;
-                let user: UserId = claims
-                    .sub
-                    .parse()
-                    .map_err(|_| ApiError::InvalidToken(TokenError::Claims))?;
-                let session = Arc::new(session_of(&claims, user)?);
-                let verified = Arc::new(Verified {
-                    claims,
-                    user,
-                    session,
-                });
+                    .verify(token, &self.validation, now.unix_seconds())
+                    .map_err(Error::InvalidToken)?;
+                let verified =
+                    Arc::new(AccessToken::from_claims(claims).map_err(Error::InvalidToken)?);
                 self.verified.insert(token, Arc::clone(&verified));
                 verified
             }
         };
-        if self.revoked.is_revoked(&verified.claims, verified.user) {
-            return Err(ApiError::InvalidToken(TokenError::Revoked));
+        if self
+            .revocations
+            .list()
+            .is_revoked(&verified.claims, verified.user_id)
+        {
+            return Err(Error::InvalidToken(TokenError::Revoked));
         }
         Ok(verified)
     }
@@ -426,14 +266,10 @@ impl TokenService {
     ///
     /// # Errors
     ///
-    /// 401 `invalid_grant` for unknown, expired, revoked or reused tokens;
-    /// reuse also revokes the whole family.
-    pub async fn refresh(
-        &self,
-        text: &str,
-        users: &dyn UserStore,
-    ) -> Result<TokenResponse, ApiError> {
-        let token = RefreshToken::parse(text).map_err(|_| ApiError::InvalidGrant)?;
+    /// [`Error::InvalidGrant`] for unknown, expired, revoked or reused
+    /// tokens; reuse also revokes the whole family.
+    pub async fn refresh(&self, text: &str, users: &dyn UserStore) -> Result<IssuedTokens, Error> {
+        let token = RefreshToken::parse(text).map_err(|_| Error::InvalidGrant)?;
         let id = token.family();
         let now = Timestamp::now();
         // Two attempts: a lost compare-and-set means a concurrent refresh won,
@@ -443,7 +279,7 @@ impl TokenService {
                 .store
                 .load_family(&id, now)
                 .await?
-                .ok_or(ApiError::InvalidGrant)?;
+                .ok_or(Error::InvalidGrant)?;
             let successor = match family.classify(&token, &self.chain, now, self.config.grace) {
                 Presented::Current => {
                     let next = token.successor(&self.chain);
@@ -478,73 +314,20 @@ impl TokenService {
                         cause = "refresh token reused after rotation",
                         "token family revoked"
                     );
-                    self.end_family_by_id(&family.id).await?;
-                    return Err(ApiError::InvalidGrant);
+                    self.revocations.end_family(&family.id).await?;
+                    return Err(Error::InvalidGrant);
                 }
-                Presented::Unknown => return Err(ApiError::InvalidGrant),
+                Presented::Unknown => return Err(Error::InvalidGrant),
             };
             let user = users.by_id(family.user_id).await?;
             let Some(user) = user.filter(|u| !u.disabled) else {
-                self.end_family_by_id(&family.id).await?;
-                return Err(ApiError::InvalidGrant);
+                self.revocations.end_family(&family.id).await?;
+                return Err(Error::InvalidGrant);
             };
             let access = self.sign_access(user.id, &user.email, &user.roles, &id, now)?;
-            return Ok(self.response(access, &successor));
+            return Ok(self.issued(access, &successor));
         }
-        Err(ApiError::InvalidGrant)
-    }
-
-    /// Ends the family `id` (logout with a bearer token).
-    ///
-    /// # Errors
-    ///
-    /// 503 if the revocation cannot be stored.
-    pub async fn end_family_by_id(&self, id: &FamilyId) -> Result<(), ApiError> {
-        let now = Timestamp::now();
-        self.store.delete_family(id).await?;
-        self.revoke(Revocation::Family {
-            id: id.clone(),
-            until: now.plus(self.config.access_ttl).plus(self.config.leeway),
-        })
-        .await
-    }
-
-    fn cutoff_lifetime(&self) -> Duration {
-        self.config
-            .cutoff_lifetime
-            .max(self.config.access_ttl + self.config.leeway)
-    }
-
-    /// Revokes one sealed cookie session (by its handle) until it would have
-    /// expired anyway.
-    ///
-    /// # Errors
-    ///
-    /// 503 if the revocation cannot be stored.
-    pub async fn revoke_cookie_session(&self, session: &Session) -> Result<(), ApiError> {
-        self.revoke(Revocation::Family {
-            id: FamilyId::new(session.handle.as_str()),
-            until: session.absolute_expires_at,
-        })
-        .await
-    }
-
-    /// Ends every family of the user and refuses every token issued so far.
-    ///
-    /// # Errors
-    ///
-    /// 503 if the store does not answer.
-    pub async fn end_user(&self, user: UserId) -> Result<u64, ApiError> {
-        let now = Timestamp::now();
-        let ended = self.store.delete_families_for_user(user).await?;
-        self.revoke(Revocation::UserBefore {
-            user,
-            // Tokens carry whole seconds: cut off the current second too.
-            before: Timestamp::from_unix_millis((now.unix_seconds() + 1) * 1000),
-            until: now.plus(self.cutoff_lifetime()),
-        })
-        .await?;
-        Ok(ended.len() as u64)
+        Err(Error::InvalidGrant)
     }
 
     /// RFC 7009 revocation: a refresh token ends its family; an access token
@@ -553,8 +336,8 @@ impl TokenService {
     ///
     /// # Errors
     ///
-    /// 503 if the revocation cannot be stored.
-    pub async fn revoke_token(&self, text: &str) -> Result<(), ApiError> {
+    /// The revocation cannot be stored.
+    pub async fn revoke_token(&self, text: &str) -> Result<(), Error> {
         let now = Timestamp::now();
         if let Ok(token) = RefreshToken::parse(text) {
             let id = token.family();
@@ -562,33 +345,29 @@ impl TokenService {
                 && family.classify(&token, &self.chain, now, self.config.grace)
                     != Presented::Unknown
             {
-                self.end_family_by_id(&family.id).await?;
+                self.revocations.end_family(&family.id).await?;
             }
             return Ok(());
         }
-        if let Ok((claims, _)) = self.verify_access(text) {
-            self.revoke(Revocation::Token {
-                jti: claims.jti.clone(),
-                until: Timestamp::from_unix_millis(claims.exp.saturating_mul(1000))
-                    .plus(self.config.leeway),
-            })
-            .await?;
+        if let Ok(verified) = self.verify(text) {
+            self.revocations
+                .end_access_token(&verified.claims, self.config.leeway)
+                .await?;
         }
         Ok(())
     }
 
-    /// Drops expired families and revocations from the store and memory.
+    /// Drops retired signing keys whose tokens have all expired, and
+    /// expired families and revocations from the store and memory.
     ///
     /// # Errors
     ///
     /// Store errors.
     pub async fn purge(&self) -> Result<u64, StoreError> {
         let now = Timestamp::now();
-        // Retired signing keys stop verifying once every token they signed
-        // has expired.
         let mut keys = KeySet::clone(&self.keys());
-        let lifetime = i64::try_from((self.config.access_ttl + self.config.leeway).as_secs())
-            .unwrap_or(i64::MAX);
+        let lifetime =
+            i64::try_from(self.revocations.lifetimes().access.as_secs()).unwrap_or(i64::MAX);
         let dropped = keys.prune(now.unix_seconds(), lifetime);
         if !dropped.is_empty() {
             tracing::info!(
@@ -597,45 +376,19 @@ impl TokenService {
             );
             self.replace_keys(keys);
         }
-        self.revoked.prune(now, self.cutoff_lifetime());
-        self.store.purge_expired_tokens(now).await
+        self.revocations.purge(now).await
     }
+}
+
+fn read<T>(lock: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(lock: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(|e| e.into_inner())
 }
 
 fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// A session-shaped view of a verified access token, so that handlers serve
-/// bearer and cookie callers alike. It exists only for this request.
-pub fn session_of(claims: &AccessClaims, user: UserId) -> Result<Session, ApiError> {
-    let email = claims
-        .email
-        .as_deref()
-        .and_then(|e| Email::parse(e).ok())
-        .ok_or(ApiError::InvalidToken(TokenError::Claims))?;
-    let roles = claims
-        .roles
-        .iter()
-        .map(|r| Role::parse(r))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| ApiError::InvalidToken(TokenError::Claims))?;
-    let issued = Timestamp::from_unix_millis(claims.iat.saturating_mul(1000));
-    let expires = Timestamp::from_unix_millis(claims.exp.saturating_mul(1000));
-    Ok(Session {
-        id_hash: SessionIdHash::from_bytes(Sha256::digest(claims.jti.as_bytes()).into()),
-        handle: SessionHandle::new(claims.sid.clone()),
-        user_id: user,
-        email,
-        roles,
-        created_at: issued,
-        last_seen: issued,
-        expires_at: expires,
-        absolute_expires_at: expires,
-        ip: None,
-        user_agent: None,
-        data: serde_json::Map::new(),
-        rotate: false,
-    })
 }

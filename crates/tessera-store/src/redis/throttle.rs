@@ -2,9 +2,10 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
 use fred::types::Value;
 use sha2::{Digest, Sha256};
-use tessera_core::StoreError;
+use tessera_core::{BucketRule, StoreError, ThrottleStore};
 
 use super::RedisStore;
 
@@ -55,5 +56,26 @@ impl RedisThrottle {
             )
             .await?;
         Ok(Duration::from_millis(u64::try_from(wait).unwrap_or(0)))
+    }
+}
+
+#[async_trait]
+impl ThrottleStore for RedisThrottle {
+    async fn update(
+        &self,
+        kind: &str,
+        name: &str,
+        rule: BucketRule,
+        delta: i64,
+    ) -> Result<Duration, StoreError> {
+        RedisThrottle::update(
+            self,
+            kind,
+            name,
+            rule.burst(),
+            rule.refill_interval(),
+            delta,
+        )
+        .await
     }
 }

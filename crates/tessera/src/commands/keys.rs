@@ -11,7 +11,7 @@ use crate::keyfiles::{keys_path, load_or_create, write_private};
 use crate::settings::Settings;
 
 /// Runs `tessera keys ...`.
-pub fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<ExitCode> {
+pub fn run(settings: &Settings, command: &KeysCommand) -> anyhow::Result<ExitCode> {
     crate::commands::user::create_private_dir(&settings.data_dir)?;
     let mut set = match (
         &settings.jwt_secret,

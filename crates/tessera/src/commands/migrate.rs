@@ -4,31 +4,38 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use crate::commands::user::open_database;
+use tessera_axum::startup::UserBackend;
+use tessera_store::{PostgresUserStore, SqliteStore};
+
+use crate::commands::user::create_private_dir;
 use crate::settings::Settings;
 
 /// `tessera migrate`: migrations of the configured user store, alone.
 pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
+    create_private_dir(&settings.data_dir)?;
+    let config = settings.resolve()?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
-        let db = open_database(settings, false)?;
-        match settings.users {
-            crate::settings::UserBackend::Sqlite => {
-                println!("embedded database {} is up to date", db.path().display())
-            }
-            crate::settings::UserBackend::Postgres => {
-                let url = settings
-                    .database_url
-                    .as_deref()
-                    .context("users = \"postgres\" needs database_url")?;
-                let store = tessera_store::PostgresUserStore::connect(
-                    url,
-                    tessera_store::PostgresOptions::default(),
+        match &config.users {
+            UserBackend::Sqlite => {
+                // Opening migrates.
+                SqliteStore::open(&config.database, config.sqlite.clone()).with_context(|| {
+                    format!(
+                        "cannot open the database in {}",
+                        settings.data_dir.display()
+                    )
+                })?;
+                println!(
+                    "embedded database {} is up to date",
+                    config.database.display()
                 )
-                .await
-                .context("cannot migrate the PostgreSQL user store")?;
+            }
+            UserBackend::Postgres { url, options } => {
+                let store = PostgresUserStore::connect(url, options.clone())
+                    .await
+                    .context("cannot migrate the PostgreSQL user store")?;
                 // connect() migrated; report the state.
                 println!(
                     "postgres user store is up to date ({} migrations pending)",

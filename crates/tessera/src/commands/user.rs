@@ -12,53 +12,16 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
-use tessera_axum::accounts::{AccountChange, Accounts};
+use tessera_axum::accounts::AccountChange;
+use tessera_axum::startup::{Purpose, open_stores};
 use tessera_core::{
     Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp, UserStore,
 };
-use tessera_store::SqliteStore;
 
 use crate::cli::UserCommand;
 use crate::settings::Settings;
 
-/// The user store the settings name: the embedded database, or PostgreSQL
-/// (`users = "postgres"`, `database_url`), migrated on connect.
-pub async fn open_users(
-    settings: &Settings,
-    embedded: &SqliteStore,
-) -> anyhow::Result<Arc<dyn UserStore>> {
-    match settings.users {
-        crate::settings::UserBackend::Sqlite => Ok(Arc::new(embedded.clone())),
-        crate::settings::UserBackend::Postgres => {
-            let url = settings
-                .database_url
-                .as_deref()
-                .context("users = \"postgres\" needs database_url (TESSERA_DATABASE_URL)")?;
-            let store = tessera_store::PostgresUserStore::connect(
-                url,
-                tessera_store::PostgresOptions::default(),
-            )
-            .await
-            .context("cannot use the PostgreSQL user store")?;
-            Ok(Arc::new(store))
-        }
-    }
-}
-
-/// Opens (creating if needed) the data directory and its database;
-/// `server` turns on the session read cache.
-pub fn open_database(settings: &Settings, server: bool) -> anyhow::Result<SqliteStore> {
-    create_private_dir(&settings.data_dir)?;
-    SqliteStore::open(settings.database_path(), settings.sqlite_options(server)).with_context(
-        || {
-            format!(
-                "cannot open the database in {}",
-                settings.data_dir.display()
-            )
-        },
-    )
-}
-
+/// Creates the data directory (and its parents) with mode 0700.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
@@ -79,10 +42,16 @@ pub fn run(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode
 }
 
 async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<ExitCode> {
-    let db = open_database(settings, false)?;
-    let users = open_users(settings, &db).await?;
-    let stores = crate::stores::open(settings, &db, false).await?;
-    let accounts = Accounts::new(Arc::clone(&users), Arc::clone(&stores.sessions));
+    create_private_dir(&settings.data_dir)?;
+    let config = settings.resolve()?;
+    let backends = open_stores(&config, Purpose::Command).await?.backends;
+    let users = Arc::clone(&backends.users);
+    // The same account changes, with the same effects, as the admin API.
+    let accounts = config.app.accounts(
+        Arc::clone(&backends.users),
+        Arc::clone(&backends.sessions),
+        config.app.revocations(Arc::clone(&backends.tokens)),
+    );
     match command {
         UserCommand::Add {
             email,
@@ -145,10 +114,9 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Disable { email } => {
             let email = parse_email(&email)?;
             let change = found(accounts.set_disabled(&email, true).await?, &email)?;
-            let families = end_tokens(settings, stores.tokens.as_ref(), change.user.id).await?;
             println!(
-                "{} disabled ({} sessions ended, {families} token families ended)",
-                change.user.email, change.sessions_affected
+                "{} disabled ({} sessions ended, {} token families ended)",
+                change.user.email, change.sessions_affected, change.families_ended
             );
         }
         UserCommand::Enable { email } => {
@@ -167,7 +135,6 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             let password = read_new_password(password_stdin)?;
             let hash = PasswordHasher::owasp().hash(&password)?;
             let change = found(accounts.set_password(&email, &hash).await?, &email)?;
-            end_tokens(settings, stores.tokens.as_ref(), change.user.id).await?;
             println!(
                 "password changed for {} ({} sessions ended)",
                 change.user.email, change.sessions_affected
@@ -176,27 +143,6 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Import { file } => return import(users.as_ref(), &file).await,
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Ends the user's token families and refuses their access tokens issued so
-/// far; a running server picks the revocation up within a second.
-async fn end_tokens(
-    settings: &Settings,
-    db: &dyn tessera_core::TokenStore,
-    user: tessera_core::UserId,
-) -> anyhow::Result<usize> {
-    use tessera_core::Revocation;
-    let now = Timestamp::now();
-    let ended = db.delete_families_for_user(user).await?;
-    let revocation = Revocation::UserBefore {
-        user,
-        before: Timestamp::from_unix_millis((now.unix_seconds() + 1) * 1000),
-        until: now.plus(std::time::Duration::from_secs(
-            settings.jwt_access_ttl + settings.jwt_leeway,
-        )),
-    };
-    db.save_revocation(&revocation).await?;
-    Ok(ended.len())
 }
 
 fn found(change: Option<AccountChange>, email: &Email) -> anyhow::Result<AccountChange> {

@@ -1,0 +1,212 @@
+//! What a caller presented, and the operations whose meaning depends on it.
+//!
+//! Each operation that only makes sense for some kinds of credential
+//! decides by one `match` here; handlers never test modes or flags. A new
+//! kind of credential is one new variant, and the compiler lists every
+//! operation that must say what it means for it.
+
+use std::sync::Arc;
+
+use axum::http::HeaderValue;
+use serde_json::{Map, Value};
+use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, UserId};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::tokens::AccessToken;
+
+/// Data kept in a sealed cookie must stay small: browsers cap cookies at 4 KiB.
+const SEALED_DATA_MAX_BYTES: usize = 1024;
+
+/// What the caller presented.
+#[derive(Debug, Clone)]
+pub enum Credential {
+    /// A session id cookie; the session lives in the session store.
+    Stored(Arc<Session>),
+    /// A session sealed in the cookie itself (`session_storage = cookie`).
+    Sealed {
+        /// The session the cookie carries.
+        session: Arc<Session>,
+        /// The re-sealed cookie to send, when activity was recorded.
+        reseal: Option<HeaderValue>,
+    },
+    /// An access token.
+    Bearer {
+        /// The verified token.
+        token: Arc<AccessToken>,
+        /// Whether it came in the access-token cookie (an ambient
+        /// credential, which a browser sends on its own) rather than an
+        /// `Authorization` header.
+        from_cookie: bool,
+    },
+}
+
+/// What ending one credential did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ended(pub u64);
+
+impl Credential {
+    /// The user the credential belongs to.
+    pub fn user_id(&self) -> UserId {
+        match self {
+            Self::Stored(session) | Self::Sealed { session, .. } => session.user_id,
+            Self::Bearer { token, .. } => token.user_id,
+        }
+    }
+
+    /// The user's e-mail address, as the credential carries it.
+    pub fn email(&self) -> &Email {
+        match self {
+            Self::Stored(session) | Self::Sealed { session, .. } => &session.email,
+            Self::Bearer { token, .. } => &token.email,
+        }
+    }
+
+    /// The user's roles, as the credential carries them.
+    pub fn roles(&self) -> &[Role] {
+        match self {
+            Self::Stored(session) | Self::Sealed { session, .. } => &session.roles,
+            Self::Bearer { token, .. } => &token.roles,
+        }
+    }
+
+    /// The session, for credentials that are one.
+    pub fn session(&self) -> Option<&Session> {
+        match self {
+            Self::Stored(session) | Self::Sealed { session, .. } => Some(session),
+            Self::Bearer { .. } => None,
+        }
+    }
+
+    /// Whether a browser sends it by itself (a cookie), so that a cross-site
+    /// request could carry it: such requests must pass the CSRF check.
+    pub fn is_ambient(&self) -> bool {
+        match self {
+            Self::Stored(_) | Self::Sealed { .. } => true,
+            Self::Bearer { from_cookie, .. } => *from_cookie,
+        }
+    }
+
+    /// The public name of this login: the session's handle, or the refresh
+    /// family of an access token.
+    pub fn handle(&self) -> &SessionHandle {
+        match self {
+            Self::Stored(session) | Self::Sealed { session, .. } => &session.handle,
+            Self::Bearer { token, .. } => &token.handle,
+        }
+    }
+
+    /// Ends this credential alone (logout): the stored session, the sealed
+    /// cookie (by revocation), or the access token's refresh family.
+    ///
+    /// # Errors
+    ///
+    /// Store errors: the logout is then not acknowledged.
+    pub async fn end(&self, state: &AppState) -> Result<Ended, ApiError> {
+        match self {
+            Self::Stored(session) => Ok(Ended(u64::from(
+                state.sessions.delete(&session.id_hash).await?,
+            ))),
+            Self::Sealed { session, .. } => {
+                state.tokens.revocations().end_sealed(session).await?;
+                Ok(Ended(1))
+            }
+            Self::Bearer { token, .. } => {
+                state.tokens.revocations().end_family(&token.family).await?;
+                Ok(Ended(1))
+            }
+        }
+    }
+
+    /// Merges `patch` into the session's data (RFC 7396). Returns the data
+    /// after the merge and, for a sealed session, the re-sealed cookie that
+    /// now carries it.
+    ///
+    /// # Errors
+    ///
+    /// 401 for an access token (it has no session data) or a session that
+    /// ended meanwhile; 413 when the data would outgrow its limit.
+    pub async fn merge_data(
+        &self,
+        state: &AppState,
+        patch: &Map<String, Value>,
+    ) -> Result<(Map<String, Value>, Option<HeaderValue>), ApiError> {
+        match self {
+            Self::Stored(session) => {
+                let data = state
+                    .sessions
+                    .merge_data(&session.id_hash, patch, state.config.session_data_max_bytes)
+                    .await?
+                    .ok_or(ApiError::Unauthenticated)?;
+                Ok((data, None))
+            }
+            Self::Sealed { session, .. } => {
+                let sealer = state.sealer.as_ref().ok_or(ApiError::Unauthenticated)?;
+                let mut session = Session::clone(session);
+                tessera_core::merge::merge_patch(&mut session.data, patch);
+                let limit = SEALED_DATA_MAX_BYTES.min(state.config.session_data_max_bytes);
+                if tessera_core::store::data_size(&session.data) > limit {
+                    return Err(ApiError::SessionDataTooLarge(limit));
+                }
+                let max_age = session.absolute_expires_at.since(Timestamp::now());
+                let cookie = state
+                    .config
+                    .cookie
+                    .issue_sealed(sealer.seal(&session), max_age);
+                Ok((session.data, Some(cookie)))
+            }
+            Self::Bearer { .. } => Err(ApiError::Unauthenticated),
+        }
+    }
+
+    /// The user's live sessions, oldest first, each marked whether it is
+    /// this one. Sealed sessions have no server-side list: only this one.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn sessions(&self, state: &AppState) -> Result<Vec<(Session, bool)>, ApiError> {
+        if let Self::Sealed { session, .. } = self {
+            return Ok(vec![(Session::clone(session), true)]);
+        }
+        let this = match self {
+            Self::Stored(session) => Some(session.id_hash),
+            _ => None,
+        };
+        let sessions = state
+            .sessions
+            .list_for_user(self.user_id(), Timestamp::now())
+            .await?;
+        Ok(sessions
+            .into_iter()
+            .map(|s| {
+                let current = Some(s.id_hash) == this;
+                (s, current)
+            })
+            .collect())
+    }
+
+    /// Ends the user's session named `handle`. `false` if the user has no
+    /// such session.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn end_session(
+        &self,
+        state: &AppState,
+        handle: &SessionHandle,
+    ) -> Result<bool, ApiError> {
+        if let Self::Sealed { session, .. } = self {
+            if *handle != session.handle {
+                return Ok(false);
+            }
+            state.tokens.revocations().end_sealed(session).await?;
+            return Ok(true);
+        }
+        Ok(state
+            .sessions
+            .delete_by_handle(self.user_id(), handle)
+            .await?)
+    }
+}

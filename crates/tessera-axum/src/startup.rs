@@ -1,0 +1,442 @@
+//! Start-up: from a typed [`ServiceConfig`] to a running service.
+//!
+//! [`Service::start`] opens the stores the configuration names, subscribes
+//! to a cluster's revocation announcements *before* the first full load of
+//! the revocation list (so a revocation saved in between is not missed),
+//! builds the [`AppState`], and spawns the background tasks: maintenance
+//! (purges, store probes, periodic revocation sync), the announcement
+//! listener and the key reload. The `tessera` binary and apps that embed
+//! tessera start it the same way; neither can forget a step.
+//!
+//! Nothing here reads the environment, flags or configuration files: the
+//! binary resolves those into a [`ServiceConfig`] and hands over the key
+//! material ([`TokenKeys`]).
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use tessera_core::{PasswordHasher, SessionStore, StoreError, TokenStore, UserStore};
+use tessera_store::{
+    MemoryStore, PostgresOptions, PostgresUserStore, RedisOptions, RedisStore, RedisThrottle,
+    RevocationEvent, SqliteOptions, SqliteStore,
+};
+use tessera_token::KeySet;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::server::{Maintenance, spawn_maintenance};
+use crate::state::{AppConfig, AppState, Backends, TokenKeys};
+use crate::throttle::LocalBuckets;
+
+/// Where sessions, refresh families, revocations and login counters live.
+#[derive(Debug, Clone, Default)]
+pub enum SessionBackend {
+    /// The embedded SQLite database (durable).
+    #[default]
+    Sqlite,
+    /// Process memory: everything ends with the process.
+    Memory,
+    /// Redis, shared by the nodes of a cluster.
+    Redis(RedisOptions),
+}
+
+/// Where users and the audit log live.
+#[derive(Clone, Default)]
+pub enum UserBackend {
+    /// The embedded SQLite database.
+    #[default]
+    Sqlite,
+    /// PostgreSQL, shared by the nodes of a cluster (migrated on connect).
+    Postgres {
+        /// `postgres://...` (may carry a password: never printed).
+        url: String,
+        /// Pool and timeouts.
+        options: PostgresOptions,
+    },
+}
+
+impl std::fmt::Debug for UserBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Sqlite => f.write_str("Sqlite"),
+            Self::Postgres { options, .. } => f
+                .debug_struct("Postgres")
+                .field("url", &"<redacted>")
+                .field("options", options)
+                .finish(),
+        }
+    }
+}
+
+/// Everything the service is built from, typed and validated.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    /// The HTTP application.
+    pub app: AppConfig,
+    /// The embedded database file (used for whatever is not elsewhere).
+    pub database: PathBuf,
+    /// Its options.
+    pub sqlite: SqliteOptions,
+    /// Sessions, tokens and throttling.
+    pub sessions: SessionBackend,
+    /// Users.
+    pub users: UserBackend,
+    /// Background work.
+    pub maintenance: Maintenance,
+}
+
+impl ServiceConfig {
+    /// The defaults, with the embedded database at `database`.
+    pub fn new(database: impl Into<PathBuf>) -> Self {
+        Self {
+            app: AppConfig::default(),
+            database: database.into(),
+            sqlite: SqliteOptions::default(),
+            sessions: SessionBackend::default(),
+            users: UserBackend::default(),
+            maintenance: Maintenance::default(),
+        }
+    }
+}
+
+/// What start-up could not do.
+#[derive(Debug, thiserror::Error)]
+pub enum StartupError {
+    /// A store could not be opened or did not answer.
+    #[error("cannot use {what}: {source}")]
+    Store {
+        /// Which store, in the words of its settings.
+        what: &'static str,
+        /// Why.
+        source: StoreError,
+    },
+    /// A background task could not be set up.
+    #[error("start-up failed: {0}")]
+    Setup(String),
+}
+
+fn store(what: &'static str) -> impl FnOnce(StoreError) -> StartupError {
+    move |source| StartupError::Store { what, source }
+}
+
+/// Who opens the stores: a long-running server, or a short command on the
+/// same data (which reads and writes the stores directly, with no caches,
+/// and cannot reach a memory-store server's memory: it works on the data
+/// directory instead).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    /// `tessera serve`, or an embedding app.
+    Server,
+    /// `tessera user ...` and other administrative commands.
+    Command,
+}
+
+/// The stores the configuration names, open.
+#[derive(Debug, Clone)]
+pub struct OpenStores {
+    /// For the application.
+    pub backends: Backends,
+    /// The Redis store, when that is the session backend (for its extras).
+    pub redis: Option<RedisStore>,
+}
+
+/// Opens the stores `config` names.
+///
+/// # Errors
+///
+/// A store that cannot be opened or reached.
+pub async fn open_stores(
+    config: &ServiceConfig,
+    purpose: Purpose,
+) -> Result<OpenStores, StartupError> {
+    let server = purpose == Purpose::Server;
+    let needs_database = !matches!(
+        (&config.sessions, &config.users, purpose),
+        (SessionBackend::Redis(_), UserBackend::Postgres { .. }, _)
+            | (
+                SessionBackend::Memory,
+                UserBackend::Postgres { .. },
+                Purpose::Server
+            )
+    );
+    let database = if needs_database {
+        let options = SqliteOptions {
+            session_cache: if server {
+                config.sqlite.session_cache
+            } else {
+                0
+            },
+            ..config.sqlite.clone()
+        };
+        Some(SqliteStore::open(&config.database, options).map_err(store("the embedded database"))?)
+    } else {
+        None
+    };
+    let embedded = || database.clone().expect("opened when needed");
+    let users: Arc<dyn UserStore> = match &config.users {
+        UserBackend::Sqlite => Arc::new(embedded()),
+        UserBackend::Postgres { url, options } => Arc::new(
+            PostgresUserStore::connect(url, options.clone())
+                .await
+                .map_err(store("the PostgreSQL user store (database_url)"))?,
+        ),
+    };
+    let local = || Arc::new(LocalBuckets::default());
+    Ok(match &config.sessions {
+        SessionBackend::Sqlite => OpenStores {
+            backends: Backends {
+                users,
+                ..Backends::single(Arc::new(embedded()))
+            },
+            redis: None,
+        },
+        SessionBackend::Memory if server => {
+            let memory = Arc::new(MemoryStore::new());
+            OpenStores {
+                backends: Backends {
+                    sessions: Arc::clone(&memory) as Arc<dyn SessionStore>,
+                    tokens: memory as Arc<dyn TokenStore>,
+                    users,
+                    throttle: local(),
+                },
+                redis: None,
+            }
+        }
+        SessionBackend::Memory => OpenStores {
+            backends: Backends {
+                users,
+                ..Backends::single(Arc::new(embedded()))
+            },
+            redis: None,
+        },
+        SessionBackend::Redis(options) => {
+            let options = RedisOptions {
+                near_cache: if server { options.near_cache } else { 0 },
+                ..options.clone()
+            };
+            let redis = RedisStore::connect(options)
+                .await
+                .map_err(store("the Redis store (redis_url)"))?;
+            OpenStores {
+                backends: Backends {
+                    sessions: Arc::new(redis.clone()),
+                    tokens: Arc::new(redis.clone()),
+                    users,
+                    throttle: Arc::new(RedisThrottle::new(redis.clone())),
+                },
+                redis: Some(redis),
+            }
+        }
+    })
+}
+
+/// Where a running service finds new signing keys (the binary: the key file
+/// that `tessera keys rotate` rewrites). Polled every second.
+pub trait KeySource: Send + 'static {
+    /// A new key set, if it changed since the last call.
+    fn changed(&mut self) -> Option<KeySet>;
+}
+
+/// A started service: its state, and the background tasks that keep it
+/// honest (stopped when this is dropped). Keep it alive as long as its
+/// router serves.
+#[derive(Debug)]
+pub struct Service {
+    state: Arc<AppState>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+impl Service {
+    /// Opens the stores, loads the revocation list (after subscribing to
+    /// announcements), builds the state and spawns the background tasks.
+    ///
+    /// # Errors
+    ///
+    /// A store that cannot be opened or reached.
+    pub async fn start(config: ServiceConfig, keys: TokenKeys) -> Result<Self, StartupError> {
+        Self::start_with(config, keys, None).await
+    }
+
+    /// As [`Service::start`], reloading signing keys from `keys_source`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Service::start`].
+    pub async fn start_with(
+        config: ServiceConfig,
+        keys: TokenKeys,
+        key_source: Option<Box<dyn KeySource>>,
+    ) -> Result<Self, StartupError> {
+        let stores = open_stores(&config, Purpose::Server).await?;
+        log_stores(&config, &stores);
+        let hasher = owasp_hasher(&config.app).await?;
+        // Subscribe before the full load, so that a revocation saved in
+        // between is not missed (it waits in the channel until the state
+        // exists).
+        let announcements = match &stores.redis {
+            Some(redis) => Some(
+                redis
+                    .watch_revocations()
+                    .await
+                    .map_err(store("Redis revocation announcements"))?,
+            ),
+            None => None,
+        };
+        let maintenance = Maintenance {
+            // Redis announces every revocation as it is saved (and the list
+            // is reloaded after a reconnect); the periodic reload is a backstop.
+            revocation_sync_interval: if stores.redis.is_some() {
+                Duration::from_secs(30)
+            } else {
+                config.maintenance.revocation_sync_interval
+            },
+            ..config.maintenance
+        };
+        let state = AppState::new(config.app, stores.backends, keys, hasher);
+        let restored = state
+            .tokens()
+            .revocations()
+            .sync()
+            .await
+            .map_err(store("the revocation list"))?;
+        if restored > 0 {
+            tracing::info!(restored, "revocation list loaded");
+        }
+        let mut tasks = spawn_maintenance(Arc::clone(&state), maintenance);
+        if let Some(events) = announcements {
+            tasks.push(tokio::spawn(apply_announced_revocations(
+                events,
+                Arc::clone(&state),
+            )));
+        }
+        if let Some(source) = key_source {
+            tasks.push(tokio::spawn(reload_keys(source, Arc::clone(&state))));
+        }
+        Ok(Self { state, tasks })
+    }
+
+    /// The shared state.
+    pub fn state(&self) -> &Arc<AppState> {
+        &self.state
+    }
+
+    /// The whole API, to serve or to nest in an app's own router. Serve it
+    /// with `into_make_service_with_connect_info::<SocketAddr>()`: logins
+    /// throttle by the client's address.
+    pub fn router(&self) -> Router {
+        crate::app::router(Arc::clone(&self.state))
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes, then
+    /// finishes in-flight requests and returns.
+    ///
+    /// # Errors
+    ///
+    /// I/O errors of the listener.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let app = self
+            .router()
+            .into_make_service_with_connect_info::<SocketAddr>();
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}
+
+/// The password hasher at OWASP's argon2id parameters, set up off the
+/// executor (the first hash allocates its memory).
+async fn owasp_hasher(app: &AppConfig) -> Result<PasswordHasher, StartupError> {
+    let started = Instant::now();
+    let hasher = tokio::task::spawn_blocking(PasswordHasher::owasp)
+        .await
+        .map_err(|e| StartupError::Setup(format!("password hasher: {e}")))?;
+    tracing::info!(
+        hash_ms = started.elapsed().as_millis() as u64,
+        workers = app.hash_workers,
+        queue = app.hash_queue,
+        "argon2id ready (m=19456 KiB, t=2, p=1)"
+    );
+    Ok(hasher)
+}
+
+fn log_stores(config: &ServiceConfig, stores: &OpenStores) {
+    let sessions = stores.backends.sessions.as_ref();
+    let database = config.database.display().to_string();
+    if matches!(
+        config.app.session_storage,
+        crate::state::SessionStorage::Cookie(_)
+    ) {
+        tracing::info!(
+            "session storage: sealed cookies (AES-256-GCM), no session rows in any store"
+        );
+    }
+    match &config.sessions {
+        SessionBackend::Redis(options) => tracing::info!(
+            store = sessions.backend(),
+            prefix = %options.prefix,
+            users = stores.backends.users.backend(),
+            "sessions, tokens and throttling in Redis"
+        ),
+        SessionBackend::Sqlite => tracing::info!(
+            store = sessions.backend(),
+            %database,
+            "sessions and users in the embedded database"
+        ),
+        SessionBackend::Memory => tracing::warn!(
+            store = sessions.backend(),
+            users = stores.backends.users.backend(),
+            "sessions live in process memory: they are lost when tessera stops (Memory store)"
+        ),
+    }
+}
+
+/// Applies revocations other nodes announce, so that their access tokens
+/// are refused here within milliseconds rather than at the next periodic
+/// sync; reloads the whole list whenever announcements may have been missed.
+async fn apply_announced_revocations(
+    mut events: tokio::sync::mpsc::UnboundedReceiver<RevocationEvent>,
+    state: Arc<AppState>,
+) {
+    let revocations = state.tokens().revocations();
+    while let Some(event) = events.recv().await {
+        match event {
+            RevocationEvent::Revoked(revocation) => revocations.list().apply(&revocation),
+            RevocationEvent::Resubscribed => match revocations.reload().await {
+                Ok(n) => tracing::info!(
+                    revocations = n,
+                    "revocation list reloaded after reconnecting"
+                ),
+                Err(e) => {
+                    tracing::warn!(error = %e, "revocation list reload failed; the periodic sync will retry")
+                }
+            },
+        }
+    }
+}
+
+async fn reload_keys(mut source: Box<dyn KeySource>, state: Arc<AppState>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        if let Some(set) = source.changed() {
+            tracing::info!(kid = %set.active().kid, "signing keys reloaded");
+            state.tokens().replace_keys(set);
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Access tokens: what a verified token says about its bearer.
+
+use tessera_core::{Email, FamilyId, Role, SessionHandle, Timestamp, UserId};
+use tessera_token::{AccessClaims, TokenError};
+
+/// A verified access token: its claims, and the identity and family they
+/// name. Shared from the memo of verified tokens, so a repeated token costs
+/// no parsing and no allocation.
+#[derive(Debug, Clone)]
+pub struct AccessToken {
+    /// The verified claims.
+    pub claims: AccessClaims,
+    /// `sub`.
+    pub user_id: UserId,
+    /// `email`.
+    pub email: Email,
+    /// `roles`, as issued.
+    pub roles: Vec<Role>,
+    /// `sid`: the refresh family the token belongs to.
+    pub family: FamilyId,
+    /// The family's public name, as the sessions API shows it.
+    pub handle: SessionHandle,
+    /// `iat`.
+    pub issued_at: Timestamp,
+    /// `exp`.
+    pub expires_at: Timestamp,
+}
+
+impl AccessToken {
+    /// Reads the identity out of claims whose signature and times checked out.
+    ///
+    /// # Errors
+    ///
+    /// [`TokenError::Claims`] when `sub`, `email` or `roles` are not what
+    /// this server issues.
+    pub fn from_claims(claims: AccessClaims) -> Result<Self, TokenError> {
+        let user_id: UserId = claims.sub.parse().map_err(|_| TokenError::Claims)?;
+        let email = claims
+            .email
+            .as_deref()
+            .and_then(|e| Email::parse(e).ok())
+            .ok_or(TokenError::Claims)?;
+        let roles = claims
+            .roles
+            .iter()
+            .map(|r| Role::parse(r))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|_| TokenError::Claims)?;
+        Ok(Self {
+            user_id,
+            email,
+            roles,
+            family: FamilyId::new(claims.sid.clone()),
+            handle: SessionHandle::new(claims.sid.clone()),
+            issued_at: Timestamp::from_unix_millis(claims.iat.saturating_mul(1000)),
+            expires_at: Timestamp::from_unix_millis(claims.exp.saturating_mul(1000)),
+            claims,
+        })
+    }
+}

@@ -1,0 +1,218 @@
+//! From the flat [`Settings`] (the public names of the file, environment and
+//! flag layers) to the library's typed [`ServiceConfig`], validated once.
+//! Each value is checked by the library type that holds it
+//! ([`SessionPolicy::new`], [`SessionCookie::new`], [`BucketRule::new`]).
+
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use tessera_axum::cookies::SessionCookie;
+use tessera_axum::startup::{SessionBackend, UserBackend};
+use tessera_axum::throttle::ThrottleSettings;
+use tessera_axum::tokens::TokenConfig;
+use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
+use tessera_core::{BucketRule, SessionPolicy};
+use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions, Synchronous};
+
+use crate::settings::{Settings, SqliteSync, StorageKind, StoreKind, UsersKind};
+
+impl From<Synchronous> for SqliteSync {
+    fn from(value: Synchronous) -> Self {
+        match value {
+            Synchronous::Full => Self::Full,
+            Synchronous::Normal => Self::Normal,
+        }
+    }
+}
+
+impl Settings {
+    /// The service these settings describe. Reads (or, on first use,
+    /// creates) the sealed-cookie key in the data directory when sealed
+    /// cookies are on and no `session_cookie_key` is set.
+    ///
+    /// # Errors
+    ///
+    /// A value the library refuses, or values that do not fit together,
+    /// with the setting named.
+    pub fn resolve(&self) -> anyhow::Result<ServiceConfig> {
+        let defaults = AppConfig::default();
+        let policy = SessionPolicy::new(
+            Duration::from_secs(self.session_idle_timeout),
+            Duration::from_secs(self.session_absolute_timeout),
+        )
+        .context("session_idle_timeout and session_absolute_timeout")?;
+        let cookie = SessionCookie::new(self.cookie_name.clone(), self.session_same_site)
+            .context("cookie_name")?;
+        let throttle = ThrottleSettings {
+            per_ip: BucketRule::new(self.login_ip_burst, self.login_ip_per_minute)
+                .context("login_ip_burst and login_ip_per_minute")?,
+            per_account: BucketRule::new(self.login_account_burst, self.login_account_per_minute)
+                .context("login_account_burst and login_account_per_minute")?,
+        };
+        let session_storage = match self.session_storage {
+            StorageKind::Server => SessionStorage::Server,
+            StorageKind::Cookie => SessionStorage::Cookie(crate::keyfiles::cookie_key(self)?),
+        };
+        let app = AppConfig {
+            policy,
+            cookie,
+            session_storage,
+            trusted_proxies: self.trusted_proxies.clone(),
+            allowed_origins: self.allowed_origins.clone(),
+            throttle,
+            hash_workers: self.hash_workers.unwrap_or(defaults.hash_workers).max(1),
+            hash_queue: self.hash_queue,
+            max_body_bytes: self.max_body_bytes,
+            session_data_max_bytes: self.session_data_max_bytes,
+            tokens: self.token_config()?,
+            access_token_cookie: self.jwt_access_token_cookie,
+        };
+        let sessions = match self.store {
+            StoreKind::Sqlite => SessionBackend::Sqlite,
+            StoreKind::Memory => SessionBackend::Memory,
+            StoreKind::Redis => SessionBackend::Redis(RedisOptions {
+                url: self.redis_url.clone(),
+                prefix: self.redis_prefix.clone(),
+                timeout: Duration::from_millis(self.redis_timeout.max(1)),
+                near_cache: self.redis_near_cache,
+                ..RedisOptions::default()
+            }),
+        };
+        let users = match self.users {
+            UsersKind::Sqlite => UserBackend::Sqlite,
+            UsersKind::Postgres => UserBackend::Postgres {
+                url: self
+                    .database_url
+                    .clone()
+                    .context("users = \"postgres\" needs database_url (TESSERA_DATABASE_URL)")?,
+                options: PostgresOptions::default(),
+            },
+        };
+        Ok(ServiceConfig {
+            app,
+            database: self.database_path(),
+            sqlite: SqliteOptions {
+                synchronous: match self.sqlite_synchronous {
+                    SqliteSync::Full => Synchronous::Full,
+                    SqliteSync::Normal => Synchronous::Normal,
+                },
+                session_cache: self.sqlite_session_cache,
+                busy_timeout: Duration::from_millis(self.sqlite_busy_timeout),
+                ..SqliteOptions::default()
+            },
+            sessions,
+            users,
+            maintenance: Maintenance {
+                purge_interval: Duration::from_secs(self.purge_interval.max(1)),
+                ..Maintenance::default()
+            },
+        })
+    }
+
+    /// Token lifetimes and names.
+    fn token_config(&self) -> anyhow::Result<TokenConfig> {
+        if self.jwt_access_ttl == 0 || self.jwt_refresh_ttl < self.jwt_access_ttl {
+            bail!("jwt_access_ttl must be at least 1 and at most jwt_refresh_ttl");
+        }
+        Ok(TokenConfig {
+            issuer: self.jwt_issuer.clone(),
+            audience: self.jwt_audience.clone(),
+            access_ttl: Duration::from_secs(self.jwt_access_ttl),
+            refresh_ttl: Duration::from_secs(self.jwt_refresh_ttl),
+            leeway: Duration::from_secs(self.jwt_leeway),
+            grace: Duration::from_secs(self.jwt_refresh_grace),
+        })
+    }
+}
+
+#[cfg(test)]
+// figment's `Jail` returns its own (large) error type; these are tests.
+#[allow(clippy::result_large_err)]
+mod tests {
+    use figment::Jail;
+
+    use super::*;
+    use crate::settings::FlagSettings;
+
+    fn load() -> anyhow::Result<ServiceConfig> {
+        Settings::load(None, FlagSettings::default())?.resolve()
+    }
+
+    #[test]
+    fn the_defaults_are_the_librarys() {
+        Jail::expect_with(|_| {
+            let config = load().unwrap();
+            let library = AppConfig::default();
+            assert_eq!(config.app.policy, library.policy);
+            assert_eq!(config.app.cookie.name(), library.cookie.name());
+            assert_eq!(config.app.throttle, library.throttle);
+            assert_eq!(config.app.tokens.access_ttl, library.tokens.access_ttl);
+            assert!(matches!(config.sessions, SessionBackend::Sqlite));
+            assert!(matches!(config.users, UserBackend::Sqlite));
+            assert!(matches!(config.app.session_storage, SessionStorage::Server));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_values_reach_the_typed_config() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_STORE", "redis");
+            jail.set_env("TESSERA_REDIS_PREFIX", "app1");
+            jail.set_env("TESSERA_REDIS_TIMEOUT", "250");
+            jail.set_env("TESSERA_JWT_ACCESS_TTL", "60");
+            jail.set_env("TESSERA_SESSION_SAME_SITE", "strict");
+            let config = load().unwrap();
+            let SessionBackend::Redis(redis) = config.sessions else {
+                panic!("redis expected");
+            };
+            assert_eq!(redis.prefix, "app1");
+            assert_eq!(redis.timeout, Duration::from_millis(250));
+            assert_eq!(config.app.tokens.access_ttl, Duration::from_secs(60));
+            assert_eq!(
+                config.app.cookie.same_site(),
+                tessera_axum::cookies::SameSitePolicy::Strict
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn values_the_library_refuses_name_their_setting() {
+        for (key, value, named) in [
+            ("TESSERA_COOKIE_NAME", "tessera", "cookie_name"),
+            ("TESSERA_LOGIN_IP_BURST", "0", "login_ip_burst"),
+            (
+                "TESSERA_LOGIN_ACCOUNT_PER_MINUTE",
+                "0",
+                "login_account_per_minute",
+            ),
+            ("TESSERA_SESSION_IDLE_TIMEOUT", "0", "session_idle_timeout"),
+            ("TESSERA_USERS", "postgres", "database_url"),
+        ] {
+            Jail::expect_with(|jail| {
+                jail.set_env(key, value);
+                let error = format!("{:#}", load().unwrap_err());
+                assert!(error.contains(named), "{key}={value}: {error}");
+                Ok(())
+            });
+        }
+    }
+
+    #[test]
+    fn sealed_cookies_take_the_configured_key() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_SESSION_STORAGE", "cookie");
+            jail.set_env(
+                "TESSERA_SESSION_COOKIE_KEY",
+                "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE",
+            );
+            let config = load().unwrap();
+            let SessionStorage::Cookie(key) = config.app.session_storage else {
+                panic!("sealed cookies expected");
+            };
+            assert_eq!(key.as_bytes(), &[1u8; 32]);
+            Ok(())
+        });
+    }
+}
