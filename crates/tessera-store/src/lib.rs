@@ -14,8 +14,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod lock;
 mod memory;
-mod memory_tokens;
 mod postgres;
 mod redis;
 mod session_cache;
