@@ -10,7 +10,7 @@
 //!   counters shared by a cluster of stateless nodes (Redis or Redis Cluster).
 //!
 //! Memory and SQLite implement [`tessera_core::SessionStore`] and [`tessera_core::UserStore`]
-//! and pass the same conformance suite (`tests/conformance.rs`).
+//! and pass the same conformance suite (`tests/it/`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
