@@ -5,9 +5,12 @@
 //! matters more than losing the process would, so every lock is taken
 //! through these helpers, which ignore the poison and return the guard.
 
-use std::sync::{Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard};
+#[cfg(any(feature = "memory", feature = "sqlite"))]
+use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locks `mutex`, ignoring poison.
+#[cfg(any(feature = "memory", feature = "sqlite"))]
 pub(crate) fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(|e| e.into_inner())
 }

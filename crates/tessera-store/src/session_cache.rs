@@ -141,7 +141,8 @@ impl SessionCache {
 
     /// Records this process's own announcement. If the nonce found under the
     /// lock is not the one the cache is valid for, another process wrote in
-    /// between: drop everything.
+    /// between: drop everything. (Only SQLite announces its own writes.)
+    #[cfg(feature = "sqlite")]
     pub(crate) fn adopt_own_nonce(&self, found: Option<u64>, written: u64) {
         let mut state = lock::write(&self.state);
         if found.is_none() || state.nonce != found {
