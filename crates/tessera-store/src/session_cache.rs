@@ -2,8 +2,8 @@
 //! for one "view" of the store's change announcements.
 //!
 //! Used in front of SQLite (the view is the cross-process change nonce, see
-//! `sqlite/cache.rs`) and in front of Redis (the view is the generation of
-//! the invalidation subscription, see `redis/near.rs`).
+//! `sqlite/change_signal.rs`) and in front of Redis (the view is the
+//! generation of the invalidation subscription, see `redis/near.rs`).
 //!
 //! Correctness rules:
 //! - Every write the owning store makes invalidates the affected entries (or
@@ -22,6 +22,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use tessera_core::{Session, SessionIdHash};
+
+use crate::lock;
 
 #[derive(Debug)]
 struct Entry {
@@ -70,7 +72,7 @@ impl SessionCache {
         nonce: Option<u64>,
     ) -> Result<Arc<Session>, MissTicket> {
         {
-            let state = self.state.read().unwrap_or_else(|e| e.into_inner());
+            let state = lock::read(&self.state);
             if nonce.is_some() && state.nonce == nonce {
                 if let Some(entry) = state
                     .entries
@@ -85,7 +87,7 @@ impl SessionCache {
                 });
             }
         }
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock::write(&self.state);
         if state.nonce != nonce {
             // Someone else wrote (or the signal is unreadable): trust nothing.
             state.entries.clear();
@@ -103,7 +105,7 @@ impl SessionCache {
         if ticket.nonce.is_none() {
             return;
         }
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock::write(&self.state);
         if state.epoch != ticket.epoch || state.nonce != ticket.nonce {
             return;
         }
@@ -123,7 +125,7 @@ impl SessionCache {
 
     /// Drops the given entries (after this process wrote them).
     pub(crate) fn invalidate(&self, ids: &[SessionIdHash]) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock::write(&self.state);
         for id in ids {
             state.entries.remove(id);
         }
@@ -132,16 +134,17 @@ impl SessionCache {
 
     /// Drops everything (after a write whose rows are not known one by one).
     pub(crate) fn clear(&self) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock::write(&self.state);
         state.entries.clear();
         state.epoch += 1;
     }
 
     /// Records this process's own announcement. If the nonce found under the
     /// lock is not the one the cache is valid for, another process wrote in
-    /// between: drop everything.
+    /// between: drop everything. (Only SQLite announces its own writes.)
+    #[cfg(feature = "sqlite")]
     pub(crate) fn adopt_own_nonce(&self, found: Option<u64>, written: u64) {
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = lock::write(&self.state);
         if found.is_none() || state.nonce != found {
             state.entries.clear();
         }
@@ -151,10 +154,6 @@ impl SessionCache {
 
     /// Number of cached sessions.
     pub(crate) fn len(&self) -> usize {
-        self.state
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .entries
-            .len()
+        lock::read(&self.state).entries.len()
     }
 }

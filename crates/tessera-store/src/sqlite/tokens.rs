@@ -6,9 +6,8 @@ use tessera_core::{
     Email, FamilyId, Revocation, StoreError, Timestamp, TokenFamily, TokenStore, UserId,
 };
 
-use super::{
-    Affected, SqliteStore, corrupt, decode_roles, decode_uuid_blob, encode_roles, to_store_error,
-};
+use super::rows::{corrupt, decode_roles, decode_uuid_blob, encode_roles};
+use super::{Affected, SqliteStore, to_store_error};
 
 const FAMILY_COLUMNS: &str = "id, user_id, email, roles, created_at, expires_at, generation, current_hash, previous_hash, rotated_at";
 

@@ -1,5 +1,7 @@
 //! Sessions and users in process memory.
 
+mod tokens;
+
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
@@ -12,12 +14,14 @@ use tessera_core::{
     Timestamp, User, UserId, UserStore,
 };
 
+use crate::lock;
+
 /// An in-memory store. Everything is lost when the process ends.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     sessions: RwLock<Sessions>,
     users: RwLock<HashMap<UserId, User>>,
-    pub(crate) tokens: crate::memory_tokens::TokenState,
+    tokens: tokens::TokenState,
     audit: std::sync::Mutex<Vec<tessera_core::AuditEvent>>,
 }
 
@@ -62,21 +66,19 @@ impl MemoryStore {
     }
 
     fn sessions(&self) -> RwLockReadGuard<'_, Sessions> {
-        // A panic while holding the lock cannot leave the maps half-updated
-        // in a way that matters more than losing the process would.
-        self.sessions.read().unwrap_or_else(|e| e.into_inner())
+        lock::read(&self.sessions)
     }
 
     fn sessions_mut(&self) -> RwLockWriteGuard<'_, Sessions> {
-        self.sessions.write().unwrap_or_else(|e| e.into_inner())
+        lock::write(&self.sessions)
     }
 
     fn users(&self) -> RwLockReadGuard<'_, HashMap<UserId, User>> {
-        self.users.read().unwrap_or_else(|e| e.into_inner())
+        lock::read(&self.users)
     }
 
     fn users_mut(&self) -> RwLockWriteGuard<'_, HashMap<UserId, User>> {
-        self.users.write().unwrap_or_else(|e| e.into_inner())
+        lock::write(&self.users)
     }
 
     fn update_user(&self, id: UserId, f: impl FnOnce(&mut User)) -> bool {
@@ -282,10 +284,7 @@ impl UserStore for MemoryStore {
     }
 
     async fn record_audit(&self, event: &tessera_core::AuditEvent) -> Result<(), StoreError> {
-        self.audit
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(event.clone());
+        lock::lock(&self.audit).push(event.clone());
         Ok(())
     }
 
@@ -293,7 +292,7 @@ impl UserStore for MemoryStore {
         &self,
         limit: usize,
     ) -> Result<Vec<tessera_core::AuditEvent>, StoreError> {
-        let audit = self.audit.lock().unwrap_or_else(|e| e.into_inner());
+        let audit = lock::lock(&self.audit);
         Ok(audit.iter().rev().take(limit).cloned().collect())
     }
 

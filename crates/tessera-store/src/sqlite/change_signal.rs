@@ -1,32 +1,25 @@
-//! A bounded in-process cache of sessions read from SQLite, and the change
-//! signal that keeps caches in separate processes honest.
+//! The change signal that keeps SQLite session caches in separate
+//! processes honest.
 //!
-//! Why: a SQLite point read costs a read transaction (file locks, WAL-index
-//! checks) that dominates `GET /profile`. Sessions are read on every request
-//! and written rarely, so the server keeps the ones it has read.
+//! Why a cache: a SQLite point read costs a read transaction (file locks,
+//! WAL-index checks) that dominates `GET /profile`. Sessions are read on
+//! every request and written rarely, so the server keeps the ones it has
+//! read, in a `SessionCache` (see `session_cache.rs` for its rules).
 //!
-//! Correctness rules:
-//! - Every write this store makes invalidates the affected entries (or all of
-//!   them) *after* it commits and *before* it returns.
-//! - A read that missed inserts its result only if no invalidation happened
-//!   while it was reading (the `epoch` check), so a racing logout can never
-//!   be undone by a slow read.
-//! - Writes from other processes (the `tessera user` commands, another
-//!   server on the same data directory) are announced through the change
-//!   file beside the database: after each session-affecting commit, every
-//!   store writes a fresh random nonce there, under an exclusive file lock.
-//!   A caching store reads the nonce (one 8-byte `pread`) before trusting its
-//!   cache and drops everything when it is not the one it last saw.
-//! - Entries older than `max_age` are re-read regardless: a backstop for
-//!   writers that bypass tessera (e.g. a manual `sqlite3` session).
+//! Writes from other processes (the `tessera user` commands, another server
+//! on the same data directory) are announced through the change file beside
+//! the database: after each session-affecting commit, every store writes a
+//! fresh random nonce there, under an exclusive file lock. A caching store
+//! reads the nonce (one 8-byte `pread`) before trusting its cache and drops
+//! everything when it is not the one it last saw. Writers that bypass
+//! tessera (e.g. a manual `sqlite3` session) announce nothing; the cache's
+//! maximum age is the backstop for them.
 
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use tessera_core::secret::fill_random;
-
-pub(super) use crate::session_cache::SessionCache;
 
 /// The shared change signal: a file holding the nonce of the last
 /// session-affecting write by any process.

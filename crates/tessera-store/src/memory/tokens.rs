@@ -6,7 +6,8 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use tessera_core::{FamilyId, Revocation, StoreError, Timestamp, TokenFamily, TokenStore, UserId};
 
-use crate::MemoryStore;
+use super::MemoryStore;
+use crate::lock;
 
 /// Token state of a [`MemoryStore`].
 #[derive(Debug, Default)]
@@ -25,7 +26,7 @@ fn revocation_key(revocation: &Revocation) -> String {
 
 impl MemoryStore {
     fn tokens(&self) -> std::sync::MutexGuard<'_, Tokens> {
-        self.tokens.lock().unwrap_or_else(|e| e.into_inner())
+        lock::lock(&self.tokens)
     }
 }
 

@@ -1,0 +1,88 @@
+//! The schema: migrations, tracked with `PRAGMA user_version`.
+
+use rusqlite::Connection;
+use tessera_core::StoreError;
+
+use super::to_store_error;
+
+/// Each entry moves the schema one version forward; never edit a released one.
+const MIGRATIONS: &[&str] = &[
+    // 1: users and sessions.
+    "CREATE TABLE users (
+        id            TEXT PRIMARY KEY,
+        email         TEXT NOT NULL UNIQUE,
+        roles         TEXT NOT NULL,
+        disabled      INTEGER NOT NULL DEFAULT 0,
+        password_hash TEXT NOT NULL,
+        created_at    INTEGER NOT NULL
+    );
+    CREATE TABLE sessions (
+        id_hash             BLOB PRIMARY KEY,
+        handle              TEXT NOT NULL,
+        user_id             BLOB NOT NULL,
+        email               TEXT NOT NULL,
+        roles               TEXT NOT NULL,
+        created_at          INTEGER NOT NULL,
+        last_seen           INTEGER NOT NULL,
+        expires_at          INTEGER NOT NULL,
+        absolute_expires_at INTEGER NOT NULL,
+        ip                  TEXT,
+        user_agent          TEXT,
+        data                TEXT NOT NULL DEFAULT '{}',
+        rotate              INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX sessions_by_user ON sessions (user_id);
+    CREATE INDEX sessions_by_expiry ON sessions (expires_at);",
+    // 2: refresh-token families and the revocation list.
+    "CREATE TABLE token_families (
+        id            TEXT PRIMARY KEY,
+        user_id       BLOB NOT NULL,
+        email         TEXT NOT NULL,
+        roles         TEXT NOT NULL,
+        created_at    INTEGER NOT NULL,
+        expires_at    INTEGER NOT NULL,
+        generation    INTEGER NOT NULL,
+        current_hash  BLOB NOT NULL,
+        previous_hash BLOB,
+        rotated_at    INTEGER NOT NULL
+    );
+    CREATE INDEX token_families_by_user ON token_families (user_id);
+    CREATE TABLE revocations (
+        kind    TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        cutoff  INTEGER NOT NULL,
+        until   INTEGER NOT NULL,
+        saved   INTEGER NOT NULL,
+        PRIMARY KEY (kind, subject)
+    );
+        CREATE INDEX revocations_by_saved ON revocations (saved);
+    CREATE TABLE audit_events (
+        at      INTEGER NOT NULL,
+        kind    TEXT NOT NULL,
+        user_id TEXT,
+        detail  TEXT NOT NULL
+    );
+    CREATE INDEX audit_events_by_time ON audit_events (at);",
+];
+
+pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
+        .map_err(to_store_error)?;
+    let version: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(to_store_error)?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this tessera understands ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
+        tx.execute_batch(sql).map_err(to_store_error)?;
+        tx.pragma_update(None, "user_version", (index + 1) as i64)
+            .map_err(to_store_error)?;
+    }
+    tx.commit().map_err(to_store_error)
+}

@@ -1,0 +1,246 @@
+//! The `SessionStore` contract on SQLite.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+use serde_json::{Map, Value};
+use tessera_core::merge::merge_patch;
+use tessera_core::store::data_size;
+use tessera_core::{
+    Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp, UserId,
+};
+
+use super::rows::{encode_roles, insert_session, session_columns, session_from_row};
+use super::{Affected, SqliteStore, to_store_error};
+
+#[async_trait]
+impl SessionStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    fn is_durable(&self) -> bool {
+        true
+    }
+
+    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+        let session = session.clone();
+        self.write(Affected::Nothing, move |tx| insert_session(tx, &session))
+            .await
+    }
+
+    async fn load(
+        &self,
+        id: &SessionIdHash,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        let ticket = match &self.inner.cache {
+            Some(cache) => match cache.get(id, self.inner.changes.current()) {
+                Ok(hit) => return Ok(Some(hit).filter(|s| now < s.expires_at)),
+                Err(ticket) => Some((cache, ticket)),
+            },
+            None => None,
+        };
+        let found = self
+            .read(|conn| {
+                conn.prepare_cached(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE id_hash = ?1 AND expires_at > ?2"
+                ))?
+                .query_row(params![id.as_bytes(), now.unix_millis()], session_from_row)
+                .optional()
+            })?
+            .map(Arc::new);
+        if let (Some((cache, ticket)), Some(session)) = (ticket, &found) {
+            cache.insert(ticket, session);
+        }
+        Ok(found)
+    }
+
+    async fn touch(
+        &self,
+        id: &SessionIdHash,
+        last_seen: Timestamp,
+        expires_at: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let id = *id;
+        self.write(Affected::Sessions(vec![id]), move |tx| {
+            let changed = tx
+                .prepare_cached(
+                    "UPDATE sessions SET last_seen = ?2, expires_at = ?3 WHERE id_hash = ?1",
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
+                        id.as_bytes(),
+                        last_seen.unix_millis(),
+                        expires_at.unix_millis()
+                    ])
+                })
+                .map_err(to_store_error)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn merge_data(
+        &self,
+        id: &SessionIdHash,
+        patch: &Map<String, Value>,
+        limit: usize,
+    ) -> Result<Option<Map<String, Value>>, StoreError> {
+        let id = *id;
+        let patch = patch.clone();
+        self.write(Affected::Sessions(vec![id]), move |tx| {
+            let current: Option<String> = tx
+                .query_row(
+                    "SELECT data FROM sessions WHERE id_hash = ?1",
+                    [id.as_bytes()],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(to_store_error)?;
+            let Some(current) = current else {
+                return Ok(None);
+            };
+            let mut data = match serde_json::from_str::<Value>(&current) {
+                Ok(Value::Object(map)) => map,
+                _ => {
+                    return Err(StoreError::Corrupt(
+                        "session data is not a JSON object".into(),
+                    ));
+                }
+            };
+            merge_patch(&mut data, &patch);
+            if data_size(&data) > limit {
+                return Err(StoreError::DataTooLarge { limit });
+            }
+            let text =
+                serde_json::to_string(&data).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            tx.execute(
+                "UPDATE sessions SET data = ?2 WHERE id_hash = ?1",
+                params![id.as_bytes(), text],
+            )
+            .map_err(to_store_error)?;
+            Ok(Some(data))
+        })
+        .await
+    }
+
+    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
+        let old = *old;
+        let successor = successor.clone();
+        self.write(Affected::Sessions(vec![old]), move |tx| {
+            // The row keeps what is stored now (roles, data): a role change
+            // or merge since the caller read the session is not undone.
+            // Only the id and the activity come from the successor.
+            let moved = tx
+                .execute(
+                    "UPDATE sessions SET id_hash = ?1, last_seen = ?2, expires_at = ?3, rotate = 0 \
+                     WHERE id_hash = ?4",
+                    params![
+                        successor.id_hash.as_bytes(),
+                        successor.last_seen.unix_millis(),
+                        successor.expires_at.unix_millis(),
+                        old.as_bytes()
+                    ],
+                )
+                .map_err(to_store_error)?;
+            Ok(moved > 0)
+        })
+        .await
+    }
+
+    async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError> {
+        let id = *id;
+        self.write(Affected::Sessions(vec![id]), move |tx| {
+            let removed = tx
+                .execute("DELETE FROM sessions WHERE id_hash = ?1", [id.as_bytes()])
+                .map_err(to_store_error)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<Session>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                session_columns!(),
+                " FROM sessions WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at"
+            ))?
+            .query_map(
+                params![user.as_uuid().as_bytes(), now.unix_millis()],
+                session_from_row,
+            )?
+            .collect()
+        })
+    }
+
+    async fn delete_by_handle(
+        &self,
+        user: UserId,
+        handle: &SessionHandle,
+    ) -> Result<bool, StoreError> {
+        let handle = handle.clone();
+        self.write(Affected::All, move |tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM sessions WHERE user_id = ?1 AND handle = ?2",
+                    params![user.as_uuid().as_bytes(), handle.as_str()],
+                )
+                .map_err(to_store_error)?;
+            Ok(removed > 0)
+        })
+        .await
+    }
+
+    async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError> {
+        self.write(Affected::All, move |tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM sessions WHERE user_id = ?1",
+                    [user.as_uuid().as_bytes()],
+                )
+                .map_err(to_store_error)?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+
+    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {
+        let roles = encode_roles(roles);
+        self.write(Affected::All, move |tx| {
+            let changed = tx
+                .execute(
+                    "UPDATE sessions SET roles = ?2, rotate = 1 WHERE user_id = ?1",
+                    params![user.as_uuid().as_bytes(), roles],
+                )
+                .map_err(to_store_error)?;
+            Ok(changed as u64)
+        })
+        .await
+    }
+
+    async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError> {
+        self.write(Affected::Nothing, move |tx| {
+            let removed = tx
+                .execute(
+                    "DELETE FROM sessions WHERE expires_at <= ?1",
+                    [now.unix_millis()],
+                )
+                .map_err(to_store_error)?;
+            Ok(removed as u64)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+    }
+}

@@ -1,0 +1,163 @@
+//! The `UserStore` contract (users and the audit log) on SQLite.
+
+use async_trait::async_trait;
+use rusqlite::{OptionalExtension, params};
+use tessera_core::{
+    Email, PasswordHash, Role, SessionStore, StoreError, Timestamp, User, UserId, UserStore,
+};
+
+use super::rows::{encode_roles, user_columns, user_from_row};
+use super::{Affected, SqliteStore, to_store_error};
+
+#[async_trait]
+impl UserStore for SqliteStore {
+    fn backend(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn create(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.write(Affected::Nothing, move |tx| {
+            tx.execute(
+                concat!(
+                    "INSERT INTO users (",
+                    user_columns!(),
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                ),
+                params![
+                    user.id.to_string(),
+                    user.email.as_str(),
+                    encode_roles(&user.roles),
+                    user.disabled,
+                    user.password_hash.as_str(),
+                    user.created_at.unix_millis(),
+                ],
+            )
+            .map_err(to_store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE email = ?1"
+            ))?
+            .query_row([email.as_str()], user_from_row)
+            .optional()
+        })
+    }
+
+    async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users WHERE id = ?1"
+            ))?
+            .query_row([id.to_string()], user_from_row)
+            .optional()
+        })
+    }
+
+    async fn list(&self) -> Result<Vec<User>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users ORDER BY email"
+            ))?
+            .query_map([], user_from_row)?
+            .collect()
+        })
+    }
+
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
+        let roles = encode_roles(&tessera_core::user::normalise_roles(roles.to_vec()));
+        self.update_user(id, "roles", rusqlite::types::Value::Text(roles))
+            .await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
+        self.update_user(
+            id,
+            "disabled",
+            rusqlite::types::Value::Integer(disabled.into()),
+        )
+        .await
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError> {
+        self.update_user(
+            id,
+            "password_hash",
+            rusqlite::types::Value::Text(hash.as_str().to_owned()),
+        )
+        .await
+    }
+
+    async fn record_audit(&self, event: &tessera_core::AuditEvent) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.write(Affected::Nothing, move |tx| {
+            tx.execute(
+                "INSERT INTO audit_events (at, kind, user_id, detail) VALUES (?1, ?2, ?3, ?4)",
+                params![
+                    event.at.unix_millis(),
+                    event.kind,
+                    event.user.map(|u| u.to_string()),
+                    event.detail
+                ],
+            )
+            .map_err(to_store_error)?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn audit_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<tessera_core::AuditEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|conn| {
+            conn.prepare_cached("SELECT at, kind, user_id, detail FROM audit_events ORDER BY at DESC, rowid DESC LIMIT ?1")?
+                .query_map([limit], |row| {
+                    let user: Option<String> = row.get(2)?;
+                    Ok(tessera_core::AuditEvent {
+                        at: Timestamp::from_unix_millis(row.get(0)?),
+                        kind: row.get(1)?,
+                        user: user.and_then(|u| u.parse().ok()),
+                        detail: row.get(3)?,
+                    })
+                })?
+                .collect()
+        })
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        SessionStore::ping(self).await
+    }
+}
+
+impl SqliteStore {
+    async fn update_user(
+        &self,
+        id: UserId,
+        column: &'static str,
+        value: rusqlite::types::Value,
+    ) -> Result<bool, StoreError> {
+        self.write(Affected::Nothing, move |tx| {
+            let changed = tx
+                .execute(
+                    &format!("UPDATE users SET {column} = ?2 WHERE id = ?1"),
+                    params![id.to_string(), value],
+                )
+                .map_err(to_store_error)?;
+            Ok(changed > 0)
+        })
+        .await
+    }
+}

@@ -1,0 +1,120 @@
+//! The store contracts, written once.
+//!
+//! `sessions`, `users` and `tokens` hold the checks of one trait each, as
+//! `pub async fn check(store: Arc<dyn Trait>)`; [`contract_tests!`] runs
+//! them on a backend. Below: the fixtures the checks (and the backend
+//! files) build their records with.
+
+pub mod sessions;
+pub mod tokens;
+pub mod users;
+
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+use tessera_core::{
+    Email, NewUser, PasswordHash, Role, Session, SessionMeta, SessionPolicy, Timestamp, User,
+};
+
+pub fn user(email: &str) -> User {
+    NewUser {
+        email: Email::parse(email).unwrap(),
+        roles: vec![Role::parse("member").unwrap()],
+        password_hash: PasswordHash::from_trusted(
+            "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
+        ),
+    }
+    .into_user(Timestamp::now())
+}
+
+pub fn policy() -> SessionPolicy {
+    SessionPolicy::new(Duration::from_secs(600), Duration::from_secs(3600)).unwrap()
+}
+
+pub fn start(user: &User, now: Timestamp) -> Session {
+    let meta = SessionMeta {
+        ip: Some("192.0.2.7".into()),
+        user_agent: Some("conformance/1.0".into()),
+    };
+    policy().start(user, meta, now).1
+}
+
+pub fn object(value: Value) -> Map<String, Value> {
+    value.as_object().cloned().unwrap()
+}
+
+/// Runs the checks of one contract on a backend. The list of each
+/// contract's checks is kept here, once; a check left out of its list is
+/// dead code, which the lint run refuses.
+///
+/// - `contract_tests!(sessions, make())` defines `mod session_store` with
+///   one `#[tokio::test]` per check, each on a fresh store from `make()`: an
+///   expression giving `(Arc<Store>, guard)`, where the guard (a temporary
+///   directory, a database, a key prefix) lives until the test ends. Likewise
+///   `tokens` (`mod token_store`) and `users` (`mod user_store`). A failure
+///   names the backend and the clause.
+/// - `contract_tests!(sessions, in_sequence: make())` runs the checks one
+///   after the other within the current test, naming each as it starts, for
+///   a backend too expensive to set up per check (a Redis Cluster). Here
+///   `make()` gives just the `Arc<Store>`.
+macro_rules! contract_tests {
+    (sessions, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run sessions, session_store, SessionStore, [$($how)+]:
+            load_returns_what_create_stored,
+            unknown_ids_load_as_none,
+            expired_sessions_load_as_none_before_any_purge,
+            touch_moves_expiry_and_reports_missing_sessions,
+            merge_data_follows_json_merge_patch,
+            merge_data_refuses_to_grow_past_the_limit,
+            merge_data_on_a_missing_session_is_none,
+            concurrent_merges_lose_no_patch,
+            rotate_replaces_the_session_exactly_once,
+            delete_reports_whether_the_session_existed,
+            per_user_listing_sees_only_that_users_live_sessions,
+            delete_by_handle_only_touches_the_owners_session,
+            delete_all_for_user_ends_every_session_of_that_user,
+            role_changes_reach_live_sessions_and_flag_rotation,
+            purge_removes_only_expired_sessions,
+            rotation_keeps_changes_made_since_the_session_was_read,
+            ping_answers,
+        );
+    };
+    (tokens, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run tokens, token_store, TokenStore, [$($how)+]:
+            families_load_as_stored_until_they_expire,
+            advancing_is_a_compare_and_set_on_the_generation,
+            families_end_one_by_one_or_per_user,
+            revocations_are_kept_until_they_lapse,
+        );
+    };
+    (users, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run users, user_store, UserStore, [$($how)+]:
+            audit_events_are_kept_newest_first,
+            users_are_found_by_email_and_id,
+            duplicate_emails_conflict,
+            list_is_ordered_by_email,
+            updates_change_one_field_and_report_unknown_users,
+        );
+    };
+    (@run $checks:ident, $tests:ident, $trait:ident, [in_sequence: $make:expr]: $($check:ident,)+) => {
+        $(
+            eprintln!("{}::{}", stringify!($checks), stringify!($check));
+            let store: std::sync::Arc<dyn tessera_core::$trait> = $make;
+            $crate::contract::$checks::$check(store).await;
+        )+
+    };
+    (@run $checks:ident, $tests:ident, $trait:ident, [$make:expr]: $($check:ident,)+) => {
+        mod $tests {
+            use super::*;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $check() {
+                    let (store, _guard) = $make;
+                    let store: std::sync::Arc<dyn tessera_core::$trait> = store;
+                    $crate::contract::$checks::$check(store).await;
+                }
+            )+
+        }
+    };
+}
+pub(crate) use contract_tests;

@@ -1,0 +1,298 @@
+//! Checks of the `SessionStore` contract.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tessera_core::{Role, Session, SessionHandle, SessionStore, StoreError, Timestamp};
+
+use super::{object, policy, start, user};
+
+pub async fn load_returns_what_create_stored(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    store.create(&s).await.unwrap();
+    assert_eq!(
+        store.load(&s.id_hash, now).await.unwrap().as_deref(),
+        Some(&s)
+    );
+}
+
+pub async fn unknown_ids_load_as_none(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    assert_eq!(store.load(&s.id_hash, now).await.unwrap(), None);
+}
+
+pub async fn expired_sessions_load_as_none_before_any_purge(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    store.create(&s).await.unwrap();
+    assert!(
+        store
+            .load(&s.id_hash, s.expires_at)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let just_before = Timestamp::from_unix_millis(s.expires_at.unix_millis() - 1);
+    assert!(store.load(&s.id_hash, just_before).await.unwrap().is_some());
+}
+
+pub async fn touch_moves_expiry_and_reports_missing_sessions(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    store.create(&s).await.unwrap();
+    let later = now.plus(Duration::from_secs(300));
+    let expiry = later.plus(Duration::from_secs(600));
+    assert!(store.touch(&s.id_hash, later, expiry).await.unwrap());
+    let loaded = store
+        .load(&s.id_hash, s.expires_at)
+        .await
+        .unwrap()
+        .expect("touched session is live");
+    assert_eq!((loaded.last_seen, loaded.expires_at), (later, expiry));
+    store.delete(&s.id_hash).await.unwrap();
+    assert!(!store.touch(&s.id_hash, later, expiry).await.unwrap());
+}
+
+pub async fn merge_data_follows_json_merge_patch(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    store.create(&s).await.unwrap();
+    let first = store
+        .merge_data(
+            &s.id_hash,
+            &object(json!({"theme": "dark", "lang": "en"})),
+            1024,
+        )
+        .await
+        .unwrap();
+    assert_eq!(first, Some(object(json!({"theme": "dark", "lang": "en"}))));
+    store
+        .merge_data(
+            &s.id_hash,
+            &object(json!({"lang": null, "tz": "UTC"})),
+            1024,
+        )
+        .await
+        .unwrap();
+    let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+    assert_eq!(
+        Value::Object(loaded.data.clone()),
+        json!({"theme": "dark", "tz": "UTC"})
+    );
+}
+
+pub async fn merge_data_refuses_to_grow_past_the_limit(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    store.create(&s).await.unwrap();
+    store
+        .merge_data(&s.id_hash, &object(json!({"a": 1})), 64)
+        .await
+        .unwrap();
+    let big = object(json!({"b": "x".repeat(100)}));
+    let err = store.merge_data(&s.id_hash, &big, 64).await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::DataTooLarge { limit: 64 }),
+        "{err:?}"
+    );
+    let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+    assert_eq!(Value::Object(loaded.data.clone()), json!({"a": 1}));
+}
+
+pub async fn merge_data_on_a_missing_session_is_none(store: Arc<dyn SessionStore>) {
+    let s = start(&user("a@example.com"), Timestamp::now());
+    assert_eq!(
+        store
+            .merge_data(&s.id_hash, &object(json!({"a": 1})), 64)
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn concurrent_merges_lose_no_patch(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    store.create(&s).await.unwrap();
+    let tasks: Vec<_> = (0..16)
+        .map(|i| {
+            let store = Arc::clone(&store);
+            let id = s.id_hash;
+            tokio::spawn(async move {
+                store
+                    .merge_data(&id, &object(json!({format!("k{i}"): i})), 4096)
+                    .await
+                    .unwrap();
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+    assert_eq!(loaded.data.len(), 16, "{:?}", loaded.data);
+}
+
+pub async fn rotate_replaces_the_session_exactly_once(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let old = start(&u, now);
+    store.create(&old).await.unwrap();
+    let successors: Vec<Session> = (0..8).map(|_| policy().successor(&old, now).1).collect();
+    let tasks: Vec<_> = successors
+        .iter()
+        .cloned()
+        .map(|next| {
+            let store = Arc::clone(&store);
+            let old_id = old.id_hash;
+            tokio::spawn(async move { store.rotate(&old_id, &next).await.unwrap() })
+        })
+        .collect();
+    let mut wins = 0;
+    for t in tasks {
+        wins += usize::from(t.await.unwrap());
+    }
+    assert_eq!(wins, 1, "exactly one rotation of the same old id succeeds");
+    assert!(store.load(&old.id_hash, now).await.unwrap().is_none());
+    let live = store.list_for_user(u.id, now).await.unwrap();
+    assert_eq!(live.len(), 1);
+    assert_eq!(live[0].handle, old.handle);
+}
+
+pub async fn delete_reports_whether_the_session_existed(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let s = start(&user("a@example.com"), now);
+    store.create(&s).await.unwrap();
+    assert!(store.delete(&s.id_hash).await.unwrap());
+    assert!(!store.delete(&s.id_hash).await.unwrap());
+    assert!(store.load(&s.id_hash, now).await.unwrap().is_none());
+}
+
+pub async fn per_user_listing_sees_only_that_users_live_sessions(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    let a1 = start(&alice, now);
+    let a2 = start(&alice, now.plus(Duration::from_millis(5)));
+    let mut expired = start(&alice, now);
+    expired.expires_at = now;
+    let b1 = start(&bob, now);
+    for s in [&a1, &a2, &expired, &b1] {
+        store.create(s).await.unwrap();
+    }
+    let listed: Vec<SessionHandle> = store
+        .list_for_user(alice.id, now)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.handle)
+        .collect();
+    assert_eq!(listed, vec![a1.handle, a2.handle]);
+}
+
+pub async fn delete_by_handle_only_touches_the_owners_session(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    let a = start(&alice, now);
+    let b = start(&bob, now);
+    store.create(&a).await.unwrap();
+    store.create(&b).await.unwrap();
+    assert!(
+        !store.delete_by_handle(alice.id, &b.handle).await.unwrap(),
+        "alice cannot end bob's session"
+    );
+    assert!(store.load(&b.id_hash, now).await.unwrap().is_some());
+    assert!(store.delete_by_handle(alice.id, &a.handle).await.unwrap());
+    assert!(store.load(&a.id_hash, now).await.unwrap().is_none());
+}
+
+pub async fn delete_all_for_user_ends_every_session_of_that_user(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    let mine: Vec<Session> = (0..3).map(|_| start(&alice, now)).collect();
+    let theirs = start(&bob, now);
+    for s in mine.iter().chain([&theirs]) {
+        store.create(s).await.unwrap();
+    }
+    assert_eq!(store.delete_all_for_user(alice.id).await.unwrap(), 3);
+    assert!(store.list_for_user(alice.id, now).await.unwrap().is_empty());
+    assert!(store.load(&theirs.id_hash, now).await.unwrap().is_some());
+}
+
+pub async fn role_changes_reach_live_sessions_and_flag_rotation(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    let a = start(&alice, now);
+    let b = start(&bob, now);
+    store.create(&a).await.unwrap();
+    store.create(&b).await.unwrap();
+    let roles = vec![
+        Role::parse("admin").unwrap(),
+        Role::parse("member").unwrap(),
+    ];
+    assert_eq!(store.set_roles_for_user(alice.id, &roles).await.unwrap(), 1);
+    let loaded = store.load(&a.id_hash, now).await.unwrap().unwrap();
+    assert_eq!(loaded.roles, roles);
+    assert!(loaded.rotate);
+    let other = store.load(&b.id_hash, now).await.unwrap().unwrap();
+    assert!(!other.rotate);
+    assert_eq!(other.roles, b.roles);
+}
+
+pub async fn purge_removes_only_expired_sessions(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let live = start(&u, now);
+    let mut dead = start(&u, now);
+    dead.expires_at = now;
+    store.create(&live).await.unwrap();
+    store.create(&dead).await.unwrap();
+    // Stores whose records expire by themselves (Redis TTLs) have
+    // nothing left to purge; the others remove exactly the dead one.
+    assert!(store.purge_expired(now).await.unwrap() <= 1);
+    assert_eq!(store.purge_expired(now).await.unwrap(), 0);
+    assert!(store.load(&live.id_hash, now).await.unwrap().is_some());
+    // The expired one is gone for good, even to a clock that goes back.
+    let earlier = Timestamp::from_unix_millis(now.unix_millis() - 1000);
+    assert!(store.load(&dead.id_hash, earlier).await.unwrap().is_none());
+}
+
+pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let s = start(&u, now);
+    store.create(&s).await.unwrap();
+    let read = store.load(&s.id_hash, now).await.unwrap().unwrap();
+    let admin = vec![Role::parse("admin").unwrap()];
+    store.set_roles_for_user(u.id, &admin).await.unwrap();
+    store
+        .merge_data(&s.id_hash, &object(json!({"theme": "dark"})), 1024)
+        .await
+        .unwrap();
+    // The rotation was decided on the copy read before both changes.
+    let later = now.plus(Duration::from_secs(1));
+    let (_, successor) = policy().successor(&read, later);
+    assert!(store.rotate(&s.id_hash, &successor).await.unwrap());
+    let rotated = store
+        .load(&successor.id_hash, later)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(rotated.roles, admin, "the role change is kept");
+    assert_eq!(
+        Value::Object(rotated.data.clone()),
+        json!({"theme": "dark"})
+    );
+    assert_eq!(
+        (rotated.last_seen, rotated.expires_at, rotated.rotate),
+        (successor.last_seen, successor.expires_at, false)
+    );
+    assert_eq!(rotated.handle, s.handle);
+    assert!(store.load(&s.id_hash, later).await.unwrap().is_none());
+}
+
+pub async fn ping_answers(store: Arc<dyn SessionStore>) {
+    store.ping().await.unwrap();
+}

@@ -1,0 +1,95 @@
+//! Checks of the `UserStore` contract.
+
+use std::sync::Arc;
+
+use tessera_core::{Email, PasswordHash, Role, StoreError, Timestamp, UserStore};
+
+use super::user;
+
+pub async fn audit_events_are_kept_newest_first(store: Arc<dyn UserStore>) {
+    let u = user("alice@example.com");
+    for (i, kind) in ["first", "second", "third"].into_iter().enumerate() {
+        let event = tessera_core::AuditEvent {
+            at: Timestamp::from_unix_millis(1_000 + i as i64),
+            kind: kind.into(),
+            user: Some(u.id),
+            detail: format!("event {i}"),
+        };
+        store.record_audit(&event).await.unwrap();
+    }
+    let events = store.audit_events(2).await.unwrap();
+    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+    assert_eq!(kinds, ["third", "second"]);
+    assert_eq!(events[0].user, Some(u.id));
+}
+
+pub async fn users_are_found_by_email_and_id(store: Arc<dyn UserStore>) {
+    let u = user("Alice@Example.com");
+    store.create(&u).await.unwrap();
+    assert_eq!(
+        store
+            .by_email(&Email::parse("alice@example.com").unwrap())
+            .await
+            .unwrap(),
+        Some(u.clone())
+    );
+    assert_eq!(store.by_id(u.id).await.unwrap(), Some(u));
+    assert_eq!(
+        store
+            .by_email(&Email::parse("nobody@example.com").unwrap())
+            .await
+            .unwrap(),
+        None
+    );
+}
+
+pub async fn duplicate_emails_conflict(store: Arc<dyn UserStore>) {
+    store.create(&user("alice@example.com")).await.unwrap();
+    let err = store.create(&user("ALICE@example.com")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+}
+
+pub async fn list_is_ordered_by_email(store: Arc<dyn UserStore>) {
+    for e in ["carol@example.com", "alice@example.com", "bob@example.com"] {
+        store.create(&user(e)).await.unwrap();
+    }
+    let emails: Vec<String> = store
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|u| u.email.to_string())
+        .collect();
+    assert_eq!(
+        emails,
+        ["alice@example.com", "bob@example.com", "carol@example.com"]
+    );
+}
+
+pub async fn updates_change_one_field_and_report_unknown_users(store: Arc<dyn UserStore>) {
+    let u = user("alice@example.com");
+    store.create(&u).await.unwrap();
+    let roles = vec![
+        Role::parse("support").unwrap(),
+        Role::parse("admin").unwrap(),
+    ];
+    assert!(store.set_roles(u.id, &roles).await.unwrap());
+    assert!(store.set_disabled(u.id, true).await.unwrap());
+    let new_hash = PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into());
+    assert!(store.set_password_hash(u.id, &new_hash).await.unwrap());
+    let loaded = store.by_id(u.id).await.unwrap().unwrap();
+    let names: Vec<&str> = loaded.roles.iter().map(Role::as_str).collect();
+    assert_eq!(names, ["admin", "support"], "roles are stored sorted");
+    assert!(loaded.disabled);
+    assert_eq!(loaded.password_hash, new_hash);
+    assert_eq!((loaded.email, loaded.created_at), (u.email, u.created_at));
+    let stranger = user("stranger@example.com");
+    assert!(!store.set_roles(stranger.id, &roles).await.unwrap());
+    assert!(!store.set_disabled(stranger.id, true).await.unwrap());
+    assert!(
+        !store
+            .set_password_hash(stranger.id, &new_hash)
+            .await
+            .unwrap()
+    );
+}

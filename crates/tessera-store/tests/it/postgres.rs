@@ -1,0 +1,89 @@
+//! `PostgresUserStore`: the user contract, migrations, time-outs. Each
+//! test gets a fresh database on the server at 127.0.0.1:5432.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::{StoreError, UserStore};
+use tessera_store::{PostgresOptions, PostgresUserStore};
+
+use crate::contract::{contract_tests, user};
+
+/// A fresh PostgreSQL database for one test, dropped afterwards.
+struct PgDatabase {
+    name: String,
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", "postgres", "-d", "postgres", "-qc"])
+            .arg(format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                self.name
+            ))
+            .output();
+    }
+}
+
+const PG_ADMIN: &str = "host=127.0.0.1 port=5432 user=postgres dbname=postgres";
+
+async fn fresh_database() -> PgDatabase {
+    let name = format!("tessera_test_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) = tokio_postgres::connect(PG_ADMIN, tokio_postgres::NoTls)
+        .await
+        .expect("PostgreSQL on 127.0.0.1:5432 (see scripts/test)");
+    tokio::spawn(connection);
+    client
+        .batch_execute(&format!("CREATE DATABASE {name}"))
+        .await
+        .unwrap();
+    PgDatabase { name }
+}
+
+fn database_url(db: &PgDatabase) -> String {
+    format!("postgres://postgres@127.0.0.1:5432/{}", db.name)
+}
+
+async fn postgres() -> (Arc<PostgresUserStore>, PgDatabase) {
+    let db = fresh_database().await;
+    let store = PostgresUserStore::connect(&database_url(&db), PostgresOptions::default())
+        .await
+        .unwrap();
+    (Arc::new(store), db)
+}
+
+contract_tests!(users, postgres().await);
+
+#[tokio::test]
+async fn nodes_starting_together_migrate_once() {
+    let db = fresh_database().await;
+    let url = database_url(&db);
+    let (a, b) = tokio::join!(
+        PostgresUserStore::connect(&url, PostgresOptions::default()),
+        PostgresUserStore::connect(&url, PostgresOptions::default()),
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_eq!(a.migrate().await.unwrap(), 0, "already current");
+    UserStore::create(&a, &user("a@example.com")).await.unwrap();
+    assert_eq!(b.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_unreachable_database_is_unavailable_within_the_timeout() {
+    // A port nothing listens on.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let options = PostgresOptions {
+        timeout: Duration::from_millis(500),
+        ..PostgresOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let err =
+        PostgresUserStore::connect(&format!("postgres://postgres@127.0.0.1:{port}/x"), options)
+            .await
+            .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(started.elapsed() < Duration::from_secs(3));
+}

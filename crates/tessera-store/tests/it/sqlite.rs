@@ -1,0 +1,250 @@
+//! `SqliteStore`: every contract, without and with the read cache; the
+//! cache across processes; durability.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tessera_core::{Role, Session, SessionMeta, SessionStore, Timestamp, User, UserStore};
+use tessera_store::{SqliteOptions, SqliteStore};
+
+use crate::contract::{contract_tests, object, policy, start, user};
+
+fn sqlite(session_cache: usize) -> (Arc<SqliteStore>, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let options = SqliteOptions {
+        session_cache,
+        ..SqliteOptions::default()
+    };
+    let store = SqliteStore::open(dir.path().join("tessera.db"), options).unwrap();
+    (Arc::new(store), dir)
+}
+
+contract_tests!(sessions, sqlite(0));
+contract_tests!(tokens, sqlite(0));
+contract_tests!(users, sqlite(0));
+
+/// The contracts again, with the read cache on.
+mod with_cache {
+    use super::*;
+    contract_tests!(sessions, sqlite(1000));
+    contract_tests!(tokens, sqlite(1000));
+    contract_tests!(users, sqlite(1000));
+}
+
+/// The SQLite read cache stays correct when other processes write.
+mod cache {
+    use super::*;
+
+    fn open(path: &std::path::Path, session_cache: usize, max_age: Duration) -> SqliteStore {
+        let options = SqliteOptions {
+            session_cache,
+            session_cache_max_age: max_age,
+            ..SqliteOptions::default()
+        };
+        SqliteStore::open(path, options).unwrap()
+    }
+
+    async fn cached_session(server: &SqliteStore) -> (User, Session) {
+        let now = Timestamp::now();
+        let u = user("alice@example.com");
+        let s = start(&u, now);
+        SessionStore::create(server, &s).await.unwrap();
+        assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
+        assert_eq!(server.cached_sessions(), 1, "the read was cached");
+        assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
+        (u, s)
+    }
+
+    #[tokio::test]
+    async fn a_logout_by_another_process_is_seen_on_the_next_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let server = open(&path, 100, Duration::from_secs(60));
+        let cli = open(&path, 0, Duration::from_secs(60));
+        let (u, s) = cached_session(&server).await;
+        assert_eq!(cli.delete_all_for_user(u.id).await.unwrap(), 1);
+        assert!(
+            server
+                .load(&s.id_hash, Timestamp::now())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn a_role_change_by_another_process_is_seen_on_the_next_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let server = open(&path, 100, Duration::from_secs(60));
+        let cli = open(&path, 0, Duration::from_secs(60));
+        let (u, s) = cached_session(&server).await;
+        let roles = vec![Role::parse("auditor").unwrap()];
+        cli.set_roles_for_user(u.id, &roles).await.unwrap();
+        let loaded = server
+            .load(&s.id_hash, Timestamp::now())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(loaded.roles, roles);
+        assert!(loaded.rotate);
+    }
+
+    #[tokio::test]
+    async fn two_caching_stores_see_each_others_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let a = open(&path, 100, Duration::from_secs(60));
+        let b = open(&path, 100, Duration::from_secs(60));
+        let (_, s) = cached_session(&a).await;
+        let now = Timestamp::now();
+        assert!(b.load(&s.id_hash, now).await.unwrap().is_some());
+        // a writes (keeping its own cache), then b deletes: a must notice.
+        a.merge_data(&s.id_hash, &object(json!({"k": 1})), 1024)
+            .await
+            .unwrap();
+        assert!(b.delete(&s.id_hash).await.unwrap());
+        assert!(a.load(&s.id_hash, now).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn own_writes_are_visible_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = open(&dir.path().join("tessera.db"), 100, Duration::from_secs(60));
+        let (_, s) = cached_session(&server).await;
+        let now = Timestamp::now();
+        server
+            .merge_data(&s.id_hash, &object(json!({"theme": "dark"})), 1024)
+            .await
+            .unwrap();
+        let loaded = server.load(&s.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(Value::Object(loaded.data.clone()), json!({"theme": "dark"}));
+        let later = now.plus(Duration::from_secs(100));
+        server
+            .touch(&s.id_hash, later, later.plus(Duration::from_secs(600)))
+            .await
+            .unwrap();
+        assert_eq!(
+            server
+                .load(&s.id_hash, now)
+                .await
+                .unwrap()
+                .unwrap()
+                .last_seen,
+            later
+        );
+        server.delete(&s.id_hash).await.unwrap();
+        assert!(server.load(&s.id_hash, now).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn writes_that_bypass_tessera_are_seen_after_the_max_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let server = open(&path, 100, Duration::from_millis(200));
+        let (_, s) = cached_session(&server).await;
+        let raw = rusqlite::Connection::open(&path).unwrap();
+        raw.execute("DELETE FROM sessions", []).unwrap();
+        assert!(
+            server
+                .load(&s.id_hash, Timestamp::now())
+                .await
+                .unwrap()
+                .is_some(),
+            "still cached"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        assert!(
+            server
+                .load(&s.id_hash, Timestamp::now())
+                .await
+                .unwrap()
+                .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_cache_stays_within_its_capacity() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = open(&dir.path().join("tessera.db"), 3, Duration::from_secs(60));
+        let u = user("alice@example.com");
+        let now = Timestamp::now();
+        for _ in 0..10 {
+            let s = start(&u, now);
+            SessionStore::create(&server, &s).await.unwrap();
+            assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
+        }
+        assert_eq!(server.cached_sessions(), 3);
+    }
+}
+
+/// Properties only a durable backend has.
+mod durability {
+    use super::*;
+
+    #[tokio::test]
+    async fn sessions_and_users_survive_reopening_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let now = Timestamp::now();
+        let u = user("alice@example.com");
+        let s = start(&u, now);
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            UserStore::create(&store, &u).await.unwrap();
+            SessionStore::create(&store, &s).await.unwrap();
+        }
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(store.by_id(u.id).await.unwrap(), Some(u));
+        assert_eq!(
+            store.load(&s.id_hash, now).await.unwrap().as_deref(),
+            Some(&s)
+        );
+    }
+
+    #[tokio::test]
+    async fn the_database_files_never_contain_the_session_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
+        let u = user("alice@example.com");
+        let (secret, session) = policy().start(&u, SessionMeta::default(), Timestamp::now());
+        SessionStore::create(&store, &session).await.unwrap();
+        let encoded = secret.expose();
+        let hash = session.id_hash;
+        let mut seen_hash = false;
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(
+                !contains(&bytes, encoded.as_bytes()),
+                "encoded secret found on disk"
+            );
+            seen_hash |= contains(&bytes, hash.as_bytes());
+        }
+        assert!(
+            seen_hash,
+            "the hash should be on disk, proving the scan reads the data"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_rather_than_misread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let conn = rusqlite_conn(&path);
+        conn.pragma_update(None, "user_version", 999).unwrap();
+        drop(conn);
+        let err = SqliteStore::open(&path, SqliteOptions::default()).unwrap_err();
+        assert!(err.to_string().contains("newer"), "{err}");
+    }
+
+    fn rusqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
+        rusqlite::Connection::open(path).unwrap()
+    }
+
+    fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+        haystack.windows(needle.len()).any(|w| w == needle)
+    }
+}
