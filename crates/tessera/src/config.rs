@@ -12,18 +12,9 @@ use tessera_axum::throttle::ThrottleSettings;
 use tessera_axum::tokens::TokenConfig;
 use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
 use tessera_core::{BucketRule, SessionPolicy};
-use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions, Synchronous};
+use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions};
 
-use crate::settings::{Settings, SqliteSync, StorageKind, StoreKind, UsersKind};
-
-impl From<Synchronous> for SqliteSync {
-    fn from(value: Synchronous) -> Self {
-        match value {
-            Synchronous::Full => Self::Full,
-            Synchronous::Normal => Self::Normal,
-        }
-    }
-}
+use crate::settings::{Settings, StorageKind, StoreKind, UsersKind};
 
 impl Settings {
     /// The service these settings describe. Reads (or, on first use,
@@ -92,10 +83,7 @@ impl Settings {
             app,
             database: self.database_path(),
             sqlite: SqliteOptions {
-                synchronous: match self.sqlite_synchronous {
-                    SqliteSync::Full => Synchronous::Full,
-                    SqliteSync::Normal => Synchronous::Normal,
-                },
+                synchronous: self.sqlite_synchronous,
                 session_cache: self.sqlite_session_cache,
                 busy_timeout: Duration::from_millis(self.sqlite_busy_timeout),
                 ..SqliteOptions::default()

@@ -14,7 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_axum::cookies::SameSitePolicy;
 use tessera_axum::{AppConfig, Maintenance};
-use tessera_store::{RedisOptions, SqliteOptions};
+use tessera_store::{RedisOptions, SqliteOptions, Synchronous};
 
 /// Where sessions are kept (`store`, `--store`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -27,16 +27,6 @@ pub enum StoreKind {
     /// Redis (`redis_url`): shared by every node of a cluster, and also
     /// the home of refresh families, revocations and throttling counters.
     Redis,
-}
-
-/// SQLite commit durability.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SqliteSync {
-    /// fsync every commit.
-    Full,
-    /// Survive process crashes only.
-    Normal,
 }
 
 /// Every setting, with its default.
@@ -76,7 +66,7 @@ pub struct Settings {
     #[serde(deserialize_with = "list_or_csv")]
     pub allowed_origins: Vec<String>,
     /// `full` or `normal`.
-    pub sqlite_synchronous: SqliteSync,
+    pub sqlite_synchronous: Synchronous,
     /// Sessions the server keeps in its read cache in front of SQLite (0: off).
     pub sqlite_session_cache: usize,
     /// Milliseconds a write waits for another process's lock before failing (503).
@@ -168,7 +158,7 @@ impl Default for Settings {
             cookie_name: app.cookie.name().to_owned(),
             trusted_proxies: app.trusted_proxies.clone(),
             allowed_origins: app.allowed_origins.clone(),
-            sqlite_synchronous: SqliteSync::from(sqlite.synchronous),
+            sqlite_synchronous: sqlite.synchronous,
             sqlite_session_cache: 100_000,
             sqlite_busy_timeout: millis(sqlite.busy_timeout),
             hash_workers: None,

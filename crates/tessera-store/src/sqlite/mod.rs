@@ -34,8 +34,10 @@ use self::change_signal::ChangeSignal;
 use crate::lock::lock;
 use crate::session_cache::SessionCache;
 
-/// How hard SQLite works to make a commit durable.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How hard SQLite works to make a commit durable (setting
+/// `sqlite_synchronous`: `full` or `normal`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Synchronous {
     /// Survives process crashes; the last commits may be lost on power loss.
     Normal,
