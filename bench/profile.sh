@@ -7,6 +7,8 @@
 #                                     # redis: TESSERA_REDIS_URL, default 127.0.0.1:6379
 #   bench/profile.sh --scale          # also: 1,000 vs 1,000,000 live sessions (sqlite)
 #   bench/profile.sh --tokens         # also: /profile with a Bearer token, 100,000 revocations loaded
+#   bench/profile.sh --baseline OLD   # before/after: the same rounds with the binary OLD (e.g. a
+#                                     # release build of an earlier commit) and this tree's, alternating
 #
 # Environment: DURATION (default 10s), CONNECTIONS (64), ROUNDS (2), SCALE_COUNT (1000000).
 # Needs wrk (apt-get install -y wrk). Starts and stops everything it uses.
@@ -20,11 +22,14 @@ SCALE_COUNT=${SCALE_COUNT:-1000000}
 STORES="sqlite memory"
 SCALE=0
 TOKENS=0
+BASELINE=""
+
 while [ $# -gt 0 ]; do
   case "$1" in
     --store) STORES="$2"; shift 2 ;;
     --scale) SCALE=1; shift ;;
     --tokens) TOKENS=1; shift ;;
+    --baseline) BASELINE="$2"; shift 2 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -108,6 +113,35 @@ new_data_dir() {
 }
 
 echo "# tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')  wrk -t1 -c$CONNECTIONS -d$DURATION  $(nproc) cores"
+
+if [ -n "$BASELINE" ]; then
+  # Before/after in one run: per store and round, the baseline binary then
+  # this tree's, each on the same data directory, each against its own
+  # /health measured right before.
+  CURRENT=$BIN
+  for store in $STORES; do
+    dir=$(new_data_dir "$store")
+    near_modes=0; [ "$store" = redis ] && near_modes="0 100000"
+    for near in $near_modes; do
+      label=$store; [ "$near" != 0 ] && label="redis + near-cache"
+      for round in $(seq "$ROUNDS"); do
+        for which in baseline current; do
+          BIN=$CURRENT; [ "$which" = baseline ] && BIN=$BASELINE
+          TESSERA_REDIS_NEAR_CACHE=$near start_server "$store" "$dir"
+          cookie=$(login)
+          [ -n "$cookie" ] || { echo "login failed ($which)" >&2; exit 1; }
+          access=$(access_token)
+          h=$(rps /health); p=$(rps /profile "$cookie"); b=$(rps /profile "Authorization: Bearer $access")
+          printf '%-20s round %s %-8s  /health %8.0f  /profile %8.0f (%s)  bearer %8.0f (%s)\n' \
+            "$label" "$round" "$which" "$h" "$p" "$(ratio "$p" "$h")" "$b" "$(ratio "$b" "$h")"
+          stop_server
+        done
+      done
+    done
+  done
+  exit 0
+fi
+
 for store in $STORES; do
   dir=$(new_data_dir "$store")
   start_server "$store" "$dir"

@@ -4,8 +4,43 @@
 //! [`tessera_core::TokenStore`].
 //!
 //! The `tessera` binary reads flags, environment and files and calls into
-//! this library; embedders build an [`AppState`] in code and mount
-//! [`router`] in their own axum app.
+//! this library; this crate reads none of them.
+//!
+//! # Embedding
+//!
+//! [`Service::start`] opens the stores a [`ServiceConfig`] names and runs the
+//! background work; nest its [`Service::router`] in your app and protect
+//! your own routes with the [`Caller`] extractor (401 with tessera's JSON
+//! error without a valid credential):
+//!
+//! ```no_run
+//! use std::{net::SocketAddr, sync::Arc};
+//!
+//! use axum::{Router, extract::State, response::Response, routing::get};
+//! use tessera_axum::{AppState, Caller, Service, ServiceConfig, TokenKeys};
+//!
+//! async fn hello(State(tessera): State<Arc<AppState>>, caller: Caller) -> Response {
+//!     let greeting = format!("Hello, {}!", caller.email());
+//!     // Carries out what the credential needs on the way out (a fresh
+//!     // session id after a privilege change, a re-sealed cookie).
+//!     caller.reply(&tessera, greeting).await
+//! }
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! // SQLite in ./data, server-side sessions, secure defaults.
+//! let tessera = Service::start(ServiceConfig::new("data/tessera.db"), TokenKeys::generate()?).await?;
+//! let app = Router::new()
+//!     .route("/hello", get(hello))
+//!     .with_state(Arc::clone(tessera.state()))
+//!     .nest("/auth", tessera.router()); // POST /auth/login, GET /auth/profile, ...
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+//! // Logins are throttled per client address: serve with connect info.
+//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! # Ok(()) }
+//! ```
+//!
+//! `examples/embedded.rs` is the same as a program
+//! (`cargo run --release -p tessera-axum --example embedded`).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
