@@ -392,3 +392,147 @@ fn base64_url(bytes: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tessera_core::{NewUser, PasswordHash};
+    use tessera_store::MemoryStore;
+
+    struct Fixture {
+        service: TokenService,
+        store: Arc<MemoryStore>,
+        user: User,
+    }
+
+    async fn fixture(config: TokenConfig) -> Fixture {
+        let store = Arc::new(MemoryStore::new());
+        let user = NewUser {
+            email: Email::parse("alice@example.com").unwrap(),
+            roles: vec![Role::parse("admin").unwrap()],
+            password_hash: PasswordHash::from_trusted(String::new()),
+        }
+        .into_user(Timestamp::now());
+        UserStore::create(store.as_ref(), &user).await.unwrap();
+        let revocations = Arc::new(Revocations::new(
+            Arc::clone(&store) as Arc<dyn TokenStore>,
+            RevocationLifetimes::new(&config, Duration::from_secs(3600)),
+        ));
+        let keys = KeySet::generate(
+            tessera_token::Algorithm::EdDSA,
+            Timestamp::now().unix_seconds(),
+        )
+        .unwrap();
+        let service = TokenService::new(
+            config,
+            keys,
+            ChainKey::generate(),
+            Arc::clone(&store) as Arc<dyn TokenStore>,
+            revocations,
+        );
+        Fixture {
+            service,
+            store,
+            user,
+        }
+    }
+
+    #[tokio::test]
+    async fn an_issued_access_token_verifies_to_its_user_and_family() {
+        let f = fixture(TokenConfig::default()).await;
+        let issued = f.service.issue(&f.user).await.unwrap();
+        let token = f.service.verify(&issued.access_token).unwrap();
+        assert_eq!(token.user_id, f.user.id);
+        assert_eq!(token.email, f.user.email);
+        assert_eq!(token.roles, f.user.roles);
+        assert_eq!(
+            token.family,
+            RefreshToken::parse(&issued.refresh_token).unwrap().family()
+        );
+        // The memo answers the second time; the revocation list is still checked.
+        f.service
+            .revocations()
+            .end_family(&token.family)
+            .await
+            .unwrap();
+        assert!(matches!(
+            f.service.verify(&issued.access_token),
+            Err(Error::InvalidToken(TokenError::Revoked))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_refresh_rotates_and_a_replayed_token_ends_the_family() {
+        let f = fixture(TokenConfig::default()).await;
+        let first = f.service.issue(&f.user).await.unwrap();
+        let second = f
+            .service
+            .refresh(&first.refresh_token, f.store.as_ref())
+            .await
+            .unwrap();
+        assert_ne!(second.refresh_token, first.refresh_token);
+        let third = f
+            .service
+            .refresh(&second.refresh_token, f.store.as_ref())
+            .await
+            .unwrap();
+        // Two rotations back: no grace window covers it, it is reuse.
+        let replay = f
+            .service
+            .refresh(&first.refresh_token, f.store.as_ref())
+            .await;
+        assert!(matches!(replay, Err(Error::InvalidGrant)));
+        // The reuse ended the family: the current token is refused too, and
+        // so are the family's access tokens.
+        let current = f
+            .service
+            .refresh(&third.refresh_token, f.store.as_ref())
+            .await;
+        assert!(matches!(current, Err(Error::InvalidGrant)));
+        assert!(f.service.verify(&third.access_token).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_disabled_user_gets_no_new_tokens() {
+        let f = fixture(TokenConfig::default()).await;
+        let issued = f.service.issue(&f.user).await.unwrap();
+        UserStore::set_disabled(f.store.as_ref(), f.user.id, true)
+            .await
+            .unwrap();
+        let refreshed = f
+            .service
+            .refresh(&issued.refresh_token, f.store.as_ref())
+            .await;
+        assert!(matches!(refreshed, Err(Error::InvalidGrant)));
+    }
+
+    #[tokio::test]
+    async fn revoking_an_access_token_refuses_it_and_ignores_garbage() {
+        let f = fixture(TokenConfig::default()).await;
+        let issued = f.service.issue(&f.user).await.unwrap();
+        f.service.revoke_token("not a token").await.unwrap();
+        assert!(f.service.verify(&issued.access_token).is_ok());
+        f.service.revoke_token(&issued.access_token).await.unwrap();
+        assert!(matches!(
+            f.service.verify(&issued.access_token),
+            Err(Error::InvalidToken(TokenError::Revoked))
+        ));
+        // The refresh token was not touched by revoking the access token.
+        assert!(
+            f.service
+                .refresh(&issued.refresh_token, f.store.as_ref())
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn tokens_issued_after_a_user_cutoff_are_accepted() {
+        let f = fixture(TokenConfig::default()).await;
+        let before = f.service.issue(&f.user).await.unwrap();
+        f.service.revocations().end_user(f.user.id).await.unwrap();
+        assert!(f.service.verify(&before.access_token).is_err());
+        let after = f.service.issue(&f.user).await.unwrap();
+        assert!(f.service.verify(&after.access_token).is_ok());
+    }
+}
