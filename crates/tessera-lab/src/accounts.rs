@@ -54,7 +54,7 @@ pub async fn import(
     std::fs::write(&file, serde_json::to_vec(&rows)?)
         .with_context(|| format!("cannot write {}", file.display()))?;
     let mut command = Command::new(binary);
-    clear_settings(&mut command);
+    clear_settings(command.as_std_mut());
     command
         .arg("--data-dir")
         .arg(data_dir)

@@ -101,7 +101,7 @@ async fn lab(plan: &Plan) -> anyhow::Result<ExitCode> {
     let redis = if plan.architectures.iter().any(|a| a.needs_redis()) {
         Some(match &plan.redis_url {
             Some(url) => Ok(Redis::external(url.clone())),
-            None => Redis::start(&work.path().join("redis")).await,
+            None => Redis::start(&work.path().join("redis")),
         })
     } else {
         None

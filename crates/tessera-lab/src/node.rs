@@ -2,15 +2,16 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::process::Stdio;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use tessera_testkit::ProcessGroup;
 use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{ChildStderr, Command};
+use tokio::process::ChildStderr;
 use tokio::sync::oneshot;
 
-use super::process::{ChildProcess, LogTail, clear_settings};
+use super::process::{LogTail, clear_settings};
 
 /// How long a node may take to say it listens.
 const READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,7 +33,7 @@ pub struct Node {
     name: String,
     spec: NodeSpec,
     addr: SocketAddr,
-    process: Option<ChildProcess>,
+    process: Option<ProcessGroup>,
 }
 
 impl Node {
@@ -68,9 +69,9 @@ impl Node {
     /// # Errors
     ///
     /// Waiting for the process failed.
-    pub async fn kill(&mut self) -> anyhow::Result<()> {
+    pub fn kill(&mut self) -> anyhow::Result<()> {
         if let Some(mut process) = self.process.take() {
-            process.kill().await?;
+            process.kill()?;
         }
         Ok(())
     }
@@ -81,7 +82,7 @@ impl Node {
     ///
     /// As [`Node::start`].
     pub async fn restart(&mut self) -> anyhow::Result<()> {
-        self.kill().await?;
+        self.kill()?;
         let (process, _) = launch(&self.name, &self.spec, self.addr).await?;
         self.process = Some(process);
         Ok(())
@@ -92,22 +93,24 @@ async fn launch(
     name: &str,
     spec: &NodeSpec,
     listen: SocketAddr,
-) -> anyhow::Result<(ChildProcess, SocketAddr)> {
+) -> anyhow::Result<(ProcessGroup, SocketAddr)> {
     let mut command = Command::new(&spec.binary);
     clear_settings(&mut command);
     command
         .arg("--data-dir")
         .arg(&spec.data_dir)
         .args(["serve", "--listen", &listen.to_string()])
-        // Warnings, and the start-up lines that say where it listens.
-        .env("TESSERA_LOG", "warn,tessera::serve=info")
+        // Warnings, and the start-up lines that say where it listens (the
+        // binary's `tessera::commands::serve` module logs them).
+        .env("TESSERA_LOG", "warn,tessera::commands::serve=info")
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
-    let mut process = ChildProcess::spawn(name, command)?;
+    let mut process = ProcessGroup::spawn(name, &mut command)?.kill_on_drop();
     let stderr = process
         .take_stderr()
         .context("the node's log is not piped")?;
+    let stderr = ChildStderr::from_std(stderr).context("cannot read the node's log")?;
     let tail = LogTail::default();
     let (ready, listening) = oneshot::channel();
     tokio::spawn(read_log(stderr, ready, tail.clone()));

@@ -73,8 +73,7 @@ pub async fn run(plan: &Plan, trial: Trial<'_>) -> anyhow::Result<Row> {
         trial.architecture.routing(),
         &trial.work_dir.join("nginx"),
         &addrs,
-    )
-    .await?;
+    )?;
     eprintln!(
         "[{name:<15}] {} nodes up, nginx on {}; logging {} users in",
         nodes.len(),
@@ -124,7 +123,7 @@ pub async fn run(plan: &Plan, trial: Trial<'_>) -> anyhow::Result<Row> {
         0
     };
     let killed_at = start.elapsed();
-    victim.kill().await?;
+    victim.kill()?;
     eprintln!(
         "[{name:<15}] {:>5.1}s  SIGKILL {} ({}), which held {expected_lost} sessions",
         killed_at.as_secs_f64(),

@@ -1,10 +1,13 @@
 //! Forward authentication through a real nginx with the shipped
 //! `deploy/nginx/forward-auth.conf` (`.ci/run` installs nginx).
 
+use std::net::SocketAddr;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use tessera_testkit::{Nginx, NginxConfig, ProcessGroup};
 
 use crate::helpers::*;
 
@@ -21,44 +24,35 @@ const ECHO_APP: &str = concat!(
 struct Stack {
     tessera: Server,
     url: String,
-    _app: Killed,
-    _nginx: Killed,
-    _dir: tempfile::TempDir,
+    _app: ProcessGroup,
+    _nginx: Nginx,
 }
 
 async fn stack() -> Stack {
     let tessera = Server::start();
-    let (app_port, nginx_port) = (free_port(), free_port());
-    let app = Killed(
+    let app_addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+    let mut app = ProcessGroup::spawn(
+        "the echo app",
         Command::new("python3")
-            .args([ECHO_APP, &app_port.to_string()])
+            .args([ECHO_APP, &app_addr.port().to_string()])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let config = std::fs::read_to_string(CONFIG)
-        .unwrap()
-        .replace(
-            "server 127.0.0.1:8080;",
-            &format!("server {};", tessera.addr),
-        )
-        .replace(
-            "server 127.0.0.1:9000;",
-            &format!("server 127.0.0.1:{app_port};"),
-        )
-        .replace(
-            "listen 127.0.0.1:8000;",
-            &format!("listen 127.0.0.1:{nginx_port};"),
-        );
-    wait_for(app_port).await;
-    let (nginx, dir) = start_nginx(&config, nginx_port).await;
+            .stderr(Stdio::null()),
+    )
+    .unwrap();
+    app.wait_for_listener(app_addr, Duration::from_secs(10))
+        .unwrap();
+    // The shipped file marks its upstreams `# TESSERA` and `# APP`.
+    let template = std::fs::read_to_string(CONFIG).unwrap();
+    let nginx = NginxConfig::new(&template, free_port())
+        .upstream("TESSERA", &[tessera.addr])
+        .upstream("APP", &[app_addr])
+        .start()
+        .expect("nginx (see scripts/test)");
     Stack {
         tessera,
-        url: format!("http://127.0.0.1:{nginx_port}"),
+        url: nginx.url(),
         _app: app,
         _nginx: nginx,
-        _dir: dir,
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, HeaderValue};
 use reqwest::{Method, Response, StatusCode};
 use serde_json::Value;
+use tessera_testkit::Nginx;
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_tessera");
 pub const COOKIE: &str = "__Host-tessera";
@@ -367,51 +368,19 @@ pub fn files_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// A child process stopped with SIGTERM (then SIGKILL) when dropped.
-pub struct Killed(pub Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        // SIGTERM lets nginx's master stop its workers too; then make sure.
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.0.id().to_string())
-            .status();
-        for _ in 0..50 {
-            if matches!(self.0.try_wait(), Ok(Some(_))) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// A port nothing listens on right now.
 pub use tessera_testkit::free_port;
-
-/// Waits until something accepts connections on `port`.
-pub async fn wait_for(port: u16) {
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    panic!("nothing listens on {port}");
-}
 
 /// Nodes behind a real nginx running one of the shipped configs.
 pub struct Balanced {
     pub nodes: Vec<Server>,
     pub url: String,
-    _nginx: (Killed, tempfile::TempDir),
+    _nginx: Nginx,
 }
 
 /// Two nodes on one data directory (alice, an admin) behind nginx with the
-/// shipped `config` (a path), its listen port and two upstream servers
-/// (`127.0.0.1:8081`, `:8082`) rewritten to this test's.
+/// shipped `config` (a path), only its `# LISTEN` and `# NODE` lines
+/// rewritten for this test's ports.
 pub async fn behind_nginx(config: &str, options: Options) -> Balanced {
     let data = Arc::new(DataDir::new());
     data.add_user("alice@example.com", &["admin"]);
@@ -419,44 +388,12 @@ pub async fn behind_nginx(config: &str, options: Options) -> Balanced {
         Server::start_on(Arc::clone(&data), options.clone()),
         Server::start_on(Arc::clone(&data), options),
     ];
-    let port = free_port();
-    let mut config = std::fs::read_to_string(config).unwrap().replace(
-        "listen 127.0.0.1:8000;",
-        &format!("listen 127.0.0.1:{port};"),
-    );
-    for (default, node) in ["127.0.0.1:8081", "127.0.0.1:8082"].iter().zip(&nodes) {
-        config = config.replace(
-            &format!("server {default} "),
-            &format!("server {} ", node.addr),
-        );
-    }
-    let nginx = start_nginx(&config, port).await;
+    let template = std::fs::read_to_string(config).unwrap();
+    let addrs: Vec<SocketAddr> = nodes.iter().map(|node| node.addr).collect();
+    let nginx = Nginx::start(&template, free_port(), &addrs).expect("nginx (see scripts/test)");
     Balanced {
         nodes,
-        url: format!("http://127.0.0.1:{port}"),
+        url: nginx.url(),
         _nginx: nginx,
     }
-}
-
-/// Starts nginx with `config` (already rewritten for this test's ports) in a
-/// fresh prefix directory; stopped when the returned guard drops.
-pub async fn start_nginx(config: &str, port: u16) -> (Killed, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("tmp")).unwrap();
-    let conf_path = dir.path().join("nginx.conf");
-    std::fs::write(&conf_path, config).unwrap();
-    let nginx = Killed(
-        Command::new("nginx")
-            .arg("-p")
-            .arg(dir.path())
-            .arg("-c")
-            .arg(&conf_path)
-            .args(["-g", "daemon off;"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("nginx (see scripts/test)"),
-    );
-    wait_for(port).await;
-    (nginx, dir)
 }

@@ -1,0 +1,341 @@
+//! Throwaway Redis servers and a three-primary Redis Cluster.
+
+use std::fs::OpenOptions;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use crate::process::{Poll, ProcessGroup, free_port, poll, try_free_port};
+
+/// How long a server may take to answer `PING`.
+const READY: Duration = Duration::from_secs(20);
+
+/// Runs `redis-cli -p PORT ARGS...` and returns what it printed.
+pub fn redis_cli(port: u16, args: &[&str]) -> String {
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string()])
+        .args(args)
+        .output()
+        .expect("redis-cli is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Whether a Redis on `port` answers `PING` with `PONG` (not, say, with
+/// `-LOADING` while it reads its append-only file back).
+fn answers_ping(port: u16) -> bool {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let Ok(mut stream) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) else {
+        return false;
+    };
+    let mut reply = [0; 7];
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .is_ok()
+        && stream.write_all(b"PING\r\n").is_ok()
+        && stream.read_exact(&mut reply).is_ok()
+        && &reply == b"+PONG\r\n"
+}
+
+/// Waits until the server `process` started on `port` answers `PING`.
+fn wait_for_pong(process: &mut ProcessGroup, port: u16) -> io::Result<()> {
+    match poll(Some(process), READY, || answers_ping(port)) {
+        Poll::Ready => Ok(()),
+        Poll::Exited => Err(io::Error::other(format!(
+            "redis-server ended before answering PING on port {port}"
+        ))),
+        Poll::TimedOut => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("redis-server did not answer PING on port {port} within {READY:?}"),
+        )),
+    }
+}
+
+/// A throwaway `redis-server` on a free port, in its own process group,
+/// SIGKILLed when dropped. With `persistent`, it keeps an append-only file
+/// (fsync always) so that a restart brings its data back.
+pub struct RedisServer {
+    // First, so dropped first: the server dies before its directory goes.
+    process: Option<ProcessGroup>,
+    port: u16,
+    dir: PathBuf,
+    persistent: bool,
+    _temp: Option<tempfile::TempDir>,
+}
+
+impl RedisServer {
+    /// Starts a server that keeps nothing on disk.
+    ///
+    /// # Panics
+    ///
+    /// `redis-server` is missing or does not answer.
+    pub fn start() -> Self {
+        Self::launch(None, false).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server whose data survives [`RedisServer::restart`].
+    ///
+    /// # Panics
+    ///
+    /// `redis-server` is missing or does not answer.
+    pub fn start_persistent() -> Self {
+        Self::launch(None, true).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server that keeps nothing on disk, working in `dir`
+    /// (created if need be, and left in place; its output goes to
+    /// `redis.log` there), and reports failure instead of panicking.
+    ///
+    /// # Errors
+    ///
+    /// `dir` cannot be created, `redis-server` cannot be started (kind
+    /// `NotFound` when it is not installed), or it ended or did not answer
+    /// `PING` in time; the message then carries its log.
+    pub fn try_start_in(dir: &Path) -> io::Result<Self> {
+        Self::launch(Some(dir), false)
+    }
+
+    fn launch(dir: Option<&Path>, persistent: bool) -> io::Result<Self> {
+        let (temp, dir) = match dir {
+            Some(dir) => {
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    io::Error::new(e.kind(), format!("cannot create {}: {e}", dir.display()))
+                })?;
+                (None, dir.to_owned())
+            }
+            None => {
+                let temp = tempfile::tempdir()?;
+                let dir = temp.path().to_owned();
+                (Some(temp), dir)
+            }
+        };
+        let mut server = Self {
+            process: None,
+            port: try_free_port()?,
+            dir,
+            persistent,
+            _temp: temp,
+        };
+        server.spawn()?;
+        Ok(server)
+    }
+
+    fn spawn(&mut self) -> io::Result<()> {
+        let log_path = self.dir.join("redis.log");
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)?;
+        let appendonly = if self.persistent { "yes" } else { "no" };
+        let mut command = Command::new("redis-server");
+        command
+            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", appendonly])
+            .args(["--appendfsync", "always"])
+            // Lets tests make it slow on purpose (`DEBUG SLEEP`).
+            .args(["--enable-debug-command", "yes"])
+            .arg("--dir")
+            .arg(&self.dir)
+            .stdout(log)
+            .stderr(Stdio::null());
+        let mut process = ProcessGroup::spawn("redis-server", &mut command)?.kill_on_drop();
+        if let Err(error) = wait_for_pong(&mut process, self.port) {
+            let log = std::fs::read_to_string(&log_path).unwrap_or_default();
+            return Err(io::Error::new(error.kind(), format!("{error}\n{log}")));
+        }
+        self.process = Some(process);
+        Ok(())
+    }
+
+    /// Its port.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills it (SIGKILL): clients see connections drop and refused.
+    pub fn kill(&mut self) {
+        if let Some(mut process) = self.process.take() {
+            let _ = process.kill();
+        }
+    }
+
+    /// Starts it again on the same port and directory.
+    ///
+    /// # Panics
+    ///
+    /// It does not come back.
+    pub fn restart(&mut self) {
+        self.kill();
+        self.spawn().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Freezes it (SIGSTOP): connections stay open, nothing is answered.
+    pub fn pause(&self) {
+        if let Some(process) = &self.process {
+            process.pause().expect("SIGSTOP redis-server");
+        }
+    }
+
+    /// Lets a frozen server go on (SIGCONT).
+    pub fn resume(&self) {
+        if let Some(process) = &self.process {
+            process.resume().expect("SIGCONT redis-server");
+        }
+    }
+
+    /// `used_memory` from `INFO memory`, in bytes.
+    pub fn used_memory(&self) -> u64 {
+        redis_cli(self.port, &["INFO", "memory"])
+            .lines()
+            .find_map(|l| l.strip_prefix("used_memory:"))
+            .and_then(|v| v.trim().parse().ok())
+            .expect("INFO memory reports used_memory")
+    }
+}
+
+/// A port that is free, and whose cluster bus port (+10000) is free too.
+fn free_cluster_port() -> u16 {
+    loop {
+        let port = free_port();
+        if port < 55_000 && TcpListener::bind(("127.0.0.1", port + 10_000)).is_ok() {
+            return port;
+        }
+    }
+}
+
+/// Three cluster-enabled `redis-server`s joined with
+/// `redis-cli --cluster create` (no replicas); SIGKILLed when dropped.
+pub struct RedisCluster {
+    ports: Vec<u16>,
+    // Before the directory, so dropped before it.
+    nodes: Vec<ProcessGroup>,
+    _dir: tempfile::TempDir,
+}
+
+impl RedisCluster {
+    /// Starts the three primaries and waits until the cluster is `ok`.
+    ///
+    /// # Panics
+    ///
+    /// A node does not start, or the cluster does not form.
+    pub fn start() -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let ports: Vec<u16> = (0..3).map(|_| free_cluster_port()).collect();
+        let nodes = ports
+            .iter()
+            .map(|port| spawn_cluster_node(dir.path(), *port))
+            .collect();
+        let mut cluster = Self {
+            ports,
+            nodes,
+            _dir: dir,
+        };
+        for (node, &port) in cluster.nodes.iter_mut().zip(&cluster.ports) {
+            wait_for_pong(node, port).unwrap_or_else(|e| panic!("cluster node: {e}"));
+        }
+        let nodes: Vec<String> = cluster
+            .ports
+            .iter()
+            .map(|p| format!("127.0.0.1:{p}"))
+            .collect();
+        let out = Command::new("redis-cli")
+            .args(["--cluster", "create"])
+            .args(&nodes)
+            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .output()
+            .expect("redis-cli is installed");
+        assert!(
+            out.status.success(),
+            "cluster create: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        for &port in &cluster.ports {
+            let formed = poll(None, READY, || {
+                redis_cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
+            });
+            assert!(
+                matches!(formed, Poll::Ready),
+                "cluster did not become ready"
+            );
+        }
+        cluster
+    }
+
+    /// The primaries' ports.
+    pub fn ports(&self) -> &[u16] {
+        &self.ports
+    }
+
+    /// The URL tessera takes for a cluster: one seed and the others.
+    pub fn url(&self) -> String {
+        let mut url = format!("redis-cluster://127.0.0.1:{}", self.ports[0]);
+        for (i, port) in self.ports[1..].iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(&format!("node=127.0.0.1:{port}"));
+        }
+        url
+    }
+
+    /// Keys held by each primary.
+    pub fn key_counts(&self) -> Vec<u64> {
+        self.ports
+            .iter()
+            .map(|&p| redis_cli(p, &["DBSIZE"]).trim().parse().unwrap_or(0))
+            .collect()
+    }
+}
+
+fn spawn_cluster_node(dir: &Path, port: u16) -> ProcessGroup {
+    let mut command = Command::new("redis-server");
+    command
+        .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--cluster-enabled", "yes"])
+        .arg("--cluster-config-file")
+        .arg(dir.join(format!("nodes-{port}.conf")))
+        .arg("--dir")
+        .arg(dir)
+        .args(["--save", "", "--appendonly", "no"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    ProcessGroup::spawn("redis-server", &mut command)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .kill_on_drop()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_answers_freezes_and_comes_back_with_its_data() {
+        let mut server = RedisServer::start_persistent();
+        assert!(redis_cli(server.port(), &["SET", "k", "v"]).contains("OK"));
+        server.pause();
+        assert!(!answers_ping(server.port()), "a frozen server answers");
+        server.resume();
+        assert!(answers_ping(server.port()));
+        server.kill();
+        assert!(!answers_ping(server.port()));
+        server.restart();
+        assert_eq!(redis_cli(server.port(), &["GET", "k"]).trim(), "v");
+    }
+
+    #[test]
+    fn a_server_started_in_a_directory_logs_there_and_dies_with_its_guard() {
+        let dir = tempfile::tempdir().unwrap();
+        let server = RedisServer::try_start_in(&dir.path().join("redis")).unwrap();
+        let port = server.port();
+        assert_eq!(server.url(), format!("redis://127.0.0.1:{port}"));
+        server.pause();
+        drop(server);
+        assert!(!answers_ping(port), "a frozen server survived its guard");
+        let log = std::fs::read_to_string(dir.path().join("redis/redis.log")).unwrap();
+        assert!(log.contains("Ready to accept connections"), "{log}");
+    }
+}
