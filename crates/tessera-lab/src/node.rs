@@ -100,9 +100,9 @@ async fn launch(
         .arg("--data-dir")
         .arg(&spec.data_dir)
         .args(["serve", "--listen", &listen.to_string()])
-        // Warnings, and the start-up lines that say where it listens (the
-        // binary's `tessera::commands::serve` module logs them).
-        .env("TESSERA_LOG", "warn,tessera::commands::serve=info")
+        // Warnings, and the start-up lines that say where it listens (logged
+        // under the stable target `tessera::serve`).
+        .env("TESSERA_LOG", "warn,tessera::serve=info")
         .envs(spec.env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
