@@ -35,11 +35,6 @@ impl HashingPool {
         }
     }
 
-    /// The hasher, for work that is not on a request path (CLI, tests).
-    pub fn hasher(&self) -> &PasswordHasher {
-        &self.hasher
-    }
-
     /// Runs `job` on a blocking thread once a worker is free.
     ///
     /// # Errors

@@ -124,3 +124,31 @@ async fn listen_and_data_dir_from_the_environment_are_used_by_serve() {
     assert_ne!(server.addr.port(), 1);
     server.login_alice().await;
 }
+
+#[test]
+fn commands_that_need_no_settings_ignore_broken_ones() {
+    // A token of another issuer: `token decode` only prints it.
+    let token = "eyJhbGciOiJIUzI1NiIsInR5cCI6ImF0K2p3dCJ9.\
+                 eyJzdWIiOiJ4IiwiZXhwIjo0MTAyNDQ0ODAwfQ.\
+                 c2lnbmF0dXJl";
+    let decode = Command::new(BIN)
+        .args(["token", "decode", token])
+        .env("TESSERA_SESSION_IDLE_TIMEOUT", "banana")
+        .env("TESSERA_CONFIG", "/nonexistent/tessera.toml")
+        .output()
+        .unwrap();
+    assert!(
+        decode.status.success(),
+        "{}",
+        String::from_utf8_lossy(&decode.stderr)
+    );
+    assert!(String::from_utf8_lossy(&decode.stdout).contains("\"sub\": \"x\""));
+    // A command that does use settings still refuses them, naming the key.
+    let print = Command::new(BIN)
+        .args(["config", "print"])
+        .env("TESSERA_SESSION_IDLE_TIMEOUT", "banana")
+        .output()
+        .unwrap();
+    assert!(!print.status.success());
+    assert!(String::from_utf8_lossy(&print.stderr).contains("session_idle_timeout"));
+}
