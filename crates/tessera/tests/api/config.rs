@@ -150,5 +150,6 @@ fn commands_that_need_no_settings_ignore_broken_ones() {
         .output()
         .unwrap();
     assert!(!print.status.success());
-    assert!(String::from_utf8_lossy(&print.stderr).contains("session_idle_timeout"));
+    let stderr = String::from_utf8_lossy(&print.stderr).to_lowercase();
+    assert!(stderr.contains("session_idle_timeout"), "{stderr}");
 }
