@@ -4,10 +4,11 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, patch, post};
+use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
@@ -20,17 +21,11 @@ use crate::state::AppState;
 /// Every response carries `Cache-Control: no-store` (auth answers must not be
 /// cached by browsers or proxies) and every error a JSON body.
 pub fn router(state: Arc<AppState>) -> Router {
-    let protected = Router::new()
-        .route("/profile", get(profile::profile))
-        .route("/auth/verify", get(forward_auth::verify))
-        .route(
-            "/session",
-            get(profile::read_session).patch(profile::patch_session),
-        )
-        .route("/sessions", get(sessions::list_sessions))
-        .route("/sessions/{handle}", delete(sessions::delete_session))
-        .route("/logout", post(login::logout))
-        .route("/admin/users/{email}", patch(admin::patch_user));
+    let protected = protected_routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        });
 
     Router::new()
         .route("/health", get(health::health))
@@ -58,6 +53,59 @@ pub fn router(state: Arc<AppState>) -> Router {
             },
         ))
         .with_state(state)
+}
+
+/// A route that answers only an authenticated [`Caller`](crate::Caller).
+/// Its handler finishes with [`Caller::reply`](crate::Caller::reply), which
+/// carries out what the credential needs on the way out (a fresh session id
+/// after a privilege change, a re-sealed cookie).
+pub struct ProtectedRoute {
+    /// The method it answers.
+    pub method: Method,
+    /// The path template, as the router matches it (`/sessions/{handle}`).
+    pub path: &'static str,
+    handler: MethodRouter<Arc<AppState>>,
+}
+
+impl ProtectedRoute {
+    fn new<H, T>(method: Method, path: &'static str, handler: H) -> Self
+    where
+        H: Handler<T, Arc<AppState>>,
+        T: 'static,
+    {
+        let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+        Self {
+            method,
+            path,
+            handler: on(filter, handler),
+        }
+    }
+}
+
+impl std::fmt::Debug for ProtectedRoute {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.method, self.path)
+    }
+}
+
+/// Every protected route, declared here and nowhere else: [`router`] is
+/// built from this list, and the router tests walk it to check each route
+/// with a real request (a route added here without a test case fails them).
+pub fn protected_routes() -> Vec<ProtectedRoute> {
+    vec![
+        ProtectedRoute::new(Method::GET, "/profile", profile::profile),
+        ProtectedRoute::new(Method::GET, "/auth/verify", forward_auth::verify),
+        ProtectedRoute::new(Method::GET, "/session", profile::read_session),
+        ProtectedRoute::new(Method::PATCH, "/session", profile::patch_session),
+        ProtectedRoute::new(Method::GET, "/sessions", sessions::list_sessions),
+        ProtectedRoute::new(
+            Method::DELETE,
+            "/sessions/{handle}",
+            sessions::delete_session,
+        ),
+        ProtectedRoute::new(Method::POST, "/logout", login::logout),
+        ProtectedRoute::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
+    ]
 }
 
 /// Rewrites error responses produced outside our handlers (axum's own

@@ -1,0 +1,11 @@
+//! The assembled router, in process: real SQLite, real keys, real argon2id,
+//! requests sent with tower's `oneshot`. The process-level suite (the
+//! `tessera` binary over HTTP) lives in `crates/tessera/tests/api`.
+
+mod csrf;
+mod errors;
+mod headers;
+mod rotation;
+mod sealed;
+mod support;
+mod tokens;
