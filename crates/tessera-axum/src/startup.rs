@@ -89,13 +89,20 @@ pub struct ServiceConfig {
     pub maintenance: Maintenance,
 }
 
+/// Sessions a server keeps in its read cache in front of SQLite by default
+/// (commands open the database without a cache).
+pub const SQLITE_SESSION_CACHE: usize = 100_000;
+
 impl ServiceConfig {
     /// The defaults, with the embedded database at `database`.
     pub fn new(database: impl Into<PathBuf>) -> Self {
         Self {
             app: AppConfig::default(),
             database: database.into(),
-            sqlite: SqliteOptions::default(),
+            sqlite: SqliteOptions {
+                session_cache: SQLITE_SESSION_CACHE,
+                ..SqliteOptions::default()
+            },
             sessions: SessionBackend::default(),
             users: UserBackend::default(),
             maintenance: Maintenance::default(),

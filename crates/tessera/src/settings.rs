@@ -159,7 +159,7 @@ impl Default for Settings {
             trusted_proxies: app.trusted_proxies.clone(),
             allowed_origins: app.allowed_origins.clone(),
             sqlite_synchronous: sqlite.synchronous,
-            sqlite_session_cache: 100_000,
+            sqlite_session_cache: tessera_axum::startup::SQLITE_SESSION_CACHE,
             sqlite_busy_timeout: millis(sqlite.busy_timeout),
             hash_workers: None,
             hash_queue: app.hash_queue,
