@@ -65,6 +65,21 @@ fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// `method path` on the example, with the session cookie if given.
+async fn send(
+    app: &Example,
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    path: &str,
+    cookie: Option<&str>,
+) -> reqwest::Response {
+    let mut request = client.request(method, format!("{}{path}", app.url));
+    if let Some(cookie) = cookie {
+        request = request.header("cookie", cookie);
+    }
+    request.send().await.unwrap()
+}
+
 async fn login(app: &Example, client: &reqwest::Client) -> String {
     let response = client
         .post(format!("{}/auth/login", app.url))
@@ -86,50 +101,32 @@ async fn the_app_greets_a_logged_in_user_and_refuses_everyone_else() {
     let app = start(data.path());
     let client = client();
 
-    let anonymous = client
-        .get(format!("{}/hello", app.url))
-        .send()
-        .await
-        .unwrap();
+    let get = reqwest::Method::GET;
+    let anonymous = send(&app, &client, get.clone(), "/hello", None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
     let body: Value = anonymous.json().await.unwrap();
     assert_eq!(body["error"]["code"], "unauthenticated");
 
     let cookie = login(&app, &client).await;
     assert!(cookie.starts_with("__Host-tessera="), "{cookie}");
-    let hello = client
-        .get(format!("{}/hello", app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let hello = send(&app, &client, get.clone(), "/hello", Some(&cookie)).await;
     assert_eq!(hello.status(), StatusCode::OK);
     assert!(hello.text().await.unwrap().contains("demo@example.com"));
 
-    let profile: Value = client
-        .get(format!("{}/auth/profile", app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let profile = send(&app, &client, get.clone(), "/auth/profile", Some(&cookie)).await;
+    let profile: Value = profile.json().await.unwrap();
     assert_eq!(profile["user"]["email"], "demo@example.com");
 
-    let logout = client
-        .post(format!("{}/auth/logout", app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let logout = send(
+        &app,
+        &client,
+        reqwest::Method::POST,
+        "/auth/logout",
+        Some(&cookie),
+    )
+    .await;
     assert_eq!(logout.status(), StatusCode::OK);
-    let after = client
-        .get(format!("{}/hello", app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let after = send(&app, &client, get, "/hello", Some(&cookie)).await;
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }
 
@@ -144,12 +141,7 @@ async fn sessions_and_the_demo_user_survive_a_restart() {
     // Started again on the same data: the user is not created twice and the
     // session (in SQLite) still works.
     let app = start(data.path());
-    let hello = client
-        .get(format!("{}/hello", app.url))
-        .header("cookie", &cookie)
-        .send()
-        .await
-        .unwrap();
+    let hello = send(&app, &client, reqwest::Method::GET, "/hello", Some(&cookie)).await;
     assert_eq!(hello.status(), StatusCode::OK);
     login(&app, &client).await;
 }

@@ -78,23 +78,26 @@ pub fn load_or_create(settings: &Settings) -> anyhow::Result<KeySet> {
     Ok(set)
 }
 
-/// The refresh chain key from the data directory (created on first use).
-pub fn chain_key(settings: &Settings) -> anyhow::Result<ChainKey> {
-    let path = settings.data_dir.join("refresh-chain.key");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()))?;
-            Ok(ChainKey::new(bytes))
-        }
+/// A 256-bit secret kept in `path` (mode 0600): read, or on first use
+/// generated and written.
+fn secret_file(path: &Path) -> anyhow::Result<[u8; 32]> {
+    match std::fs::read(path) {
+        Ok(bytes) => bytes
+            .try_into()
+            .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = ChainKey::generate();
-            write_private(&path, key.as_bytes())?;
-            Ok(key)
+            let mut secret = [0u8; 32];
+            tessera_core::secret::fill_random(&mut secret);
+            write_private(path, &secret)?;
+            Ok(secret)
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// The refresh chain key from the data directory (created on first use).
+pub fn chain_key(settings: &Settings) -> anyhow::Result<ChainKey> {
+    secret_file(&settings.data_dir.join("refresh-chain.key")).map(ChainKey::new)
 }
 
 /// The key file as a [`KeySource`]: a running server picks up what
@@ -151,19 +154,5 @@ pub fn cookie_key(settings: &Settings) -> anyhow::Result<CookieKey> {
             .map_err(|_| anyhow::anyhow!("session_cookie_key must decode to exactly 32 bytes"))?;
         return Ok(CookieKey::from_bytes(bytes));
     }
-    let path = settings.data_dir.join("cookie-session.key");
-    match std::fs::read(&path) {
-        Ok(bytes) => {
-            let bytes: [u8; 32] = bytes
-                .try_into()
-                .map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()))?;
-            Ok(CookieKey::from_bytes(bytes))
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let key = CookieKey::generate();
-            write_private(&path, key.as_bytes())?;
-            Ok(key)
-        }
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
-    }
+    secret_file(&settings.data_dir.join("cookie-session.key")).map(CookieKey::from_bytes)
 }
