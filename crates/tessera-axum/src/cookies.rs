@@ -98,17 +98,23 @@ impl SessionCookie {
         &self.name
     }
 
-    /// The session id text from the request's `Cookie` headers, if present.
-    /// Malformed cookie pairs are skipped; the first cookie with our name wins.
+    /// The cookie's value from the request's `Cookie` headers, if present.
+    /// The raw bytes are split on `;`: a pair that is malformed or not text
+    /// (another app's `greeting=Grüß Gott`, sent as UTF-8) is skipped, never
+    /// the whole header. The first cookie with our name wins.
     pub fn read<'a>(&self, headers: &'a HeaderMap) -> Option<&'a str> {
         headers
             .get_all(header::COOKIE)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(';'))
-            .filter_map(|pair| pair.trim().split_once('='))
-            .find(|(name, _)| *name == self.name)
-            .map(|(_, value)| value.trim_matches('"'))
+            .flat_map(|v| v.as_bytes().split(|&b| b == b';'))
+            .filter_map(|pair| {
+                let pair = pair.trim_ascii();
+                let eq = pair.iter().position(|&b| b == b'=')?;
+                Some((&pair[..eq], &pair[eq + 1..]))
+            })
+            .find(|(name, _)| name.trim_ascii() == self.name.as_bytes())
+            .and_then(|(_, value)| std::str::from_utf8(value.trim_ascii()).ok())
+            .map(|value| value.trim_matches('"'))
     }
 
     /// `Set-Cookie` value that hands the client `id`, valid for `max_age`.
@@ -213,5 +219,27 @@ mod tests {
         );
         assert_eq!(SessionCookie::default().read(&headers), Some("abc"));
         assert_eq!(SessionCookie::default().read(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_non_ascii_cookie_of_another_app_does_not_hide_ours() {
+        let mut headers = HeaderMap::new();
+        let raw = "greeting=Grüß Gott; __Host-tessera=abc; lang=fr";
+        headers.append(
+            header::COOKIE,
+            HeaderValue::from_bytes(raw.as_bytes()).unwrap(),
+        );
+        assert_eq!(SessionCookie::default().read(&headers), Some("abc"));
+        let mut after = HeaderMap::new();
+        let raw = b"__Host-tessera=abc; tracker=\xff\xfe";
+        after.append(header::COOKIE, HeaderValue::from_bytes(raw).unwrap());
+        assert_eq!(SessionCookie::default().read(&after), Some("abc"));
+        // A value that is not text is no session id.
+        let mut ours = HeaderMap::new();
+        ours.append(
+            header::COOKIE,
+            HeaderValue::from_bytes(b"__Host-tessera=\xff").unwrap(),
+        );
+        assert_eq!(SessionCookie::default().read(&ours), None);
     }
 }

@@ -12,7 +12,7 @@ use tessera_token::KeySet;
 use crate::accounts::Accounts;
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::SessionCookie;
-use crate::csrf::OriginPolicy;
+use crate::csrf::{OriginPolicy, PublicUrl};
 use crate::hashing::HashingPool;
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
 use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
@@ -42,6 +42,10 @@ pub struct AppConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Origins besides our own that may send state-changing requests.
     pub allowed_origins: Vec<String>,
+    /// The URL people reach tessera at, when a proxy in front of it does not
+    /// say (`X-Forwarded-Proto`/`-Host` from a trusted proxy) or is not
+    /// trusted: the origin state-changing requests must come from.
+    pub public_url: Option<PublicUrl>,
     /// Login throttling.
     pub throttle: ThrottleSettings,
     /// Concurrent password hashes.
@@ -68,6 +72,7 @@ impl Default for AppConfig {
             session_storage: SessionStorage::Server,
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
+            public_url: None,
             throttle: ThrottleSettings::default(),
             // Leave a core to the async workers so a login flood cannot starve
             // session checks.
@@ -227,7 +232,11 @@ impl AppState {
             ),
             hashing: HashingPool::new(hasher, config.hash_workers, config.hash_queue),
             throttle: LoginThrottle::new(config.throttle, backends.throttle),
-            origins: OriginPolicy::new(config.allowed_origins.iter().cloned()),
+            origins: OriginPolicy::new(
+                config.allowed_origins.iter().cloned(),
+                config.public_url.as_ref(),
+                &config.trusted_proxies,
+            ),
             tokens,
             sealer,
             sessions: backends.sessions,

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tessera_axum::cookies::SessionCookie;
+use tessera_axum::csrf::PublicUrl;
 use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::ThrottleSettings;
 use tessera_axum::tokens::TokenConfig;
@@ -50,6 +51,12 @@ impl Settings {
             session_storage,
             trusted_proxies: self.trusted_proxies.clone(),
             allowed_origins: self.allowed_origins.clone(),
+            public_url: self
+                .public_url
+                .as_deref()
+                .map(PublicUrl::parse)
+                .transpose()
+                .context("public_url")?,
             throttle,
             hash_workers: self.hash_workers.unwrap_or(defaults.hash_workers).max(1),
             hash_queue: self.hash_queue,

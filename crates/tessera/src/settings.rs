@@ -65,6 +65,8 @@ pub struct Settings {
     /// Extra origins allowed to make state-changing requests.
     #[serde(deserialize_with = "list_or_csv")]
     pub allowed_origins: Vec<String>,
+    /// The URL people reach tessera at (e.g. `https://auth.example.com`).
+    pub public_url: Option<String>,
     /// `full` or `normal`.
     pub sqlite_synchronous: Synchronous,
     /// Sessions the server keeps in its read cache in front of SQLite (0: off).
@@ -158,6 +160,7 @@ impl Default for Settings {
             cookie_name: app.cookie.name().to_owned(),
             trusted_proxies: app.trusted_proxies.clone(),
             allowed_origins: app.allowed_origins.clone(),
+            public_url: None,
             sqlite_synchronous: sqlite.synchronous,
             sqlite_session_cache: tessera_axum::startup::SQLITE_SESSION_CACHE,
             sqlite_busy_timeout: millis(sqlite.busy_timeout),

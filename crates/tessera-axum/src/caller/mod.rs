@@ -30,6 +30,7 @@ use tessera_core::{Email, Role, SessionId, Timestamp, UserId};
 
 pub use credential::Credential;
 
+use crate::client_ip::Peer;
 use crate::error::ApiError;
 use crate::state::AppState;
 use sealed::CookieSealer;
@@ -151,7 +152,9 @@ async fn credential(parts: &Parts, state: &AppState) -> Result<Credential, ApiEr
         let access_cookie = state.config.cookie.access_token_cookie();
         if let Some(token) = access_cookie.read(&parts.headers) {
             // A cookie is an ambient credential: refuse cross-site changes.
-            state.origins.check(&parts.method, &parts.headers)?;
+            state
+                .origins
+                .check(&parts.method, &parts.headers, Peer::of(&parts.extensions).0)?;
             return Ok(Credential::Bearer {
                 token: state.tokens.verify(token)?,
                 from_cookie: true,
@@ -164,11 +167,15 @@ async fn credential(parts: &Parts, state: &AppState) -> Result<Credential, ApiEr
         .read(&parts.headers)
         .ok_or(ApiError::Unauthenticated)?;
     if let Some(sealer) = &state.sealer {
-        state.origins.check(&parts.method, &parts.headers)?;
+        state
+            .origins
+            .check(&parts.method, &parts.headers, Peer::of(&parts.extensions).0)?;
         return sealed_session(state, sealer, raw);
     }
     let id = SessionId::parse(raw).map_err(|_| ApiError::Unauthenticated)?;
-    state.origins.check(&parts.method, &parts.headers)?;
+    state
+        .origins
+        .check(&parts.method, &parts.headers, Peer::of(&parts.extensions).0)?;
 
     let now = Timestamp::now();
     let policy = &state.config.policy;

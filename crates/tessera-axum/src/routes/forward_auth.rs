@@ -13,6 +13,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use crate::caller::Caller;
+use crate::client_ip::Peer;
 use crate::state::AppState;
 
 /// Header carrying the user's id to the upstream app.
@@ -29,6 +30,7 @@ pub const ROLES_HEADER: &str = "x-auth-roles";
 pub async fn verify(
     State(state): State<Arc<AppState>>,
     request_headers: HeaderMap,
+    Peer(peer): Peer,
     caller: Caller,
 ) -> Response {
     let forwarded = request_headers
@@ -37,7 +39,7 @@ pub async fn verify(
         .and_then(|m| Method::from_bytes(m.as_bytes()).ok());
     if let Some(method) = forwarded
         && caller.credential().is_ambient()
-        && let Err(refused) = state.origins.check(&method, &request_headers)
+        && let Err(refused) = state.origins.check(&method, &request_headers, peer)
     {
         return refused.into_response();
     }

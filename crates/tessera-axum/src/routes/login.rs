@@ -40,7 +40,7 @@ pub fn login_origin(
     method: &Method,
     headers: &HeaderMap,
 ) -> Result<std::net::IpAddr, ApiError> {
-    state.origins.check(method, headers)?;
+    state.origins.check(method, headers, Some(peer))?;
     Ok(client_ip(peer, headers, &state.config.trusted_proxies))
 }
 

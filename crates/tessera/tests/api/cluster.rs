@@ -130,3 +130,45 @@ async fn killing_a_node_logs_nobody_out() {
             .all(|s| *s == StatusCode::OK)
     );
 }
+
+/// Chromium's same-origin login and logout through nginx on a non-default
+/// port: the Origin carries the port, so the Host tessera sees must too.
+#[tokio::test]
+async fn a_browser_logs_in_and_out_through_nginx_on_a_non_default_port() {
+    let sticky = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../deploy/nginx/sticky.conf"
+    );
+    for config in [CONFIG, sticky] {
+        let cluster = behind_nginx(config, Options::default()).await;
+        let client = reqwest::Client::new();
+        let login = client
+            .post(format!("{}/login", cluster.url))
+            .header("origin", &cluster.url)
+            .header("sec-fetch-site", "same-origin")
+            .json(&json!({"email": "alice@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(login.status(), StatusCode::OK, "{config}");
+        let cookie = session_cookie(login.headers()).unwrap();
+        let logout = with_cookie(
+            client.post(format!("{}/logout", cluster.url)),
+            Some(&cookie),
+        )
+        .header("origin", &cluster.url)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(logout.status(), StatusCode::OK, "{config}");
+        let foreign = client
+            .post(format!("{}/login", cluster.url))
+            .header("origin", "http://127.0.0.1:1")
+            .json(&json!({"email": "alice@example.com", "password": PASSWORD}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(foreign.status(), StatusCode::FORBIDDEN, "{config}");
+    }
+}

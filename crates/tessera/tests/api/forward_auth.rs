@@ -177,3 +177,57 @@ async fn logout_through_nginx_locks_the_app_again() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// What Chromium sends with a same-origin `fetch(..., {method: "POST"})`
+/// from a page served by nginx.
+fn same_origin(stack: &Stack, builder: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    builder
+        .header("origin", &stack.url)
+        .header("sec-fetch-site", "same-origin")
+        .header("sec-fetch-mode", "cors")
+}
+
+#[tokio::test]
+async fn a_browser_logs_in_posts_to_the_app_and_logs_out_with_its_own_origin() {
+    let stack = stack().await;
+    let login = same_origin(&stack, stack.request(Method::POST, "/login"))
+        .json(&json!({"email": "alice@example.com", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        login.status(),
+        StatusCode::OK,
+        "login from the page's origin"
+    );
+    let cookie = session_cookie(login.headers()).unwrap();
+    let post = same_origin(
+        &stack,
+        with_cookie(stack.request(Method::POST, "/reports"), Some(&cookie)),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        post.status(),
+        StatusCode::OK,
+        "a same-origin POST to the app"
+    );
+    let logout = same_origin(
+        &stack,
+        with_cookie(stack.request(Method::POST, "/logout"), Some(&cookie)),
+    )
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(
+        logout.status(),
+        StatusCode::OK,
+        "logout from the page's origin"
+    );
+    let after = with_cookie(stack.request(Method::GET, "/reports"), Some(&cookie))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
+}
