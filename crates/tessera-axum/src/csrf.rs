@@ -19,26 +19,25 @@ use url::Url;
 
 use crate::error::ApiError;
 
-/// The URL people reach tessera at (setting `public_url`), e.g.
-/// `https://auth.example.com`: absolute, `http` or `https`.
+/// An absolute `http` or `https` URL (settings `public_url`, `login_url`).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PublicUrl(Url);
+pub struct HttpUrl(Url);
 
 /// A `public_url` that is not an absolute `http(s)` URL.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("public_url must be an absolute http:// or https:// URL, such as https://auth.example.com")]
-pub struct InvalidPublicUrl;
+#[error("expected an absolute http:// or https:// URL, such as https://auth.example.com")]
+pub struct InvalidHttpUrl;
 
-impl PublicUrl {
-    /// Parses and checks a public URL.
+impl HttpUrl {
+    /// Parses and checks a URL.
     ///
     /// # Errors
     ///
-    /// [`InvalidPublicUrl`].
-    pub fn parse(text: &str) -> Result<Self, InvalidPublicUrl> {
-        let url = Url::parse(text).map_err(|_| InvalidPublicUrl)?;
+    /// [`InvalidHttpUrl`].
+    pub fn parse(text: &str) -> Result<Self, InvalidHttpUrl> {
+        let url = Url::parse(text).map_err(|_| InvalidHttpUrl)?;
         if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
-            return Err(InvalidPublicUrl);
+            return Err(InvalidHttpUrl);
         }
         Ok(Self(url))
     }
@@ -65,7 +64,7 @@ impl OriginPolicy {
     /// proxies forward, else the request's `Host`.
     pub fn new(
         allowed: impl IntoIterator<Item = String>,
-        public_url: Option<&PublicUrl>,
+        public_url: Option<&HttpUrl>,
         trusted_proxies: &[IpNet],
     ) -> Self {
         Self {
@@ -329,7 +328,7 @@ mod tests {
 
     #[test]
     fn a_configured_public_url_is_the_origin() {
-        let public = PublicUrl::parse("https://auth.example.com/base").unwrap();
+        let public = HttpUrl::parse("https://auth.example.com/base").unwrap();
         let p = OriginPolicy::new([], Some(&public), &[]);
         let ok = headers(&[
             ("host", "internal:8080"),
@@ -338,7 +337,7 @@ mod tests {
         assert!(check(&p, &Method::POST, &ok).is_ok());
         let spoofed = headers(&[("host", "evil.example"), ("origin", "https://evil.example")]);
         assert!(check(&p, &Method::POST, &spoofed).is_err());
-        assert!(PublicUrl::parse("auth.example.com").is_err());
-        assert!(PublicUrl::parse("ftp://auth.example.com").is_err());
+        assert!(HttpUrl::parse("auth.example.com").is_err());
+        assert!(HttpUrl::parse("ftp://auth.example.com").is_err());
     }
 }

@@ -12,7 +12,7 @@ use tessera_token::KeySet;
 use crate::accounts::Accounts;
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::SessionCookie;
-use crate::csrf::{OriginPolicy, PublicUrl};
+use crate::csrf::{HttpUrl, OriginPolicy};
 use crate::hashing::HashingPool;
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
 use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
@@ -45,7 +45,10 @@ pub struct AppConfig {
     /// The URL people reach tessera at, when a proxy in front of it does not
     /// say (`X-Forwarded-Proto`/`-Host` from a trusted proxy) or is not
     /// trusted: the origin state-changing requests must come from.
-    pub public_url: Option<PublicUrl>,
+    pub public_url: Option<HttpUrl>,
+    /// Where people whose page load a forward-auth proxy refused are sent
+    /// (with `rd`, the URL they asked for); `None`: they get the 401.
+    pub login_url: Option<HttpUrl>,
     /// Login throttling.
     pub throttle: ThrottleSettings,
     /// Concurrent password hashes.
@@ -73,6 +76,7 @@ impl Default for AppConfig {
             trusted_proxies: Vec::new(),
             allowed_origins: Vec::new(),
             public_url: None,
+            login_url: None,
             throttle: ThrottleSettings::default(),
             // Leave a core to the async workers so a login flood cannot starve
             // session checks.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use tessera_axum::cookies::SessionCookie;
-use tessera_axum::csrf::PublicUrl;
+use tessera_axum::csrf::HttpUrl;
 use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::ThrottleSettings;
 use tessera_axum::tokens::TokenConfig;
@@ -54,9 +54,15 @@ impl Settings {
             public_url: self
                 .public_url
                 .as_deref()
-                .map(PublicUrl::parse)
+                .map(HttpUrl::parse)
                 .transpose()
                 .context("public_url")?,
+            login_url: self
+                .login_url
+                .as_deref()
+                .map(HttpUrl::parse)
+                .transpose()
+                .context("login_url")?,
             throttle,
             hash_workers: self.hash_workers.unwrap_or(defaults.hash_workers).max(1),
             hash_queue: self.hash_queue,

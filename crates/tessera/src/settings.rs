@@ -67,6 +67,9 @@ pub struct Settings {
     pub allowed_origins: Vec<String>,
     /// The URL people reach tessera at (e.g. `https://auth.example.com`).
     pub public_url: Option<String>,
+    /// Where a forward-auth proxy sends people who are not logged in
+    /// (`?rd=` the URL they asked for).
+    pub login_url: Option<String>,
     /// `full` or `normal`.
     pub sqlite_synchronous: Synchronous,
     /// Sessions the server keeps in its read cache in front of SQLite (0: off).
@@ -161,6 +164,7 @@ impl Default for Settings {
             trusted_proxies: app.trusted_proxies.clone(),
             allowed_origins: app.allowed_origins.clone(),
             public_url: None,
+            login_url: None,
             sqlite_synchronous: sqlite.synchronous,
             sqlite_session_cache: tessera_axum::startup::SQLITE_SESSION_CACHE,
             sqlite_busy_timeout: millis(sqlite.busy_timeout),

@@ -5,15 +5,27 @@
 //! cookie or a bearer token that checks out gets 204 and the identity in
 //! response headers for the proxy to pass upstream; anything else gets 401
 //! (the proxy then refuses the request).
+//!
+//! People are sent to log in, programs are not: with `login_url` set, a
+//! refused top-level navigation (`Sec-Fetch-Dest: document`, or
+//! `Sec-Fetch-Mode: navigate`, or without either an `Accept` naming
+//! `text/html`) is answered `302 Found` to `login_url?rd=<the URL asked
+//! for>`, the URL rebuilt from `X-Forwarded-Proto`, `X-Forwarded-Host` and
+//! `X-Forwarded-Uri` of a trusted proxy only. A proxy that cannot pass a
+//! redirect through (nginx `auth_request` allows only 2xx, 401 and 403)
+//! asks with `X-Tessera-Redirect-Status: 401` for a 401 carrying the same
+//! `Location`, and redirects itself.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::caller::Caller;
 use crate::client_ip::Peer;
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// Header carrying the user's id to the upstream app.
@@ -31,8 +43,18 @@ pub async fn verify(
     State(state): State<Arc<AppState>>,
     request_headers: HeaderMap,
     Peer(peer): Peer,
-    caller: Caller,
+    caller: Result<Caller, ApiError>,
 ) -> Response {
+    let caller = match caller {
+        Ok(caller) => caller,
+        Err(refused @ (ApiError::Unauthenticated | ApiError::InvalidToken(_))) => {
+            return match login_redirect(&state, &request_headers, peer) {
+                Some(location) => redirect(location, &request_headers, refused),
+                None => refused.into_response(),
+            };
+        }
+        Err(other) => return other.into_response(),
+    };
     let forwarded = request_headers
         .get("x-forwarded-method")
         .and_then(|m| m.to_str().ok())
@@ -62,4 +84,117 @@ pub async fn verify(
     caller
         .reply(&state, (StatusCode::NO_CONTENT, headers).into_response())
         .await
+}
+
+/// Where to send a person whose navigation was refused: `login_url` with
+/// the URL they asked for as `rd`. `None` for programs, without
+/// `login_url`, or when the URL cannot be rebuilt from a trusted proxy's
+/// headers.
+fn login_redirect(
+    state: &AppState,
+    headers: &HeaderMap,
+    peer: Option<SocketAddr>,
+) -> Option<String> {
+    let login_url = state.config.login_url.as_ref()?;
+    if !is_navigation(headers) {
+        return None;
+    }
+    let trusted = peer.is_some_and(|peer| {
+        let ip = crate::client_ip::canonical(peer.ip());
+        state
+            .config
+            .trusted_proxies
+            .iter()
+            .any(|net| net.contains(&ip))
+    });
+    if !trusted {
+        return None;
+    }
+    let value = |name: &str| {
+        let text = headers.get(name)?.to_str().ok()?;
+        let first = text.split(',').next()?.trim();
+        (!first.is_empty()).then_some(first)
+    };
+    let scheme = value("x-forwarded-proto")?.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https") {
+        return None;
+    }
+    let host = value("x-forwarded-host")?;
+    // An authority, nothing that would make it a path or user info.
+    if host.contains(['/', '\\', '?', '#', '@']) {
+        return None;
+    }
+    let uri = value("x-forwarded-uri").unwrap_or("/");
+    if !uri.starts_with('/') || uri.starts_with("//") {
+        return None;
+    }
+    let asked = url::Url::parse(&format!("{scheme}://{host}{uri}")).ok()?;
+    let mut location = login_url.url().clone();
+    location.query_pairs_mut().append_pair("rd", asked.as_str());
+    Some(location.into())
+}
+
+/// Whether the browser is loading a page (a person), not a script or a
+/// program calling an API.
+fn is_navigation(headers: &HeaderMap) -> bool {
+    let get = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(dest) = get("sec-fetch-dest") {
+        return dest.eq_ignore_ascii_case("document");
+    }
+    if let Some(mode) = get("sec-fetch-mode") {
+        return mode.eq_ignore_ascii_case("navigate");
+    }
+    get("accept").is_some_and(|accept| accept.contains("text/html"))
+}
+
+fn redirect(location: String, headers: &HeaderMap, refused: ApiError) -> Response {
+    let Ok(location) = HeaderValue::from_str(&location) else {
+        return refused.into_response();
+    };
+    let as_401 = headers
+        .get("x-tessera-redirect-status")
+        .is_some_and(|v| v.as_bytes() == b"401");
+    let mut response = if as_401 {
+        refused.into_response()
+    } else {
+        StatusCode::FOUND.into_response()
+    };
+    response.headers_mut().insert(header::LOCATION, location);
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.insert(*k, HeaderValue::from_static(v));
+        }
+        map
+    }
+
+    #[test]
+    fn page_loads_are_navigations_and_fetches_are_not() {
+        assert!(is_navigation(&headers(&[
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "document")
+        ])));
+        assert!(!is_navigation(&headers(&[
+            ("sec-fetch-mode", "navigate"),
+            ("sec-fetch-dest", "iframe")
+        ])));
+        assert!(!is_navigation(&headers(&[
+            ("sec-fetch-mode", "cors"),
+            ("sec-fetch-dest", "empty"),
+            ("accept", "text/html")
+        ])));
+        assert!(is_navigation(&headers(&[(
+            "accept",
+            "text/html,application/xhtml+xml"
+        )])));
+        assert!(!is_navigation(&headers(&[("accept", "application/json")])));
+        assert!(!is_navigation(&headers(&[])));
+    }
 }

@@ -18,6 +18,7 @@ mod inputs;
 mod interop;
 mod lab;
 mod login;
+mod login_redirect;
 mod passwords;
 mod postgres_users;
 mod redis_store;
