@@ -12,6 +12,7 @@ use axum::routing::{MethodFilter, MethodRouter, get, on, post};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
+use crate::cors;
 use crate::error::{ApiError, error_body};
 use crate::routes::{admin, forward_auth, health, login, profile, sessions, token};
 use crate::state::AppState;
@@ -19,7 +20,8 @@ use crate::state::AppState;
 /// The whole HTTP API over `state`.
 ///
 /// Every response carries `Cache-Control: no-store` (auth answers must not be
-/// cached by browsers or proxies) and every error a JSON body.
+/// cached by browsers or proxies) and every error a JSON body; with
+/// `allowed_origins`, CORS answers for those origins ([`cors`]).
 pub fn router(state: Arc<AppState>) -> Router {
     let protected = protected_routes()
         .into_iter()
@@ -27,7 +29,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             router.route(route.path, route.handler)
         });
 
-    Router::new()
+    let mut router = Router::new()
         .route("/health", get(health::health))
         .route("/login", post(login::login))
         .route("/token", post(token::token))
@@ -37,7 +39,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::map_response(ensure_json_errors))
+        .layer(middleware::map_response(ensure_json_errors));
+    // Only with allowed origins: the default configuration pays nothing.
+    if let Some(cors) = cors::layer(&state.origins) {
+        router = router
+            .layer(cors)
+            .layer(middleware::map_response(cors::tidy));
+    }
+    router
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
         .layer(SetResponseHeaderLayer::overriding(
             header::CACHE_CONTROL,

@@ -24,6 +24,10 @@ pub enum SameSitePolicy {
     Lax,
     /// Never sent on requests started by another site.
     Strict,
+    /// Sent on every request, also from other sites: for a SPA on another
+    /// site. The cookie is `Secure` (it always is), and every
+    /// state-changing request must then carry an `Origin` tessera accepts.
+    None,
 }
 
 /// How the session cookie is named and scoped.
@@ -141,6 +145,7 @@ impl SessionCookie {
             .same_site(match self.same_site {
                 SameSitePolicy::Lax => SameSite::Lax,
                 SameSitePolicy::Strict => SameSite::Strict,
+                SameSitePolicy::None => SameSite::None,
             })
             .max_age(cookie::time::Duration::seconds(seconds))
             .build();
@@ -196,6 +201,18 @@ mod tests {
             );
         }
         assert!(SessionCookie::new("__Host-app.session_1", SameSitePolicy::Lax).is_ok());
+    }
+
+    #[test]
+    fn same_site_none_is_secure() {
+        let value = SessionCookie::new("__Host-x", SameSitePolicy::None)
+            .unwrap()
+            .issue(&SessionId::generate(), Duration::from_secs(1));
+        let text = value.to_str().unwrap();
+        assert!(
+            text.contains("SameSite=None") && text.contains("Secure"),
+            "{text}"
+        );
     }
 
     #[test]

@@ -55,6 +55,7 @@ pub struct OriginPolicy {
     allowed: Vec<url::Origin>,
     public: Option<url::Origin>,
     trusted_proxies: Vec<IpNet>,
+    origin_required: bool,
 }
 
 impl OriginPolicy {
@@ -76,7 +77,21 @@ impl OriginPolicy {
                 .collect(),
             public: public_url.map(|u| u.0.origin()),
             trusted_proxies: trusted_proxies.to_vec(),
+            origin_required: false,
         }
+    }
+
+    /// Refuses state-changing requests without an `Origin` too (for a
+    /// `SameSite=None` cookie, which browsers send from any site).
+    #[must_use]
+    pub fn requiring_origin(mut self, required: bool) -> Self {
+        self.origin_required = required;
+        self
+    }
+
+    /// Whether any origin besides the server's own is allowed.
+    pub fn has_allowed_origins(&self) -> bool {
+        !self.allowed.is_empty()
     }
 
     /// Whether `origin` (an `Origin` header's value) is one of the extra
@@ -117,7 +132,11 @@ impl OriginPolicy {
             return Err(ApiError::CrossSite);
         }
         if origin.is_none() {
-            return Ok(());
+            return if self.origin_required {
+                Err(ApiError::CrossSite)
+            } else {
+                Ok(())
+            };
         }
         // "null" and anything unparsable is no origin of ours.
         let Some(origin) = parsed.filter(url::Origin::is_tuple) else {
@@ -272,6 +291,23 @@ mod tests {
             ("origin", "https://app.example.com"),
         ]);
         assert!(check(&p, &Method::POST, &h).is_ok());
+    }
+
+    #[test]
+    fn with_same_site_none_a_state_change_must_carry_an_origin() {
+        let p = OriginPolicy::default().requiring_origin(true);
+        assert!(check(&p, &Method::POST, &headers(&[])).is_err());
+        assert!(
+            check(
+                &p,
+                &Method::POST,
+                &headers(&[("sec-fetch-site", "same-origin")])
+            )
+            .is_err()
+        );
+        let same = headers(&[("host", "a.example"), ("origin", "https://a.example")]);
+        assert!(check(&p, &Method::POST, &same).is_ok());
+        assert!(check(&p, &Method::GET, &headers(&[])).is_ok());
     }
 
     #[test]

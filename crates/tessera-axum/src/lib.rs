@@ -49,6 +49,7 @@ pub mod app;
 pub mod caller;
 pub mod client_ip;
 pub mod cookies;
+pub mod cors;
 pub mod csrf;
 pub mod error;
 pub mod hashing;

@@ -11,7 +11,7 @@ use tessera_token::KeySet;
 
 use crate::accounts::Accounts;
 use crate::caller::sealed::{CookieKey, CookieSealer};
-use crate::cookies::SessionCookie;
+use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
 use crate::hashing::HashingPool;
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
@@ -240,7 +240,8 @@ impl AppState {
                 config.allowed_origins.iter().cloned(),
                 config.public_url.as_ref(),
                 &config.trusted_proxies,
-            ),
+            )
+            .requiring_origin(config.cookie.same_site() == SameSitePolicy::None),
             tokens,
             sealer,
             sessions: backends.sessions,

@@ -2,6 +2,7 @@
 //! requests sent with tower's `oneshot`. The process-level suite (the
 //! `tessera` binary over HTTP) lives in `crates/tessera/tests/api`.
 
+mod cors;
 mod csrf;
 mod errors;
 mod headers;
