@@ -1,0 +1,205 @@
+"""The browser suite: Debian's Chromium driven by Playwright, against the
+real `tessera` binary, the shipped proxy configurations and a small echo
+app. A browser runs parallel requests, follows cookies and enforces CORS
+and SameSite: what an HTTP client sending one request at a time hides.
+
+Run by scripts/test after the Rust suite (it uses target/debug/tessera, or
+$TESSERA_BIN). Every process is started on free ports in a temporary
+directory and stopped when its test ends.
+"""
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = Path(os.environ.get("TESSERA_BIN", ROOT / "target" / "debug" / "tessera"))
+DEPLOY = ROOT / "deploy"
+ECHO_APP = ROOT / "crates" / "tessera" / "tests" / "forward_auth" / "echo_app.py"
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+PASSWORD = "correct horse battery staple"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, process, seconds=15):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"process exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+class Processes:
+    """Children in their own process groups, stopped at the end of a test."""
+
+    def __init__(self):
+        self.children = []
+
+    def start(self, args, **kwargs):
+        child = subprocess.Popen(args, start_new_session=True, stdin=subprocess.DEVNULL, **kwargs)
+        self.children.append(child)
+        return child
+
+    def stop_all(self):
+        for child in reversed(self.children):
+            try:
+                os.killpg(child.pid, signal.SIGTERM)
+            except ProcessLookupError:
+                continue
+            try:
+                child.wait(timeout=3)
+            except subprocess.TimeoutExpired:
+                os.killpg(child.pid, signal.SIGKILL)
+                child.wait()
+
+
+class Tessera:
+    """A `tessera serve` on a data directory of its own, with alice (admin)."""
+
+    def __init__(self, processes, workdir, env=None, data=None):
+        self.data = data or Path(tempfile.mkdtemp(dir=workdir))
+        self.env = {**os.environ, **(env or {})}
+        self.env.pop("RUST_LOG", None)
+        self.env["TESSERA_LOG"] = "warn,tessera::serve=info"
+        if data is None:
+            self.add_user("alice@example.com", ["admin"])
+        self.port = free_port()
+        log = open(self.data / "serve.log", "wb")
+        self.process = processes.start(
+            [BIN, "serve", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.data],
+            env=self.env, stdout=subprocess.DEVNULL, stderr=log,
+        )
+        wait_for_port(self.port, self.process)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def cli(self, *args, stdin=""):
+        out = subprocess.run(
+            [BIN, *args, "--data-dir", self.data], input=stdin.encode(),
+            env=self.env, capture_output=True, timeout=30,
+        )
+        assert out.returncode == 0, out.stderr.decode()
+        return out.stdout.decode()
+
+    def add_user(self, email, roles=()):
+        args = ["user", "add", email, "--password-stdin"]
+        for role in roles:
+            args += ["--role", role]
+        self.cli(*args, stdin=PASSWORD + "\n")
+
+
+def rewrite(template, listen, upstreams):
+    """A shipped nginx config with only its marker lines rewritten: the
+    `# LISTEN` line gets `listen`, each `# NAME` upstream line one server
+    line per address in upstreams[NAME]."""
+    out, seen = [], set()
+    for line in template.splitlines():
+        marker = re.search(r"#\s*([A-Z]+)\s*$", line)
+        name = marker.group(1) if marker and not line.lstrip().startswith("#") else None
+        if name == "LISTEN":
+            out.append(re.sub(r"listen\s+\S+;", f"listen 127.0.0.1:{listen};", line))
+        elif name in upstreams:
+            if name not in seen:
+                seen.add(name)
+                for address in upstreams[name]:
+                    out.append(re.sub(r"server\s+[^\s;]+", f"server {address}", line, count=1))
+        else:
+            out.append(line)
+    missing = set(upstreams) - seen
+    assert not missing, f"the config has no {missing} markers"
+    return "\n".join(out) + "\n"
+
+
+class Nginx:
+    def __init__(self, processes, workdir, config, upstreams):
+        if shutil.which("nginx") is None:
+            pytest.fail("nginx is not installed (scripts/test installs it)")
+        self.prefix = Path(tempfile.mkdtemp(dir=workdir))
+        (self.prefix / "tmp").mkdir()
+        self.port = free_port()
+        text = rewrite((DEPLOY / "nginx" / config).read_text(), self.port, upstreams)
+        (self.prefix / "nginx.conf").write_text(text)
+        self.process = processes.start(
+            ["nginx", "-p", self.prefix, "-c", self.prefix / "nginx.conf", "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+
+@pytest.fixture
+def stack(tmp_path):
+    """Starts tessera nodes, nginx and the echo app; stops them all after."""
+    processes = Processes()
+
+    class Stack:
+        def tessera(self, data=None, **env):
+            """A node; `data`: the data directory of another node to share."""
+            return Tessera(processes, tmp_path, {"TESSERA_" + k.upper(): str(v) for k, v in env.items()}, data)
+
+        def nginx(self, config, **upstreams):
+            return Nginx(processes, tmp_path, config, upstreams)
+
+        def echo_app(self):
+            port = free_port()
+            child = processes.start(["python3", ECHO_APP, str(port)],
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            wait_for_port(port, child)
+            return f"127.0.0.1:{port}"
+
+        def static_site(self, directory):
+            """Serves `directory` over HTTP on a port of its own (a SPA's origin)."""
+            port = free_port()
+            child = processes.start(
+                ["python3", "-m", "http.server", str(port), "--bind", "127.0.0.1", "--directory", directory],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            wait_for_port(port, child)
+            return f"http://127.0.0.1:{port}"
+
+    try:
+        yield Stack()
+    finally:
+        processes.stop_all()
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(chromium):
+    context = chromium.new_context()
+    yield context.new_page()
+    context.close()
+
+
+def js_login(email="alice@example.com", password=PASSWORD, base=""):
+    """A page script that logs in with fetch, as a web app would."""
+    return f"""fetch('{base}/login', {{
+        method: 'POST', credentials: 'include',
+        headers: {{'content-type': 'application/json'}},
+        body: JSON.stringify({{email: '{email}', password: '{password}'}}),
+    }}).then(r => r.status)"""
