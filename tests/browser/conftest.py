@@ -145,6 +145,51 @@ class Nginx:
         self.url = f"http://127.0.0.1:{self.port}"
 
 
+class TlsFront:
+    def __init__(self, processes, workdir, tessera, names):
+        self.prefix = Path(tempfile.mkdtemp(dir=workdir))
+        (self.prefix / "tmp").mkdir()
+        san = ",".join(f"DNS:{name}" for name in names)
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", f"/CN={names[0]}", "-addext", f"subjectAltName={san}",
+             "-keyout", self.prefix / "key.pem", "-out", self.prefix / "cert.pem"],
+            check=True, capture_output=True, timeout=60,
+        )
+        self.port = free_port()
+        config = f"""
+pid nginx.pid;
+error_log error.log warn;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+    client_body_temp_path tmp; proxy_temp_path tmp; fastcgi_temp_path tmp;
+    uwsgi_temp_path tmp; scgi_temp_path tmp;
+    server {{
+        listen 127.0.0.1:{self.port} ssl;
+        server_name {' '.join(names)};
+        ssl_certificate cert.pem;
+        ssl_certificate_key key.pem;
+        location / {{
+            proxy_pass http://127.0.0.1:{tessera.port};
+            proxy_set_header Host $http_host;
+            proxy_set_header X-Forwarded-Host $http_host;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }}
+    }}
+}}
+"""
+        (self.prefix / "nginx.conf").write_text(config)
+        self.process = processes.start(
+            ["nginx", "-p", self.prefix, "-c", self.prefix / "nginx.conf", "-g", "daemon off;"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port, self.process)
+
+    def url(self, name):
+        return f"https://{name}:{self.port}"
+
+
 @pytest.fixture
 def stack(tmp_path):
     """Starts tessera nodes, nginx and the echo app; stops them all after."""
@@ -165,6 +210,11 @@ def stack(tmp_path):
             wait_for_port(port, child)
             return f"127.0.0.1:{port}"
 
+        def tls_front(self, tessera, names):
+            """nginx terminating TLS (a self-signed certificate for `names`)
+            on one port for several host names, all proxied to `tessera`."""
+            return TlsFront(processes, tmp_path, tessera, names)
+
         def static_site(self, directory):
             """Serves `directory` over HTTP on a port of its own (a SPA's origin)."""
             port = free_port()
@@ -184,7 +234,11 @@ def stack(tmp_path):
 @pytest.fixture(scope="session")
 def chromium():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            # *.example.test are the host names of the subdomain tests.
+            args=["--no-sandbox", "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
+        )
         yield browser
         browser.close()
 

@@ -1,5 +1,12 @@
 //! The session cookie: `__Host-` prefixed, `HttpOnly; Secure; Path=/`,
-//! `SameSite=Lax` (or `Strict`), no `Domain`, always with `Max-Age`.
+//! `SameSite=Lax` (or `Strict`, `None`), no `Domain`, always with `Max-Age`.
+//!
+//! With a cookie domain (one login across subdomains) it is `__Secure-`
+//! prefixed and carries `Domain=`: a `__Host-` cookie cannot. The price:
+//! every subdomain of that domain receives the cookie, and any of them can
+//! set a cookie of that name for the whole domain (shadowing the session
+//! with one of its own), so every subdomain must be trusted as much as
+//! tessera itself.
 
 use std::time::Duration;
 
@@ -11,9 +18,15 @@ use tessera_core::SessionId;
 /// `Secure`, `Path=/` and no `Domain`, so a sibling subdomain cannot set it.
 pub const DEFAULT_COOKIE_NAME: &str = "__Host-tessera";
 
+/// The default cookie name with a cookie domain.
+pub const DEFAULT_DOMAIN_COOKIE_NAME: &str = "__Secure-tessera";
+
 /// Name of the cookie that carries the access token when
 /// `access_token_cookie` is on.
 pub const ACCESS_TOKEN_COOKIE: &str = "__Host-tessera-at";
+
+/// The same with a cookie domain.
+pub const DOMAIN_ACCESS_TOKEN_COOKIE: &str = "__Secure-tessera-at";
 
 /// `SameSite` policy of the session cookie (setting `session_same_site`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
@@ -35,6 +48,7 @@ pub enum SameSitePolicy {
 pub struct SessionCookie {
     name: String,
     same_site: SameSitePolicy,
+    domain: Option<String>,
 }
 
 impl Default for SessionCookie {
@@ -42,6 +56,7 @@ impl Default for SessionCookie {
         Self {
             name: DEFAULT_COOKIE_NAME.to_owned(),
             same_site: SameSitePolicy::Lax,
+            domain: None,
         }
     }
 }
@@ -58,6 +73,14 @@ pub enum CookieNameError {
     /// Characters outside the safe token set.
     #[error("the cookie name may contain only letters, digits, '_', '-' and '.'")]
     InvalidCharacters,
+    /// A cookie with a `Domain` cannot be `__Host-`; it must be `__Secure-`.
+    #[error(
+        "with a cookie domain the cookie name must start with __Secure- (a __Host- cookie cannot have a Domain)"
+    )]
+    NotSecurePrefixed,
+    /// Not a domain name.
+    #[error("the cookie domain must be a domain name such as example.com")]
+    InvalidDomain,
 }
 
 impl SessionCookie {
@@ -81,15 +104,69 @@ impl SessionCookie {
         {
             return Err(CookieNameError::InvalidCharacters);
         }
-        Ok(Self { name, same_site })
+        Ok(Self {
+            name,
+            same_site,
+            domain: None,
+        })
+    }
+
+    /// A cookie for `domain` and all its subdomains (one login across
+    /// them), named `name`.
+    ///
+    /// # Errors
+    ///
+    /// A name without the `__Secure-` prefix or with characters outside
+    /// letters, digits, `_`, `-` and `.`; a domain that is no domain name.
+    pub fn for_domain(
+        name: impl Into<String>,
+        same_site: SameSitePolicy,
+        domain: &str,
+    ) -> Result<Self, CookieNameError> {
+        let name = name.into();
+        if !name.starts_with("__Secure-") || name.len() <= "__Secure-".len() {
+            return Err(CookieNameError::NotSecurePrefixed);
+        }
+        if !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+        {
+            return Err(CookieNameError::InvalidCharacters);
+        }
+        let domain = domain.trim().trim_start_matches('.').to_ascii_lowercase();
+        let labels_ok = domain.split('.').all(|label| {
+            !label.is_empty()
+                && !label.starts_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        });
+        if !labels_ok || domain.parse::<std::net::IpAddr>().is_ok() {
+            return Err(CookieNameError::InvalidDomain);
+        }
+        Ok(Self {
+            name,
+            same_site,
+            domain: Some(domain),
+        })
     }
 
     /// The cookie that carries access tokens, with the same attributes.
     pub fn access_token_cookie(&self) -> Self {
+        let name = match self.domain {
+            Some(_) => DOMAIN_ACCESS_TOKEN_COOKIE,
+            None => ACCESS_TOKEN_COOKIE,
+        };
         Self {
-            name: ACCESS_TOKEN_COOKIE.to_owned(),
+            name: name.to_owned(),
             same_site: self.same_site,
+            domain: self.domain.clone(),
         }
+    }
+
+    /// The domain the cookie is set for, if any.
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
     }
 
     /// The `SameSite` policy.
@@ -138,7 +215,7 @@ impl SessionCookie {
 
     fn render(&self, value: String, max_age: Duration) -> HeaderValue {
         let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
-        let cookie = Cookie::build((self.name.clone(), value))
+        let mut cookie = Cookie::build((self.name.clone(), value))
             .http_only(true)
             .secure(true)
             .path("/")
@@ -147,8 +224,11 @@ impl SessionCookie {
                 SameSitePolicy::Strict => SameSite::Strict,
                 SameSitePolicy::None => SameSite::None,
             })
-            .max_age(cookie::time::Duration::seconds(seconds))
-            .build();
+            .max_age(cookie::time::Duration::seconds(seconds));
+        if let Some(domain) = &self.domain {
+            cookie = cookie.domain(domain.clone());
+        }
+        let cookie = cookie.build();
         HeaderValue::from_str(&cookie.to_string())
             .expect("cookie names and base64url values are valid header text")
     }
@@ -201,6 +281,45 @@ mod tests {
             );
         }
         assert!(SessionCookie::new("__Host-app.session_1", SameSitePolicy::Lax).is_ok());
+    }
+
+    #[test]
+    fn a_domain_cookie_is_secure_prefixed_and_names_its_domain() {
+        let cookie =
+            SessionCookie::for_domain("__Secure-tessera", SameSitePolicy::Lax, ".Example.com")
+                .unwrap();
+        let text = cookie
+            .issue(&SessionId::generate(), Duration::from_secs(60))
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(text.starts_with("__Secure-tessera="), "{text}");
+        for attribute in [
+            "Domain=example.com",
+            "Secure",
+            "HttpOnly",
+            "Path=/",
+            "SameSite=Lax",
+        ] {
+            assert!(text.contains(attribute), "{text} lacks {attribute}");
+        }
+        let at = cookie.access_token_cookie();
+        assert_eq!(
+            (at.name(), at.domain()),
+            ("__Secure-tessera-at", Some("example.com"))
+        );
+        assert_eq!(
+            SessionCookie::for_domain("__Host-tessera", SameSitePolicy::Lax, "example.com")
+                .unwrap_err(),
+            CookieNameError::NotSecurePrefixed
+        );
+        for domain in ["", "exa mple.com", "127.0.0.1", "a..b"] {
+            assert_eq!(
+                SessionCookie::for_domain("__Secure-t", SameSitePolicy::Lax, domain).unwrap_err(),
+                CookieNameError::InvalidDomain,
+                "{domain:?}"
+            );
+        }
     }
 
     #[test]

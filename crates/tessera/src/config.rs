@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use tessera_axum::cookies::SessionCookie;
+use tessera_axum::cookies::{DEFAULT_COOKIE_NAME, DEFAULT_DOMAIN_COOKIE_NAME, SessionCookie};
 use tessera_axum::csrf::HttpUrl;
 use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::ThrottleSettings;
@@ -33,8 +33,20 @@ impl Settings {
             Duration::from_secs(self.session_absolute_timeout),
         )
         .context("session_idle_timeout and session_absolute_timeout")?;
-        let cookie = SessionCookie::new(self.cookie_name.clone(), self.session_same_site)
-            .context("cookie_name")?;
+        let cookie = match &self.cookie_domain {
+            None => SessionCookie::new(self.cookie_name.clone(), self.session_same_site)
+                .context("cookie_name")?,
+            Some(domain) => {
+                // The default name cannot carry a Domain: take its __Secure- twin.
+                let name = if self.cookie_name == DEFAULT_COOKIE_NAME {
+                    DEFAULT_DOMAIN_COOKIE_NAME
+                } else {
+                    &self.cookie_name
+                };
+                SessionCookie::for_domain(name, self.session_same_site, domain)
+                    .context("cookie_name and cookie_domain")?
+            }
+        };
         let throttle = ThrottleSettings {
             per_ip: BucketRule::new(self.login_ip_burst, self.login_ip_per_minute)
                 .context("login_ip_burst and login_ip_per_minute")?,
@@ -198,6 +210,20 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn a_cookie_domain_makes_the_default_cookie_a_secure_prefixed_one() {
+        Jail::expect_with(|jail| {
+            jail.set_env("TESSERA_COOKIE_DOMAIN", "example.com");
+            let config = load().unwrap();
+            assert_eq!(config.app.cookie.name(), "__Secure-tessera");
+            assert_eq!(config.app.cookie.domain(), Some("example.com"));
+            jail.set_env("TESSERA_COOKIE_NAME", "__Host-mine");
+            let error = format!("{:#}", load().unwrap_err());
+            assert!(error.contains("__Secure-"), "{error}");
+            Ok(())
+        });
     }
 
     #[test]

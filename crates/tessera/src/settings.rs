@@ -57,8 +57,13 @@ pub struct Settings {
     pub session_absolute_timeout: u64,
     /// `lax` or `strict`.
     pub session_same_site: SameSitePolicy,
-    /// Session cookie name; must start with `__Host-`.
+    /// Session cookie name; must start with `__Host-` (with `cookie_domain`:
+    /// `__Secure-`, and the default becomes `__Secure-tessera`).
     pub cookie_name: String,
+    /// Domain the session cookie is set for, so that one login holds across
+    /// its subdomains (e.g. `example.com`). Every subdomain then receives
+    /// the cookie and can overwrite it: trust them all.
+    pub cookie_domain: Option<String>,
     /// Proxies whose `X-Forwarded-For` is trusted (CIDRs or addresses).
     #[serde(deserialize_with = "list_or_csv")]
     pub trusted_proxies: Vec<IpNet>,
@@ -161,6 +166,7 @@ impl Default for Settings {
             session_absolute_timeout: app.policy.absolute_timeout().as_secs(),
             session_same_site: app.cookie.same_site(),
             cookie_name: app.cookie.name().to_owned(),
+            cookie_domain: app.cookie.domain().map(str::to_owned),
             trusted_proxies: app.trusted_proxies.clone(),
             allowed_origins: app.allowed_origins.clone(),
             public_url: None,
