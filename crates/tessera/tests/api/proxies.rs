@@ -227,7 +227,7 @@ fn set_cookies(response: &Response) -> Vec<String> {
         .collect()
 }
 
-/// The roles the app was told, in order.
+/// The roles the app was told, sorted.
 fn roles(seen: &Value) -> Vec<&str> {
     let mut roles: Vec<&str> = seen["X-Auth-Roles"].as_str().unwrap().split(',').collect();
     roles.sort_unstable();
@@ -363,7 +363,11 @@ async fn a_page_load_without_a_session_is_sent_to_log_in(proxy: Proxy) {
             .filter(|(k, _)| k == "rd")
             .map(|(_, v)| v.into_owned())
             .collect();
-        assert_eq!(rd, [asked.clone()], "{proxy:?}: where it was going");
+        assert_eq!(
+            rd,
+            std::slice::from_ref(&asked),
+            "{proxy:?}: where it was going"
+        );
     };
     // What a client says about where it was going is not believed.
     let response = browser
