@@ -348,7 +348,7 @@ async fn a_page_load_without_a_session_is_sent_to_log_in(proxy: Proxy) {
         Options::default().env("TESSERA_LOGIN_URL", LOGIN_URL),
     );
     let mut browser = stack.browser();
-    let asked = format!("{}/reports/7?tab=a%20b", stack.url);
+    let asked = format!("{}/reports/7?tab=a%20b&ids=1,2", stack.url);
     let sent_to_log_in = |response: &Response| {
         assert!(
             matches!(response.status(), StatusCode::FOUND | StatusCode::SEE_OTHER),
@@ -373,7 +373,7 @@ async fn a_page_load_without_a_session_is_sent_to_log_in(proxy: Proxy) {
     let response = browser
         .send(
             browser
-                .navigate("/reports/7?tab=a%20b")
+                .navigate("/reports/7?tab=a%20b&ids=1,2")
                 .header("x-forwarded-host", "evil.example")
                 .header("x-forwarded-proto", "https")
                 .header("x-forwarded-uri", "/elsewhere"),
@@ -381,17 +381,21 @@ async fn a_page_load_without_a_session_is_sent_to_log_in(proxy: Proxy) {
         .await;
     sent_to_log_in(&response);
     let fetch = browser
-        .send(browser.fetch(Method::GET, "/reports/7?tab=a%20b"))
+        .send(browser.fetch(Method::GET, "/reports/7?tab=a%20b&ids=1,2"))
         .await;
     assert_eq!(fetch.status(), StatusCode::UNAUTHORIZED, "{proxy:?}: fetch");
     assert!(fetch.headers().get("location").is_none());
 
     browser.log_in().await;
-    let page = browser.send(browser.navigate("/reports/7?tab=a%20b")).await;
+    let page = browser
+        .send(browser.navigate("/reports/7?tab=a%20b&ids=1,2"))
+        .await;
     assert_eq!(page.status(), StatusCode::OK, "{proxy:?}: logged in");
     let logout = browser.send(browser.fetch(Method::POST, "/logout")).await;
     assert_eq!(logout.status(), StatusCode::OK);
-    let again = browser.send(browser.navigate("/reports/7?tab=a%20b")).await;
+    let again = browser
+        .send(browser.navigate("/reports/7?tab=a%20b&ids=1,2"))
+        .await;
     sent_to_log_in(&again);
 }
 
