@@ -4,13 +4,21 @@
 //! Redis servers started on free ports, which a test may kill, freeze and
 //! restart, and a real three-primary Redis Cluster; nginx running the
 //! configurations shipped in `deploy/nginx`, rewritten only at their marker
-//! lines ([`Nginx`]).
+//! lines ([`Nginx`]); Caddy and Traefik running the configurations shipped
+//! in `deploy/caddy` and `deploy/traefik`, only their addresses set
+//! ([`CaddyConfig`], [`TraefikConfig`]).
 #![forbid(unsafe_code)]
 
+mod caddy;
 mod nginx;
 mod process;
+mod proxy;
 mod redis;
+mod traefik;
 
+pub use caddy::{CaddyConfig, LISTEN_ADDR};
 pub use nginx::{LISTEN, NODE, Nginx, NginxConfig};
 pub use process::{GRACE, ProcessGroup, free_port, try_free_port};
+pub use proxy::ProxyServer;
 pub use redis::{RedisCluster, RedisServer, redis_cli};
+pub use traefik::TraefikConfig;

@@ -124,7 +124,13 @@ fn login_redirect(
     if host.contains(['/', '\\', '?', '#', '@']) {
         return None;
     }
-    let uri = value("x-forwarded-uri").unwrap_or("/");
+    // One URI, not a list: a comma in it (`?ids=1,2`) is part of it.
+    let uri = headers
+        .get("x-forwarded-uri")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|uri| !uri.is_empty())
+        .unwrap_or("/");
     if !uri.starts_with('/') || uri.starts_with("//") {
         return None;
     }

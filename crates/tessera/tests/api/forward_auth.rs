@@ -1,5 +1,7 @@
 //! Forward authentication through a real nginx with the shipped
-//! `deploy/nginx/forward-auth.conf` (`.ci/run` installs nginx).
+//! `deploy/nginx/forward-auth.conf` (`.ci/run` installs nginx). The
+//! browser journeys run through it, Caddy and Traefik alike are in
+//! `proxies.rs`.
 
 use std::net::SocketAddr;
 use std::process::{Command, Stdio};

@@ -21,6 +21,7 @@ mod login;
 mod login_redirect;
 mod passwords;
 mod postgres_users;
+mod proxies;
 mod redis_store;
 mod sessions;
 mod sticky;
