@@ -16,6 +16,8 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -190,6 +192,62 @@ http {{
         return f"https://{name}:{self.port}"
 
 
+ADDRESS = re.compile(r"127\.0\.0\.1:\d+")
+
+
+class ForwardAuthProxy:
+    """One of the shipped forward-auth configurations, run as shipped but
+    for its addresses: nginx and Traefik by their marker lines, Caddy by
+    the environment placeholders its Caddyfile reads."""
+
+    def __init__(self, processes, workdir, kind, tessera, app):
+        self.kind = kind
+        self.dir = Path(tempfile.mkdtemp(dir=workdir))
+        self.port = free_port()
+        listen = f"127.0.0.1:{self.port}"
+        if kind == "nginx":
+            nginx = Nginx(processes, workdir, "forward-auth.conf", {"TESSERA": [tessera], "APP": [app]})
+            self.port, self.process = nginx.port, nginx.process
+        elif kind == "caddy":
+            shutil.copy(DEPLOY / "caddy" / "Caddyfile", self.dir / "Caddyfile")
+            env = {**os.environ, "LISTEN_ADDR": listen, "AUTH_UPSTREAM": tessera, "APP_UPSTREAM": app,
+                   "XDG_DATA_HOME": str(self.dir / "data"), "XDG_CONFIG_HOME": str(self.dir / "config")}
+            self.process = processes.start(
+                ["caddy", "run", "--adapter", "caddyfile", "--config", self.dir / "Caddyfile"],
+                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=self.dir,
+            )
+            wait_for_port(self.port, self.process)
+        elif kind == "traefik":
+            addresses = {"LISTEN": listen, "TESSERA": tessera, "APP": app}
+            for name in ("traefik.yml", "dynamic.yml"):
+                lines = []
+                for line in (DEPLOY / "traefik" / name).read_text().splitlines():
+                    marker = re.search(r"#\s*([A-Z]+)\s*$", line)
+                    if marker and marker.group(1) in addresses and not line.lstrip().startswith("#"):
+                        line = ADDRESS.sub(addresses[marker.group(1)], line)
+                    lines.append(line)
+                (self.dir / name).write_text("\n".join(lines) + "\n")
+            self.process = processes.start(
+                ["traefik", "--configFile=traefik.yml"], cwd=self.dir,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            )
+            wait_for_port(self.port, self.process)
+            # The entry point listens before the file provider's routes exist.
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                try:
+                    urllib.request.urlopen(f"http://{listen}/login", timeout=1)
+                except urllib.error.HTTPError as e:
+                    if e.code != 404:
+                        break
+                except OSError:
+                    pass
+                time.sleep(0.1)
+        else:
+            raise ValueError(kind)
+        self.url = f"http://127.0.0.1:{self.port}"
+
+
 @pytest.fixture
 def stack(tmp_path):
     """Starts tessera nodes, nginx and the echo app; stops them all after."""
@@ -202,6 +260,10 @@ def stack(tmp_path):
 
         def nginx(self, config, **upstreams):
             return Nginx(processes, tmp_path, config, upstreams)
+
+        def forward_auth(self, kind, tessera, app):
+            """`kind` (nginx, caddy, traefik) in front of `tessera` and `app`."""
+            return ForwardAuthProxy(processes, tmp_path, kind, f"127.0.0.1:{tessera.port}", app)
 
         def echo_app(self):
             port = free_port()
