@@ -21,6 +21,7 @@ mod login;
 mod passwords;
 mod postgres_users;
 mod redis_store;
+mod rotation;
 mod sessions;
 mod sticky;
 mod throttle;
