@@ -34,6 +34,10 @@ pub enum SessionStorage {
 pub struct AppConfig {
     /// Idle and absolute session timeouts.
     pub policy: SessionPolicy,
+    /// How long a session id replaced after a privilege change keeps
+    /// working (and yields the same fresh id), so that requests already in
+    /// flight with it are not refused; zero ends it at once.
+    pub session_rotation_grace: std::time::Duration,
     /// Name and `SameSite` of the session cookie.
     pub cookie: SessionCookie,
     /// Where session state lives.
@@ -71,6 +75,7 @@ impl Default for AppConfig {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         Self {
             policy: SessionPolicy::default(),
+            session_rotation_grace: std::time::Duration::from_secs(30),
             cookie: SessionCookie::default(),
             session_storage: SessionStorage::Server,
             trusted_proxies: Vec::new(),

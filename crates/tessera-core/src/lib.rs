@@ -20,7 +20,7 @@ pub use clock::Timestamp;
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
 pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
-pub use secret::{SessionHandle, SessionId, SessionIdHash};
+pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
 pub use store::{
     AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,

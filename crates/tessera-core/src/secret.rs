@@ -11,10 +11,12 @@ use std::fmt;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use thiserror::Error;
 
+use crate::family::ChainKey;
 use crate::route::Route;
 
 /// Number of random bytes in a session id (256 bits).
@@ -82,6 +84,23 @@ impl SessionId {
         id
     }
 
+    /// The id that replaces this one when the session's id is rotated:
+    /// `HMAC-SHA256(key, label ‖ id)` with `route` (the user's) stamped into
+    /// its first 14 bits, like every session id.
+    ///
+    /// Deterministic, so that any node holding the same [`RotationKey`] can
+    /// tell that a presented predecessor leads to a given successor, and
+    /// hand out that successor again, although stores keep only hashes.
+    /// Without the key, knowing an id tells nothing about its successor.
+    pub fn successor(&self, key: &RotationKey, route: Route) -> Self {
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key.0).expect("any key length");
+        mac.update(SUCCESSOR_LABEL);
+        mac.update(&self.0);
+        let mut bytes: [u8; SESSION_ID_BYTES] = mac.finalize().into_bytes().into();
+        route.stamp(&mut bytes);
+        Self(bytes)
+    }
+
     /// The hash under which stores keep this session: SHA-256 of the id,
     /// with the id's route copied into its first 14 bits so that a clustered
     /// store can place it with the user's other records.
@@ -103,6 +122,37 @@ impl Eq for SessionId {}
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionId(<redacted>)")
+    }
+}
+
+/// Domain label of the successor derivation.
+const SUCCESSOR_LABEL: &[u8] = b"tessera session id successor v1\0";
+/// Domain label of the rotation key's derivation from the chain key.
+const ROTATION_KEY_LABEL: &[u8] = b"tessera session id rotation key v1\0";
+
+/// The server secret that derives session id successors
+/// ([`SessionId::successor`]). `Debug` is redacted.
+///
+/// It is derived from the refresh-token [`ChainKey`] under a label of its
+/// own, so every node of a cluster (which already shares the chain key)
+/// derives the same successors and no key file is added, while neither
+/// derivation's output can stand in for the other's.
+#[derive(Clone)]
+pub struct RotationKey([u8; 32]);
+
+impl RotationKey {
+    /// `HMAC-SHA256(chain key, label)`.
+    pub fn derive(chain: &ChainKey) -> Self {
+        let mut mac =
+            <Hmac<Sha256> as KeyInit>::new_from_slice(chain.as_bytes()).expect("any key length");
+        mac.update(ROTATION_KEY_LABEL);
+        Self(mac.finalize().into_bytes().into())
+    }
+}
+
+impl fmt::Debug for RotationKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RotationKey(<redacted>)")
     }
 }
 
@@ -206,6 +256,37 @@ mod tests {
         assert_eq!(a.hash().route(), route);
         assert_eq!(b.hash().route(), route);
         assert_ne!(a.hash(), b.hash());
+    }
+
+    #[test]
+    fn successors_are_deterministic_keep_the_route_and_depend_on_key_and_id() {
+        let route = Route::of(crate::UserId::generate());
+        let key = RotationKey::derive(&ChainKey::generate());
+        let id = SessionId::generate_for(route);
+        let next = id.successor(&key, route);
+        assert_eq!(next, id.successor(&key, route), "deterministic");
+        assert_eq!(next, id.clone().successor(&key.clone(), route));
+        assert_ne!(next, id, "not the input");
+        assert_ne!(next.hash(), id.hash());
+        assert_eq!(Route::read(&next.0), route, "keeps the route");
+        assert_eq!(next.hash().route(), route);
+        let other_key = RotationKey::derive(&ChainKey::generate());
+        assert_ne!(next, id.successor(&other_key, route), "differs per key");
+        let other_id = SessionId::generate_for(route);
+        assert_ne!(next, other_id.successor(&key, route), "differs per id");
+        assert_ne!(next.successor(&key, route), next, "a chain moves on");
+        assert_ne!(next.successor(&key, route), id);
+    }
+
+    #[test]
+    fn the_rotation_key_is_derived_from_the_chain_key_under_its_own_label() {
+        let chain = ChainKey::new([7; 32]);
+        let a = RotationKey::derive(&chain);
+        assert_eq!(a.0, RotationKey::derive(&ChainKey::new([7; 32])).0);
+        assert_ne!(a.0, RotationKey::derive(&ChainKey::new([8; 32])).0);
+        assert_ne!(&a.0, chain.as_bytes(), "not the chain key itself");
+        let shown = format!("{a:?}");
+        assert!(shown.contains("redacted"), "{shown}");
     }
 
     #[test]

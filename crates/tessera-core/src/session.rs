@@ -7,7 +7,7 @@ use thiserror::Error;
 
 use crate::clock::Timestamp;
 use crate::route::Route;
-use crate::secret::{SessionHandle, SessionId, SessionIdHash};
+use crate::secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 use crate::user::{Email, Role, User, UserId};
 
 /// Longest user agent kept with a session; longer ones are cut.
@@ -136,8 +136,19 @@ impl SessionPolicy {
 
     /// The same session under a fresh secret id (after a privilege change).
     /// The handle, login time and absolute expiry carry over.
-    pub fn successor(&self, session: &Session, now: Timestamp) -> (SessionId, Session) {
-        let id = SessionId::generate_for(Route::of(session.user_id));
+    ///
+    /// `id` is the session's current id (the one `session.id_hash` is the
+    /// hash of); the successor's id is derived from it with `key` (see
+    /// [`SessionId::successor`]), so that concurrent rotations of one
+    /// session, on any node sharing the key, all arrive at the same one.
+    pub fn successor(
+        &self,
+        session: &Session,
+        id: &SessionId,
+        key: &RotationKey,
+        now: Timestamp,
+    ) -> (SessionId, Session) {
+        let id = id.successor(key, Route::of(session.user_id));
         let successor = Session {
             id_hash: id.hash(),
             last_seen: now,
@@ -220,8 +231,25 @@ mod tests {
         let now = Timestamp::from_unix_millis(0);
         let (old_id, mut s) = p.start(&user(), SessionMeta::default(), now);
         s.rotate = true;
-        let (new_id, next) = p.successor(&s, now.plus(Duration::from_secs(5)));
+        let key = RotationKey::derive(&crate::ChainKey::generate());
+        let later = now.plus(Duration::from_secs(5));
+        let (new_id, next) = p.successor(&s, &old_id, &key, later);
         assert_ne!(old_id, new_id);
+        assert_eq!(next.id_hash, new_id.hash());
+        assert_eq!(
+            next.id_hash.route(),
+            s.id_hash.route(),
+            "same user, same route"
+        );
+        assert_eq!(
+            p.successor(&s, &old_id, &key, later).0,
+            new_id,
+            "derived, not random"
+        );
+        assert_eq!(
+            (next.last_seen, next.expires_at),
+            (later, later.plus(Duration::from_secs(60)))
+        );
         assert_eq!(next.handle, s.handle);
         assert_eq!(next.created_at, s.created_at);
         assert_eq!(next.absolute_expires_at, s.absolute_expires_at);

@@ -46,8 +46,15 @@ pub enum StoreError {
 ///   session behaves as if it did not exist, purged or not.
 /// - Every mutation is durable when it returns `Ok` (for durable backends).
 /// - The per-user operations see exactly the user's live sessions.
-/// - `rotate` and `merge_data` are atomic: two concurrent calls never both
-///   succeed on the same old id, and no patch is lost.
+/// - `rotate` and `merge_data` are atomic: two concurrent rotations of the
+///   same old id never both succeed with different successors (with the
+///   same successor they converge: all succeed, one session results), and
+///   no patch is lost.
+/// - A rotation may leave an *alias*: the old id hash names the successor
+///   for a grace window (see `rotate`). An alias is not a session: it is
+///   never listed, never counted, is purged with expired sessions and
+///   names nothing once its successor has ended or expired, so no id works
+///   longer than the grace after it was replaced, or past its session.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Short name of the backend, for logs and `/health`.
@@ -61,6 +68,14 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// The live session with this id hash, if any. Shared, so that a
     /// backend holding sessions in memory can hand them out without copying.
+    ///
+    /// If no session has this hash but a rotation left it as an alias that
+    /// is still within its window (`now` before its end), the alias's live
+    /// successor; its `id_hash` then differs from `id`, which is how the
+    /// caller knows the id it was given has been replaced. At most one alias
+    /// is followed (an alias to an alias names nothing). A live session
+    /// loaded by its own hash costs what it did without aliases: the alias
+    /// is looked at only when no session has the hash.
     async fn load(
         &self,
         id: &SessionIdHash,
@@ -89,12 +104,28 @@ pub trait SessionStore: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Option<Map<String, Value>>, StoreError>;
 
-    /// Replaces the session `old` by `successor` (same user, fresh id).
+    /// Replaces the session `old` by `successor` (same user, fresh id), at
+    /// the time `successor.last_seen`.
     /// Only the id, `last_seen` and `expires_at` come from `successor` (and
     /// the rotate flag is cleared): roles and data are what is stored, so a
     /// change made since the caller read the session is not undone.
-    /// Returns `false`, storing nothing, if `old` no longer exists.
-    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError>;
+    ///
+    /// In the same atomic step, `old` becomes an alias of the successor
+    /// (see `load`) until `min(grace_until, successor.expires_at)`; when
+    /// that is not after `successor.last_seen` (no grace), no alias is kept
+    /// and `old` stops working at once.
+    ///
+    /// Returns `true` if the session moved, and also, changing nothing, if
+    /// `old` is already an alias within its window of this same successor
+    /// and that successor is live (a concurrent rotation got there first:
+    /// both callers hand out the same id). Returns `false`, storing nothing,
+    /// otherwise (`old` unknown, or an alias of another successor).
+    async fn rotate(
+        &self,
+        old: &SessionIdHash,
+        successor: &Session,
+        grace_until: Timestamp,
+    ) -> Result<bool, StoreError>;
 
     /// Ends one session. Returns whether it existed.
     async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError>;
@@ -117,7 +148,8 @@ pub trait SessionStore: Send + Sync + 'static {
     /// rotation. Returns how many sessions changed.
     async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError>;
 
-    /// Removes sessions expired at `now`. Returns how many.
+    /// Removes sessions expired at `now`, and aliases whose window has
+    /// ended. Returns how many sessions.
     async fn purge_expired(&self, now: Timestamp) -> Result<u64, StoreError>;
 
     /// Checks that the backend answers.

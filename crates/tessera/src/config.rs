@@ -59,6 +59,7 @@ impl Settings {
         };
         let app = AppConfig {
             policy,
+            session_rotation_grace: Duration::from_secs(self.session_rotation_grace),
             cookie,
             session_storage,
             trusted_proxies: self.trusted_proxies.clone(),

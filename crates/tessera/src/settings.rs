@@ -55,6 +55,9 @@ pub struct Settings {
     pub session_idle_timeout: u64,
     /// Seconds after login when a session ends regardless.
     pub session_absolute_timeout: u64,
+    /// Seconds a session id replaced after a privilege change keeps working
+    /// (and yields the same fresh id); 0 ends it at once.
+    pub session_rotation_grace: u64,
     /// `lax` or `strict`.
     pub session_same_site: SameSitePolicy,
     /// Session cookie name; must start with `__Host-` (with `cookie_domain`:
@@ -164,6 +167,7 @@ impl Default for Settings {
             store: StoreKind::Sqlite,
             session_idle_timeout: app.policy.idle_timeout().as_secs(),
             session_absolute_timeout: app.policy.absolute_timeout().as_secs(),
+            session_rotation_grace: app.session_rotation_grace.as_secs(),
             session_same_site: app.cookie.same_site(),
             cookie_name: app.cookie.name().to_owned(),
             cookie_domain: app.cookie.domain().map(str::to_owned),

@@ -41,6 +41,20 @@ pub enum Credential {
     },
 }
 
+/// The session that a stored session's id names now, if a rotation has
+/// replaced it (the store follows the alias the rotation left, within the
+/// grace). `None` if the id names nothing, or still names the same session.
+async fn successor_of(
+    state: &AppState,
+    session: &Session,
+) -> Result<Option<Arc<Session>>, ApiError> {
+    Ok(state
+        .sessions
+        .load(&session.id_hash, Timestamp::now())
+        .await?
+        .filter(|now| now.id_hash != session.id_hash))
+}
+
 /// What ending one credential did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ended(pub u64);
@@ -104,9 +118,20 @@ impl Credential {
     /// Store errors: the logout is then not acknowledged.
     pub async fn end(&self, state: &AppState) -> Result<Ended, ApiError> {
         match self {
-            Self::Stored(session) => Ok(Ended(u64::from(
-                state.sessions.delete(&session.id_hash).await?,
-            ))),
+            Self::Stored(session) => {
+                if state.sessions.delete(&session.id_hash).await? {
+                    return Ok(Ended(1));
+                }
+                // A concurrent request may have rotated the id since this
+                // one read the session: end the successor it now names,
+                // or the session would outlive its logout.
+                match successor_of(state, session).await? {
+                    Some(successor) => Ok(Ended(u64::from(
+                        state.sessions.delete(&successor.id_hash).await?,
+                    ))),
+                    None => Ok(Ended(0)),
+                }
+            }
             Self::Sealed { session, .. } => {
                 state.tokens.revocations().end_sealed(session).await?;
                 Ok(Ended(1))
@@ -133,12 +158,22 @@ impl Credential {
     ) -> Result<(Map<String, Value>, Option<HeaderValue>), ApiError> {
         match self {
             Self::Stored(session) => {
-                let data = state
+                let limit = state.config.session_data_max_bytes;
+                let mut data = state
                     .sessions
-                    .merge_data(&session.id_hash, patch, state.config.session_data_max_bytes)
-                    .await?
-                    .ok_or(ApiError::Unauthenticated)?;
-                Ok((data, None))
+                    .merge_data(&session.id_hash, patch, limit)
+                    .await?;
+                if data.is_none() {
+                    // Rotated by a concurrent request since it was read:
+                    // the patch goes to the successor (within the grace).
+                    if let Some(successor) = successor_of(state, session).await? {
+                        data = state
+                            .sessions
+                            .merge_data(&successor.id_hash, patch, limit)
+                            .await?;
+                    }
+                }
+                Ok((data.ok_or(ApiError::Unauthenticated)?, None))
             }
             Self::Sealed { session, .. } => {
                 let sealer = state.sealer.as_ref().ok_or(ApiError::Unauthenticated)?;

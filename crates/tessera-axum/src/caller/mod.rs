@@ -15,6 +15,14 @@
 //! route) keeps the common path to one store read; if a request ends before
 //! `reply` (e.g. its body is rejected), the old id stays marked and the next
 //! request rotates it: rotation is deferred, never skipped.
+//!
+//! The fresh id is derived from the old one with the rotation key (see
+//! [`SessionId::successor`]), and the store keeps the old id as an alias of
+//! it for `session_rotation_grace`. Requests already in flight with the old
+//! id (a page's parallel fetches) therefore still work: the store hands
+//! them the successor, the extractor checks that it is the one derived from
+//! the presented id, and `reply` gives them the successor's cookie too.
+//! Concurrent rotations derive the same id and converge on it.
 
 pub mod credential;
 pub mod memo;
@@ -26,7 +34,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use tessera_core::{Email, Role, SessionId, Timestamp, UserId};
+use tessera_core::{Email, Role, Route, Session, SessionId, Timestamp, UserId};
 
 pub use credential::Credential;
 
@@ -39,6 +47,20 @@ use sealed::CookieSealer;
 #[derive(Debug, Clone)]
 pub struct Caller {
     credential: Credential,
+    /// For a stored session: its secret id (in memory only).
+    stored_id: Option<StoredId>,
+}
+
+/// The secret id of a stored session, as the extractor established it.
+/// `Debug` is redacted (see [`SessionId`]).
+#[derive(Debug, Clone)]
+struct StoredId {
+    /// The id of the session as loaded: the one presented, or the successor
+    /// derived from it when the request presented a rotated-away id.
+    current: SessionId,
+    /// The request presented a predecessor of `current` (within its grace):
+    /// the response hands out `current`.
+    via_predecessor: bool,
 }
 
 impl Caller {
@@ -76,17 +98,21 @@ impl Caller {
     }
 
     /// Finishes a protected request: carries out what the credential needs
-    /// on the way out (a fresh session id after a privilege change, a
+    /// on the way out (a fresh session id after a privilege change, the
+    /// successor's id to a request that presented a rotated-away one, a
     /// re-sealed cookie after activity), unless the handler set the session
     /// cookie itself, as logout does.
     pub async fn reply(&self, state: &AppState, response: impl IntoResponse) -> Response {
         let mut response = response.into_response();
-        let cookie_value = match &self.credential {
-            Credential::Stored(session) if session.rotate => None,
-            Credential::Sealed {
-                reseal: Some(value),
-                ..
-            } => Some(value),
+        let cookie_value = match (&self.credential, &self.stored_id) {
+            (Credential::Stored(session), Some(id)) if session.rotate || id.via_predecessor => None,
+            (
+                Credential::Sealed {
+                    reseal: Some(value),
+                    ..
+                },
+                _,
+            ) => Some(value),
             _ => return response,
         };
         let cookie = &state.config.cookie;
@@ -105,21 +131,56 @@ impl Caller {
                 .append(header::SET_COOKIE, value.clone());
             return response;
         }
-        let Credential::Stored(session) = &self.credential else {
+        let (Credential::Stored(session), Some(id)) = (&self.credential, &self.stored_id) else {
             return response;
         };
         let now = Timestamp::now();
-        let (new_id, successor) = state.config.policy.successor(session, now);
-        match state.sessions.rotate(&session.id_hash, &successor).await {
-            Ok(true) => {
-                tracing::info!(user = %successor.user_id, "privileges changed: session id rotated");
-                let value = cookie.issue(&new_id, successor.absolute_expires_at.since(now));
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-            Ok(false) => {}
-            Err(error) => tracing::warn!(%error, "session id rotation deferred: store error"),
+        let issue = match rotate(state, session, &id.current, now).await {
+            Some(rotated) => Some(rotated),
+            // No rotation (none needed, or deferred): a request that came
+            // with a rotated-away id still learns the current one.
+            None => id
+                .via_predecessor
+                .then(|| (id.current.clone(), session.absolute_expires_at)),
+        };
+        if let Some((new_id, absolute_expires_at)) = issue {
+            let value = cookie.issue(&new_id, absolute_expires_at.since(now));
+            response.headers_mut().append(header::SET_COOKIE, value);
         }
         response
+    }
+}
+
+/// Swaps in the successor of a session marked for rotation: the id derived
+/// from `current` (so that concurrent rotations converge), with `current`
+/// kept as an alias for the grace. The successor's id and absolute expiry,
+/// or `None` if the session was not marked or the rotation did not happen.
+async fn rotate(
+    state: &AppState,
+    session: &Session,
+    current: &SessionId,
+    now: Timestamp,
+) -> Option<(SessionId, Timestamp)> {
+    if !session.rotate {
+        return None;
+    }
+    let key = state.tokens.session_rotation_key();
+    let (new_id, successor) = state.config.policy.successor(session, current, key, now);
+    let grace_until = now.plus(state.config.session_rotation_grace);
+    match state
+        .sessions
+        .rotate(&session.id_hash, &successor, grace_until)
+        .await
+    {
+        Ok(true) => {
+            tracing::info!(user = %successor.user_id, "privileges changed: session id rotated");
+            Some((new_id, successor.absolute_expires_at))
+        }
+        Ok(false) => None,
+        Err(error) => {
+            tracing::warn!(%error, "session id rotation deferred: store error");
+            None
+        }
     }
 }
 
@@ -134,19 +195,29 @@ where
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let state = Arc::<AppState>::from_ref(state);
-        let credential = credential(parts, &state).await?;
-        Ok(Self { credential })
+        let (credential, stored_id) = credential(parts, &state).await?;
+        Ok(Self {
+            credential,
+            stored_id,
+        })
     }
 }
 
-/// Decides what the request carries and verifies it.
-async fn credential(parts: &Parts, state: &AppState) -> Result<Credential, ApiError> {
+/// Decides what the request carries and verifies it; for a stored session,
+/// also its secret id.
+async fn credential(
+    parts: &Parts,
+    state: &AppState,
+) -> Result<(Credential, Option<StoredId>), ApiError> {
     if let Some(token) = bearer_token(&parts.headers) {
         // Not an ambient credential: no CSRF check, no store call.
-        return Ok(Credential::Bearer {
-            token: state.tokens.verify(token)?,
-            from_cookie: false,
-        });
+        return Ok((
+            Credential::Bearer {
+                token: state.tokens.verify(token)?,
+                from_cookie: false,
+            },
+            None,
+        ));
     }
     if state.config.access_token_cookie {
         let access_cookie = state.config.cookie.access_token_cookie();
@@ -155,10 +226,13 @@ async fn credential(parts: &Parts, state: &AppState) -> Result<Credential, ApiEr
             state
                 .origins
                 .check(&parts.method, &parts.headers, Peer::of(&parts.extensions).0)?;
-            return Ok(Credential::Bearer {
-                token: state.tokens.verify(token)?,
-                from_cookie: true,
-            });
+            return Ok((
+                Credential::Bearer {
+                    token: state.tokens.verify(token)?,
+                    from_cookie: true,
+                },
+                None,
+            ));
         }
     }
     let raw = state
@@ -170,7 +244,7 @@ async fn credential(parts: &Parts, state: &AppState) -> Result<Credential, ApiEr
         state
             .origins
             .check(&parts.method, &parts.headers, Peer::of(&parts.extensions).0)?;
-        return sealed_session(state, sealer, raw);
+        return Ok((sealed_session(state, sealer, raw)?, None));
     }
     let id = SessionId::parse(raw).map_err(|_| ApiError::Unauthenticated)?;
     state
@@ -179,11 +253,33 @@ async fn credential(parts: &Parts, state: &AppState) -> Result<Credential, ApiEr
 
     let now = Timestamp::now();
     let policy = &state.config.policy;
+    let presented = id.hash();
     let mut session = state
         .sessions
-        .load(&id.hash(), now)
+        .load(&presented, now)
         .await?
         .ok_or(ApiError::Unauthenticated)?;
+    let stored_id = if session.id_hash == presented {
+        StoredId {
+            current: id,
+            via_predecessor: false,
+        }
+    } else {
+        // A rotated-away id within its grace: the store followed its alias.
+        // Accept it only for the successor derived from this very id (which
+        // is also the only one whose cookie we can hand out).
+        let successor = id.successor(
+            state.tokens.session_rotation_key(),
+            Route::of(session.user_id),
+        );
+        if successor.hash() != session.id_hash {
+            return Err(ApiError::Unauthenticated);
+        }
+        StoredId {
+            current: successor,
+            via_predecessor: true,
+        }
+    };
     if !session.rotate && policy.needs_touch(&session, now) {
         let expires_at = policy.expiry_after_activity(&session, now);
         if !state
@@ -197,7 +293,7 @@ async fn credential(parts: &Parts, state: &AppState) -> Result<Credential, ApiEr
         touched.last_seen = now;
         touched.expires_at = expires_at;
     }
-    Ok(Credential::Stored(session))
+    Ok((Credential::Stored(session), Some(stored_id)))
 }
 
 /// The token of an `Authorization: Bearer ...` header, if there is one.

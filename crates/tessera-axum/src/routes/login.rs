@@ -168,8 +168,12 @@ async fn end_presented_session(state: &AppState, headers: &HeaderMap) -> Result<
             }
         }
         None => {
-            if let Ok(old) = SessionId::parse(raw) {
-                state.sessions.delete(&old.hash()).await?;
+            // A replaced id still within its grace names its successor:
+            // end the session it names, not only its own hash.
+            if let Ok(old) = SessionId::parse(raw)
+                && let Some(session) = state.sessions.load(&old.hash(), Timestamp::now()).await?
+            {
+                state.sessions.delete(&session.id_hash).await?;
             }
         }
     }

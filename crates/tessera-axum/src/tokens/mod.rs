@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tessera_core::{
-    ChainKey, Email, FamilyId, Presented, RefreshToken, Role, StoreError, Timestamp, TokenFamily,
-    TokenStore, User, UserId, UserStore,
+    ChainKey, Email, FamilyId, Presented, RefreshToken, Role, RotationKey, StoreError, Timestamp,
+    TokenFamily, TokenStore, User, UserId, UserStore,
 };
 use tessera_token::claims::Audience;
 use tessera_token::jwk::Jwks;
@@ -86,6 +86,9 @@ pub struct TokenService {
     keys: RwLock<Arc<KeySet>>,
     verified: VerifiedCache<AccessToken>,
     chain: ChainKey,
+    /// Derived from `chain`: every node sharing the chain key derives the
+    /// same session id successors.
+    rotation: RotationKey,
     store: Arc<dyn TokenStore>,
     revocations: Arc<Revocations>,
     validation: Validation,
@@ -118,6 +121,7 @@ impl TokenService {
             config,
             keys: RwLock::new(Arc::new(keys)),
             verified: VerifiedCache::default(),
+            rotation: RotationKey::derive(&chain),
             chain,
             store,
             revocations,
@@ -128,6 +132,13 @@ impl TokenService {
     /// The settings.
     pub fn config(&self) -> &TokenConfig {
         &self.config
+    }
+
+    /// The key that derives the successor of a rotated session id (see
+    /// [`tessera_core::SessionId::successor`]): derived from the chain key,
+    /// which every node of a cluster shares, under a label of its own.
+    pub fn session_rotation_key(&self) -> &RotationKey {
+        &self.rotation
     }
 
     /// The current key set.

@@ -1,17 +1,26 @@
 //! Every protected route carries out what the `Caller` extractor requires on
 //! the way out: after a privilege change, the session comes back under a
 //! fresh id (or, where the handler set the cookie itself, with that cookie).
+//! The old id keeps working for the rotation grace, and yields the same
+//! fresh id; after the grace it is refused.
 //!
 //! The routes come from [`protected_routes`], the list the router is built
 //! from; each needs a valid request here.
+
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tessera_axum::app::protected_routes;
-use tessera_core::{Email, Role};
+use tessera_axum::{AppConfig, Credential};
+use tessera_core::{ChainKey, Email, Role, RotationKey, SessionId, Timestamp};
 
 use crate::support::{App, Call};
+
+/// Short, so that the test can wait it out; long enough for the checks
+/// made within it on a loaded machine (each is timed, see `within_grace`).
+const GRACE: Duration = Duration::from_millis(1500);
 
 /// A user every admin request is about.
 const BYSTANDER: &str = "bystander@example.com";
@@ -112,20 +121,44 @@ fn every_protected_route_has_exactly_one_request_case() {
 
 #[tokio::test]
 async fn every_protected_route_hands_out_a_fresh_session_id_after_a_privilege_change() {
-    let app = App::new();
+    let app = App::with_config(AppConfig {
+        session_rotation_grace: GRACE,
+        ..AppConfig::default()
+    });
     app.add_user(BYSTANDER, &[]).await;
     let mut failures = Vec::new();
-    for (n, case) in cases().iter().enumerate() {
-        if let Err(failure) = carry_out(&app, n, case).await {
-            failures.push(format!("{} {}: {failure:#}", case.method, case.path));
+    let mut rotated = Vec::new();
+    let cases = cases();
+    for (n, case) in cases.iter().enumerate() {
+        match carry_out(&app, n, case).await {
+            Ok(ids) => rotated.push((case, ids)),
+            Err(failure) => failures.push(format!("{} {}: {failure:#}", case.method, case.path)),
+        }
+    }
+    // Once the grace has passed (for every case at once), every old id is
+    // refused and every fresh one still works.
+    tokio::time::sleep(GRACE + Duration::from_millis(200)).await;
+    for (case, ids) in rotated {
+        if let Err(failure) = after_the_grace(&app, &ids).await {
+            failures.push(format!(
+                "{} {} after the grace: {failure:#}",
+                case.method, case.path
+            ));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// The ids of one case: the one the route was called with, and the fresh
+/// one it handed out (none where the handler ended the session).
+struct Ids {
+    old: String,
+    fresh: Option<String>,
+}
+
 /// One case on a fresh user with two fresh logins: mark both sessions for
 /// rotation by a role change, call the route with the first one's cookie.
-async fn carry_out(app: &App, n: usize, case: &Case) -> anyhow::Result<()> {
+async fn carry_out(app: &App, n: usize, case: &Case) -> anyhow::Result<Ids> {
     let email = format!("rotation-{n}@example.com");
     app.add_user(&email, &["admin"]).await;
     let this = app.login(&email).await;
@@ -148,6 +181,7 @@ async fn carry_out(app: &App, n: usize, case: &Case) -> anyhow::Result<()> {
     if let Some(body) = &case.body {
         call = call.json(body);
     }
+    let rotated_at = Instant::now();
     let reply = app.send(call).await;
     ensure!(
         reply.status == case.status,
@@ -185,18 +219,191 @@ async fn carry_out(app: &App, n: usize, case: &Case) -> anyhow::Result<()> {
                 "the fresh id does not carry the new roles: {}",
                 fresh.body
             );
+            ensure!(
+                fresh.session_cookies().is_empty(),
+                "the fresh id is replaced again: {:?}",
+                fresh.session_cookies()
+            );
+            // Within the grace, the old id still works, names the same
+            // session and hands out the same fresh id.
+            let old = app
+                .send(Call::new(Method::GET, "/profile").cookie(&this.cookie))
+                .await;
+            within_grace(rotated_at)?;
+            ensure!(
+                old.status == StatusCode::OK,
+                "within the grace the old id answers {}",
+                old.status
+            );
+            ensure!(
+                old.body["session"]["handle"] == this.handle.as_str()
+                    && old.body["user"]["roles"] == json!(["admin", "editor"]),
+                "within the grace the old id names something else: {}",
+                old.body
+            );
+            let again = old.only_session_cookie().map_err(anyhow::Error::msg)?;
+            ensure!(
+                again.value() == set.value(),
+                "within the grace the old id yields another id: {again} (first {set})"
+            );
+            ensure!(
+                again.max_age().is_some_and(|age| age.is_positive()),
+                "the successor's cookie has no positive Max-Age: {again}"
+            );
+            Ok(Ids {
+                old: this.cookie,
+                fresh: Some(set.value().to_owned()),
+            })
         }
         Outcome::ClearedByHandler => {
             ensure!(
                 set.value().is_empty() && set.max_age() == Some(cookie::time::Duration::ZERO),
                 "the handler's clearing cookie was replaced: {set}"
             );
+            let old = app.profile_status(&this.cookie).await;
+            ensure!(
+                old == StatusCode::UNAUTHORIZED,
+                "the ended session's id still answers {old}"
+            );
+            Ok(Ids {
+                old: this.cookie,
+                fresh: None,
+            })
         }
     }
-    let old = app.profile_status(&this.cookie).await;
+}
+
+/// The checks meant to run within the grace did (else the machine was too
+/// slow for this test to say anything).
+fn within_grace(since: Instant) -> anyhow::Result<()> {
+    ensure!(
+        since.elapsed() < GRACE,
+        "the checks took {:?}, longer than the grace",
+        since.elapsed()
+    );
+    Ok(())
+}
+
+async fn after_the_grace(app: &App, ids: &Ids) -> anyhow::Result<()> {
+    let old = app.profile_status(&ids.old).await;
     ensure!(
         old == StatusCode::UNAUTHORIZED,
         "the old id still answers {old}"
     );
+    if let Some(fresh) = &ids.fresh {
+        let status = app.profile_status(fresh).await;
+        ensure!(
+            status == StatusCode::OK,
+            "the fresh id is refused with {status}"
+        );
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_old_id_counts_only_for_the_successor_derived_from_it() {
+    let app = App::new();
+    app.add_user("derived@example.com", &["admin"]).await;
+    let login = app.login("derived@example.com").await;
+    let id = SessionId::parse(&login.cookie).expect("a session id");
+    let now = Timestamp::now();
+    let sessions = app.state.sessions();
+    let session = sessions
+        .load(&id.hash(), now)
+        .await
+        .expect("the store answers")
+        .expect("the session");
+    // A rotation this server would not have made: the successor comes from
+    // another key (a node with another chain key, or a forged alias).
+    let other_key = RotationKey::derive(&ChainKey::generate());
+    let (foreign_id, foreign) = app
+        .state
+        .config()
+        .policy
+        .successor(&session, &id, &other_key, now);
+    let grace_until = now.plus(Duration::from_secs(60));
+    assert!(
+        sessions
+            .rotate(&session.id_hash, &foreign, grace_until)
+            .await
+            .expect("the store answers")
+    );
+    assert!(
+        sessions
+            .load(&id.hash(), now)
+            .await
+            .expect("the store answers")
+            .is_some(),
+        "the store follows the alias"
+    );
+    let old = app
+        .send(Call::new(Method::GET, "/profile").cookie(&login.cookie))
+        .await;
+    assert_eq!(old.status, StatusCode::UNAUTHORIZED, "{}", old.body);
+    assert!(old.session_cookies().is_empty(), "no cookie is handed out");
+    assert_eq!(
+        app.profile_status(&foreign_id.expose()).await,
+        StatusCode::OK
+    );
+}
+
+/// A session of a fresh user, marked for rotation and read as a request
+/// reads it; then another request rotates it (with the server's key and
+/// grace). The copy read before, and the successor's cookie.
+async fn read_then_rotated_by_another_request(
+    app: &App,
+    email: &str,
+) -> anyhow::Result<(Credential, String)> {
+    app.add_user(email, &["admin"]).await;
+    let login = app.login(email).await;
+    let roles = [Role::parse("editor")?];
+    app.state
+        .accounts()
+        .set_roles(&Email::parse(email)?, &roles)
+        .await?;
+    let id = SessionId::parse(&login.cookie)?;
+    let now = Timestamp::now();
+    let sessions = app.state.sessions();
+    let read = sessions
+        .load(&id.hash(), now)
+        .await?
+        .context("the session")?;
+    ensure!(read.rotate, "the role change marked the session");
+    let key = app.state.tokens().session_rotation_key();
+    let (new_id, next) = app.state.config().policy.successor(&read, &id, key, now);
+    let grace_until = now.plus(app.state.config().session_rotation_grace);
+    ensure!(sessions.rotate(&read.id_hash, &next, grace_until).await?);
+    Ok((Credential::Stored(read), new_id.expose()))
+}
+
+#[tokio::test]
+async fn a_logout_racing_a_rotation_ends_the_successor() -> anyhow::Result<()> {
+    let app = App::new();
+    let (read, fresh) = read_then_rotated_by_another_request(&app, "race-end@example.com").await?;
+    let ended = read
+        .end(&app.state)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(ended.0, 1, "the session the logout was for ended");
+    assert_eq!(app.profile_status(&fresh).await, StatusCode::UNAUTHORIZED);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_data_patch_racing_a_rotation_reaches_the_successor() -> anyhow::Result<()> {
+    let app = App::new();
+    let (read, fresh) =
+        read_then_rotated_by_another_request(&app, "race-merge@example.com").await?;
+    let patch = json!({"theme": "dark"});
+    let (data, _) = read
+        .merge_data(&app.state, patch.as_object().context("an object")?)
+        .await
+        .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+    assert_eq!(Value::Object(data), patch);
+    let session = app
+        .send(Call::new(Method::GET, "/session").cookie(&fresh))
+        .await;
+    assert_eq!(session.status, StatusCode::OK);
+    assert_eq!(session.body["data"], patch, "{}", session.body);
     Ok(())
 }

@@ -29,6 +29,14 @@ pub struct MemoryStore {
 struct Sessions {
     by_id: HashMap<SessionIdHash, Arc<Session>>,
     by_user: HashMap<UserId, HashSet<SessionIdHash>>,
+    /// Rotated-away id hashes: the successor's hash and the window's end.
+    aliases: HashMap<SessionIdHash, Alias>,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Alias {
+    successor: SessionIdHash,
+    until: Timestamp,
 }
 
 impl Sessions {
@@ -49,6 +57,19 @@ impl Sessions {
             }
         }
         Some(session)
+    }
+
+    /// The live session `id` names directly.
+    fn live(&self, id: &SessionIdHash, now: Timestamp) -> Option<&Arc<Session>> {
+        self.by_id.get(id).filter(|s| now < s.expires_at)
+    }
+
+    /// The successor an alias names, while the alias is within its window.
+    fn alias(&self, id: &SessionIdHash, now: Timestamp) -> Option<SessionIdHash> {
+        self.aliases
+            .get(id)
+            .filter(|a| now < a.until)
+            .map(|a| a.successor)
     }
 
     fn user_ids(&self, user: UserId) -> Vec<SessionIdHash> {
@@ -106,11 +127,13 @@ impl SessionStore for MemoryStore {
         id: &SessionIdHash,
         now: Timestamp,
     ) -> Result<Option<Arc<Session>>, StoreError> {
-        Ok(self
-            .sessions()
-            .by_id
-            .get(id)
-            .filter(|s| now < s.expires_at)
+        let sessions = self.sessions();
+        if let Some(session) = sessions.by_id.get(id) {
+            return Ok(Some(session).filter(|s| now < s.expires_at).cloned());
+        }
+        Ok(sessions
+            .alias(id, now)
+            .and_then(|successor| sessions.live(&successor, now))
             .cloned())
     }
 
@@ -148,10 +171,18 @@ impl SessionStore for MemoryStore {
         Ok(Some(data))
     }
 
-    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
+    async fn rotate(
+        &self,
+        old: &SessionIdHash,
+        successor: &Session,
+        grace_until: Timestamp,
+    ) -> Result<bool, StoreError> {
+        let now = successor.last_seen;
         let mut sessions = self.sessions_mut();
         let Some(stored) = sessions.remove(old) else {
-            return Ok(false);
+            // A concurrent rotation to the same successor got here first.
+            return Ok(sessions.alias(old, now) == Some(successor.id_hash)
+                && sessions.live(&successor.id_hash, now).is_some());
         };
         // What is stored now (roles, data) carries over: a role change or
         // merge since the caller read the session is not undone. Only the
@@ -163,6 +194,16 @@ impl SessionStore for MemoryStore {
             rotate: false,
             ..Session::clone(&stored)
         });
+        let until = grace_until.min(successor.expires_at);
+        if now < until {
+            sessions.aliases.insert(
+                *old,
+                Alias {
+                    successor: successor.id_hash,
+                    until,
+                },
+            );
+        }
         Ok(true)
     }
 
@@ -233,6 +274,7 @@ impl SessionStore for MemoryStore {
         for id in &expired {
             sessions.remove(id);
         }
+        sessions.aliases.retain(|_, alias| now < alias.until);
         Ok(expired.len() as u64)
     }
 

@@ -16,7 +16,9 @@
 //!
 //! Families use `u`, `m` (e-mail, roles, times), `g` (generation), `c`/`p`
 //! (current/previous hash) and `a` (rotated at). Revocations are short text
-//! lines, also the messages on the revocation channel.
+//! lines, also the messages on the revocation channel. A rotation alias is
+//! the successor's 32-byte id hash followed by the end of its window in
+//! decimal ms (the scripts read it too).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -301,6 +303,25 @@ fn roles(text: &str) -> Vec<Role> {
         .collect()
 }
 
+/// An alias as stored: the successor's id hash (32 bytes), then the end
+/// of its window in decimal ms (which the scripts read too).
+pub(crate) fn alias_until(until: Timestamp) -> Value {
+    Value::from(until.unix_millis().to_string())
+}
+
+/// The successor and window end of a stored alias.
+pub(crate) fn decode_alias(bytes: &[u8]) -> Result<(SessionIdHash, Timestamp), StoreError> {
+    let (successor, until) = bytes.split_at_checked(32).ok_or_else(|| corrupt("alias"))?;
+    let until = std::str::from_utf8(until)
+        .ok()
+        .and_then(|t| t.parse().ok())
+        .ok_or_else(|| corrupt("alias"))?;
+    Ok((
+        session_id_from_member(successor)?,
+        Timestamp::from_unix_millis(until),
+    ))
+}
+
 /// The id hash of a listed session, from its index member.
 pub(crate) fn session_id_from_member(member: &[u8]) -> Result<SessionIdHash, StoreError> {
     let bytes: [u8; 32] = member.try_into().map_err(|_| corrupt("member"))?;
@@ -475,6 +496,22 @@ mod tests {
             assert!(decode_session(s.id_hash, &encoded[..len]).is_err(), "{len}");
         }
         assert!(decode_session(s.id_hash, b"{\"json\": true}").is_err());
+    }
+
+    #[test]
+    fn aliases_decode_what_the_rotation_script_writes() {
+        let successor = session(SessionHandle::generate()).id_hash;
+        let until = Timestamp::from_unix_millis(1_700_000_000_123);
+        let mut stored = successor.as_bytes().to_vec();
+        stored.extend_from_slice(b"1700000000123");
+        assert_eq!(decode_alias(&stored).unwrap(), (successor, until));
+        assert_eq!(
+            alias_until(until).as_bytes().unwrap(),
+            b"1700000000123".as_slice()
+        );
+        assert!(decode_alias(&stored[..31]).is_err());
+        assert!(decode_alias(&stored[..32]).is_err());
+        assert!(decode_alias(&[stored.as_slice(), b"x"].concat()).is_err());
     }
 
     #[test]

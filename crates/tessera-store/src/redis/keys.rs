@@ -38,6 +38,14 @@ impl Keys {
         key.into()
     }
 
+    /// Where a rotated-away id hash names its successor during the grace
+    /// window: beside the session key, under the same hash tag.
+    pub(crate) fn alias(&self, id: &SessionIdHash) -> Bytes {
+        let mut key = format!("{}:a:", self.tag(id.route())).into_bytes();
+        key.extend_from_slice(id.as_bytes());
+        key.into()
+    }
+
     fn per_user(&self, user: UserId, kind: &str) -> Bytes {
         let mut key = format!("{}:{kind}:", self.tag(Route::of(user))).into_bytes();
         key.extend_from_slice(user.as_uuid().as_bytes());
@@ -102,6 +110,8 @@ mod tests {
         assert_eq!(tag(&keys.user_sessions(user)), expected);
         assert_eq!(tag(keys.family(&family).unwrap().as_bytes()), expected);
         assert_eq!(tag(&keys.user_families(user)), expected);
+        assert_eq!(tag(&keys.alias(&id)), expected);
+        assert_ne!(keys.alias(&id), keys.session(&id));
         assert!(
             keys.session(&id)
                 .starts_with(&keys.session_prefix(id.route()))

@@ -10,7 +10,10 @@
 //! `<prefix>:{r<route>}:s:<id hash>`, indexed per user in a sorted set
 //! `<prefix>:{r<route>}:us:<user>`; the `{r<route>}` hash tag puts a user's
 //! records in one cluster slot, so the Lua scripts that change several of
-//! them are atomic on a cluster too. Loading a session is one `GET`.
+//! them are atomic on a cluster too. Loading a session is one `GET`. A
+//! rotation leaves the old id as an alias, `<prefix>:{r<route>}:a:<old
+//! hash>` (same tag), naming the successor until the grace ends (`PXAT`);
+//! only a `GET` that finds no session looks for one.
 //! Records expire through Redis TTLs that follow the session and token
 //! expiry; index entries of expired records are dropped lazily.
 //!

@@ -65,23 +65,61 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return 1
 ";
 
-/// Replaces a session by its successor, in the store and the index.
+/// Whether a rotation to the successor already happened: the alias of the
+/// old id names it, is within its window at `now`, and the successor lives.
+/// An alias is the successor's member (its 32-byte id hash) followed by the
+/// end of its window in decimal ms.
+const ROTATED_TO: &str = r"
+local function rotated_to(alias, new, member, now)
+  local a = redis.call('GET', alias)
+  return a ~= false and string.sub(a, 1, 32) == member and tonumber(string.sub(a, 33)) > now
+    and redis.call('EXISTS', new) == 1
+end
+";
+
+/// Replaces a session by its successor, in the store and the index, and
+/// leaves the old id as an alias of the successor for the grace window.
 /// A compare-and-set on the old session's value, so that a role change or
 /// data merge made since the caller read it is not overwritten.
-/// KEYS: old, new, index. ARGV: value expires_at absolute old-member
-/// new-member channel expected-old-value.
-/// Returns 0 if the old session is gone, -1 if it changed meanwhile, 1 done.
+/// KEYS: old, new, index, alias (of old). ARGV: value expires_at absolute
+/// old-member new-member channel expected-old-value now alias-until ('' for
+/// no alias).
+/// Returns 0 if the old session is gone (1 if it is gone because it was
+/// rotated to this same successor), -1 if it changed meanwhile, 1 done.
 const ROTATE_SESSION: &str = r"
-local old, new, idx = KEYS[1], KEYS[2], KEYS[3]
+local old, new, idx, alias = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local cur = redis.call('GET', old)
-if not cur then return 0 end
+if not cur then
+  if rotated_to(alias, new, ARGV[5], tonumber(ARGV[8])) then return 1 end
+  return 0
+end
 if cur ~= ARGV[7] then return -1 end
 redis.call('DEL', old)
 redis.call('PUBLISH', ARGV[6], ARGV[4])
 redis.call('SET', new, ARGV[1], 'PXAT', ARGV[2])
 redis.call('ZREM', idx, ARGV[4])
 redis.call('ZADD', idx, ARGV[3], ARGV[5])
+if ARGV[9] ~= '' then redis.call('SET', alias, ARGV[5] .. ARGV[9], 'PXAT', ARGV[9]) end
 return 1
+";
+
+/// Whether the old id was already rotated to this successor (when the old
+/// session was gone before the rotation script could run).
+/// KEYS: alias (of old), new. ARGV: new-member now. Returns 1 or 0.
+const ALREADY_ROTATED: &str = r"
+if rotated_to(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[2])) then return 1 end
+return 0
+";
+
+/// Follows an alias: its value and its successor's, or nil when either is
+/// gone. KEYS: alias. ARGV: session key prefix (of the alias's route; the
+/// successor shares it).
+const RESOLVE_ALIAS: &str = r"
+local a = redis.call('GET', KEYS[1])
+if not a then return false end
+local v = redis.call('GET', ARGV[1] .. string.sub(a, 1, 32))
+if not v then return false end
+return {a, v}
 ";
 
 /// The user's live sessions as member, value, member, value...; drops stale
@@ -275,6 +313,8 @@ pub(crate) struct Scripts {
     pub delete_session: Script,
     pub swap_session: Script,
     pub rotate_session: Script,
+    pub already_rotated: Script,
+    pub resolve_alias: Script,
     pub list_sessions: Script,
     pub delete_by_handle: Script,
     pub delete_all: Script,
@@ -295,7 +335,9 @@ impl Scripts {
             touch_session: Script::from_lua(TOUCH_SESSION),
             delete_session: Script::from_lua(DELETE_SESSION),
             swap_session: Script::from_lua(SWAP_SESSION),
-            rotate_session: Script::from_lua(ROTATE_SESSION),
+            rotate_session: Script::from_lua(format!("{ROTATED_TO}{ROTATE_SESSION}")),
+            already_rotated: Script::from_lua(format!("{ROTATED_TO}{ALREADY_ROTATED}")),
+            resolve_alias: Script::from_lua(RESOLVE_ALIAS),
             list_sessions: Script::from_lua(LIST_SESSIONS),
             delete_by_handle: Script::from_lua(format!("{SESSION_LAYOUT}{DELETE_BY_HANDLE}")),
             delete_all: Script::from_lua(DELETE_ALL),

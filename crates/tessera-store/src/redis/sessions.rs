@@ -50,6 +50,34 @@ impl RedisStore {
     pub fn near_cached_sessions(&self) -> usize {
         self.near.as_ref().map_or(0, |near| near.cache.len())
     }
+
+    /// The live successor that `id`, a rotated-away id, names within its
+    /// window, if any.
+    async fn load_through_alias(
+        &self,
+        id: &SessionIdHash,
+        now: Timestamp,
+    ) -> Result<Option<Arc<Session>>, StoreError> {
+        let resolved = self
+            .eval(
+                &self.scripts.resolve_alias,
+                vec![self.keys.alias(id).into()],
+                vec![Value::Bytes(self.keys.session_prefix(id.route()))],
+            )
+            .await?;
+        let Value::Array(parts) = resolved else {
+            return Ok(None);
+        };
+        let [alias, value]: [Value; 2] = parts
+            .try_into()
+            .map_err(|_| StoreError::Corrupt("redis: alias resolution".into()))?;
+        let (successor, until) = codec::decode_alias(&codec::value_bytes(alias)?)?;
+        if now >= until {
+            return Ok(None);
+        }
+        let session = codec::decode_session(successor, &codec::value_bytes(value)?)?;
+        Ok((now < session.expires_at).then(|| Arc::new(session)))
+    }
 }
 
 /// The script arguments every write of a whole session starts with.
@@ -122,7 +150,10 @@ impl SessionStore for RedisStore {
             .await
             .map_err(unavailable)?;
         let Some(value) = value else {
-            return Ok(None);
+            // Only an id no session has can be an alias: a live session
+            // still costs one GET. The resolution is not near-cached (an
+            // alias's window ends without an announcement).
+            return self.load_through_alias(id, now).await;
         };
         let session = Arc::new(codec::decode_session(*id, &value)?);
         if let (Some(near), Some(ticket)) = (&self.near, ticket) {
@@ -199,18 +230,44 @@ impl SessionStore for RedisStore {
         ))
     }
 
-    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
+    async fn rotate(
+        &self,
+        old: &SessionIdHash,
+        successor: &Session,
+        grace_until: Timestamp,
+    ) -> Result<bool, StoreError> {
         // The successor is built from what is stored now, not from the
         // caller's (possibly cached) copy: a role change or data merge made
         // meanwhile carries over. Only the new id and activity come from the
         // caller.
         let key = self.keys.session(old);
+        let now = successor.last_seen;
+        let alias_until = grace_until.min(successor.expires_at);
+        let alias_until = if now < alias_until {
+            codec::alias_until(alias_until)
+        } else {
+            Value::from("")
+        };
         let result = async {
             for _ in 0..MERGE_ATTEMPTS {
                 let current: Option<Bytes> =
                     self.client.get(key.clone()).await.map_err(unavailable)?;
                 let Some(current) = current else {
-                    return Ok(false);
+                    // Perhaps a concurrent rotation to the same successor.
+                    let done = self
+                        .eval_int(
+                            &self.scripts.already_rotated,
+                            vec![
+                                self.keys.alias(old).into(),
+                                self.keys.session(&successor.id_hash).into(),
+                            ],
+                            vec![
+                                Value::Bytes(Keys::session_member(&successor.id_hash)),
+                                millis(now),
+                            ],
+                        )
+                        .await?;
+                    return Ok(done == 1);
                 };
                 let stored = codec::decode_session(*old, &current)?;
                 let next = Session {
@@ -227,6 +284,8 @@ impl SessionStore for RedisStore {
                         Value::Bytes(Keys::session_member(&next.id_hash)),
                         self.session_channel(),
                         Value::Bytes(current),
+                        millis(now),
+                        alias_until.clone(),
                     ],
                 )?;
                 let rotated = self
@@ -236,6 +295,7 @@ impl SessionStore for RedisStore {
                             key.clone().into(),
                             self.keys.session(&next.id_hash).into(),
                             self.keys.user_sessions(next.user_id).into(),
+                            self.keys.alias(old).into(),
                         ],
                         args,
                     )

@@ -63,6 +63,14 @@ const MIGRATIONS: &[&str] = &[
         detail  TEXT NOT NULL
     );
     CREATE INDEX audit_events_by_time ON audit_events (at);",
+    // 3: rotated-away session ids, valid for the rotation grace: an alias
+    // names its successor until `until` (and only while the successor lives).
+    "CREATE TABLE session_aliases (
+        id_hash   BLOB PRIMARY KEY,
+        successor BLOB NOT NULL,
+        until     INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX session_aliases_by_until ON session_aliases (until);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

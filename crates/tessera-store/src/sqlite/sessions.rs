@@ -42,18 +42,36 @@ impl SessionStore for SqliteStore {
             },
             None => None,
         };
-        let found = self
-            .read(|conn| {
-                conn.prepare_cached(concat!(
+        let (found, direct) = self.read(|conn| {
+            let direct = conn
+                .prepare_cached(concat!(
                     "SELECT ",
                     session_columns!(),
                     " FROM sessions WHERE id_hash = ?1 AND expires_at > ?2"
                 ))?
                 .query_row(params![id.as_bytes(), now.unix_millis()], session_from_row)
-                .optional()
-            })?
-            .map(Arc::new);
-        if let (Some((cache, ticket)), Some(session)) = (ticket, &found) {
+                .optional()?;
+            if direct.is_some() {
+                return Ok((direct, true));
+            }
+            // Only an id no live session has can be an alias: the common
+            // path stays one point read.
+            let successor = conn
+                .prepare_cached(concat!(
+                    "SELECT ",
+                    session_columns!(),
+                    " FROM sessions WHERE id_hash = \
+                     (SELECT successor FROM session_aliases WHERE id_hash = ?1 AND until > ?2) \
+                     AND expires_at > ?2"
+                ))?
+                .query_row(params![id.as_bytes(), now.unix_millis()], session_from_row)
+                .optional()?;
+            Ok((successor, false))
+        })?;
+        let found = found.map(Arc::new);
+        // Only sessions read under their own hash are cached: an alias's
+        // resolution is not (its window ends without any write to announce).
+        if let (Some((cache, ticket)), Some(session), true) = (ticket, &found, direct) {
             cache.insert(ticket, session);
         }
         Ok(found)
@@ -128,26 +146,58 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn rotate(&self, old: &SessionIdHash, successor: &Session) -> Result<bool, StoreError> {
+    async fn rotate(
+        &self,
+        old: &SessionIdHash,
+        successor: &Session,
+        grace_until: Timestamp,
+    ) -> Result<bool, StoreError> {
         let old = *old;
         let successor = successor.clone();
         self.write(Affected::Sessions(vec![old]), move |tx| {
+            let now = successor.last_seen.unix_millis();
             // The row keeps what is stored now (roles, data): a role change
             // or merge since the caller read the session is not undone.
             // Only the id and the activity come from the successor.
             let moved = tx
-                .execute(
+                .prepare_cached(
                     "UPDATE sessions SET id_hash = ?1, last_seen = ?2, expires_at = ?3, rotate = 0 \
                      WHERE id_hash = ?4",
-                    params![
+                )
+                .and_then(|mut s| {
+                    s.execute(params![
                         successor.id_hash.as_bytes(),
-                        successor.last_seen.unix_millis(),
+                        now,
                         successor.expires_at.unix_millis(),
                         old.as_bytes()
-                    ],
-                )
+                    ])
+                })
                 .map_err(to_store_error)?;
-            Ok(moved > 0)
+            if moved == 0 {
+                // A concurrent rotation to the same successor got here first.
+                let converged = tx
+                    .prepare_cached(
+                        "SELECT 1 FROM session_aliases a JOIN sessions s ON s.id_hash = a.successor \
+                         WHERE a.id_hash = ?1 AND a.successor = ?2 AND a.until > ?3 \
+                         AND s.expires_at > ?3",
+                    )
+                    .and_then(|mut s| {
+                        s.exists(params![old.as_bytes(), successor.id_hash.as_bytes(), now])
+                    })
+                    .map_err(to_store_error)?;
+                return Ok(converged);
+            }
+            let until = grace_until.min(successor.expires_at).unix_millis();
+            if now < until {
+                let alias = params![old.as_bytes(), successor.id_hash.as_bytes(), until];
+                tx.prepare_cached(
+                    "INSERT OR REPLACE INTO session_aliases (id_hash, successor, until) \
+                     VALUES (?1, ?2, ?3)",
+                )
+                .and_then(|mut s| s.execute(alias))
+                .map_err(to_store_error)?;
+            }
+            Ok(true)
         })
         .await
     }
@@ -235,6 +285,11 @@ impl SessionStore for SqliteStore {
                     [now.unix_millis()],
                 )
                 .map_err(to_store_error)?;
+            tx.execute(
+                "DELETE FROM session_aliases WHERE until <= ?1",
+                [now.unix_millis()],
+            )
+            .map_err(to_store_error)?;
             Ok(removed as u64)
         })
         .await

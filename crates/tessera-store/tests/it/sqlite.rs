@@ -240,6 +240,35 @@ mod durability {
         assert!(err.to_string().contains("newer"), "{err}");
     }
 
+    #[tokio::test]
+    async fn a_database_from_before_rotation_aliases_is_migrated_in_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let now = Timestamp::now();
+        let u = user("alice@example.com");
+        let (id, s) = crate::contract::start_with_id(&u, now);
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            SessionStore::create(&store, &s).await.unwrap();
+        }
+        // Back to schema 2, as a release before the aliases left it.
+        let conn = rusqlite_conn(&path);
+        conn.execute_batch("DROP TABLE session_aliases; PRAGMA user_version = 2;")
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let version: i64 = rusqlite_conn(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 3);
+        assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
+        let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
+        let grace_until = now.plus(Duration::from_secs(60));
+        assert!(store.rotate(&s.id_hash, &next, grace_until).await.unwrap());
+        let through_old = store.load(&s.id_hash, now).await.unwrap().unwrap();
+        assert_eq!(through_old.id_hash, next.id_hash);
+    }
+
     fn rusqlite_conn(path: &std::path::Path) -> rusqlite::Connection {
         rusqlite::Connection::open(path).unwrap()
     }

@@ -13,7 +13,8 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 use tessera_core::{
-    Email, NewUser, PasswordHash, Role, Session, SessionMeta, SessionPolicy, Timestamp, User,
+    ChainKey, Email, NewUser, PasswordHash, Role, RotationKey, Session, SessionId, SessionMeta,
+    SessionPolicy, Timestamp, User,
 };
 
 pub fn user(email: &str) -> User {
@@ -32,11 +33,21 @@ pub fn policy() -> SessionPolicy {
 }
 
 pub fn start(user: &User, now: Timestamp) -> Session {
+    start_with_id(user, now).1
+}
+
+/// A new session and its secret id (for deriving successors).
+pub fn start_with_id(user: &User, now: Timestamp) -> (SessionId, Session) {
     let meta = SessionMeta {
         ip: Some("192.0.2.7".into()),
         user_agent: Some("conformance/1.0".into()),
     };
-    policy().start(user, meta, now).1
+    policy().start(user, meta, now)
+}
+
+/// A fresh rotation key, as a server derives it from its chain key.
+pub fn rotation_key() -> RotationKey {
+    RotationKey::derive(&ChainKey::generate())
 }
 
 pub fn object(value: Value) -> Map<String, Value> {
@@ -69,6 +80,14 @@ macro_rules! contract_tests {
             merge_data_on_a_missing_session_is_none,
             concurrent_merges_lose_no_patch,
             rotate_replaces_the_session_exactly_once,
+            a_rotated_id_names_its_successor_within_the_grace,
+            a_rotated_id_is_refused_once_the_grace_has_passed,
+            concurrent_rotations_to_one_successor_converge,
+            ending_the_successor_ends_its_predecessor,
+            the_predecessor_ends_when_its_successor_expires,
+            without_a_grace_the_old_id_stops_working_at_once,
+            an_alias_of_an_alias_names_nothing,
+            rotating_an_unknown_id_is_false_and_stores_nothing,
             delete_reports_whether_the_session_existed,
             per_user_listing_sees_only_that_users_live_sessions,
             delete_by_handle_only_touches_the_owners_session,

@@ -6,7 +6,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tessera_core::{Role, Session, SessionHandle, SessionStore, StoreError, Timestamp};
 
-use super::{object, policy, start, user};
+use super::{object, policy, rotation_key, start, start_with_id, user};
 
 pub async fn load_returns_what_create_stored(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
@@ -139,27 +139,339 @@ pub async fn concurrent_merges_lose_no_patch(store: Arc<dyn SessionStore>) {
 pub async fn rotate_replaces_the_session_exactly_once(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let u = user("a@example.com");
-    let old = start(&u, now);
+    let (old_id, old) = start_with_id(&u, now);
     store.create(&old).await.unwrap();
-    let successors: Vec<Session> = (0..8).map(|_| policy().successor(&old, now).1).collect();
+    // Different successors (as nodes with different keys would derive):
+    // only one rotation wins; the old id names the winner's, no other.
+    let successors: Vec<Session> = (0..8)
+        .map(|_| policy().successor(&old, &old_id, &rotation_key(), now).1)
+        .collect();
+    let grace_until = now.plus(Duration::from_secs(60));
     let tasks: Vec<_> = successors
         .iter()
         .cloned()
         .map(|next| {
             let store = Arc::clone(&store);
             let old_id = old.id_hash;
-            tokio::spawn(async move { store.rotate(&old_id, &next).await.unwrap() })
+            tokio::spawn(async move { store.rotate(&old_id, &next, grace_until).await.unwrap() })
         })
         .collect();
-    let mut wins = 0;
-    for t in tasks {
-        wins += usize::from(t.await.unwrap());
+    let mut wins = Vec::new();
+    for (t, next) in tasks.into_iter().zip(&successors) {
+        if t.await.unwrap() {
+            wins.push(next.id_hash);
+        }
     }
-    assert_eq!(wins, 1, "exactly one rotation of the same old id succeeds");
-    assert!(store.load(&old.id_hash, now).await.unwrap().is_none());
+    assert_eq!(
+        wins.len(),
+        1,
+        "exactly one rotation of the same old id succeeds"
+    );
     let live = store.list_for_user(u.id, now).await.unwrap();
     assert_eq!(live.len(), 1);
     assert_eq!(live[0].handle, old.handle);
+    assert_eq!(live[0].id_hash, wins[0]);
+    let through_old = store.load(&old.id_hash, now).await.unwrap().unwrap();
+    assert_eq!(through_old.id_hash, wins[0], "the old id names the winner");
+}
+
+/// A session rotated with a grace until `grace_until`: the old id, the
+/// successor's id and the successor as stored.
+async fn rotated(
+    store: &Arc<dyn SessionStore>,
+    u: &tessera_core::User,
+    now: Timestamp,
+    grace_until: Timestamp,
+) -> (Session, Session) {
+    let (old_id, old) = start_with_id(u, now);
+    store.create(&old).await.unwrap();
+    store
+        .merge_data(&old.id_hash, &object(json!({"theme": "dark"})), 1024)
+        .await
+        .unwrap();
+    let (_, next) = policy().successor(&old, &old_id, &rotation_key(), now);
+    assert!(
+        store
+            .rotate(&old.id_hash, &next, grace_until)
+            .await
+            .unwrap()
+    );
+    (old, next)
+}
+
+fn millis_before(t: Timestamp, ms: i64) -> Timestamp {
+    Timestamp::from_unix_millis(t.unix_millis() - ms)
+}
+
+pub async fn a_rotated_id_names_its_successor_within_the_grace(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let grace_until = now.plus(Duration::from_secs(60));
+    let (old, next) = rotated(&store, &u, now, grace_until).await;
+    for at in [now, millis_before(grace_until, 1)] {
+        let through_old = store
+            .load(&old.id_hash, at)
+            .await
+            .unwrap()
+            .expect("the old id works within the grace");
+        assert_eq!(through_old.id_hash, next.id_hash, "and names the successor");
+        assert_eq!(through_old.handle, old.handle);
+        assert_eq!(
+            Value::Object(through_old.data.clone()),
+            json!({"theme": "dark"})
+        );
+        assert!(!through_old.rotate);
+    }
+    assert!(
+        store
+            .load(&old.id_hash, grace_until)
+            .await
+            .unwrap()
+            .is_none(),
+        "not at the end of the grace"
+    );
+    assert!(
+        store
+            .load(&next.id_hash, grace_until)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    let listed = store.list_for_user(u.id, now).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|s| s.id_hash).collect::<Vec<_>>(),
+        vec![next.id_hash],
+        "the alias is not listed"
+    );
+}
+
+pub async fn a_rotated_id_is_refused_once_the_grace_has_passed(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let grace = Duration::from_millis(300);
+    let (old, next) = rotated(&store, &u, now, now.plus(grace)).await;
+    assert!(
+        store
+            .load(&old.id_hash, Timestamp::now())
+            .await
+            .unwrap()
+            .is_some()
+    );
+    tokio::time::sleep(grace + Duration::from_millis(100)).await;
+    let later = Timestamp::now();
+    assert!(
+        store.load(&old.id_hash, later).await.unwrap().is_none(),
+        "the old id is refused after the grace"
+    );
+    // A purge counts no alias, and leaves the successor alone.
+    assert_eq!(store.purge_expired(later).await.unwrap(), 0);
+    assert!(store.load(&old.id_hash, later).await.unwrap().is_none());
+    assert!(store.load(&next.id_hash, later).await.unwrap().is_some());
+    // Nor can it be rotated any more.
+    assert!(
+        !store
+            .rotate(&old.id_hash, &next, later.plus(grace))
+            .await
+            .unwrap()
+    );
+}
+
+pub async fn concurrent_rotations_to_one_successor_converge(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let (old_id, old) = start_with_id(&u, now);
+    store.create(&old).await.unwrap();
+    let key = rotation_key();
+    let grace_until = now.plus(Duration::from_secs(60));
+    // Every request that saw the old id derives the same successor.
+    let tasks: Vec<_> = (0..8)
+        .map(|_| {
+            let store = Arc::clone(&store);
+            let (_, next) = policy().successor(&old, &old_id, &key, now);
+            let old_hash = old.id_hash;
+            tokio::spawn(async move { store.rotate(&old_hash, &next, grace_until).await.unwrap() })
+        })
+        .collect();
+    for t in tasks {
+        assert!(
+            t.await.unwrap(),
+            "every concurrent rotation to the same successor succeeds"
+        );
+    }
+    let (_, next) = policy().successor(&old, &old_id, &key, now);
+    let live = store.list_for_user(u.id, now).await.unwrap();
+    assert_eq!(live.len(), 1, "one session results");
+    assert_eq!(live[0].id_hash, next.id_hash);
+    assert_eq!(
+        store
+            .load(&old.id_hash, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .id_hash,
+        next.id_hash
+    );
+    // Once more, later: still converged, nothing changed.
+    let later = now.plus(Duration::from_secs(1));
+    let (_, again) = policy().successor(&old, &old_id, &key, later);
+    assert!(
+        store
+            .rotate(&old.id_hash, &again, grace_until)
+            .await
+            .unwrap()
+    );
+    let stored = store.load(&next.id_hash, later).await.unwrap().unwrap();
+    assert_eq!(
+        stored.last_seen, next.last_seen,
+        "a converged rotation changes nothing"
+    );
+    // Another successor (another key) is not this rotation's.
+    let (_, other) = policy().successor(&old, &old_id, &rotation_key(), later);
+    assert!(
+        !store
+            .rotate(&old.id_hash, &other, grace_until)
+            .await
+            .unwrap()
+    );
+    assert!(store.load(&other.id_hash, later).await.unwrap().is_none());
+}
+
+pub async fn ending_the_successor_ends_its_predecessor(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let grace_until = now.plus(Duration::from_secs(60));
+    let ends: [(&str, usize); 3] = [
+        ("delete", 0),
+        ("delete_by_handle", 1),
+        ("delete_all_for_user", 2),
+    ];
+    for (how, n) in ends {
+        let (old, next) = rotated(&store, &u, now, grace_until).await;
+        assert!(store.load(&old.id_hash, now).await.unwrap().is_some());
+        match n {
+            0 => assert!(store.delete(&next.id_hash).await.unwrap()),
+            1 => assert!(store.delete_by_handle(u.id, &next.handle).await.unwrap()),
+            _ => assert_eq!(store.delete_all_for_user(u.id).await.unwrap(), 1),
+        }
+        assert!(
+            store.load(&old.id_hash, now).await.unwrap().is_none(),
+            "{how} of the successor leaves its predecessor working"
+        );
+        assert!(
+            !store
+                .rotate(&old.id_hash, &next, grace_until)
+                .await
+                .unwrap(),
+            "{how}: a rotation to an ended successor does not converge"
+        );
+    }
+    assert!(store.list_for_user(u.id, now).await.unwrap().is_empty());
+}
+
+pub async fn the_predecessor_ends_when_its_successor_expires(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let (old_id, old) = start_with_id(&u, now);
+    store.create(&old).await.unwrap();
+    let (_, mut next) = policy().successor(&old, &old_id, &rotation_key(), now);
+    let lifetime = Duration::from_millis(300);
+    next.expires_at = now.plus(lifetime);
+    // A grace longer than the successor's life is cut to it.
+    let grace_until = now.plus(Duration::from_secs(60));
+    assert!(
+        store
+            .rotate(&old.id_hash, &next, grace_until)
+            .await
+            .unwrap()
+    );
+    assert!(store.load(&old.id_hash, now).await.unwrap().is_some());
+    assert!(
+        store
+            .load(&old.id_hash, next.expires_at)
+            .await
+            .unwrap()
+            .is_none(),
+        "the old id does not outlive its session"
+    );
+    tokio::time::sleep(lifetime + Duration::from_millis(100)).await;
+    let later = Timestamp::now();
+    assert!(store.load(&old.id_hash, later).await.unwrap().is_none());
+    assert!(store.load(&next.id_hash, later).await.unwrap().is_none());
+}
+
+pub async fn without_a_grace_the_old_id_stops_working_at_once(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let (old_id, old) = start_with_id(&u, now);
+    store.create(&old).await.unwrap();
+    let (_, next) = policy().successor(&old, &old_id, &rotation_key(), now);
+    assert!(store.rotate(&old.id_hash, &next, now).await.unwrap());
+    assert!(store.load(&old.id_hash, now).await.unwrap().is_none());
+    assert!(store.load(&next.id_hash, now).await.unwrap().is_some());
+    assert!(
+        !store.rotate(&old.id_hash, &next, now).await.unwrap(),
+        "without an alias, a second rotation finds nothing"
+    );
+}
+
+pub async fn an_alias_of_an_alias_names_nothing(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let key = rotation_key();
+    let grace_until = now.plus(Duration::from_secs(60));
+    let (first_id, first) = start_with_id(&u, now);
+    store.create(&first).await.unwrap();
+    let (second_id, second) = policy().successor(&first, &first_id, &key, now);
+    assert!(
+        store
+            .rotate(&first.id_hash, &second, grace_until)
+            .await
+            .unwrap()
+    );
+    let (_, third) = policy().successor(&second, &second_id, &key, now);
+    assert!(
+        store
+            .rotate(&second.id_hash, &third, grace_until)
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        store
+            .load(&second.id_hash, now)
+            .await
+            .unwrap()
+            .unwrap()
+            .id_hash,
+        third.id_hash
+    );
+    assert!(
+        store.load(&first.id_hash, now).await.unwrap().is_none(),
+        "at most one alias is followed"
+    );
+    assert_eq!(store.list_for_user(u.id, now).await.unwrap().len(), 1);
+}
+
+pub async fn rotating_an_unknown_id_is_false_and_stores_nothing(store: Arc<dyn SessionStore>) {
+    let now = Timestamp::now();
+    let u = user("a@example.com");
+    let (id, never_stored) = start_with_id(&u, now);
+    let (_, next) = policy().successor(&never_stored, &id, &rotation_key(), now);
+    let grace_until = now.plus(Duration::from_secs(60));
+    assert!(
+        !store
+            .rotate(&never_stored.id_hash, &next, grace_until)
+            .await
+            .unwrap()
+    );
+    assert!(store.load(&next.id_hash, now).await.unwrap().is_none());
+    assert!(
+        store
+            .load(&never_stored.id_hash, now)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(store.list_for_user(u.id, now).await.unwrap().is_empty());
 }
 
 pub async fn delete_reports_whether_the_session_existed(store: Arc<dyn SessionStore>) {
@@ -262,7 +574,7 @@ pub async fn purge_removes_only_expired_sessions(store: Arc<dyn SessionStore>) {
 pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let u = user("a@example.com");
-    let s = start(&u, now);
+    let (id, s) = start_with_id(&u, now);
     store.create(&s).await.unwrap();
     let read = store.load(&s.id_hash, now).await.unwrap().unwrap();
     let admin = vec![Role::parse("admin").unwrap()];
@@ -273,8 +585,8 @@ pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<d
         .unwrap();
     // The rotation was decided on the copy read before both changes.
     let later = now.plus(Duration::from_secs(1));
-    let (_, successor) = policy().successor(&read, later);
-    assert!(store.rotate(&s.id_hash, &successor).await.unwrap());
+    let (_, successor) = policy().successor(&read, &id, &rotation_key(), later);
+    assert!(store.rotate(&s.id_hash, &successor, later).await.unwrap());
     let rotated = store
         .load(&successor.id_hash, later)
         .await
