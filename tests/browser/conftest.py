@@ -293,16 +293,44 @@ def stack(tmp_path):
         processes.stop_all()
 
 
+# *.example.test are the host names of the subdomain tests.
+CHROMIUM_ARGS = ["--no-sandbox", "--host-resolver-rules=MAP *.example.test 127.0.0.1"]
+
+
 @pytest.fixture(scope="session")
-def chromium():
+def playwright():
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            # *.example.test are the host names of the subdomain tests.
-            args=["--no-sandbox", "--host-resolver-rules=MAP *.example.test 127.0.0.1"],
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright):
+    browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def restartable_browser(playwright, tmp_path):
+    """Opens Chromium on a profile directory of its own; each call closes the
+    previous window and starts the browser again on the same profile, as a
+    person quitting and reopening it."""
+    profile = tmp_path / "profile"
+    open_contexts = []
+
+    def start():
+        for context in open_contexts:
+            context.close()
+        open_contexts.clear()
+        context = playwright.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True,
         )
-        yield browser
-        browser.close()
+        open_contexts.append(context)
+        return context.pages[0] if context.pages else context.new_page()
+
+    yield start
+    for context in open_contexts:
+        context.close()
 
 
 @pytest.fixture

@@ -198,23 +198,24 @@ impl SessionCookie {
             .map(|value| value.trim_matches('"'))
     }
 
-    /// `Set-Cookie` value that hands the client `id`, valid for `max_age`.
-    pub fn issue(&self, id: &SessionId, max_age: Duration) -> HeaderValue {
+    /// `Set-Cookie` value that hands the client `id`, valid for `max_age`
+    /// (`None`: a browser-session cookie, gone when the browser closes).
+    pub fn issue(&self, id: &SessionId, max_age: Option<Duration>) -> HeaderValue {
         self.render(id.expose(), max_age)
     }
 
-    /// `Set-Cookie` value carrying a sealed session (cookie storage).
-    pub fn issue_sealed(&self, sealed: String, max_age: Duration) -> HeaderValue {
+    /// `Set-Cookie` value carrying a sealed session (cookie storage) or an
+    /// access token.
+    pub fn issue_sealed(&self, sealed: String, max_age: Option<Duration>) -> HeaderValue {
         self.render(sealed, max_age)
     }
 
     /// `Set-Cookie` value that makes the client forget the cookie.
     pub fn clear(&self) -> HeaderValue {
-        self.render(String::new(), Duration::ZERO)
+        self.render(String::new(), Some(Duration::ZERO))
     }
 
-    fn render(&self, value: String, max_age: Duration) -> HeaderValue {
-        let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+    fn render(&self, value: String, max_age: Option<Duration>) -> HeaderValue {
         let mut cookie = Cookie::build((self.name.clone(), value))
             .http_only(true)
             .secure(true)
@@ -223,8 +224,11 @@ impl SessionCookie {
                 SameSitePolicy::Lax => SameSite::Lax,
                 SameSitePolicy::Strict => SameSite::Strict,
                 SameSitePolicy::None => SameSite::None,
-            })
-            .max_age(cookie::time::Duration::seconds(seconds));
+            });
+        if let Some(max_age) = max_age {
+            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            cookie = cookie.max_age(cookie::time::Duration::seconds(seconds));
+        }
         if let Some(domain) = &self.domain {
             cookie = cookie.domain(domain.clone());
         }
@@ -241,7 +245,7 @@ mod tests {
     #[test]
     fn issued_cookies_carry_every_protective_attribute() {
         let id = SessionId::generate();
-        let value = SessionCookie::default().issue(&id, Duration::from_secs(3600));
+        let value = SessionCookie::default().issue(&id, Some(Duration::from_secs(3600)));
         let text = value.to_str().unwrap();
         assert!(text.starts_with(&format!("__Host-tessera={}", id.expose())));
         for attribute in [
@@ -260,7 +264,7 @@ mod tests {
     fn strict_same_site_is_configurable() {
         let value = SessionCookie::new("__Host-x", SameSitePolicy::Strict)
             .unwrap()
-            .issue(&SessionId::generate(), Duration::from_secs(1));
+            .issue(&SessionId::generate(), Some(Duration::from_secs(1)));
         assert!(value.to_str().unwrap().contains("SameSite=Strict"));
     }
 
@@ -289,7 +293,7 @@ mod tests {
             SessionCookie::for_domain("__Secure-tessera", SameSitePolicy::Lax, ".Example.com")
                 .unwrap();
         let text = cookie
-            .issue(&SessionId::generate(), Duration::from_secs(60))
+            .issue(&SessionId::generate(), Some(Duration::from_secs(60)))
             .to_str()
             .unwrap()
             .to_owned();
@@ -323,10 +327,27 @@ mod tests {
     }
 
     #[test]
+    fn a_browser_session_cookie_has_no_max_age_or_expiry() {
+        let text = SessionCookie::default()
+            .issue(&SessionId::generate(), None)
+            .to_str()
+            .unwrap()
+            .to_owned();
+        assert!(
+            !text.contains("Max-Age") && !text.contains("Expires"),
+            "{text}"
+        );
+        assert!(
+            text.contains("HttpOnly") && text.contains("Secure"),
+            "{text}"
+        );
+    }
+
+    #[test]
     fn same_site_none_is_secure() {
         let value = SessionCookie::new("__Host-x", SameSitePolicy::None)
             .unwrap()
-            .issue(&SessionId::generate(), Duration::from_secs(1));
+            .issue(&SessionId::generate(), Some(Duration::from_secs(1)));
         let text = value.to_str().unwrap();
         assert!(
             text.contains("SameSite=None") && text.contains("Secure"),

@@ -63,6 +63,7 @@ pub struct InvalidPolicy;
 pub struct SessionPolicy {
     idle_timeout: Duration,
     absolute_timeout: Duration,
+    transient_timeout: Duration,
     touch_interval: Duration,
 }
 
@@ -91,8 +92,46 @@ impl SessionPolicy {
         Ok(Self {
             idle_timeout,
             absolute_timeout,
+            transient_timeout: absolute_timeout / 2,
             touch_interval: (idle_timeout / 10).min(Duration::from_secs(60)),
         })
+    }
+
+    /// The absolute lifetime of a session started without "remember me"
+    /// ([`SessionPolicy::start_transient`]); by default half the absolute
+    /// timeout.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidPolicy`] unless it is at least a second and shorter than the
+    /// absolute timeout (that is how such a session is told apart).
+    pub fn with_transient_timeout(mut self, timeout: Duration) -> Result<Self, InvalidPolicy> {
+        if timeout < Duration::from_secs(1) || timeout >= self.absolute_timeout {
+            return Err(InvalidPolicy);
+        }
+        self.transient_timeout = timeout;
+        Ok(self)
+    }
+
+    /// The absolute lifetime of a session started without "remember me".
+    pub fn transient_timeout(&self) -> Duration {
+        self.transient_timeout
+    }
+
+    /// Whether `session` was started without "remember me": its absolute
+    /// lifetime is shorter than the absolute timeout. Its cookie then has no
+    /// `Max-Age` and ends with the browser. (Derived, not stored: raising
+    /// the absolute timeout later makes older remembered sessions count as
+    /// transient, the safe direction; the transient timeout is always
+    /// shorter than the absolute one.)
+    pub fn is_transient(&self, session: &Session) -> bool {
+        session.absolute_expires_at.since(session.created_at) < self.absolute_timeout
+    }
+
+    /// The `Max-Age` of a cookie carrying `session` at `now`: the time to its
+    /// absolute end, or `None` (a browser-session cookie) for a transient one.
+    pub fn cookie_max_age(&self, session: &Session, now: Timestamp) -> Option<Duration> {
+        (!self.is_transient(session)).then(|| session.absolute_expires_at.since(now))
     }
 
     /// The idle timeout.
@@ -112,8 +151,29 @@ impl SessionPolicy {
 
     /// Starts a session for `user`: a fresh secret id and the record to store.
     pub fn start(&self, user: &User, meta: SessionMeta, now: Timestamp) -> (SessionId, Session) {
+        self.start_for(user, meta, now, self.absolute_timeout)
+    }
+
+    /// Starts a session without "remember me": it lives at most the
+    /// transient timeout, and its cookie ends with the browser.
+    pub fn start_transient(
+        &self,
+        user: &User,
+        meta: SessionMeta,
+        now: Timestamp,
+    ) -> (SessionId, Session) {
+        self.start_for(user, meta, now, self.transient_timeout)
+    }
+
+    fn start_for(
+        &self,
+        user: &User,
+        meta: SessionMeta,
+        now: Timestamp,
+        lifetime: Duration,
+    ) -> (SessionId, Session) {
         let id = SessionId::generate_for(Route::of(user.id));
-        let absolute_expires_at = now.plus(self.absolute_timeout);
+        let absolute_expires_at = now.plus(lifetime);
         let session = Session {
             id_hash: id.hash(),
             handle: SessionHandle::generate(),
@@ -260,5 +320,40 @@ mod tests {
     fn invalid_timeouts_are_refused() {
         assert!(SessionPolicy::new(Duration::ZERO, Duration::from_secs(5)).is_err());
         assert!(SessionPolicy::new(Duration::from_secs(10), Duration::from_secs(5)).is_err());
+    }
+
+    #[test]
+    fn a_transient_session_lives_shorter_and_its_cookie_has_no_max_age() {
+        let p = SessionPolicy::new(Duration::from_secs(60), Duration::from_secs(3600))
+            .unwrap()
+            .with_transient_timeout(Duration::from_secs(600))
+            .unwrap();
+        let now = Timestamp::from_unix_millis(1_000_000);
+        let (_, remembered) = p.start(&user(), SessionMeta::default(), now);
+        let (_, transient) = p.start_transient(&user(), SessionMeta::default(), now);
+        assert_eq!(
+            transient.absolute_expires_at,
+            now.plus(Duration::from_secs(600))
+        );
+        assert!(p.is_transient(&transient) && !p.is_transient(&remembered));
+        let later = now.plus(Duration::from_secs(100));
+        assert_eq!(p.cookie_max_age(&transient, later), None);
+        assert_eq!(
+            p.cookie_max_age(&remembered, later),
+            Some(Duration::from_secs(3500))
+        );
+        // The successor of a transient session is transient too.
+        let (id, _) = p.start_transient(&user(), SessionMeta::default(), now);
+        let key = crate::secret::RotationKey::derive(&crate::family::ChainKey::new([3; 32]));
+        let (_, successor) = p.successor(&transient, &id, &key, later);
+        assert!(p.is_transient(&successor));
+    }
+
+    #[test]
+    fn the_transient_timeout_must_be_shorter_than_the_absolute_one() {
+        let p = SessionPolicy::new(Duration::from_secs(60), Duration::from_secs(3600)).unwrap();
+        assert_eq!(p.transient_timeout(), Duration::from_secs(1800));
+        assert!(p.with_transient_timeout(Duration::from_secs(3600)).is_err());
+        assert!(p.with_transient_timeout(Duration::ZERO).is_err());
     }
 }

@@ -33,6 +33,14 @@ impl Settings {
             Duration::from_secs(self.session_absolute_timeout),
         )
         .context("session_idle_timeout and session_absolute_timeout")?;
+        let policy = match self.session_transient_timeout {
+            None => policy,
+            Some(seconds) => policy
+                .with_transient_timeout(Duration::from_secs(seconds))
+                .context(
+                    "session_transient_timeout must be shorter than session_absolute_timeout",
+                )?,
+        };
         let cookie = match &self.cookie_domain {
             None => SessionCookie::new(self.cookie_name.clone(), self.session_same_site)
                 .context("cookie_name")?,

@@ -55,6 +55,9 @@ pub struct Settings {
     pub session_idle_timeout: u64,
     /// Seconds after login when a session ends regardless.
     pub session_absolute_timeout: u64,
+    /// Seconds a session started without "remember me" lives at most (its
+    /// cookie ends with the browser); default half the absolute timeout.
+    pub session_transient_timeout: Option<u64>,
     /// Seconds a session id replaced after a privilege change keeps working
     /// (and yields the same fresh id); 0 ends it at once.
     pub session_rotation_grace: u64,
@@ -167,6 +170,7 @@ impl Default for Settings {
             store: StoreKind::Sqlite,
             session_idle_timeout: app.policy.idle_timeout().as_secs(),
             session_absolute_timeout: app.policy.absolute_timeout().as_secs(),
+            session_transient_timeout: None,
             session_rotation_grace: app.session_rotation_grace.as_secs(),
             session_same_site: app.cookie.same_site(),
             cookie_name: app.cookie.name().to_owned(),

@@ -183,7 +183,10 @@ impl Credential {
                 if tessera_core::store::data_size(&session.data) > limit {
                     return Err(ApiError::SessionDataTooLarge(limit));
                 }
-                let max_age = session.absolute_expires_at.since(Timestamp::now());
+                let max_age = state
+                    .config
+                    .policy
+                    .cookie_max_age(&session, Timestamp::now());
                 let cookie = state
                     .config
                     .cookie

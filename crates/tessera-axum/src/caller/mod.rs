@@ -139,12 +139,13 @@ impl Caller {
             Some(rotated) => Some(rotated),
             // No rotation (none needed, or deferred): a request that came
             // with a rotated-away id still learns the current one.
-            None => id
-                .via_predecessor
-                .then(|| (id.current.clone(), session.absolute_expires_at)),
+            None => id.via_predecessor.then(|| id.current.clone()),
         };
-        if let Some((new_id, absolute_expires_at)) = issue {
-            let value = cookie.issue(&new_id, absolute_expires_at.since(now));
+        if let Some(new_id) = issue {
+            // The successor keeps the login time and absolute end, and with
+            // them whether its cookie outlives the browser.
+            let max_age = state.config.policy.cookie_max_age(session, now);
+            let value = cookie.issue(&new_id, max_age);
             response.headers_mut().append(header::SET_COOKIE, value);
         }
         response
@@ -160,7 +161,7 @@ async fn rotate(
     session: &Session,
     current: &SessionId,
     now: Timestamp,
-) -> Option<(SessionId, Timestamp)> {
+) -> Option<SessionId> {
     if !session.rotate {
         return None;
     }
@@ -174,7 +175,7 @@ async fn rotate(
     {
         Ok(true) => {
             tracing::info!(user = %successor.user_id, "privileges changed: session id rotated");
-            Some((new_id, successor.absolute_expires_at))
+            Some(new_id)
         }
         Ok(false) => None,
         Err(error) => {
@@ -329,7 +330,7 @@ fn sealed_session(
         let touched = Arc::make_mut(&mut session);
         touched.expires_at = policy.expiry_after_activity(touched, now);
         touched.last_seen = now;
-        let max_age = touched.absolute_expires_at.since(now);
+        let max_age = policy.cookie_max_age(touched, now);
         reseal = Some(
             state
                 .config

@@ -26,6 +26,22 @@ use crate::throttle::Refusal;
 pub struct Credentials {
     email: String,
     password: String,
+    /// "Remember me" (default `true`): `false` gives a browser-session
+    /// cookie and the shorter transient lifetime (tokens: a refresh family
+    /// that lives no longer than that).
+    #[serde(default = "remembered")]
+    remember: bool,
+}
+
+fn remembered() -> bool {
+    true
+}
+
+impl Credentials {
+    /// Whether the client asked to be remembered.
+    pub fn remember(&self) -> bool {
+        self.remember
+    }
 }
 
 /// Where a login request comes from: refused if it is a cross-site request
@@ -56,7 +72,9 @@ pub async fn authenticate(
     ip: std::net::IpAddr,
     credentials: Credentials,
 ) -> Result<User, ApiError> {
-    let Credentials { email, password } = credentials;
+    let Credentials {
+        email, password, ..
+    } = credentials;
     state
         .throttle
         .begin(ip, &email)
@@ -127,6 +145,7 @@ pub async fn login(
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     let ip = login_origin(&state, peer, &method, &headers)?;
+    let remember = credentials.remember();
     let user = authenticate(&state, ip, credentials).await?;
 
     end_presented_session(&state, &headers).await?;
@@ -138,8 +157,13 @@ pub async fn login(
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned),
     };
-    let (id, session) = state.config.policy.start(&user, meta, now);
-    let max_age = session.absolute_expires_at.since(now);
+    let policy = &state.config.policy;
+    let (id, session) = if remember {
+        policy.start(&user, meta, now)
+    } else {
+        policy.start_transient(&user, meta, now)
+    };
+    let max_age = policy.cookie_max_age(&session, now);
     let cookie = match &state.sealer {
         Some(sealer) => state
             .config

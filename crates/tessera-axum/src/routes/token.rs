@@ -53,13 +53,24 @@ pub async fn token(
     ApiJson(credentials): ApiJson<Credentials>,
 ) -> Result<Response, ApiError> {
     let ip = login_origin(&state, peer, &method, &headers)?;
+    let remember = credentials.remember();
     let user = authenticate(&state, ip, credentials).await?;
-    Ok(respond(&state, state.tokens.issue(&user).await?))
+    // Not remembered: the refresh family ends with the transient lifetime,
+    // and an access-token cookie with the browser.
+    let lifetime = (!remember).then(|| {
+        state
+            .config
+            .tokens
+            .refresh_ttl
+            .min(state.config.policy.transient_timeout())
+    });
+    let issued = state.tokens.issue(&user, lifetime).await?;
+    Ok(respond(&state, issued, remember))
 }
 
 /// The token response; with `access_token_cookie` on, the access token goes
 /// into an `HttpOnly` cookie (out of reach of page scripts) instead of the body.
-fn respond(state: &AppState, tokens: IssuedTokens) -> Response {
+fn respond(state: &AppState, tokens: IssuedTokens, remember: bool) -> Response {
     let expires_in = tokens.expires_in;
     let mut body = TokenResponse::from(tokens);
     if !state.config.access_token_cookie {
@@ -72,7 +83,7 @@ fn respond(state: &AppState, tokens: IssuedTokens) -> Response {
         .config
         .cookie
         .access_token_cookie()
-        .issue_sealed(access, expires_in);
+        .issue_sealed(access, remember.then_some(expires_in));
     ([(header::SET_COOKIE, cookie)], Json(body)).into_response()
 }
 

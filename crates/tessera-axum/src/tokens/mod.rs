@@ -208,12 +208,18 @@ impl TokenService {
         }
     }
 
-    /// Starts a family for `user` and returns its first tokens.
+    /// Starts a family for `user` and returns its first tokens. The family
+    /// lives `lifetime` (at most `refresh_ttl`; `None`: `refresh_ttl`).
     ///
     /// # Errors
     ///
     /// The family cannot be stored, or signing failed.
-    pub async fn issue(&self, user: &User) -> Result<IssuedTokens, Error> {
+    pub async fn issue(
+        &self,
+        user: &User,
+        lifetime: Option<Duration>,
+    ) -> Result<IssuedTokens, Error> {
+        let lifetime = lifetime.map_or(self.config.refresh_ttl, |l| l.min(self.config.refresh_ttl));
         let now = Timestamp::now();
         let id = FamilyId::generate_for(tessera_core::Route::of(user.id));
         let first = RefreshToken::first(&id);
@@ -223,7 +229,7 @@ impl TokenService {
             email: user.email.clone(),
             roles: user.roles.clone(),
             created_at: now,
-            expires_at: now.plus(self.config.refresh_ttl),
+            expires_at: now.plus(lifetime),
             generation: 0,
             current_hash: first.hash(),
             previous_hash: None,
@@ -451,7 +457,7 @@ mod tests {
     #[tokio::test]
     async fn an_issued_access_token_verifies_to_its_user_and_family() {
         let f = fixture(TokenConfig::default()).await;
-        let issued = f.service.issue(&f.user).await.unwrap();
+        let issued = f.service.issue(&f.user, None).await.unwrap();
         let token = f.service.verify(&issued.access_token).unwrap();
         assert_eq!(token.user_id, f.user.id);
         assert_eq!(token.email, f.user.email);
@@ -475,7 +481,7 @@ mod tests {
     #[tokio::test]
     async fn a_refresh_rotates_and_a_replayed_token_ends_the_family() {
         let f = fixture(TokenConfig::default()).await;
-        let first = f.service.issue(&f.user).await.unwrap();
+        let first = f.service.issue(&f.user, None).await.unwrap();
         let second = f
             .service
             .refresh(&first.refresh_token, f.store.as_ref())
@@ -506,7 +512,7 @@ mod tests {
     #[tokio::test]
     async fn a_disabled_user_gets_no_new_tokens() {
         let f = fixture(TokenConfig::default()).await;
-        let issued = f.service.issue(&f.user).await.unwrap();
+        let issued = f.service.issue(&f.user, None).await.unwrap();
         UserStore::set_disabled(f.store.as_ref(), f.user.id, true)
             .await
             .unwrap();
@@ -520,7 +526,7 @@ mod tests {
     #[tokio::test]
     async fn revoking_an_access_token_refuses_it_and_ignores_garbage() {
         let f = fixture(TokenConfig::default()).await;
-        let issued = f.service.issue(&f.user).await.unwrap();
+        let issued = f.service.issue(&f.user, None).await.unwrap();
         f.service.revoke_token("not a token").await.unwrap();
         assert!(f.service.verify(&issued.access_token).is_ok());
         f.service.revoke_token(&issued.access_token).await.unwrap();
@@ -540,10 +546,10 @@ mod tests {
     #[tokio::test]
     async fn tokens_issued_after_a_user_cutoff_are_accepted() {
         let f = fixture(TokenConfig::default()).await;
-        let before = f.service.issue(&f.user).await.unwrap();
+        let before = f.service.issue(&f.user, None).await.unwrap();
         f.service.revocations().end_user(f.user.id).await.unwrap();
         assert!(f.service.verify(&before.access_token).is_err());
-        let after = f.service.issue(&f.user).await.unwrap();
+        let after = f.service.issue(&f.user, None).await.unwrap();
         assert!(f.service.verify(&after.access_token).is_ok());
     }
 }

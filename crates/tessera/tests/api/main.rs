@@ -23,6 +23,7 @@ mod passwords;
 mod postgres_users;
 mod proxies;
 mod redis_store;
+mod remember;
 mod rotation;
 mod sessions;
 mod sticky;
