@@ -58,12 +58,27 @@ pub fn client_ip(peer: SocketAddr, headers: &HeaderMap, trusted: &[IpNet]) -> Ip
         .unwrap_or(peer_ip)
 }
 
+/// Whether the request came straight from one of the `trusted` proxies
+/// (whose `X-Forwarded-*` headers are then believed).
+pub fn from_trusted_proxy(peer: Option<SocketAddr>, trusted: &[IpNet]) -> bool {
+    peer.is_some_and(|peer| is_trusted(canonical(peer.ip()), trusted))
+}
+
+/// The first of a forwarded header's comma-separated values: the one the
+/// proxy closest to the client set (shipped configs set, never append,
+/// them). `None` when absent or empty.
+pub fn first_forwarded<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    let value = headers.get(name)?.to_str().ok()?;
+    let first = value.split(',').next()?.trim();
+    (!first.is_empty()).then_some(first)
+}
+
 fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&ip))
 }
 
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
-pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
+fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
         IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
         v4 => v4,

@@ -83,6 +83,24 @@ pub enum CookieNameError {
     InvalidDomain,
 }
 
+/// `name` if it has `prefix` (and more) and only safe characters.
+fn checked_name(
+    name: String,
+    prefix: &str,
+    unprefixed: CookieNameError,
+) -> Result<String, CookieNameError> {
+    if !name.starts_with(prefix) || name.len() <= prefix.len() {
+        return Err(unprefixed);
+    }
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+    {
+        return Err(CookieNameError::InvalidCharacters);
+    }
+    Ok(name)
+}
+
 impl SessionCookie {
     /// A cookie named `name` with the given `SameSite` policy.
     ///
@@ -94,16 +112,7 @@ impl SessionCookie {
         name: impl Into<String>,
         same_site: SameSitePolicy,
     ) -> Result<Self, CookieNameError> {
-        let name = name.into();
-        if !name.starts_with("__Host-") || name.len() <= "__Host-".len() {
-            return Err(CookieNameError::NotHostPrefixed);
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        {
-            return Err(CookieNameError::InvalidCharacters);
-        }
+        let name = checked_name(name.into(), "__Host-", CookieNameError::NotHostPrefixed)?;
         Ok(Self {
             name,
             same_site,
@@ -123,16 +132,7 @@ impl SessionCookie {
         same_site: SameSitePolicy,
         domain: &str,
     ) -> Result<Self, CookieNameError> {
-        let name = name.into();
-        if !name.starts_with("__Secure-") || name.len() <= "__Secure-".len() {
-            return Err(CookieNameError::NotSecurePrefixed);
-        }
-        if !name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
-        {
-            return Err(CookieNameError::InvalidCharacters);
-        }
+        let name = checked_name(name.into(), "__Secure-", CookieNameError::NotSecurePrefixed)?;
         let domain = domain.trim().trim_start_matches('.').to_ascii_lowercase();
         let labels_ok = domain.split('.').all(|label| {
             !label.is_empty()

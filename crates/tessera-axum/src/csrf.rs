@@ -17,6 +17,7 @@ use axum::http::{HeaderMap, Method, header};
 use ipnet::IpNet;
 use url::Url;
 
+use crate::client_ip::{first_forwarded, from_trusted_proxy};
 use crate::error::ApiError;
 
 /// An absolute `http` or `https` URL (settings `public_url`, `login_url`).
@@ -166,11 +167,11 @@ impl OriginPolicy {
         };
         let forwarded = self
             .is_trusted_proxy(peer)
-            .then(|| first_value(headers, "x-forwarded-host"))
+            .then(|| first_forwarded(headers, "x-forwarded-host"))
             .flatten();
         let (scheme, authority) = match forwarded {
             Some(host) => {
-                let scheme = first_value(headers, "x-forwarded-proto")
+                let scheme = first_forwarded(headers, "x-forwarded-proto")
                     .map(str::to_ascii_lowercase)
                     .unwrap_or_else(|| origin_scheme.clone());
                 (scheme, host)
@@ -186,19 +187,8 @@ impl OriginPolicy {
     }
 
     fn is_trusted_proxy(&self, peer: Option<SocketAddr>) -> bool {
-        peer.is_some_and(|peer| {
-            let ip = crate::client_ip::canonical(peer.ip());
-            self.trusted_proxies.iter().any(|net| net.contains(&ip))
-        })
+        from_trusted_proxy(peer, &self.trusted_proxies)
     }
-}
-
-/// The first of a header's comma-separated values (the one the proxy
-/// closest to the client set; shipped configs set, never append, them).
-fn first_value<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    let value = headers.get(name)?.to_str().ok()?;
-    let first = value.split(',').next()?.trim();
-    (!first.is_empty()).then_some(first)
 }
 
 #[cfg(test)]

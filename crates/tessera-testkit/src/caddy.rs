@@ -178,27 +178,11 @@ mod tests {
         use crate::proxy::fake;
         let template = shipped();
         let port = crate::free_port();
-        let mut proxy = CaddyConfig::new(&template, port)
+        let proxy = CaddyConfig::new(&template, port)
             .address("AUTH_UPSTREAM", fake::server())
             .address("APP_UPSTREAM", fake::server())
             .start()
             .expect("caddy (see scripts/test)");
-        assert_eq!(proxy.url(), format!("http://127.0.0.1:{port}"));
-        let answer = fake::get(proxy.addr());
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(
-            answer.contains("\r\nSet-Cookie: __Host-tessera=fresh; Path=/\r\n"),
-            "{answer}"
-        );
-        assert!(
-            answer.ends_with("\r\n\r\na@example.com"),
-            "the identity, not the forged one: {answer}"
-        );
-        let dir = proxy.dir().to_owned();
-        let leader = proxy.process().id();
-        drop(proxy);
-        assert!(!dir.exists(), "the working directory is removed");
-        assert!(!crate::process::alive(leader));
-        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        fake::check_and_stop(proxy, port);
     }
 }

@@ -251,6 +251,29 @@ pub(crate) mod fake {
         addr
     }
 
+    /// Checks a proxy started in front of two [`server`]s on `port`: it
+    /// passes the check's cookie and identity on (not the client's forged
+    /// one), and dropping it stops it and removes its directory.
+    pub(crate) fn check_and_stop(mut proxy: super::ProxyServer, port: u16) {
+        assert_eq!(proxy.url(), format!("http://127.0.0.1:{port}"));
+        let answer = get(proxy.addr());
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+        assert!(
+            answer.contains("\r\nSet-Cookie: __Host-tessera=fresh; Path=/\r\n"),
+            "{answer}"
+        );
+        assert!(
+            answer.ends_with("\r\n\r\na@example.com"),
+            "the identity, not the forged one: {answer}"
+        );
+        let dir = proxy.dir().to_owned();
+        let leader = proxy.process().id();
+        drop(proxy);
+        assert!(!dir.exists(), "the working directory is removed");
+        assert!(!crate::process::alive(leader));
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    }
+
     /// `GET /x` through `proxy`: the whole answer.
     pub(crate) fn get(proxy: SocketAddr) -> String {
         use std::io::Read;

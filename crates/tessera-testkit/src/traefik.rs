@@ -199,27 +199,11 @@ mod tests {
     fn runs_the_shipped_configuration_and_stops_with_its_guard() {
         use crate::proxy::fake;
         let port = crate::free_port();
-        let mut proxy = TraefikConfig::new(&shipped("traefik.yml"), &shipped("dynamic.yml"), port)
+        let proxy = TraefikConfig::new(&shipped("traefik.yml"), &shipped("dynamic.yml"), port)
             .upstream("TESSERA", fake::server())
             .upstream("APP", fake::server())
             .start()
             .expect("traefik (see scripts/test)");
-        assert_eq!(proxy.url(), format!("http://127.0.0.1:{port}"));
-        let answer = fake::get(proxy.addr());
-        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-        assert!(
-            answer.contains("\r\nSet-Cookie: __Host-tessera=fresh; Path=/\r\n"),
-            "{answer}"
-        );
-        assert!(
-            answer.ends_with("\r\n\r\na@example.com"),
-            "the identity, not the forged one: {answer}"
-        );
-        let dir = proxy.dir().to_owned();
-        let leader = proxy.process().id();
-        drop(proxy);
-        assert!(!dir.exists(), "the working directory is removed");
-        assert!(!crate::process::alive(leader));
-        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+        fake::check_and_stop(proxy, port);
     }
 }

@@ -24,7 +24,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use crate::caller::Caller;
-use crate::client_ip::Peer;
+use crate::client_ip::{Peer, first_forwarded, from_trusted_proxy};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -99,22 +99,10 @@ fn login_redirect(
     if !is_navigation(headers) {
         return None;
     }
-    let trusted = peer.is_some_and(|peer| {
-        let ip = crate::client_ip::canonical(peer.ip());
-        state
-            .config
-            .trusted_proxies
-            .iter()
-            .any(|net| net.contains(&ip))
-    });
-    if !trusted {
+    if !from_trusted_proxy(peer, &state.config.trusted_proxies) {
         return None;
     }
-    let value = |name: &str| {
-        let text = headers.get(name)?.to_str().ok()?;
-        let first = text.split(',').next()?.trim();
-        (!first.is_empty()).then_some(first)
-    };
+    let value = |name: &str| first_forwarded(headers, name);
     let scheme = value("x-forwarded-proto")?.to_ascii_lowercase();
     if !matches!(scheme.as_str(), "http" | "https") {
         return None;
