@@ -116,17 +116,20 @@ echo "# tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')  wrk -t1 -
 
 if [ -n "$BASELINE" ]; then
   # Before/after in one run: per store and round, the baseline binary then
-  # this tree's, each on the same data directory, each against its own
-  # /health measured right before.
+  # this tree's, each on a data directory it made itself (a newer binary
+  # may migrate the schema past what the older one reads), each against its
+  # own /health measured right before.
   CURRENT=$BIN
   for store in $STORES; do
-    dir=$(new_data_dir "$store")
+    BIN=$BASELINE; baseline_dir=$(new_data_dir "$store-baseline")
+    BIN=$CURRENT; current_dir=$(new_data_dir "$store-current")
     near_modes=0; [ "$store" = redis ] && near_modes="0 100000"
     for near in $near_modes; do
       label=$store; [ "$near" != 0 ] && label="redis + near-cache"
       for round in $(seq "$ROUNDS"); do
         for which in baseline current; do
-          BIN=$CURRENT; [ "$which" = baseline ] && BIN=$BASELINE
+          BIN=$CURRENT; dir=$current_dir
+          [ "$which" = baseline ] && { BIN=$BASELINE; dir=$baseline_dir; }
           TESSERA_REDIS_NEAR_CACHE=$near start_server "$store" "$dir"
           cookie=$(login)
           [ -n "$cookie" ] || { echo "login failed ($which)" >&2; exit 1; }
