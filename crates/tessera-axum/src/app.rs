@@ -38,13 +38,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/.well-known/jwks.json", get(token::jwks))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::map_response(ensure_json_errors));
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+    router = router.layer(middleware::map_response(ensure_json_errors));
     // Only with allowed origins: the default configuration pays nothing.
-    if let Some(cors) = cors::layer(&state.origins) {
-        router = router
-            .layer(cors)
-            .layer(middleware::map_response(cors::tidy));
+    if state.origins.has_allowed_origins() {
+        router = router.layer(middleware::from_fn_with_state(
+            Arc::clone(&state),
+            cors::cors,
+        ));
     }
     router
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
