@@ -32,7 +32,7 @@ async fn unknown_fields_are_400_not_ignored() {
     let response = server
         .request(Method::POST, "/login")
         .header("content-type", "application/json")
-        .body(r#"{"email":"alice@example.com","password":"x","remember":true}"#)
+        .body(r#"{"email":"alice@example.com","password":"x","admin":true}"#)
         .send()
         .await
         .unwrap();
