@@ -25,19 +25,42 @@ use tessera_core::{BucketRule, StoreError, ThrottleStore};
 /// Throttling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThrottleSettings {
-    /// Per client IP address.
+    /// Per client: an IPv4 address, or an IPv6 network of `ipv6_prefix`.
     pub per_ip: BucketRule,
     /// Per account (the e-mail address as typed, normalised).
     pub per_account: BucketRule,
+    /// The IPv6 prefix length counted as one client: a home line or a
+    /// server gets a whole /64, so 64 by default (each of its addresses
+    /// must not get a budget of its own).
+    pub ipv6_prefix: u8,
+    /// Per IPv6 /48 (a site's allocation, above the per-client network):
+    /// by default four times `per_ip`, so one site cannot spread attempts
+    /// over its many /64s either.
+    pub per_ipv6_site: BucketRule,
 }
+
+/// The /48 of an IPv6 site allocation.
+const IPV6_SITE_PREFIX: u8 = 48;
 
 impl Default for ThrottleSettings {
     fn default() -> Self {
+        let per_ip = BucketRule::new(20, 20).expect("valid");
         Self {
-            per_ip: BucketRule::new(20, 20).expect("valid"),
+            per_ip,
             per_account: BucketRule::new(10, 4).expect("valid"),
+            ipv6_prefix: 64,
+            per_ipv6_site: site_rule(per_ip),
         }
     }
+}
+
+/// The default /48 rule for a per-client rule: four times its budget.
+pub fn site_rule(per_ip: BucketRule) -> BucketRule {
+    BucketRule::new(
+        per_ip.burst().saturating_mul(4),
+        per_ip.per_minute().saturating_mul(4),
+    )
+    .expect("a multiple of a valid rule is valid")
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -155,16 +178,14 @@ pub enum Refusal {
 /// Login throttle shared by all requests of a node (or, with a shared
 /// [`ThrottleStore`], of the cluster).
 pub struct LoginThrottle {
-    per_ip: BucketRule,
-    per_account: BucketRule,
+    settings: ThrottleSettings,
     store: Arc<dyn ThrottleStore>,
 }
 
 impl std::fmt::Debug for LoginThrottle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("LoginThrottle")
-            .field("per_ip", &self.per_ip)
-            .field("per_account", &self.per_account)
+            .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
 }
@@ -175,61 +196,64 @@ const MAX_ACCOUNT_KEY: usize = 320;
 impl LoginThrottle {
     /// A throttle with the given settings, its buckets in `store`.
     pub fn new(settings: ThrottleSettings, store: Arc<dyn ThrottleStore>) -> Self {
-        Self {
-            per_ip: settings.per_ip,
-            per_account: settings.per_account,
-            store,
-        }
+        Self { settings, store }
     }
 
-    /// Takes a token for an attempt from both buckets, or says why not
-    /// (then neither is taken).
+    /// The buckets an attempt from `ip` on `account` draws from: the
+    /// client (an IPv4 address, or its IPv6 network of `ipv6_prefix`), for
+    /// IPv6 also its /48, and the account.
+    fn buckets(&self, ip: IpAddr, account: &str) -> Vec<(&'static str, String, BucketRule)> {
+        let s = &self.settings;
+        let mut buckets = Vec::with_capacity(3);
+        match ip {
+            IpAddr::V4(v4) => buckets.push(("ip", v4.to_string(), s.per_ip)),
+            IpAddr::V6(v6) => {
+                let network = |prefix: u8| {
+                    ipnet::Ipv6Net::new(v6, prefix.min(128))
+                        .map_or_else(|_| v6.to_string(), |net| net.trunc().to_string())
+                };
+                buckets.push(("ip", network(s.ipv6_prefix), s.per_ip));
+                if s.ipv6_prefix > IPV6_SITE_PREFIX {
+                    buckets.push(("ip48", network(IPV6_SITE_PREFIX), s.per_ipv6_site));
+                }
+            }
+        }
+        buckets.push(("account", Self::account_key(account), s.per_account));
+        buckets
+    }
+
+    /// Takes a token for an attempt from every bucket it draws from, or
+    /// says why not (then none is taken).
     ///
     /// # Errors
     ///
     /// [`Refusal::Wait`] with the time until the empty bucket has a token
     /// again; [`Refusal::Unavailable`] if the buckets' store is down.
     pub async fn begin(&self, ip: IpAddr, account: &str) -> Result<(), Refusal> {
-        let key = Self::account_key(account);
-        let ip = ip.to_string();
-        let store = &self.store;
-        let wait = store
-            .update("ip", &ip, self.per_ip, -1)
-            .await
-            .map_err(Refusal::Unavailable)?;
-        if wait > Duration::ZERO {
-            return Err(Refusal::Wait(wait));
-        }
-        let wait = match store.update("account", &key, self.per_account, -1).await {
-            Ok(wait) => wait,
-            Err(e) => {
-                let _ = store.update("ip", &ip, self.per_ip, 1).await;
-                return Err(Refusal::Unavailable(e));
+        let buckets = self.buckets(ip, account);
+        for (taken, (kind, name, rule)) in buckets.iter().enumerate() {
+            let refusal = match self.store.update(kind, name, *rule, -1).await {
+                Ok(wait) if wait == Duration::ZERO => continue,
+                Ok(wait) => Refusal::Wait(wait),
+                Err(e) => Refusal::Unavailable(e),
+            };
+            // The attempt does not happen: the tokens already taken go back.
+            for (kind, name, rule) in &buckets[..taken] {
+                if let Err(e) = self.store.update(kind, name, *rule, 1).await {
+                    return Err(Refusal::Unavailable(e));
+                }
             }
-        };
-        if wait > Duration::ZERO {
-            // The attempt does not happen: the IP's token goes back.
-            store
-                .update("ip", &ip, self.per_ip, 1)
-                .await
-                .map_err(Refusal::Unavailable)?;
-            return Err(Refusal::Wait(wait));
+            return Err(refusal);
         }
         Ok(())
     }
 
     /// Gives back the tokens of an attempt that succeeded.
     pub async fn finish_success(&self, ip: IpAddr, account: &str) {
-        let key = Self::account_key(account);
         // Best effort: if the store is down, the tokens refill with time.
-        let _ = self
-            .store
-            .update("ip", &ip.to_string(), self.per_ip, 1)
-            .await;
-        let _ = self
-            .store
-            .update("account", &key, self.per_account, 1)
-            .await;
+        for (kind, name, rule) in self.buckets(ip, account) {
+            let _ = self.store.update(kind, &name, rule, 1).await;
+        }
     }
 
     fn account_key(account: &str) -> String {
@@ -260,6 +284,7 @@ mod tests {
             ThrottleSettings {
                 per_ip: rule(ip_burst, 60),
                 per_account: rule(account_burst, 60),
+                ..ThrottleSettings::default()
             },
             Arc::new(LocalBuckets::new(1000)),
         )
@@ -322,6 +347,7 @@ mod tests {
             ThrottleSettings {
                 per_ip: rule(100, 6000),
                 per_account: rule(1, 6000),
+                ..ThrottleSettings::default()
             },
             Arc::new(LocalBuckets::new(10)),
         );
@@ -340,6 +366,65 @@ mod tests {
             let _ = big.begin(ip, &format!("u{i}@example.com")).await;
         }
         assert!(buckets.tracked() <= 11, "{}", buckets.tracked());
+    }
+
+    fn v6(text: &str) -> IpAddr {
+        text.parse().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_addresses_of_one_ipv6_64_share_one_budget() {
+        let t = throttle(3, 100);
+        for i in 1..=3 {
+            t.begin(
+                v6(&format!("2001:db8:1:2::{i:x}")),
+                &format!("u{i}@example.com"),
+            )
+            .await
+            .unwrap();
+        }
+        // A fourth address of the same /64, a fifth account: refused.
+        assert!(
+            t.begin(v6("2001:db8:1:2:ffff::9"), "u5@example.com")
+                .await
+                .is_err()
+        );
+        // Another /64 has its own budget.
+        assert!(
+            t.begin(v6("2001:db8:1:3::1"), "u6@example.com")
+                .await
+                .is_ok()
+        );
+    }
+
+    #[tokio::test]
+    async fn the_64s_of_one_ipv6_48_share_a_larger_budget() {
+        let t = LoginThrottle::new(
+            ThrottleSettings {
+                per_ip: rule(2, 60),
+                per_account: rule(100, 60),
+                ipv6_prefix: 64,
+                per_ipv6_site: rule(5, 60),
+            },
+            Arc::new(LocalBuckets::new(1000)),
+        );
+        for i in 0..5u16 {
+            t.begin(
+                v6(&format!("2001:db8:1:{i:x}::1")),
+                &format!("u{i}@example.com"),
+            )
+            .await
+            .unwrap();
+        }
+        assert!(
+            t.begin(v6("2001:db8:1:ff::1"), "x@example.com")
+                .await
+                .is_err()
+        );
+        assert!(
+            t.begin(v6("2001:db8:2::1"), "y@example.com").await.is_ok(),
+            "another /48"
+        );
     }
 
     #[test]

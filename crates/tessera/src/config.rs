@@ -9,7 +9,7 @@ use anyhow::{Context, bail};
 use tessera_axum::cookies::{DEFAULT_COOKIE_NAME, DEFAULT_DOMAIN_COOKIE_NAME, SessionCookie};
 use tessera_axum::csrf::HttpUrl;
 use tessera_axum::startup::{SessionBackend, UserBackend};
-use tessera_axum::throttle::ThrottleSettings;
+use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
 use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
 use tessera_core::{BucketRule, SessionPolicy};
@@ -55,11 +55,17 @@ impl Settings {
                     .context("cookie_name and cookie_domain")?
             }
         };
+        if !(32..=128).contains(&self.login_ipv6_prefix) {
+            bail!("login_ipv6_prefix must be between 32 and 128");
+        }
+        let per_ip = BucketRule::new(self.login_ip_burst, self.login_ip_per_minute)
+            .context("login_ip_burst and login_ip_per_minute")?;
         let throttle = ThrottleSettings {
-            per_ip: BucketRule::new(self.login_ip_burst, self.login_ip_per_minute)
-                .context("login_ip_burst and login_ip_per_minute")?,
+            per_ip,
             per_account: BucketRule::new(self.login_account_burst, self.login_account_per_minute)
                 .context("login_account_burst and login_account_per_minute")?,
+            ipv6_prefix: self.login_ipv6_prefix,
+            per_ipv6_site: site_rule(per_ip),
         };
         let session_storage = match self.session_storage {
             StorageKind::Server => SessionStorage::Server,

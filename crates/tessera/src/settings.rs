@@ -95,6 +95,10 @@ pub struct Settings {
     pub login_ip_burst: u32,
     /// Failed logins per client IP per minute, sustained.
     pub login_ip_per_minute: u32,
+    /// IPv6 prefix length counted as one client for login throttling (a
+    /// household or a server holds a whole /64); its /48 gets four times
+    /// the per-client budget.
+    pub login_ipv6_prefix: u8,
     /// Failed logins per account in a burst.
     pub login_account_burst: u32,
     /// Failed logins per account per minute, sustained.
@@ -186,6 +190,7 @@ impl Default for Settings {
             hash_queue: app.hash_queue,
             login_ip_burst: app.throttle.per_ip.burst(),
             login_ip_per_minute: app.throttle.per_ip.per_minute(),
+            login_ipv6_prefix: app.throttle.ipv6_prefix,
             login_account_burst: app.throttle.per_account.burst(),
             login_account_per_minute: app.throttle.per_account.per_minute(),
             max_body_bytes: app.max_body_bytes,

@@ -112,3 +112,29 @@ async fn successful_logins_are_not_counted() {
         );
     }
 }
+
+/// Password spraying from one IPv6 /64 (a home line or a VPS holds a whole
+/// one): its addresses share one budget, another /64 has its own.
+#[tokio::test]
+async fn the_addresses_of_one_ipv6_64_count_as_one_client() {
+    let server = Server::start_with(
+        Options::default()
+            .env("TESSERA_LOGIN_IP_BURST", 5)
+            .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1"),
+    );
+    for i in 1..=5 {
+        let ip = format!("2001:db8:7:1::{i:x}");
+        let response = attempt(&server, &format!("u{i}@example.com"), "wrong", Some(&ip)).await;
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let same_64 = attempt(
+        &server,
+        "u6@example.com",
+        "wrong",
+        Some("2001:db8:7:1:abcd::1"),
+    )
+    .await;
+    expect_error(same_64, StatusCode::TOO_MANY_REQUESTS).await;
+    let other_64 = attempt(&server, "u7@example.com", "wrong", Some("2001:db8:7:2::1")).await;
+    assert_eq!(other_64.status(), StatusCode::UNAUTHORIZED);
+}
