@@ -28,13 +28,7 @@ pub async fn expired_sessions_load_as_none_before_any_purge(store: Arc<dyn Sessi
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
     store.create(&s).await.unwrap();
-    assert!(
-        store
-            .load(&s.id_hash, s.expires_at)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(resolve(&store, &s.id_hash, s.expires_at).await, None);
     let just_before = Timestamp::from_unix_millis(s.expires_at.unix_millis() - 1);
     assert!(store.load(&s.id_hash, just_before).await.unwrap().is_some());
 }
@@ -177,6 +171,16 @@ pub async fn rotate_replaces_the_session_exactly_once(store: Arc<dyn SessionStor
 
 /// A session rotated with a grace until `grace_until`: the old id, the
 /// successor's id and the successor as stored.
+/// The id of the session `id` names at `now`, if any (its own, or its
+/// successor's through a rotation alias).
+async fn resolve(
+    store: &Arc<dyn SessionStore>,
+    id: &tessera_core::SessionIdHash,
+    now: Timestamp,
+) -> Option<tessera_core::SessionIdHash> {
+    store.load(id, now).await.unwrap().map(|s| s.id_hash)
+}
+
 async fn rotated(
     store: &Arc<dyn SessionStore>,
     u: &tessera_core::User,
@@ -222,12 +226,9 @@ pub async fn a_rotated_id_names_its_successor_within_the_grace(store: Arc<dyn Se
         );
         assert!(!through_old.rotate);
     }
-    assert!(
-        store
-            .load(&old.id_hash, grace_until)
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        resolve(&store, &old.id_hash, grace_until).await,
+        None,
         "not at the end of the grace"
     );
     assert!(
@@ -259,13 +260,14 @@ pub async fn a_rotated_id_is_refused_once_the_grace_has_passed(store: Arc<dyn Se
     );
     tokio::time::sleep(grace + Duration::from_millis(100)).await;
     let later = Timestamp::now();
-    assert!(
-        store.load(&old.id_hash, later).await.unwrap().is_none(),
+    assert_eq!(
+        resolve(&store, &old.id_hash, later).await,
+        None,
         "the old id is refused after the grace"
     );
     // A purge counts no alias, and leaves the successor alone.
     assert_eq!(store.purge_expired(later).await.unwrap(), 0);
-    assert!(store.load(&old.id_hash, later).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &old.id_hash, later).await, None);
     assert!(store.load(&next.id_hash, later).await.unwrap().is_some());
     // Nor can it be rotated any more.
     assert!(
@@ -302,15 +304,7 @@ pub async fn concurrent_rotations_to_one_successor_converge(store: Arc<dyn Sessi
     let live = store.list_for_user(u.id, now).await.unwrap();
     assert_eq!(live.len(), 1, "one session results");
     assert_eq!(live[0].id_hash, next.id_hash);
-    assert_eq!(
-        store
-            .load(&old.id_hash, now)
-            .await
-            .unwrap()
-            .unwrap()
-            .id_hash,
-        next.id_hash
-    );
+    assert_eq!(resolve(&store, &old.id_hash, now).await, Some(next.id_hash));
     // Once more, later: still converged, nothing changed.
     let later = now.plus(Duration::from_secs(1));
     let (_, again) = policy().successor(&old, &old_id, &key, later);
@@ -333,7 +327,7 @@ pub async fn concurrent_rotations_to_one_successor_converge(store: Arc<dyn Sessi
             .await
             .unwrap()
     );
-    assert!(store.load(&other.id_hash, later).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &other.id_hash, later).await, None);
 }
 
 pub async fn ending_the_successor_ends_its_predecessor(store: Arc<dyn SessionStore>) {
@@ -353,8 +347,9 @@ pub async fn ending_the_successor_ends_its_predecessor(store: Arc<dyn SessionSto
             1 => assert!(store.delete_by_handle(u.id, &next.handle).await.unwrap()),
             _ => assert_eq!(store.delete_all_for_user(u.id).await.unwrap(), 1),
         }
-        assert!(
-            store.load(&old.id_hash, now).await.unwrap().is_none(),
+        assert_eq!(
+            resolve(&store, &old.id_hash, now).await,
+            None,
             "{how} of the successor leaves its predecessor working"
         );
         assert!(
@@ -385,18 +380,15 @@ pub async fn the_predecessor_ends_when_its_successor_expires(store: Arc<dyn Sess
             .unwrap()
     );
     assert!(store.load(&old.id_hash, now).await.unwrap().is_some());
-    assert!(
-        store
-            .load(&old.id_hash, next.expires_at)
-            .await
-            .unwrap()
-            .is_none(),
+    assert_eq!(
+        resolve(&store, &old.id_hash, next.expires_at).await,
+        None,
         "the old id does not outlive its session"
     );
     tokio::time::sleep(lifetime + Duration::from_millis(100)).await;
     let later = Timestamp::now();
-    assert!(store.load(&old.id_hash, later).await.unwrap().is_none());
-    assert!(store.load(&next.id_hash, later).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &old.id_hash, later).await, None);
+    assert_eq!(resolve(&store, &next.id_hash, later).await, None);
 }
 
 pub async fn without_a_grace_the_old_id_stops_working_at_once(store: Arc<dyn SessionStore>) {
@@ -406,7 +398,7 @@ pub async fn without_a_grace_the_old_id_stops_working_at_once(store: Arc<dyn Ses
     store.create(&old).await.unwrap();
     let (_, next) = policy().successor(&old, &old_id, &rotation_key(), now);
     assert!(store.rotate(&old.id_hash, &next, now).await.unwrap());
-    assert!(store.load(&old.id_hash, now).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &old.id_hash, now).await, None);
     assert!(store.load(&next.id_hash, now).await.unwrap().is_some());
     assert!(
         !store.rotate(&old.id_hash, &next, now).await.unwrap(),
@@ -436,16 +428,12 @@ pub async fn an_alias_of_an_alias_names_nothing(store: Arc<dyn SessionStore>) {
             .unwrap()
     );
     assert_eq!(
-        store
-            .load(&second.id_hash, now)
-            .await
-            .unwrap()
-            .unwrap()
-            .id_hash,
-        third.id_hash
+        resolve(&store, &second.id_hash, now).await,
+        Some(third.id_hash)
     );
-    assert!(
-        store.load(&first.id_hash, now).await.unwrap().is_none(),
+    assert_eq!(
+        resolve(&store, &first.id_hash, now).await,
+        None,
         "at most one alias is followed"
     );
     assert_eq!(store.list_for_user(u.id, now).await.unwrap().len(), 1);
@@ -463,14 +451,8 @@ pub async fn rotating_an_unknown_id_is_false_and_stores_nothing(store: Arc<dyn S
             .await
             .unwrap()
     );
-    assert!(store.load(&next.id_hash, now).await.unwrap().is_none());
-    assert!(
-        store
-            .load(&never_stored.id_hash, now)
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert_eq!(resolve(&store, &next.id_hash, now).await, None);
+    assert_eq!(resolve(&store, &never_stored.id_hash, now).await, None);
     assert!(store.list_for_user(u.id, now).await.unwrap().is_empty());
 }
 
@@ -480,7 +462,7 @@ pub async fn delete_reports_whether_the_session_existed(store: Arc<dyn SessionSt
     store.create(&s).await.unwrap();
     assert!(store.delete(&s.id_hash).await.unwrap());
     assert!(!store.delete(&s.id_hash).await.unwrap());
-    assert!(store.load(&s.id_hash, now).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &s.id_hash, now).await, None);
 }
 
 pub async fn per_user_listing_sees_only_that_users_live_sessions(store: Arc<dyn SessionStore>) {
@@ -517,7 +499,7 @@ pub async fn delete_by_handle_only_touches_the_owners_session(store: Arc<dyn Ses
     );
     assert!(store.load(&b.id_hash, now).await.unwrap().is_some());
     assert!(store.delete_by_handle(alice.id, &a.handle).await.unwrap());
-    assert!(store.load(&a.id_hash, now).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &a.id_hash, now).await, None);
 }
 
 pub async fn delete_all_for_user_ends_every_session_of_that_user(store: Arc<dyn SessionStore>) {
@@ -568,7 +550,7 @@ pub async fn purge_removes_only_expired_sessions(store: Arc<dyn SessionStore>) {
     assert!(store.load(&live.id_hash, now).await.unwrap().is_some());
     // The expired one is gone for good, even to a clock that goes back.
     let earlier = Timestamp::from_unix_millis(now.unix_millis() - 1000);
-    assert!(store.load(&dead.id_hash, earlier).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &dead.id_hash, earlier).await, None);
 }
 
 pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<dyn SessionStore>) {
@@ -602,7 +584,7 @@ pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<d
         (successor.last_seen, successor.expires_at, false)
     );
     assert_eq!(rotated.handle, s.handle);
-    assert!(store.load(&s.id_hash, later).await.unwrap().is_none());
+    assert_eq!(resolve(&store, &s.id_hash, later).await, None);
 }
 
 pub async fn ping_answers(store: Arc<dyn SessionStore>) {
