@@ -28,6 +28,12 @@ pub const ACCESS_TOKEN_COOKIE: &str = "__Host-tessera-at";
 /// The same with a cookie domain.
 pub const DOMAIN_ACCESS_TOKEN_COOKIE: &str = "__Secure-tessera-at";
 
+/// Name of the device cookie: proof of an earlier successful login to an
+/// account, which keeps that device's own login budget (see
+/// [`crate::throttle`]). Host-only whatever `cookie_domain` says: only
+/// tessera's login endpoints read it.
+pub const DEVICE_COOKIE: &str = "__Host-tessera-device";
+
 /// `SameSite` policy of the session cookie (setting `session_same_site`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -161,6 +167,16 @@ impl SessionCookie {
             name: name.to_owned(),
             same_site: self.same_site,
             domain: self.domain.clone(),
+        }
+    }
+
+    /// The device cookie: host-only, with the session cookie's `SameSite`
+    /// (a cross-site SPA that logs in sends it as it sends the session).
+    pub fn device_cookie(&self) -> Self {
+        Self {
+            name: DEVICE_COOKIE.to_owned(),
+            same_site: self.same_site,
+            domain: None,
         }
     }
 

@@ -5,8 +5,14 @@
 //! [`Saturated`] (the server answers 503 with `Retry-After`) instead of letting
 //! a login flood pile up memory and latency. Since only `workers` threads ever
 //! hash, the async workers stay free for session checks.
+//!
+//! The places are shared out fairly: jobs run for a client
+//! ([`HashingPool::run_for`], keyed by the throttle's client key) hold at
+//! most `per_client` of them, so one address or IPv6 network cannot fill
+//! the queue and make everyone else's logins answer 503.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use tessera_core::PasswordHasher;
 use tokio::sync::Semaphore;
@@ -22,17 +28,84 @@ pub struct HashingPool {
     hasher: Arc<PasswordHasher>,
     admitted: Arc<Semaphore>,
     running: Arc<Semaphore>,
+    shares: Arc<Shares>,
+}
+
+/// The default number of places (running or waiting) one client may hold:
+/// a quarter of them, so at least four clients always find room.
+pub fn fair_share(workers: usize, queue: usize) -> usize {
+    (workers.max(1) + queue).div_ceil(4)
+}
+
+/// Places held per client.
+#[derive(Debug)]
+struct Shares {
+    per_client: usize,
+    held: Mutex<HashMap<String, usize>>,
+}
+
+impl Shares {
+    fn claim(self: &Arc<Self>, client: &str) -> Option<Share> {
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        let count = held.entry(client.to_owned()).or_insert(0);
+        if *count >= self.per_client {
+            return None;
+        }
+        *count += 1;
+        Some(Share {
+            shares: Arc::clone(self),
+            client: client.to_owned(),
+        })
+    }
+}
+
+/// One place held by a client; given back on drop.
+struct Share {
+    shares: Arc<Shares>,
+    client: String,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut held = self.shares.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = held.get_mut(&self.client) {
+            *count -= 1;
+            if *count == 0 {
+                held.remove(&self.client);
+            }
+        }
+    }
 }
 
 impl HashingPool {
-    /// A pool running at most `workers` jobs with at most `queue` waiting.
-    pub fn new(hasher: PasswordHasher, workers: usize, queue: usize) -> Self {
+    /// A pool running at most `workers` jobs with at most `queue` waiting,
+    /// one client holding at most `per_client` of those places.
+    pub fn new(hasher: PasswordHasher, workers: usize, queue: usize, per_client: usize) -> Self {
         let workers = workers.max(1);
         Self {
             hasher: Arc::new(hasher),
             admitted: Arc::new(Semaphore::new(workers + queue)),
             running: Arc::new(Semaphore::new(workers)),
+            shares: Arc::new(Shares {
+                per_client: per_client.max(1),
+                held: Mutex::new(HashMap::new()),
+            }),
         }
+    }
+
+    /// Runs `job` for `client` (see [`HashingPool::run`]), unless that
+    /// client already holds its share of the places.
+    ///
+    /// # Errors
+    ///
+    /// [`Saturated`] at once when the client's share or the queue is full.
+    pub async fn run_for<T, F>(&self, client: &str, job: F) -> Result<T, Saturated>
+    where
+        T: Send + 'static,
+        F: FnOnce(&PasswordHasher) -> T + Send + 'static,
+    {
+        let _share = self.shares.claim(client).ok_or(Saturated)?;
+        self.run(job).await
     }
 
     /// Runs `job` on a blocking thread once a worker is free.
@@ -69,7 +142,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_refuses_at_once() {
-        let pool = HashingPool::new(PasswordHasher::new(1024, 1, 1).unwrap(), 1, 1);
+        let pool = HashingPool::new(PasswordHasher::new(1024, 1, 1).unwrap(), 1, 1, 2);
         let slow = |_: &PasswordHasher| std::thread::sleep(Duration::from_millis(300));
         let first = tokio::spawn({
             let pool = pool.clone();
@@ -84,5 +157,35 @@ mod tests {
         assert!(first.await.unwrap().is_ok());
         assert!(second.await.unwrap().is_ok());
         assert!(pool.run(|_| ()).await.is_ok(), "capacity comes back");
+    }
+
+    #[tokio::test]
+    async fn one_client_cannot_take_every_place() {
+        let pool = HashingPool::new(PasswordHasher::new(1024, 1, 1).unwrap(), 1, 3, 2);
+        let slow = |_: &PasswordHasher| std::thread::sleep(Duration::from_millis(300));
+        let flood: Vec<_> = (0..2)
+            .map(|_| {
+                let pool = pool.clone();
+                tokio::spawn(async move { pool.run_for("198.51.100.1", slow).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert_eq!(pool.run_for("198.51.100.1", |_| ()).await, Err(Saturated));
+        assert_eq!(pool.run_for("2001:db8::/64", |_| 7).await, Ok(7));
+        for job in flood {
+            assert!(job.await.unwrap().is_ok());
+        }
+        assert!(
+            pool.run_for("198.51.100.1", |_| ()).await.is_ok(),
+            "the share comes back"
+        );
+        assert!(pool.shares.held.lock().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_default_share_leaves_room_for_three_more_clients() {
+        assert_eq!(fair_share(1, 32), 9);
+        assert_eq!(fair_share(1, 0), 1);
+        assert_eq!(fair_share(4, 4), 2);
     }
 }

@@ -5,7 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, PasswordHasher, SessionPolicy, SessionStore, ThrottleStore, TokenStore, UserStore,
+    ChainKey, DeviceKey, PasswordHasher, SessionPolicy, SessionStore, ThrottleStore, TokenStore,
+    UserStore,
 };
 use tessera_token::KeySet;
 
@@ -59,6 +60,9 @@ pub struct AppConfig {
     pub hash_workers: usize,
     /// Password hashes allowed to wait for a worker.
     pub hash_queue: usize,
+    /// Places (running or waiting) one client may hold in the hashing
+    /// queue (see [`crate::hashing::fair_share`]).
+    pub hash_per_client: usize,
     /// Largest request body accepted, in bytes.
     pub max_body_bytes: usize,
     /// Largest session data object, in bytes of JSON.
@@ -73,6 +77,7 @@ pub struct AppConfig {
 impl Default for AppConfig {
     fn default() -> Self {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let hash_workers = cores.saturating_sub(1).max(1);
         Self {
             policy: SessionPolicy::default(),
             session_rotation_grace: std::time::Duration::from_secs(30),
@@ -85,8 +90,9 @@ impl Default for AppConfig {
             throttle: ThrottleSettings::default(),
             // Leave a core to the async workers so a login flood cannot starve
             // session checks.
-            hash_workers: cores.saturating_sub(1).max(1),
+            hash_workers,
             hash_queue: 32,
+            hash_per_client: crate::hashing::fair_share(hash_workers, 32),
             max_body_bytes: 64 * 1024,
             session_data_max_bytes: 8 * 1024,
             tokens: TokenConfig::default(),
@@ -222,6 +228,7 @@ impl AppState {
         hasher: PasswordHasher,
     ) -> Arc<Self> {
         let revocations = config.revocations(Arc::clone(&backends.tokens));
+        let devices = DeviceKey::derive(&keys.chain);
         let tokens = TokenService::new(
             config.tokens.clone(),
             keys.signing,
@@ -239,8 +246,13 @@ impl AppState {
                 Arc::clone(&backends.sessions),
                 revocations,
             ),
-            hashing: HashingPool::new(hasher, config.hash_workers, config.hash_queue),
-            throttle: LoginThrottle::new(config.throttle, backends.throttle),
+            hashing: HashingPool::new(
+                hasher,
+                config.hash_workers,
+                config.hash_queue,
+                config.hash_per_client,
+            ),
+            throttle: LoginThrottle::new(config.throttle, backends.throttle, devices),
             origins: OriginPolicy::new(
                 config.allowed_origins.iter().cloned(),
                 config.public_url.as_ref(),

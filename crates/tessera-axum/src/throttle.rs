@@ -1,11 +1,18 @@
-//! Login throttling: token buckets per client IP and per account.
+//! Login throttling: token buckets per client, per account and per device.
 //!
-//! Every login attempt takes a token from both the client's IP bucket and the
-//! account's bucket; a successful login gives them back, so only failures
-//! count. An empty bucket answers 429 with `Retry-After` before any password
-//! is hashed. Buckets refill continuously, so a lock-out lasts only until the
-//! next token (at most one refill interval): an attacker can slow a real
-//! user's logins down but never lock them out for good.
+//! Every login attempt takes a token from the client's bucket (an IPv4
+//! address, or an IPv6 network: for IPv6 also its /48) and from one of two
+//! buckets of the account: the budget of the device that proves an earlier
+//! successful login to it (a device cookie, see [`tessera_core::DeviceKey`]),
+//! or else the account-wide budget every unknown client shares. A
+//! successful login gives the tokens back, so only failures count. An empty
+//! bucket answers 429 with `Retry-After` before any password is hashed, and
+//! a refused attempt still costs its client: polling a throttled account
+//! drains the poller's own budget. Buckets refill continuously.
+//!
+//! So an attacker who empties an account's budget from elsewhere slows only
+//! the clients that never logged in to it: its owner, on a device that did,
+//! logs in at once (OWASP's device cookies against targeted lockout).
 //!
 //! Unknown accounts are throttled exactly like real ones (no enumeration).
 //! The buckets live in a [`ThrottleStore`]: this process's [`LocalBuckets`]
@@ -20,14 +27,16 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tessera_core::{BucketRule, StoreError, ThrottleStore};
+use tessera_core::{BucketRule, DeviceId, DeviceKey, StoreError, ThrottleStore, Timestamp};
 
 /// Throttling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThrottleSettings {
     /// Per client: an IPv4 address, or an IPv6 network of `ipv6_prefix`.
     pub per_ip: BucketRule,
-    /// Per account (the e-mail address as typed, normalised).
+    /// Per account (the e-mail address as typed, normalised), shared by
+    /// every client without a device cookie for it; also the budget of each
+    /// device that has one.
     pub per_account: BucketRule,
     /// The IPv6 prefix length counted as one client: a home line or a
     /// server gets a whole /64, so 64 by default (each of its addresses
@@ -37,7 +46,13 @@ pub struct ThrottleSettings {
     /// by default four times `per_ip`, so one site cannot spread attempts
     /// over its many /64s either.
     pub per_ipv6_site: BucketRule,
+    /// How long a device cookie vouches for an earlier login (each
+    /// successful login issues a fresh one).
+    pub device_lifetime: Duration,
 }
+
+/// Default lifetime of a device cookie: half a year.
+pub const DEFAULT_DEVICE_LIFETIME: Duration = Duration::from_secs(180 * 86_400);
 
 /// The /48 of an IPv6 site allocation.
 const IPV6_SITE_PREFIX: u8 = 48;
@@ -50,6 +65,7 @@ impl Default for ThrottleSettings {
             per_account: BucketRule::new(10, 4).expect("valid"),
             ipv6_prefix: 64,
             per_ipv6_site: site_rule(per_ip),
+            device_lifetime: DEFAULT_DEVICE_LIFETIME,
         }
     }
 }
@@ -175,11 +191,35 @@ pub enum Refusal {
     Unavailable(StoreError),
 }
 
+/// One login attempt as the throttle sees it: who makes it, on which
+/// account, and whether the client proved an earlier login to that account.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    ip: IpAddr,
+    client: String,
+    account: String,
+    device: Option<DeviceId>,
+}
+
+impl Attempt {
+    /// The client's throttling key: an IPv4 address, or an IPv6 network.
+    /// The hashing queue shares its places out by it.
+    pub fn client(&self) -> &str {
+        &self.client
+    }
+
+    /// Whether the attempt comes with a valid device cookie for its account.
+    pub fn from_known_device(&self) -> bool {
+        self.device.is_some()
+    }
+}
+
 /// Login throttle shared by all requests of a node (or, with a shared
 /// [`ThrottleStore`], of the cluster).
 pub struct LoginThrottle {
     settings: ThrottleSettings,
     store: Arc<dyn ThrottleStore>,
+    devices: DeviceKey,
 }
 
 impl std::fmt::Debug for LoginThrottle {
@@ -194,81 +234,121 @@ impl std::fmt::Debug for LoginThrottle {
 const MAX_ACCOUNT_KEY: usize = 320;
 
 impl LoginThrottle {
-    /// A throttle with the given settings, its buckets in `store`.
-    pub fn new(settings: ThrottleSettings, store: Arc<dyn ThrottleStore>) -> Self {
-        Self { settings, store }
+    /// A throttle with the given settings, its buckets in `store`, device
+    /// cookies signed with `devices`.
+    pub fn new(
+        settings: ThrottleSettings,
+        store: Arc<dyn ThrottleStore>,
+        devices: DeviceKey,
+    ) -> Self {
+        Self {
+            settings,
+            store,
+            devices,
+        }
     }
 
-    /// The buckets an attempt from `ip` on `account` draws from: the
-    /// client (an IPv4 address, or its IPv6 network of `ipv6_prefix`), for
-    /// IPv6 also its /48, and the account.
-    fn buckets(&self, ip: IpAddr, account: &str) -> Vec<(&'static str, String, BucketRule)> {
+    /// The attempt of `ip` on `account`, with the device cookie the client
+    /// sent (if any; one that is not valid for this account counts as none).
+    pub fn attempt(&self, ip: IpAddr, account: &str, device_cookie: Option<&str>) -> Attempt {
+        let account = account_key(account);
+        let device = device_cookie.and_then(|token| {
+            self.devices.verify(
+                token,
+                &account,
+                Timestamp::now(),
+                self.settings.device_lifetime,
+            )
+        });
+        Attempt {
+            ip,
+            client: self.client_key(ip),
+            account,
+            device,
+        }
+    }
+
+    /// An IPv4 address, or the IPv6 network of `ipv6_prefix` around it.
+    fn client_key(&self, ip: IpAddr) -> String {
+        match ip {
+            IpAddr::V4(v4) => v4.to_string(),
+            IpAddr::V6(v6) => ipv6_network(v6, self.settings.ipv6_prefix),
+        }
+    }
+
+    /// The buckets an attempt draws from: the client, for IPv6 also its
+    /// /48, and the device's budget or else the account's.
+    fn buckets(&self, attempt: &Attempt) -> Vec<(&'static str, String, BucketRule)> {
         let s = &self.settings;
         let mut buckets = Vec::with_capacity(3);
-        match ip {
-            IpAddr::V4(v4) => buckets.push(("ip", v4.to_string(), s.per_ip)),
-            IpAddr::V6(v6) => {
-                let network = |prefix: u8| {
-                    ipnet::Ipv6Net::new(v6, prefix.min(128))
-                        .map_or_else(|_| v6.to_string(), |net| net.trunc().to_string())
-                };
-                buckets.push(("ip", network(s.ipv6_prefix), s.per_ip));
-                if s.ipv6_prefix > IPV6_SITE_PREFIX {
-                    buckets.push(("ip48", network(IPV6_SITE_PREFIX), s.per_ipv6_site));
-                }
-            }
+        buckets.push(("ip", attempt.client.clone(), s.per_ip));
+        if let IpAddr::V6(v6) = attempt.ip
+            && s.ipv6_prefix > IPV6_SITE_PREFIX
+        {
+            buckets.push(("ip48", ipv6_network(v6, IPV6_SITE_PREFIX), s.per_ipv6_site));
         }
-        buckets.push(("account", Self::account_key(account), s.per_account));
+        match attempt.device {
+            Some(device) => buckets.push(("device", device.to_hex(), s.per_account)),
+            None => buckets.push(("account", attempt.account.clone(), s.per_account)),
+        }
         buckets
     }
 
-    /// Takes a token for an attempt from every bucket it draws from, or
-    /// says why not (then none is taken).
+    /// Takes a token for the attempt from every bucket it draws from, in
+    /// order (client first), or says why not. A refused attempt keeps the
+    /// tokens it took before the empty bucket: it costs its client.
     ///
     /// # Errors
     ///
     /// [`Refusal::Wait`] with the time until the empty bucket has a token
     /// again; [`Refusal::Unavailable`] if the buckets' store is down.
-    pub async fn begin(&self, ip: IpAddr, account: &str) -> Result<(), Refusal> {
-        let buckets = self.buckets(ip, account);
-        for (taken, (kind, name, rule)) in buckets.iter().enumerate() {
-            let refusal = match self.store.update(kind, name, *rule, -1).await {
-                Ok(wait) if wait == Duration::ZERO => continue,
-                Ok(wait) => Refusal::Wait(wait),
-                Err(e) => Refusal::Unavailable(e),
-            };
-            // The attempt does not happen: the tokens already taken go back.
-            for (kind, name, rule) in &buckets[..taken] {
-                if let Err(e) = self.store.update(kind, name, *rule, 1).await {
-                    return Err(Refusal::Unavailable(e));
-                }
+    pub async fn begin(&self, attempt: &Attempt) -> Result<(), Refusal> {
+        for (kind, name, rule) in self.buckets(attempt) {
+            match self.store.update(kind, &name, rule, -1).await {
+                Ok(wait) if wait == Duration::ZERO => {}
+                Ok(wait) => return Err(Refusal::Wait(wait)),
+                Err(e) => return Err(Refusal::Unavailable(e)),
             }
-            return Err(refusal);
         }
         Ok(())
     }
 
-    /// Gives back the tokens of an attempt that succeeded.
-    pub async fn finish_success(&self, ip: IpAddr, account: &str) {
+    /// Gives back the tokens of an attempt that succeeded and returns a
+    /// fresh device cookie value for its account.
+    pub async fn finish_success(&self, attempt: &Attempt) -> String {
         // Best effort: if the store is down, the tokens refill with time.
-        for (kind, name, rule) in self.buckets(ip, account) {
+        for (kind, name, rule) in self.buckets(attempt) {
             let _ = self.store.update(kind, &name, rule, 1).await;
         }
+        self.devices.issue(&attempt.account, Timestamp::now())
     }
 
-    fn account_key(account: &str) -> String {
-        account
-            .trim()
-            .to_lowercase()
-            .chars()
-            .take(MAX_ACCOUNT_KEY)
-            .collect()
+    /// How long a device cookie is good for.
+    pub fn device_lifetime(&self) -> Duration {
+        self.settings.device_lifetime
     }
 
     /// Drops buckets that have refilled. Run periodically.
     pub fn prune(&self) {
         self.store.prune();
     }
+}
+
+/// The network of `prefix` bits around `v6`, as text.
+fn ipv6_network(v6: std::net::Ipv6Addr, prefix: u8) -> String {
+    ipnet::Ipv6Net::new(v6, prefix.min(128))
+        .map_or_else(|_| v6.to_string(), |net| net.trunc().to_string())
+}
+
+/// The account as throttled: the address as typed, trimmed, lower-cased
+/// and cut to a length no real address exceeds.
+fn account_key(account: &str) -> String {
+    account
+        .trim()
+        .to_lowercase()
+        .chars()
+        .take(MAX_ACCOUNT_KEY)
+        .collect()
 }
 
 #[cfg(test)]
@@ -287,7 +367,16 @@ mod tests {
                 ..ThrottleSettings::default()
             },
             Arc::new(LocalBuckets::new(1000)),
+            device_key(),
         )
+    }
+
+    fn device_key() -> DeviceKey {
+        DeviceKey::derive(&tessera_core::ChainKey::generate())
+    }
+
+    async fn begin(t: &LoginThrottle, ip: IpAddr, account: &str) -> Result<(), Refusal> {
+        t.begin(&t.attempt(ip, account, None)).await
     }
 
     const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 1));
@@ -303,9 +392,9 @@ mod tests {
     async fn failures_beyond_the_burst_are_refused_with_a_wait() {
         let t = throttle(100, 3);
         for _ in 0..3 {
-            t.begin(IP, "a@example.com").await.unwrap();
+            begin(&t, IP, "a@example.com").await.unwrap();
         }
-        let wait = wait(t.begin(IP, "A@example.com ").await.unwrap_err());
+        let wait = wait(begin(&t, IP, "A@example.com ").await.unwrap_err());
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
@@ -316,8 +405,9 @@ mod tests {
     async fn successes_do_not_count() {
         let t = throttle(2, 2);
         for _ in 0..10 {
-            t.begin(IP, "a@example.com").await.unwrap();
-            t.finish_success(IP, "a@example.com").await;
+            begin(&t, IP, "a@example.com").await.unwrap();
+            t.finish_success(&t.attempt(IP, "a@example.com", None))
+                .await;
         }
     }
 
@@ -325,20 +415,61 @@ mod tests {
     async fn one_ip_cannot_spray_many_accounts() {
         let t = throttle(3, 100);
         for i in 0..3 {
-            t.begin(IP, &format!("user{i}@example.com")).await.unwrap();
+            begin(&t, IP, &format!("user{i}@example.com"))
+                .await
+                .unwrap();
         }
-        assert!(t.begin(IP, "fresh@example.com").await.is_err());
+        assert!(begin(&t, IP, "fresh@example.com").await.is_err());
         let other_ip: IpAddr = "198.51.100.1".parse().unwrap();
-        assert!(t.begin(other_ip, "fresh@example.com").await.is_ok());
+        assert!(begin(&t, other_ip, "fresh@example.com").await.is_ok());
     }
 
     #[tokio::test]
-    async fn a_refused_attempt_takes_nothing_from_the_other_bucket() {
-        let t = throttle(2, 1);
-        t.begin(IP, "a@example.com").await.unwrap();
-        assert!(t.begin(IP, "a@example.com").await.is_err());
-        // The account refusal gave the IP's token back: one is left.
-        t.begin(IP, "b@example.com").await.unwrap();
+    async fn a_refused_attempt_costs_its_client() {
+        let t = throttle(3, 1);
+        begin(&t, IP, "a@example.com").await.unwrap();
+        // The account is empty; polling it still takes the client's tokens.
+        assert!(begin(&t, IP, "a@example.com").await.is_err());
+        assert!(begin(&t, IP, "a@example.com").await.is_err());
+        assert!(
+            begin(&t, IP, "b@example.com").await.is_err(),
+            "the poller spent its own budget"
+        );
+        let other: IpAddr = "198.51.100.1".parse().unwrap();
+        begin(&t, other, "b@example.com").await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_known_device_keeps_its_own_budget_when_the_account_is_emptied() {
+        let t = throttle(100, 2);
+        let owner: IpAddr = "198.51.100.7".parse().unwrap();
+        let first = t.attempt(owner, "alice@example.com", None);
+        t.begin(&first).await.unwrap();
+        let cookie = t.finish_success(&first).await;
+        // Another client empties the account's shared budget.
+        for _ in 0..2 {
+            begin(&t, IP, "alice@example.com").await.unwrap();
+        }
+        assert!(begin(&t, IP, "alice@example.com").await.is_err());
+        assert!(
+            begin(&t, owner, "alice@example.com").await.is_err(),
+            "without its cookie the owner shares the empty budget"
+        );
+        let known = t.attempt(owner, " Alice@Example.com", Some(&cookie));
+        assert!(known.from_known_device());
+        t.begin(&known).await.unwrap();
+        // The device's budget is its own, and as small as the account's.
+        t.begin(&known).await.unwrap();
+        assert!(t.begin(&known).await.is_err());
+        // The cookie is worth nothing for another account.
+        assert!(
+            !t.attempt(owner, "bob@example.com", Some(&cookie))
+                .from_known_device()
+        );
+        assert!(
+            !t.attempt(owner, "alice@example.com", Some("forged"))
+                .from_known_device()
+        );
     }
 
     #[tokio::test]
@@ -350,20 +481,25 @@ mod tests {
                 ..ThrottleSettings::default()
             },
             Arc::new(LocalBuckets::new(10)),
+            device_key(),
         );
-        t.begin(IP, "a@example.com").await.unwrap();
-        assert!(t.begin(IP, "a@example.com").await.is_err());
+        begin(&t, IP, "a@example.com").await.unwrap();
+        assert!(begin(&t, IP, "a@example.com").await.is_err());
         tokio::time::sleep(Duration::from_millis(15)).await;
-        assert!(t.begin(IP, "a@example.com").await.is_ok());
+        assert!(begin(&t, IP, "a@example.com").await.is_ok());
     }
 
     #[tokio::test]
     async fn tracked_keys_stay_bounded() {
         let buckets = Arc::new(LocalBuckets::new(10));
-        let big = LoginThrottle::new(ThrottleSettings::default(), Arc::clone(&buckets) as _);
+        let big = LoginThrottle::new(
+            ThrottleSettings::default(),
+            Arc::clone(&buckets) as _,
+            device_key(),
+        );
         for i in 0..50u8 {
             let ip = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, i));
-            let _ = big.begin(ip, &format!("u{i}@example.com")).await;
+            let _ = begin(&big, ip, &format!("u{i}@example.com")).await;
         }
         assert!(buckets.tracked() <= 11, "{}", buckets.tracked());
     }
@@ -376,7 +512,8 @@ mod tests {
     async fn the_addresses_of_one_ipv6_64_share_one_budget() {
         let t = throttle(3, 100);
         for i in 1..=3 {
-            t.begin(
+            begin(
+                &t,
                 v6(&format!("2001:db8:1:2::{i:x}")),
                 &format!("u{i}@example.com"),
             )
@@ -385,13 +522,13 @@ mod tests {
         }
         // A fourth address of the same /64, a fifth account: refused.
         assert!(
-            t.begin(v6("2001:db8:1:2:ffff::9"), "u5@example.com")
+            begin(&t, v6("2001:db8:1:2:ffff::9"), "u5@example.com")
                 .await
                 .is_err()
         );
         // Another /64 has its own budget.
         assert!(
-            t.begin(v6("2001:db8:1:3::1"), "u6@example.com")
+            begin(&t, v6("2001:db8:1:3::1"), "u6@example.com")
                 .await
                 .is_ok()
         );
@@ -405,11 +542,14 @@ mod tests {
                 per_account: rule(100, 60),
                 ipv6_prefix: 64,
                 per_ipv6_site: rule(5, 60),
+                ..ThrottleSettings::default()
             },
             Arc::new(LocalBuckets::new(1000)),
+            device_key(),
         );
         for i in 0..5u16 {
-            t.begin(
+            begin(
+                &t,
                 v6(&format!("2001:db8:1:{i:x}::1")),
                 &format!("u{i}@example.com"),
             )
@@ -417,12 +557,14 @@ mod tests {
             .unwrap();
         }
         assert!(
-            t.begin(v6("2001:db8:1:ff::1"), "x@example.com")
+            begin(&t, v6("2001:db8:1:ff::1"), "x@example.com")
                 .await
                 .is_err()
         );
         assert!(
-            t.begin(v6("2001:db8:2::1"), "y@example.com").await.is_ok(),
+            begin(&t, v6("2001:db8:2::1"), "y@example.com")
+                .await
+                .is_ok(),
             "another /48"
         );
     }

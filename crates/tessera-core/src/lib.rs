@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod clock;
+pub mod device;
 pub mod family;
 pub mod merge;
 pub mod password;
@@ -17,6 +18,7 @@ pub mod store;
 pub mod user;
 
 pub use clock::Timestamp;
+pub use device::{DeviceId, DeviceKey};
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
 pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use tessera_axum::cookies::{DEFAULT_COOKIE_NAME, DEFAULT_DOMAIN_COOKIE_NAME, SessionCookie};
 use tessera_axum::csrf::HttpUrl;
+use tessera_axum::hashing::fair_share;
 use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
@@ -66,7 +67,9 @@ impl Settings {
                 .context("login_account_burst and login_account_per_minute")?,
             ipv6_prefix: self.login_ipv6_prefix,
             per_ipv6_site: site_rule(per_ip),
+            device_lifetime: Duration::from_secs(self.login_device_lifetime.max(1)),
         };
+        let hash_workers = self.hash_workers.unwrap_or(defaults.hash_workers).max(1);
         let session_storage = match self.session_storage {
             StorageKind::Server => SessionStorage::Server,
             StorageKind::Cookie => SessionStorage::Cookie(crate::keyfiles::cookie_key(self)?),
@@ -91,8 +94,12 @@ impl Settings {
                 .transpose()
                 .context("login_url")?,
             throttle,
-            hash_workers: self.hash_workers.unwrap_or(defaults.hash_workers).max(1),
+            hash_workers,
             hash_queue: self.hash_queue,
+            hash_per_client: self
+                .hash_per_client
+                .unwrap_or_else(|| fair_share(hash_workers, self.hash_queue))
+                .max(1),
             max_body_bytes: self.max_body_bytes,
             session_data_max_bytes: self.session_data_max_bytes,
             tokens: self.token_config()?,

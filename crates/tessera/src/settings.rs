@@ -91,6 +91,10 @@ pub struct Settings {
     pub hash_workers: Option<usize>,
     /// Password hashes allowed to wait before logins get 503.
     pub hash_queue: usize,
+    /// Hashing places (running or waiting) one client (an IPv4 address or
+    /// an IPv6 network of `login_ipv6_prefix`) may hold; default a quarter
+    /// of `hash_workers + hash_queue`.
+    pub hash_per_client: Option<usize>,
     /// Failed logins per client IP in a burst.
     pub login_ip_burst: u32,
     /// Failed logins per client IP per minute, sustained.
@@ -103,6 +107,11 @@ pub struct Settings {
     pub login_account_burst: u32,
     /// Failed logins per account per minute, sustained.
     pub login_account_per_minute: u32,
+    /// Seconds a device cookie (`__Host-tessera-device`, issued at each
+    /// successful login) keeps its own login budget for its account, so
+    /// that an attacker emptying the account's budget cannot lock its
+    /// owner out.
+    pub login_device_lifetime: u64,
     /// Largest request body in bytes.
     pub max_body_bytes: usize,
     /// Largest session data object in bytes.
@@ -188,11 +197,13 @@ impl Default for Settings {
             sqlite_busy_timeout: millis(sqlite.busy_timeout),
             hash_workers: None,
             hash_queue: app.hash_queue,
+            hash_per_client: None,
             login_ip_burst: app.throttle.per_ip.burst(),
             login_ip_per_minute: app.throttle.per_ip.per_minute(),
             login_ipv6_prefix: app.throttle.ipv6_prefix,
             login_account_burst: app.throttle.per_account.burst(),
             login_account_per_minute: app.throttle.per_account.per_minute(),
+            login_device_lifetime: app.throttle.device_lifetime.as_secs(),
             max_body_bytes: app.max_body_bytes,
             session_data_max_bytes: app.session_data_max_bytes,
             purge_interval: Maintenance::default().purge_interval.as_secs(),

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, Method, header};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tessera_core::{Email, Password, SessionId, SessionMeta, Timestamp, User, Verification};
@@ -60,9 +60,21 @@ pub fn login_origin(
     Ok(client_ip(peer, headers, &state.config.trusted_proxies))
 }
 
+/// A successful login: the user, and the device cookie that keeps this
+/// client's own login budget for the account from now on.
+#[derive(Debug)]
+pub struct Authenticated {
+    /// Who logged in.
+    pub user: User,
+    /// `Set-Cookie` value of a fresh device cookie.
+    pub device_cookie: HeaderValue,
+}
+
 /// Checks credentials with throttling, bounded hashing and no enumeration:
 /// unknown user, wrong password and disabled user give the same error after
-/// the same amount of work. Shared by every way of logging in.
+/// the same amount of work. A client with a device cookie for the account
+/// draws from its own budget (see [`crate::throttle`]). Shared by every way
+/// of logging in.
 ///
 /// # Errors
 ///
@@ -70,14 +82,17 @@ pub fn login_origin(
 pub async fn authenticate(
     state: &AppState,
     ip: std::net::IpAddr,
+    headers: &HeaderMap,
     credentials: Credentials,
-) -> Result<User, ApiError> {
+) -> Result<Authenticated, ApiError> {
     let Credentials {
         email, password, ..
     } = credentials;
+    let device = state.config.cookie.device_cookie();
+    let attempt = state.throttle.attempt(ip, &email, device.read(headers));
     state
         .throttle
-        .begin(ip, &email)
+        .begin(&attempt)
         .await
         .map_err(|refusal| match refusal {
             Refusal::Wait(retry_after) => ApiError::Throttled { retry_after },
@@ -91,7 +106,9 @@ pub async fn authenticate(
     let password = Password::new(password);
     let (verification, password) = state
         .hashing
-        .run(move |hasher| (hasher.verify(&password, stored.as_ref()), password))
+        .run_for(attempt.client(), move |hasher| {
+            (hasher.verify(&password, stored.as_ref()), password)
+        })
         .await
         .map_err(|_| ApiError::Busy {
             retry_after: Duration::from_secs(1),
@@ -105,8 +122,12 @@ pub async fn authenticate(
         }
         _ => return Err(ApiError::InvalidCredentials),
     };
-    state.throttle.finish_success(ip, &email).await;
-    Ok(user)
+    let token = state.throttle.finish_success(&attempt).await;
+    let device_cookie = device.issue_sealed(token, Some(state.throttle.device_lifetime()));
+    Ok(Authenticated {
+        user,
+        device_cookie,
+    })
 }
 
 /// Replaces an outdated hash (e.g. imported bcrypt) after a successful login,
@@ -146,7 +167,10 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let ip = login_origin(&state, peer, &method, &headers)?;
     let remember = credentials.remember();
-    let user = authenticate(&state, ip, credentials).await?;
+    let Authenticated {
+        user,
+        device_cookie,
+    } = authenticate(&state, ip, &headers, credentials).await?;
 
     end_presented_session(&state, &headers).await?;
     let now = Timestamp::now();
@@ -176,7 +200,11 @@ pub async fn login(
     };
     tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
     let body = SessionBody::of(&session);
-    Ok(([(header::SET_COOKIE, cookie)], Json(body)).into_response())
+    let cookies = AppendHeaders([
+        (header::SET_COOKIE, cookie),
+        (header::SET_COOKIE, device_cookie),
+    ]);
+    Ok((cookies, Json(body)).into_response())
 }
 
 /// Ends the session whose cookie came with a login request: a login always

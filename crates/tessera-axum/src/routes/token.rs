@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::login::{Credentials, authenticate, login_origin};
+use crate::routes::login::{Authenticated, Credentials, authenticate, login_origin};
 use crate::state::AppState;
 use crate::tokens::IssuedTokens;
 
@@ -54,7 +54,10 @@ pub async fn token(
 ) -> Result<Response, ApiError> {
     let ip = login_origin(&state, peer, &method, &headers)?;
     let remember = credentials.remember();
-    let user = authenticate(&state, ip, credentials).await?;
+    let Authenticated {
+        user,
+        device_cookie,
+    } = authenticate(&state, ip, &headers, credentials).await?;
     // Not remembered: the refresh family ends with the transient lifetime,
     // and an access-token cookie with the browser.
     let lifetime = (!remember).then(|| {
@@ -65,7 +68,11 @@ pub async fn token(
             .min(state.config.policy.transient_timeout())
     });
     let issued = state.tokens.issue(&user, lifetime).await?;
-    Ok(respond(&state, issued, remember))
+    let mut response = respond(&state, issued, remember);
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, device_cookie);
+    Ok(response)
 }
 
 /// The token response; with `access_token_cookie` on, the access token goes

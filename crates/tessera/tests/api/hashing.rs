@@ -92,3 +92,54 @@ async fn a_login_flood_does_not_starve_session_checks() {
         "slowest /profile during the flood: {worst:?}"
     );
 }
+
+/// One client (here one address behind a trusted proxy) flooding logins
+/// holds only its share of the hashing queue: another client's logins, sent
+/// while the flood goes on, are hashed rather than refused with 503.
+#[tokio::test]
+async fn one_client_flooding_logins_leaves_room_for_the_others() {
+    let server = Server::start_with(
+        Options::default()
+            .env("TESSERA_HASH_WORKERS", 1)
+            .env("TESSERA_HASH_QUEUE", 7)
+            .env("TESSERA_HASH_PER_CLIENT", 2)
+            .env("TESSERA_TRUSTED_PROXIES", "127.0.0.1")
+            .env("TESSERA_LOGIN_IP_BURST", 100_000)
+            .env("TESSERA_LOGIN_ACCOUNT_BURST", 100_000),
+    );
+    let client = reqwest::Client::new();
+    let url = server.url("/login");
+    let login = move |from: &'static str| {
+        client
+            .post(url.clone())
+            .header("x-forwarded-for", from)
+            .json(&serde_json::json!({"email": "alice@example.com", "password": PASSWORD}))
+            .send()
+    };
+    let until = Instant::now() + Duration::from_millis(2500);
+    let flooders: Vec<_> = (0..24)
+        .map(|_| {
+            let request = login.clone();
+            tokio::spawn(async move {
+                let mut busy = 0u32;
+                while Instant::now() < until {
+                    let status = request("203.0.113.1").await.unwrap().status();
+                    busy += u32::from(status == StatusCode::SERVICE_UNAVAILABLE);
+                }
+                busy
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut victim = Vec::new();
+    for _ in 0..5 {
+        victim.push(login("198.51.100.1").await.unwrap().status());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let mut busy = 0;
+    for flooder in flooders {
+        busy += flooder.await.unwrap();
+    }
+    assert!(busy > 0, "the flood was refused past its share");
+    assert_eq!(victim, vec![StatusCode::OK; 5], "the other client's logins");
+}
