@@ -32,11 +32,14 @@ def test_with_a_cookie_domain_a_login_on_one_subdomain_holds_on_another(stack, h
     assert len(session) == 1, cookies
     assert session[0]["domain"] in (".example.test", "example.test")
     assert session[0]["secure"] and session[0]["httpOnly"]
+    # The device cookie stays host-only whatever cookie_domain says.
+    device = [c for c in cookies if c["name"] == "__Host-tessera-device"]
+    assert [c["domain"] for c in device] == [AUTH], cookies
     assert status == 200
 
 
 def test_without_one_the_host_only_cookie_stays_on_its_host(stack, https_page):
     cookies, status = login_then_profile_elsewhere(stack, https_page)
-    assert [c["name"] for c in cookies] == ["__Host-tessera"]
-    assert cookies[0]["domain"] == AUTH
+    assert sorted(c["name"] for c in cookies) == ["__Host-tessera", "__Host-tessera-device"]
+    assert {c["domain"] for c in cookies} == {AUTH}
     assert status == 401
