@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp, UserId,
+    Role, Session, SessionCap, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
+    UserId,
 };
 
 use super::rows::{encode_roles, insert_session, session_columns, session_from_row};
@@ -24,10 +25,43 @@ impl SessionStore for SqliteStore {
         true
     }
 
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
+    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError> {
         let session = session.clone();
-        self.write(Affected::Nothing, move |tx| insert_session(tx, &session))
-            .await
+        self.write_affecting(move |tx| {
+            // The user's live sessions beyond the `cap - 1` newest others,
+            // ended in the transaction that stores the new one.
+            let mut ended = tx
+                .prepare_cached(concat!(
+                    "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions \
+                     WHERE user_id = ?1 AND expires_at > ?2 AND id_hash <> ?3 \
+                     ORDER BY created_at DESC, id_hash DESC LIMIT -1 OFFSET ?4) RETURNING ",
+                    session_columns!()
+                ))
+                .and_then(|mut s| {
+                    s.query_map(
+                        params![
+                            session.user_id.as_uuid().as_bytes(),
+                            session.created_at.unix_millis(),
+                            session.id_hash.as_bytes(),
+                            cap.get() - 1
+                        ],
+                        session_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<Session>>>()
+                })
+                .map_err(to_store_error)?;
+            insert_session(tx, &session)?;
+            ended.sort_by(|a, b| {
+                (a.created_at, a.id_hash.as_bytes()).cmp(&(b.created_at, b.id_hash.as_bytes()))
+            });
+            let affected = if ended.is_empty() {
+                Affected::Nothing
+            } else {
+                Affected::Sessions(ended.iter().map(|s| s.id_hash).collect())
+            };
+            Ok((ended, affected))
+        })
+        .await
     }
 
     async fn load(
