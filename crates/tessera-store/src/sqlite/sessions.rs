@@ -28,32 +28,8 @@ impl SessionStore for SqliteStore {
     async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError> {
         let session = session.clone();
         self.write_affecting(move |tx| {
-            // The user's live sessions beyond the `cap - 1` newest others,
-            // ended in the transaction that stores the new one.
-            let mut ended = tx
-                .prepare_cached(concat!(
-                    "DELETE FROM sessions WHERE id_hash IN (SELECT id_hash FROM sessions \
-                     WHERE user_id = ?1 AND expires_at > ?2 AND id_hash <> ?3 \
-                     ORDER BY created_at DESC, id_hash DESC LIMIT -1 OFFSET ?4) RETURNING ",
-                    session_columns!()
-                ))
-                .and_then(|mut s| {
-                    s.query_map(
-                        params![
-                            session.user_id.as_uuid().as_bytes(),
-                            session.created_at.unix_millis(),
-                            session.id_hash.as_bytes(),
-                            cap.get() - 1
-                        ],
-                        session_from_row,
-                    )?
-                    .collect::<rusqlite::Result<Vec<Session>>>()
-                })
-                .map_err(to_store_error)?;
+            let ended = end_oldest(tx, &session, cap).map_err(to_store_error)?;
             insert_session(tx, &session)?;
-            ended.sort_by(|a, b| {
-                (a.created_at, a.id_hash.as_bytes()).cmp(&(b.created_at, b.id_hash.as_bytes()))
-            });
             let affected = if ended.is_empty() {
                 Affected::Nothing
             } else {
@@ -332,4 +308,42 @@ impl SessionStore for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
     }
+}
+
+/// Ends the oldest of the user's other sessions live at the new session's
+/// login time, so that at most `cap - 1` remain beside it; returns them,
+/// oldest first. Below the cap this is one indexed count (a single
+/// `DELETE ... WHERE id_hash IN (ordered subquery)` costs ~0.2 ms more on
+/// every login, even when it ends nothing).
+fn end_oldest(
+    tx: &rusqlite::Transaction<'_>,
+    session: &Session,
+    cap: SessionCap,
+) -> rusqlite::Result<Vec<Session>> {
+    let user = session.user_id.as_uuid().as_bytes();
+    let (now, id) = (session.created_at.unix_millis(), session.id_hash.as_bytes());
+    let others: u32 = tx
+        .prepare_cached(
+            "SELECT count(*) FROM sessions \
+             WHERE user_id = ?1 AND expires_at > ?2 AND id_hash <> ?3",
+        )?
+        .query_row(params![user, now, id], |r| r.get(0))?;
+    let excess = others.saturating_add(1).saturating_sub(cap.get());
+    if excess == 0 {
+        return Ok(Vec::new());
+    }
+    let oldest = tx
+        .prepare_cached(concat!(
+            "SELECT ",
+            session_columns!(),
+            " FROM sessions WHERE user_id = ?1 AND expires_at > ?2 AND id_hash <> ?3 \
+             ORDER BY created_at, id_hash LIMIT ?4"
+        ))?
+        .query_map(params![user, now, id, excess], session_from_row)?
+        .collect::<rusqlite::Result<Vec<Session>>>()?;
+    let mut delete = tx.prepare_cached("DELETE FROM sessions WHERE id_hash = ?1")?;
+    for ended in &oldest {
+        delete.execute([ended.id_hash.as_bytes()])?;
+    }
+    Ok(oldest)
 }
