@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, DeviceKey, PasswordHasher, SessionPolicy, SessionStore, ThrottleStore, TokenStore,
-    UserStore,
+    ChainKey, DeviceKey, PasswordHasher, SessionCap, SessionPolicy, SessionStore, ThrottleStore,
+    TokenStore, UserStore,
 };
 use tessera_token::KeySet;
 
@@ -67,6 +67,9 @@ pub struct AppConfig {
     pub max_body_bytes: usize,
     /// Largest session data object, in bytes of JSON.
     pub session_data_max_bytes: usize,
+    /// Live server-side sessions a user may have; a login past it ends the
+    /// user's oldest. Sealed-cookie sessions are not stored and not capped.
+    pub max_sessions_per_user: SessionCap,
     /// Access and refresh tokens.
     pub tokens: TokenConfig,
     /// Hand browsers the access token in an `HttpOnly` cookie
@@ -95,6 +98,7 @@ impl Default for AppConfig {
             hash_per_client: crate::hashing::fair_share(hash_workers, 32),
             max_body_bytes: 64 * 1024,
             session_data_max_bytes: 8 * 1024,
+            max_sessions_per_user: SessionCap::default(),
             tokens: TokenConfig::default(),
             access_token_cookie: false,
         }

@@ -14,6 +14,7 @@ pub mod password;
 pub mod route;
 pub mod secret;
 pub mod session;
+pub mod session_cap;
 pub mod store;
 pub mod user;
 
@@ -24,6 +25,7 @@ pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
+pub use session_cap::{InvalidSessionCap, SessionCap};
 pub use store::{
     AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
     TokenStore, UserStore,

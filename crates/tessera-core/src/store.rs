@@ -16,6 +16,7 @@ use crate::family::{FamilyId, TokenFamily};
 use crate::password::PasswordHash;
 use crate::secret::{SessionHandle, SessionIdHash};
 use crate::session::Session;
+use crate::session_cap::SessionCap;
 use crate::user::{Email, Role, User, UserId};
 
 /// What a store can report. Deliberately narrow: callers decide policy.
@@ -46,6 +47,8 @@ pub enum StoreError {
 ///   session behaves as if it did not exist, purged or not.
 /// - Every mutation is durable when it returns `Ok` (for durable backends).
 /// - The per-user operations see exactly the user's live sessions.
+/// - No user has more than the `cap` of the last `create` live sessions:
+///   the create that would pass it ends their oldest, atomically.
 /// - `rotate` and `merge_data` are atomic: two concurrent rotations of the
 ///   same old id never both succeed with different successors (with the
 ///   same successor they converge: all succeed, one session results), and
@@ -63,8 +66,18 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Whether sessions survive a restart of the process.
     fn is_durable(&self) -> bool;
 
-    /// Stores a new session.
-    async fn create(&self, session: &Session) -> Result<(), StoreError>;
+    /// Stores a new session, keeping its user within `cap` live sessions:
+    /// if the user would then have more, the oldest of their other
+    /// sessions live at the new one's `created_at` (oldest by `created_at`,
+    /// the login time) end in the same atomic step, so that `cap` remain,
+    /// the new one among them. Concurrent creates for one user never leave
+    /// more than `cap`.
+    ///
+    /// Returns the sessions that ended, oldest first (empty when none did),
+    /// for the caller to log. They end as `delete` ends a session: every
+    /// node and cache stops accepting them at once, and an alias naming
+    /// one of them names nothing.
+    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError>;
 
     /// The live session with this id hash, if any. Shared, so that a
     /// backend holding sessions in memory can hand them out without copying.

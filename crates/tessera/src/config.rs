@@ -1,7 +1,8 @@
 //! From the flat [`Settings`] (the public names of the file, environment and
 //! flag layers) to the library's typed [`ServiceConfig`], validated once.
 //! Each value is checked by the library type that holds it
-//! ([`SessionPolicy::new`], [`SessionCookie::new`], [`BucketRule::new`]).
+//! ([`SessionPolicy::new`], [`SessionCookie::new`], [`BucketRule::new`],
+//! [`SessionCap::new`]).
 
 use std::time::Duration;
 
@@ -13,7 +14,7 @@ use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
 use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
-use tessera_core::{BucketRule, SessionPolicy};
+use tessera_core::{BucketRule, SessionCap, SessionPolicy};
 use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions};
 
 use crate::settings::{Settings, StorageKind, StoreKind, UsersKind};
@@ -102,6 +103,8 @@ impl Settings {
                 .max(1),
             max_body_bytes: self.max_body_bytes,
             session_data_max_bytes: self.session_data_max_bytes,
+            max_sessions_per_user: SessionCap::new(self.max_sessions_per_user)
+                .context("max_sessions_per_user")?,
             tokens: self.token_config()?,
             access_token_cookie: self.jwt_access_token_cookie,
         };
@@ -182,6 +185,10 @@ mod tests {
             assert_eq!(config.app.cookie.name(), library.cookie.name());
             assert_eq!(config.app.throttle, library.throttle);
             assert_eq!(config.app.tokens.access_ttl, library.tokens.access_ttl);
+            assert_eq!(
+                config.app.max_sessions_per_user,
+                library.max_sessions_per_user
+            );
             assert!(matches!(config.sessions, SessionBackend::Sqlite));
             assert!(matches!(config.users, UserBackend::Sqlite));
             assert!(matches!(config.app.session_storage, SessionStorage::Server));
@@ -197,7 +204,9 @@ mod tests {
             jail.set_env("TESSERA_REDIS_TIMEOUT", "250");
             jail.set_env("TESSERA_JWT_ACCESS_TTL", "60");
             jail.set_env("TESSERA_SESSION_SAME_SITE", "strict");
+            jail.set_env("TESSERA_MAX_SESSIONS_PER_USER", "3");
             let config = load().unwrap();
+            assert_eq!(config.app.max_sessions_per_user.get(), 3);
             let SessionBackend::Redis(redis) = config.sessions else {
                 panic!("redis expected");
             };
@@ -223,6 +232,11 @@ mod tests {
                 "login_account_per_minute",
             ),
             ("TESSERA_SESSION_IDLE_TIMEOUT", "0", "session_idle_timeout"),
+            (
+                "TESSERA_MAX_SESSIONS_PER_USER",
+                "0",
+                "max_sessions_per_user",
+            ),
             ("TESSERA_USERS", "postgres", "database_url"),
         ] {
             Jail::expect_with(|jail| {

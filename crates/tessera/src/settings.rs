@@ -116,6 +116,9 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// Largest session data object in bytes.
     pub session_data_max_bytes: usize,
+    /// Live server-side sessions per user (at least 1); a login past it
+    /// ends the user's oldest.
+    pub max_sessions_per_user: u32,
     /// Seconds between purges of expired sessions.
     pub purge_interval: u64,
     /// Log filter (`info`, `debug`, `tessera=debug,tower_http=info`, ...).
@@ -206,6 +209,7 @@ impl Default for Settings {
             login_device_lifetime: app.throttle.device_lifetime.as_secs(),
             max_body_bytes: app.max_body_bytes,
             session_data_max_bytes: app.session_data_max_bytes,
+            max_sessions_per_user: app.max_sessions_per_user.get(),
             purge_interval: Maintenance::default().purge_interval.as_secs(),
             log: "info".into(),
             jwt_algorithm: "HS256".into(),

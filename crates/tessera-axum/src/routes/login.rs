@@ -194,7 +194,15 @@ pub async fn login(
             .cookie
             .issue_sealed(sealer.seal(&session), max_age),
         None => {
-            state.sessions.create(&session).await?;
+            let cap = state.config.max_sessions_per_user;
+            for old in state.sessions.create(&session, cap).await? {
+                tracing::info!(
+                    user = %user.id,
+                    session = %old.handle.as_str(),
+                    max = cap.get(),
+                    "session ended: past max_sessions_per_user"
+                );
+            }
             state.config.cookie.issue(&id, max_age)
         }
     };

@@ -10,8 +10,8 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Email, PasswordHash, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError,
-    Timestamp, User, UserId, UserStore,
+    Email, PasswordHash, Role, Session, SessionCap, SessionHandle, SessionIdHash, SessionStore,
+    StoreError, Timestamp, User, UserId, UserStore,
 };
 
 use crate::lock;
@@ -72,6 +72,32 @@ impl Sessions {
             .map(|a| a.successor)
     }
 
+    /// Ends the oldest of the user's sessions live at `now`, other than
+    /// `keep`, until `room` of them are left; returns them, oldest first.
+    fn end_oldest(
+        &mut self,
+        user: UserId,
+        keep: &SessionIdHash,
+        room: usize,
+        now: Timestamp,
+    ) -> Vec<Session> {
+        let mut live: Vec<(Timestamp, SessionIdHash)> = self
+            .user_ids(user)
+            .into_iter()
+            .filter(|id| id != keep)
+            .filter_map(|id| self.live(&id, now).map(|s| (s.created_at, id)))
+            .collect();
+        let Some(excess) = live.len().checked_sub(room).filter(|&n| n > 0) else {
+            return Vec::new();
+        };
+        live.sort_unstable_by(|a, b| (a.0, a.1.as_bytes()).cmp(&(b.0, b.1.as_bytes())));
+        live[..excess]
+            .iter()
+            .filter_map(|(_, id)| self.remove(id))
+            .map(Arc::unwrap_or_clone)
+            .collect()
+    }
+
     fn user_ids(&self, user: UserId) -> Vec<SessionIdHash> {
         self.by_user
             .get(&user)
@@ -117,9 +143,14 @@ impl SessionStore for MemoryStore {
         false
     }
 
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        self.sessions_mut().insert(session.clone());
-        Ok(())
+    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError> {
+        let mut sessions = self.sessions_mut();
+        // Room for `cap - 1` others beside the new session.
+        let room = usize::try_from(cap.get() - 1).unwrap_or(usize::MAX);
+        let ended =
+            sessions.end_oldest(session.user_id, &session.id_hash, room, session.created_at);
+        sessions.insert(session.clone());
+        Ok(ended)
     }
 
     async fn load(

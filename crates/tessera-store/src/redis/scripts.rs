@@ -25,15 +25,71 @@ local function with_roles(v, r)
 end
 ";
 
-/// Stores a session and adds it to its user's index.
-/// KEYS: session, index. ARGV: value expires_at absolute member now.
+/// Reads a session's login time (ms) from the postcard part after the
+/// handle: the user id (16 bytes), the e-mail (varint length, text), then
+/// `created_at` (zigzag varint). Needs `roles_end` (`SESSION_LAYOUT`).
+const CREATED_AT: &str = r"
+local function varint(v, at)
+  local n, scale = 0, 1
+  while true do
+    local b = string.byte(v, at)
+    n = n + (b % 128) * scale
+    at = at + 1
+    if b < 128 then return n, at end
+    scale = scale * 128
+  end
+end
+local function created_at(v)
+  local at = roles_end(v) + 1
+  at = at + 1 + string.byte(v, at) % 128 + 16
+  local len
+  len, at = varint(v, at)
+  local z = varint(v, at + len)
+  if z % 2 == 0 then return z / 2 end
+  return -(z + 1) / 2
+end
+";
+
+/// Stores a session and adds it to its user's index, first ending the
+/// user's oldest other sessions (by login time) beyond `cap - 1`. The index
+/// holds at most `cap` entries plus stale ones, so while it has fewer than
+/// `cap` nothing is read. Equal login times keep the index's order (a
+/// comparison of binary members would follow the server's locale). KEYS: session, index. ARGV: value expires_at
+/// absolute member now cap prefix channel. Returns the ended sessions as
+/// member, value, member, value...
 const CREATE_SESSION: &str = r"
-local k, idx = KEYS[1], KEYS[2]
-redis.call('SET', k, ARGV[1], 'PXAT', ARGV[2])
+local k, idx, cap, prefix = KEYS[1], KEYS[2], tonumber(ARGV[6]), ARGV[7]
 redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[5])
+local ended = {}
+if redis.call('ZCARD', idx) >= cap then
+  local live = {}
+  for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    local v = redis.call('GET', prefix .. m)
+    if not v then
+      redis.call('ZREM', idx, m)
+    elseif m ~= ARGV[4] then
+      table.insert(live, {created_at(v), m, v, #live})
+    end
+  end
+  if #live >= cap then
+    table.sort(live, function(a, b)
+      if a[1] ~= b[1] then return a[1] < b[1] end
+      return a[4] < b[4]
+    end)
+    for i = 1, #live - cap + 1 do
+      local m = live[i][2]
+      redis.call('DEL', prefix .. m)
+      redis.call('ZREM', idx, m)
+      redis.call('PUBLISH', ARGV[8], m)
+      table.insert(ended, m)
+      table.insert(ended, live[i][3])
+    end
+  end
+end
+redis.call('SET', k, ARGV[1], 'PXAT', ARGV[2])
 redis.call('ZADD', idx, ARGV[3], ARGV[4])
 if redis.call('PEXPIRETIME', idx) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', idx, ARGV[3]) end
-return 1
+return ended
 ";
 
 /// Records activity on a session that still exists.
@@ -331,7 +387,9 @@ pub(crate) struct Scripts {
 impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
-            create_session: Script::from_lua(CREATE_SESSION),
+            create_session: Script::from_lua(format!(
+                "{SESSION_LAYOUT}{CREATED_AT}{CREATE_SESSION}"
+            )),
             touch_session: Script::from_lua(TOUCH_SESSION),
             delete_session: Script::from_lua(DELETE_SESSION),
             swap_session: Script::from_lua(SWAP_SESSION),

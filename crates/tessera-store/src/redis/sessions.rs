@@ -9,7 +9,8 @@ use serde_json::{Map, Value as Json};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Role, Route, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp, UserId,
+    Role, Route, Session, SessionCap, SessionHandle, SessionIdHash, SessionStore, StoreError,
+    Timestamp, UserId,
 };
 
 use fred::bytes::Bytes;
@@ -106,24 +107,51 @@ impl SessionStore for RedisStore {
         true
     }
 
-    async fn create(&self, session: &Session) -> Result<(), StoreError> {
-        if session.id_hash.route() != Route::of(session.user_id) {
+    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError> {
+        let route = Route::of(session.user_id);
+        if session.id_hash.route() != route {
             return Err(StoreError::Corrupt(
                 "session id does not carry its user's route".into(),
             ));
         }
         let member = Keys::session_member(&session.id_hash);
-        let args = session_args(session, [Value::Bytes(member), millis(Timestamp::now())])?;
-        self.eval(
-            &self.scripts.create_session,
-            vec![
-                self.keys.session(&session.id_hash).into(),
-                self.keys.user_sessions(session.user_id).into(),
+        let args = session_args(
+            session,
+            [
+                Value::Bytes(member),
+                millis(Timestamp::now()),
+                Value::Integer(i64::from(cap.get())),
+                Value::Bytes(self.keys.session_prefix(route)),
+                self.session_channel(),
             ],
-            args,
-        )
-        .await
-        .map(drop)
+        )?;
+        let answer = self
+            .eval(
+                &self.scripts.create_session,
+                vec![
+                    self.keys.session(&session.id_hash).into(),
+                    self.keys.user_sessions(session.user_id).into(),
+                ],
+                args,
+            )
+            .await;
+        let ended = answer.and_then(|answer| {
+            codec::records(answer)?
+                .into_iter()
+                .map(|(member, value)| {
+                    let id = codec::session_id_from_member(&member)?;
+                    codec::decode_session(id, &codec::value_bytes(value)?)
+                })
+                .collect::<Result<Vec<Session>, StoreError>>()
+        });
+        match &ended {
+            Ok(ended) => self.forget(&ended.iter().map(|s| s.id_hash).collect::<Vec<_>>()),
+            // The outcome is unknown (a timeout) or unreadable: some of
+            // the user's sessions may have ended. Other nodes hear of it
+            // on the channel.
+            Err(_) => self.forget_all(),
+        }
+        ended
     }
 
     async fn load(

@@ -93,7 +93,7 @@ struct Inner {
 /// Which cached sessions a write changed.
 #[derive(Debug)]
 enum Affected {
-    /// None (user writes, new sessions).
+    /// None (user writes, new sessions that ended no other).
     Nothing,
     /// These sessions.
     Sessions(Vec<SessionIdHash>),
@@ -171,7 +171,8 @@ impl SqliteStore {
 
     /// Inserts many sessions in one transaction: for imports from another
     /// system and for seeding benchmarks, where one commit per session would
-    /// be needlessly slow.
+    /// be needlessly slow. No per-user cap applies (the next login's
+    /// `create` applies its own).
     ///
     /// # Errors
     ///
@@ -211,13 +212,23 @@ impl SqliteStore {
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> Result<T, StoreError> + Send + 'static,
     {
+        self.write_affecting(move |tx| Ok((f(tx)?, affected))).await
+    }
+
+    /// As [`SqliteStore::write`], for a write that learns what it affected
+    /// as it runs (a create that ends a user's oldest sessions).
+    async fn write_affecting<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> Result<(T, Affected), StoreError> + Send + 'static,
+    {
         let inner = Arc::clone(&self.inner);
         tokio::task::spawn_blocking(move || {
             let mut conn = lock(&inner.writer);
             let tx = conn
                 .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
                 .map_err(to_store_error)?;
-            let value = f(&tx)?;
+            let (value, affected) = f(&tx)?;
             tx.commit().map_err(to_store_error)?;
             inner.after_commit(&affected);
             Ok(value)

@@ -9,7 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    Revocation, Role, SessionHandle, SessionMeta, SessionStore, StoreError, Timestamp, TokenStore,
+    Revocation, Role, SessionCap, SessionHandle, SessionMeta, SessionStore, StoreError, Timestamp,
+    TokenStore,
 };
 use tessera_store::{RedisOptions, RedisStore};
 
@@ -181,7 +182,9 @@ async fn bytes_per_session(sessions_per_user: usize, user_agent: &str) -> u64 {
         let u = user(&format!("user{i}@example.com"));
         for _ in 0..sessions_per_user {
             let (_, s) = policy().start(&u, meta.clone(), now);
-            SessionStore::create(store.as_ref(), &s).await.unwrap();
+            SessionStore::create(store.as_ref(), &s, SessionCap::default())
+                .await
+                .unwrap();
         }
     }
     let after = server.used_memory();
@@ -232,7 +235,9 @@ mod near_cache {
         let u = user("a@example.com");
         let (s1, s2) = (start(&u, now), start(&u, now));
         for s in [&s1, &s2] {
-            SessionStore::create(a.as_ref(), s).await.unwrap();
+            SessionStore::create(a.as_ref(), s, SessionCap::default())
+                .await
+                .unwrap();
             assert!(a.load(&s.id_hash, now).await.unwrap().is_some());
             assert!(a.load(&s.id_hash, now).await.unwrap().is_some());
         }
@@ -258,7 +263,9 @@ mod near_cache {
         let b = RedisStore::connect(options).await.unwrap();
         let now = Timestamp::now();
         let s = start(&user("a@example.com"), now);
-        SessionStore::create(&a, &s).await.unwrap();
+        SessionStore::create(&a, &s, SessionCap::default())
+            .await
+            .unwrap();
         server.restart();
         // Give the clients time to notice and reconnect.
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -288,7 +295,9 @@ mod near_cache {
         let now = Timestamp::now();
         let u = user("a@example.com");
         let s = start(&u, now);
-        SessionStore::create(a.as_ref(), &s).await.unwrap();
+        SessionStore::create(a.as_ref(), &s, SessionCap::default())
+            .await
+            .unwrap();
         assert!(!a.load(&s.id_hash, now).await.unwrap().unwrap().rotate);
         let admin = vec![Role::parse("admin").unwrap()];
         assert_eq!(b.set_roles_for_user(u.id, &admin).await.unwrap(), 1);
@@ -332,7 +341,7 @@ async fn cluster_store_meets_the_contracts() {
     let now = Timestamp::now();
     for i in 0..60 {
         let u = user(&format!("spread{i}@example.com"));
-        SessionStore::create(store.as_ref(), &start(&u, now))
+        SessionStore::create(store.as_ref(), &start(&u, now), SessionCap::default())
             .await
             .unwrap();
     }

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tessera_core::{Role, Session, SessionMeta, SessionStore, Timestamp, User, UserStore};
+use tessera_core::{
+    Role, Session, SessionCap, SessionMeta, SessionStore, Timestamp, User, UserStore,
+};
 use tessera_store::{SqliteOptions, SqliteStore};
 
 use crate::contract::{contract_tests, object, policy, start, user};
@@ -49,7 +51,9 @@ mod cache {
         let now = Timestamp::now();
         let u = user("alice@example.com");
         let s = start(&u, now);
-        SessionStore::create(server, &s).await.unwrap();
+        SessionStore::create(server, &s, SessionCap::default())
+            .await
+            .unwrap();
         assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
         assert_eq!(server.cached_sessions(), 1, "the read was cached");
         assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
@@ -172,7 +176,9 @@ mod cache {
         let now = Timestamp::now();
         for _ in 0..10 {
             let s = start(&u, now);
-            SessionStore::create(&server, &s).await.unwrap();
+            SessionStore::create(&server, &s, SessionCap::default())
+                .await
+                .unwrap();
             assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
         }
         assert_eq!(server.cached_sessions(), 3);
@@ -193,7 +199,9 @@ mod durability {
         {
             let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
             UserStore::create(&store, &u).await.unwrap();
-            SessionStore::create(&store, &s).await.unwrap();
+            SessionStore::create(&store, &s, SessionCap::default())
+                .await
+                .unwrap();
         }
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(store.by_id(u.id).await.unwrap(), Some(u));
@@ -210,7 +218,9 @@ mod durability {
             SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
         let u = user("alice@example.com");
         let (secret, session) = policy().start(&u, SessionMeta::default(), Timestamp::now());
-        SessionStore::create(&store, &session).await.unwrap();
+        SessionStore::create(&store, &session, SessionCap::default())
+            .await
+            .unwrap();
         let encoded = secret.expose();
         let hash = session.id_hash;
         let mut seen_hash = false;
@@ -249,7 +259,9 @@ mod durability {
         let (id, s) = crate::contract::start_with_id(&u, now);
         {
             let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-            SessionStore::create(&store, &s).await.unwrap();
+            SessionStore::create(&store, &s, SessionCap::default())
+                .await
+                .unwrap();
         }
         // Back to schema 2, as a release before the aliases left it.
         let conn = rusqlite_conn(&path);

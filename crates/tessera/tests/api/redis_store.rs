@@ -97,6 +97,11 @@ async fn nodes_share_sessions_refresh_families_and_logouts() {
 }
 
 #[tokio::test]
+async fn logins_past_the_cap_end_the_oldest_sessions_in_redis() {
+    crate::sessions::logins_past_the_cap_end_the_oldest_sessions_on(shared_redis()).await;
+}
+
+#[tokio::test]
 async fn login_failures_count_on_every_node() {
     let options = shared_redis()
         .env("TESSERA_LOGIN_ACCOUNT_BURST", 3)

@@ -153,3 +153,53 @@ async fn session_data_must_be_an_object_of_bounded_size() {
     .await;
     assert_eq!(code, "session_data_too_large");
 }
+
+/// With `max_sessions_per_user = 3`, five logins leave the newest three:
+/// the two oldest cookies stop working and the server logs their end.
+pub async fn logins_past_the_cap_end_the_oldest_sessions_on(options: Options) {
+    let server = Server::start_with(options.env("TESSERA_MAX_SESSIONS_PER_USER", 3));
+    let mut cookies = Vec::new();
+    for _ in 0..5 {
+        cookies.push(server.login_alice().await);
+    }
+    let listed: Value = server
+        .get("/sessions", Some(&cookies[4]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(
+        listed["sessions"].as_array().map(Vec::len),
+        Some(3),
+        "{listed}"
+    );
+    for old in &cookies[..2] {
+        expect_error(
+            server.get("/profile", Some(old)).await,
+            StatusCode::UNAUTHORIZED,
+        )
+        .await;
+    }
+    for kept in &cookies[2..] {
+        assert_eq!(
+            server.get("/profile", Some(kept)).await.status(),
+            StatusCode::OK
+        );
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let ended = || server.logs().matches("past max_sessions_per_user").count();
+    while ended() < 2 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(
+        ended(),
+        2,
+        "each ended session is logged: {}",
+        server.logs()
+    );
+}
+
+#[tokio::test]
+async fn logins_past_the_cap_end_the_oldest_sessions() {
+    logins_past_the_cap_end_the_oldest_sessions_on(Options::default()).await;
+}

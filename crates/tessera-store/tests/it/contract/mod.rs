@@ -38,11 +38,15 @@ pub fn start(user: &User, now: Timestamp) -> Session {
 
 /// A new session and its secret id (for deriving successors).
 pub fn start_with_id(user: &User, now: Timestamp) -> (SessionId, Session) {
-    let meta = SessionMeta {
+    policy().start(user, meta(), now)
+}
+
+/// The client facts every test session records.
+pub fn meta() -> SessionMeta {
+    SessionMeta {
         ip: Some("192.0.2.7".into()),
         user_agent: Some("conformance/1.0".into()),
-    };
-    policy().start(user, meta, now)
+    }
 }
 
 /// A fresh rotation key, as a server derives it from its chain key.
@@ -95,6 +99,9 @@ macro_rules! contract_tests {
             role_changes_reach_live_sessions_and_flag_rotation,
             purge_removes_only_expired_sessions,
             rotation_keeps_changes_made_since_the_session_was_read,
+            a_create_past_the_cap_ends_the_oldest_sessions,
+            expired_sessions_do_not_count_against_the_cap,
+            concurrent_creates_never_pass_the_cap,
             ping_answers,
         );
     };
