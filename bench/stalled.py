@@ -191,16 +191,6 @@ def measure_drop(binary, max_wait):
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: tes")
             return sock
 
-        def partial_h2_preface():
-            sock = connect(server.addr, "127.0.0.4")
-            sock.sendall(b"PRI * HTTP/2.0\r\n")
-            return sock
-
-        def h2_no_request():
-            sock = connect(server.addr, "127.0.0.5")
-            sock.sendall(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + b"\x00\x00\x00\x04\x00\x00\x00\x00\x00")
-            return sock
-
         def idle_keep_alive():
             sock = connect(server.addr, "127.0.0.6")
             sock.sendall(b"GET /health HTTP/1.1\r\nHost: tessera\r\n\r\n")
@@ -236,8 +226,6 @@ def measure_drop(binary, max_wait):
         for name, make in [
             ("silent socket", silent),
             ("partial request head", partial_head),
-            ("partial h2 preface", partial_h2_preface),
-            ("h2 preface, no request", h2_no_request),
             ("idle keep-alive", idle_keep_alive),
             ("login body, 1 byte / 5 s", trickled_login),
             ("never reads (pipelined)", never_reads),

@@ -1,15 +1,13 @@
 //! The accept loop: every connection has a deadline and a slot.
 //!
 //! [`serve`] accepts TCP connections and serves a [`Router`] on each with
-//! hyper (HTTP/1.1 and h2c, as `axum::serve` does), within
-//! [`ConnectionLimits`]:
+//! hyper's HTTP/1.1 server (what `axum::serve` spoke with axum's default
+//! features: no h2c), within [`ConnectionLimits`]:
 //!
 //! - **request heads**: a connection must deliver each request head within
-//!   `header_read_timeout`, counted from when it starts waiting for one: the
-//!   first (including the bytes hyper reads to tell HTTP/1 from h2), and the
-//!   next one on a kept-alive connection. An h2 connection with no request
-//!   in flight for as long is closed with `GOAWAY`, and one that stops
-//!   answering pings is dropped.
+//!   `header_read_timeout`, counted from when it starts waiting for one:
+//!   from its first byte (so a silent socket is closed too), and between
+//!   requests on a kept-alive connection (hyper's header timer).
 //! - **request bodies**: the whole body must arrive within
 //!   `body_read_timeout` of the request head ([`DeadlineBody`]); a handler
 //!   reading it then fails with [`BodyReadTimeout`], which the JSON
@@ -23,8 +21,8 @@
 //!   network, keyed as login throttling keys it); a connection over its
 //!   client's cap is closed at once. Trusted proxies have no per-client cap.
 //! - **shutdown**: when `shutdown` completes, nothing more is accepted,
-//!   every connection is asked to finish (HTTP/1: after the request in
-//!   flight; h2: `GOAWAY`), and whatever is still open after
+//!   every connection is asked to finish (idle ones close at once, busy ones
+//!   after the request in flight), and whatever is still open after
 //!   `shutdown_timeout` is dropped.
 //!
 //! Handlers receive [`ConnectInfo<SocketAddr>`] (the peer) as
@@ -35,7 +33,6 @@ use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -43,10 +40,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
+use axum::http::Request;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::{IpNet, Ipv6Net};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -230,37 +228,30 @@ pub async fn serve(
 /// What every connection is served with.
 struct PerConnection {
     router: Router,
-    builder: auto::Builder<TokioExecutor>,
-    idle_timeout: Duration,
+    builder: http1::Builder,
     body_read_timeout: Duration,
     write_timeout: Duration,
 }
 
 impl PerConnection {
     fn new(router: Router, limits: &ConnectionLimits) -> Self {
-        let mut builder = auto::Builder::new(TokioExecutor::new());
+        let mut builder = http1::Builder::new();
+        // The timer runs whenever the connection waits for a request head:
+        // from the first byte on (so a silent socket too), and between
+        // requests on a kept-alive connection.
         builder
-            .http1()
             .timer(TokioTimer::new())
             .header_read_timeout(limits.header_read_timeout);
-        // h2 has no header timer: the idle check in `serve` closes a
-        // connection with nothing in flight, pings find dead peers.
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .keep_alive_interval(limits.header_read_timeout)
-            .keep_alive_timeout(limits.header_read_timeout);
         Self {
             router,
             builder,
-            idle_timeout: limits.header_read_timeout,
             body_read_timeout: limits.body_read_timeout,
             write_timeout: limits.write_timeout,
         }
     }
 
-    /// Serves one connection until it ends, goes idle past its deadline,
-    /// or (after `stopping`) has finished what it was doing.
+    /// Serves one connection until it ends, or (after `stopping`) has
+    /// finished the request in flight.
     async fn serve(
         &self,
         stream: TcpStream,
@@ -270,119 +261,28 @@ impl PerConnection {
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(Some(self.write_timeout));
         let io = TokioIo::new(Box::pin(stream));
-        let activity = Arc::new(Activity::new());
-        let service = {
-            let activity = Arc::clone(&activity);
-            let router = self.router.clone();
-            let body_timeout = self.body_read_timeout;
-            hyper::service::service_fn(move |request: axum::http::Request<Incoming>| {
-                let in_flight = activity.begin();
-                let mut request =
-                    request.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
-                request.extensions_mut().insert(ConnectInfo(peer));
-                let mut router = router.clone();
-                async move {
-                    let response = router.call(request).await;
-                    drop(in_flight);
-                    response
-                }
-            })
-        };
+        let router = self.router.clone();
+        let body_timeout = self.body_read_timeout;
+        let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let mut request = request.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
+            request.extensions_mut().insert(ConnectInfo(peer));
+            router.clone().call(request)
+        });
         let connection = self.builder.serve_connection(io, service);
         let mut connection = std::pin::pin!(connection);
-        let idle = self.idle_timeout;
-        let check = tokio::time::sleep(idle);
-        let mut check = std::pin::pin!(check);
-        let mut closing = false;
-        loop {
-            tokio::select! {
-                result = connection.as_mut() => {
-                    if let Err(error) = result {
-                        tracing::debug!(%peer, %error, "connection ended with an error");
-                    }
-                    return;
+        tokio::select! {
+            result = connection.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%peer, %error, "connection ended with an error");
                 }
-                changed = stopping.changed(), if !closing => {
-                    // A dropped sender means the server is gone: stop too.
-                    let _ = changed;
-                    connection.as_mut().graceful_shutdown();
-                    closing = true;
-                }
-                () = check.as_mut() => {
-                    let now = Instant::now();
-                    match activity.idle_for(now) {
-                        // A request in flight: its body and writes have
-                        // their own deadlines.
-                        None => check.as_mut().reset(now + idle),
-                        Some(quiet) if quiet < idle => check.as_mut().reset(now + idle - quiet),
-                        Some(_) if closing || activity.requests() == 0 => {
-                            // Never sent a complete request head (or went
-                            // quiet while asked to close): nothing to finish.
-                            tracing::debug!(%peer, "connection idle past its deadline: dropped");
-                            return;
-                        }
-                        Some(_) => {
-                            tracing::debug!(%peer, "connection idle past its deadline: closing");
-                            connection.as_mut().graceful_shutdown();
-                            closing = true;
-                            check.as_mut().reset(now + idle);
-                        }
-                    }
-                }
+                return;
             }
+            // A dropped sender means the server is gone: stop too.
+            _ = stopping.changed() => connection.as_mut().graceful_shutdown(),
         }
-    }
-}
-
-/// Requests on one connection: how many are in flight, when the last ended.
-struct Activity {
-    started: Instant,
-    in_flight: AtomicUsize,
-    requests: AtomicU64,
-    /// Milliseconds after `started` when the last request ended.
-    last_ended: AtomicU64,
-}
-
-impl Activity {
-    fn new() -> Self {
-        Self {
-            started: Instant::now(),
-            in_flight: AtomicUsize::new(0),
-            requests: AtomicU64::new(0),
-            last_ended: AtomicU64::new(0),
+        if let Err(error) = connection.await {
+            tracing::debug!(%peer, %error, "connection ended with an error");
         }
-    }
-
-    fn begin(self: &Arc<Self>) -> InFlight {
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        InFlight(Arc::clone(self))
-    }
-
-    fn requests(&self) -> u64 {
-        self.requests.load(Ordering::Relaxed)
-    }
-
-    /// How long nothing has been in flight, or `None` while something is.
-    fn idle_for(&self, now: Instant) -> Option<Duration> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
-        }
-        let ended = self.started + Duration::from_millis(self.last_ended.load(Ordering::Acquire));
-        Some(now.saturating_duration_since(ended))
-    }
-}
-
-/// A request in flight; its end is recorded when it drops.
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        let since = self.0.started.elapsed().as_millis();
-        self.0
-            .last_ended
-            .store(u64::try_from(since).unwrap_or(u64::MAX), Ordering::Release);
-        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
 }
 

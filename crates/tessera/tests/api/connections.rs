@@ -105,12 +105,6 @@ async fn stalled_connections_are_dropped_at_the_header_read_timeout() {
     tokio::join!(
         stall("a silent socket", b""),
         stall("partial headers", b"GET /health HTTP/1.1\r\nHost: tess"),
-        stall("a partial h2 preface", b"PRI * HTTP/2.0\r\n"),
-        // The preface and an empty SETTINGS frame, then no request.
-        stall(
-            "h2 without a request",
-            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00"
-        ),
         kept_alive("an idle kept-alive connection", b""),
         kept_alive("a second request's partial headers", b"GET /he"),
     );
@@ -361,69 +355,17 @@ async fn sigterm_exits_within_the_shutdown_timeout_and_finishes_what_it_can() {
     );
 }
 
-/// One h2 frame: (type, flags, stream, payload).
-async fn read_frame(stream: &mut TcpStream) -> Option<(u8, u8, u32, Vec<u8>)> {
-    let mut head = [0u8; 9];
-    stream.read_exact(&mut head).await.ok()?;
-    let length = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-    let id = u32::from_be_bytes([head[5], head[6], head[7], head[8]]) & 0x7fff_ffff;
-    let mut payload = vec![0u8; length];
-    stream.read_exact(&mut payload).await.ok()?;
-    Some((head[3], head[4], id, payload))
-}
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let length = (payload.len() as u32).to_be_bytes();
-    let mut out = vec![length[1], length[2], length[3], kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
-
 #[tokio::test]
-async fn an_idle_h2_connection_is_closed_with_goaway_though_it_answers_pings() {
-    const HEADERS: u8 = 1;
-    const SETTINGS: u8 = 4;
-    const PING: u8 = 6;
-    const GOAWAY: u8 = 7;
-    const ACK: u8 = 1;
-    let timeout = Duration::from_secs(1);
-    let server = Server::start_with(Options::default().env("TESSERA_HEADER_READ_TIMEOUT", 1));
+async fn an_h2_preface_is_refused_at_once_as_before() {
+    // HTTP/1.1 only, as axum::serve served it: h2c would need its own
+    // idle bound (ARCHITECTURE, "Our own accept loop").
+    let server = Server::start();
     let mut stream = connect(&server).await;
-    let mut hello = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-    hello.extend(frame(SETTINGS, 0, 0, &[]));
-    // GET /health (HPACK: :method GET, :scheme http, :path and :authority
-    // as literals), END_STREAM | END_HEADERS.
-    let mut block = vec![0x82, 0x86, 0x44, 7];
-    block.extend_from_slice(b"/health");
-    block.extend_from_slice(&[0x41, 1, b't']);
-    hello.extend(frame(HEADERS, 0x5, 1, &block));
-    stream.write_all(&hello).await.unwrap();
-    let started = Instant::now();
-    let (mut answered, mut goaway) = (false, None);
-    let read_all = async {
-        while let Some((kind, flags, id, payload)) = read_frame(&mut stream).await {
-            match kind {
-                HEADERS if id == 1 => answered = true,
-                SETTINGS if flags & ACK == 0 => {
-                    stream
-                        .write_all(&frame(SETTINGS, ACK, 0, &[]))
-                        .await
-                        .unwrap();
-                }
-                // A live client: every ping is answered.
-                PING if flags & ACK == 0 => {
-                    let _ = stream.write_all(&frame(PING, ACK, 0, &payload)).await;
-                }
-                GOAWAY => goaway = Some(Instant::now()),
-                _ => {}
-            }
-        }
-    };
-    tokio::time::timeout(timeout + SLACK * 2, read_all)
+    stream
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00\x00\x00\x00\x00")
         .await
-        .expect("the idle h2 connection was never closed");
-    assert!(answered, "no answer to GET /health over h2");
-    let goaway = goaway.expect("closed without GOAWAY");
-    assert_dropped_at("an idle h2 connection", started, goaway, timeout);
+        .unwrap();
+    let started = Instant::now();
+    until_closed(&mut stream, Duration::from_secs(2)).await;
+    assert!(started.elapsed() < Duration::from_secs(1));
 }
