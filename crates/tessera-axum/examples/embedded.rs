@@ -15,7 +15,6 @@
 //! start-up the user `demo@example.com` is created with it, unless that user
 //! exists already.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -23,6 +22,7 @@ use axum::Router;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::get;
+use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::{AppState, Caller, Service, ServiceConfig, TokenKeys};
 use tessera_core::{Email, NewUser, Password, StoreError, Timestamp};
 
@@ -87,10 +87,16 @@ async fn main() -> anyhow::Result<()> {
         .nest("/auth", tessera.router());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await?;
     println!("listening on http://{}", listener.local_addr()?);
-    // Logins are throttled by client address: serve with connect info.
-    axum::serve(
+    // tessera's accept loop: deadlines and caps on every connection, and
+    // the peer address handlers need (logins are throttled by it).
+    tessera_axum::connections::serve(
         listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
+        app,
+        ConnectionLimits::default(),
+        tessera.state().config(),
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        },
     )
     .await?;
     Ok(())

@@ -8,11 +8,13 @@
 use std::time::Duration;
 
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::StoreError;
+
+use crate::connections::BodyReadTimeout;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]
@@ -58,6 +60,10 @@ pub enum ApiError {
     /// The body is not JSON.
     #[error("expected Content-Type: application/json")]
     UnsupportedMediaType,
+    /// The request body did not arrive whole within `body_read_timeout`
+    /// ([`BodyReadTimeout`]); the connection is closed after the answer.
+    #[error("the request body did not arrive in time")]
+    RequestTimeout,
     /// Too many failed logins; try again later.
     #[error("too many attempts, try again later")]
     Throttled {
@@ -105,6 +111,7 @@ impl ApiError {
             Self::UnsupportedMediaType => {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
             Self::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
@@ -146,6 +153,13 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
+        // The rest of a late body may still be on its way: do not read it
+        // as the next request.
+        if matches!(self, Self::RequestTimeout) {
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(after) = retry_after {
             let seconds = after.as_secs() + u64::from(after.subsec_nanos() > 0);
             response
@@ -153,6 +167,18 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from(seconds.max(1)));
         }
         response
+    }
+}
+
+impl From<BytesRejection> for ApiError {
+    fn from(rejection: BytesRejection) -> Self {
+        if BodyReadTimeout::is_cause_of(&rejection) {
+            Self::RequestTimeout
+        } else if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Self::PayloadTooLarge
+        } else {
+            Self::bad_request("invalid_body", rejection.body_text())
+        }
     }
 }
 
@@ -181,6 +207,9 @@ impl From<crate::tokens::Error> for ApiError {
 
 impl From<JsonRejection> for ApiError {
     fn from(rejection: JsonRejection) -> Self {
+        if BodyReadTimeout::is_cause_of(&rejection) {
+            return Self::RequestTimeout;
+        }
         match rejection.status() {
             StatusCode::PAYLOAD_TOO_LARGE => Self::PayloadTooLarge,
             StatusCode::UNSUPPORTED_MEDIA_TYPE => Self::UnsupportedMediaType,

@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body. Wrong content type → 415, too large → 413, malformed → 400.
+/// A JSON body. Wrong content type → 415, too large → 413, malformed → 400,
+/// not arrived within the connection's `body_read_timeout` → 408.
 #[derive(Debug)]
 pub struct ApiJson<T>(pub T);
 
@@ -43,13 +44,7 @@ where
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(is_json_content_type);
-        let body = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == axum::http::StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge
-            } else {
-                ApiError::bad_request("invalid_body", rejection.body_text())
-            }
-        })?;
+        let body = Bytes::from_request(req, state).await?;
         if body.is_empty() {
             return Ok(Self(T::default()));
         }

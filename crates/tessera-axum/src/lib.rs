@@ -14,9 +14,10 @@
 //! error without a valid credential):
 //!
 //! ```no_run
-//! use std::{net::SocketAddr, sync::Arc};
+//! use std::sync::Arc;
 //!
 //! use axum::{Router, extract::State, response::Response, routing::get};
+//! use tessera_axum::connections::{self, ConnectionLimits};
 //! use tessera_axum::{AppState, Caller, Service, ServiceConfig, TokenKeys};
 //!
 //! async fn hello(State(tessera): State<Arc<AppState>>, caller: Caller) -> Response {
@@ -34,8 +35,14 @@
 //!     .with_state(Arc::clone(tessera.state()))
 //!     .nest("/auth", tessera.router()); // POST /auth/login, GET /auth/profile, ...
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//! // Logins are throttled per client address: serve with connect info.
-//! axum::serve(listener, app.into_make_service_with_connect_info::<SocketAddr>()).await?;
+//! // Deadlines and caps on every connection, and the peer address that
+//! // login throttling keys on (or, at least, axum::serve with
+//! // `into_make_service_with_connect_info::<SocketAddr>()`).
+//! let limits = ConnectionLimits::default();
+//! connections::serve(listener, app, limits, tessera.state().config(), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! })
+//! .await?;
 //! # Ok(()) }
 //! ```
 //!
@@ -48,6 +55,7 @@ pub mod accounts;
 pub mod app;
 pub mod caller;
 pub mod client_ip;
+pub mod connections;
 pub mod cookies;
 pub mod cors;
 pub mod csrf;

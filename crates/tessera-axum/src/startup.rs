@@ -13,7 +13,6 @@
 //! material ([`TokenKeys`]).
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +27,7 @@ use tessera_token::KeySet;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::connections::ConnectionLimits;
 use crate::server::{Maintenance, spawn_maintenance};
 use crate::state::{AppConfig, AppState, Backends, TokenKeys};
 use crate::throttle::LocalBuckets;
@@ -87,6 +87,8 @@ pub struct ServiceConfig {
     pub users: UserBackend,
     /// Background work.
     pub maintenance: Maintenance,
+    /// Deadlines and caps of the connections [`Service::serve`] accepts.
+    pub connections: ConnectionLimits,
 }
 
 /// Sessions a server keeps in its read cache in front of SQLite by default
@@ -106,6 +108,7 @@ impl ServiceConfig {
             sessions: SessionBackend::default(),
             users: UserBackend::default(),
             maintenance: Maintenance::default(),
+            connections: ConnectionLimits::default(),
         }
     }
 }
@@ -255,6 +258,7 @@ pub trait KeySource: Send + 'static {
 pub struct Service {
     state: Arc<AppState>,
     tasks: Vec<JoinHandle<()>>,
+    connections: ConnectionLimits,
 }
 
 impl Drop for Service {
@@ -286,6 +290,10 @@ impl Service {
         keys: TokenKeys,
         key_source: Option<Box<dyn KeySource>>,
     ) -> Result<Self, StartupError> {
+        config
+            .connections
+            .check()
+            .map_err(|e| StartupError::Setup(e.to_string()))?;
         let stores = open_stores(&config, Purpose::Server).await?;
         log_stores(&config, &stores);
         let hasher = owasp_hasher(&config.app).await?;
@@ -331,7 +339,11 @@ impl Service {
         if let Some(source) = key_source {
             tasks.push(tokio::spawn(reload_keys(source, Arc::clone(&state))));
         }
-        Ok(Self { state, tasks })
+        Ok(Self {
+            state,
+            tasks,
+            connections: config.connections,
+        })
     }
 
     /// The shared state.
@@ -340,29 +352,34 @@ impl Service {
     }
 
     /// The whole API, to serve or to nest in an app's own router. Serve it
-    /// with `into_make_service_with_connect_info::<SocketAddr>()`: logins
+    /// with [`connections::serve`](crate::connections::serve) (or at least
+    /// with `into_make_service_with_connect_info::<SocketAddr>()`): logins
     /// throttle by the client's address.
     pub fn router(&self) -> Router {
         crate::app::router(Arc::clone(&self.state))
     }
 
-    /// Serves the API on `listener` until `shutdown` completes, then
-    /// finishes in-flight requests and returns.
+    /// Serves the API on `listener` within the configured
+    /// [`ConnectionLimits`] until `shutdown` completes, then finishes
+    /// in-flight requests for at most `shutdown_timeout` and returns
+    /// ([`connections::serve`](crate::connections::serve)).
     ///
     /// # Errors
     ///
-    /// I/O errors of the listener.
+    /// As [`connections::serve`](crate::connections::serve).
     pub async fn serve(
         self,
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = self
-            .router()
-            .into_make_service_with_connect_info::<SocketAddr>();
-        axum::serve(listener, app)
-            .with_graceful_shutdown(shutdown)
-            .await
+        crate::connections::serve(
+            listener,
+            self.router(),
+            self.connections.clone(),
+            &self.state.config,
+            shutdown,
+        )
+        .await
     }
 }
 

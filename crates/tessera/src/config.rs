@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::{DEFAULT_COOKIE_NAME, DEFAULT_DOMAIN_COOKIE_NAME, SessionCookie};
 use tessera_axum::csrf::HttpUrl;
 use tessera_axum::hashing::fair_share;
@@ -144,7 +145,26 @@ impl Settings {
                 purge_interval: Duration::from_secs(self.purge_interval.max(1)),
                 ..Maintenance::default()
             },
+            connections: self.connection_limits()?,
         })
+    }
+
+    /// Connection deadlines and caps. `max_connections` is the configured
+    /// or default cap; `tessera serve` lowers it to fit the file-descriptor
+    /// limit.
+    fn connection_limits(&self) -> anyhow::Result<ConnectionLimits> {
+        let limits = ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout),
+            body_read_timeout: Duration::from_secs(self.body_read_timeout),
+            write_timeout: Duration::from_secs(self.write_timeout),
+            max_connections: self
+                .max_connections
+                .unwrap_or(ConnectionLimits::default().max_connections),
+            max_connections_per_client: self.max_connections_per_client,
+            shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
+        };
+        limits.check()?;
+        Ok(limits)
     }
 
     /// Token lifetimes and names.
@@ -192,6 +212,7 @@ mod tests {
             assert!(matches!(config.sessions, SessionBackend::Sqlite));
             assert!(matches!(config.users, UserBackend::Sqlite));
             assert!(matches!(config.app.session_storage, SessionStorage::Server));
+            assert_eq!(config.connections, ConnectionLimits::default());
             Ok(())
         });
     }
@@ -238,6 +259,12 @@ mod tests {
                 "max_sessions_per_user",
             ),
             ("TESSERA_USERS", "postgres", "database_url"),
+            ("TESSERA_HEADER_READ_TIMEOUT", "0", "header_read_timeout"),
+            (
+                "TESSERA_MAX_CONNECTIONS_PER_CLIENT",
+                "0",
+                "max_connections_per_client",
+            ),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(key, value);

@@ -12,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
+use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::SameSitePolicy;
 use tessera_axum::{AppConfig, Maintenance};
 use tessera_store::{RedisOptions, SqliteOptions, Synchronous};
@@ -151,6 +152,26 @@ pub struct Settings {
     /// Key for sealed cookie sessions: 32 bytes, base64url. Without it one is
     /// generated into the data directory.
     pub session_cookie_key: Option<String>,
+
+    // Connections (`tessera_axum::connections::ConnectionLimits`).
+    /// Seconds a connection may take to send a request head, counted from
+    /// when the server waits for one: so also how long a silent connection
+    /// or an idle kept-alive one stays open.
+    pub header_read_timeout: u64,
+    /// Seconds the whole request body may take to arrive after its head
+    /// (then 408).
+    pub body_read_timeout: u64,
+    /// Seconds a response write may wait for a client that does not read.
+    pub write_timeout: u64,
+    /// Connections open at once; beyond that new ones wait in the kernel's
+    /// backlog. Default 10000, lowered to fit the file-descriptor limit.
+    pub max_connections: Option<usize>,
+    /// Connections open at once from one client (an IPv4 address or an IPv6
+    /// network of `login_ipv6_prefix`); more are closed at once. Trusted
+    /// proxies are exempt.
+    pub max_connections_per_client: usize,
+    /// Seconds SIGTERM waits for open connections before dropping them.
+    pub shutdown_timeout: u64,
 }
 
 /// Where users and the audit log live (`users`).
@@ -179,6 +200,7 @@ impl Default for Settings {
         let app = AppConfig::default();
         let redis = RedisOptions::default();
         let sqlite = SqliteOptions::default();
+        let connections = ConnectionLimits::default();
         let tokens = &app.tokens;
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -229,6 +251,13 @@ impl Default for Settings {
             redis_near_cache: redis.near_cache,
             session_storage: StorageKind::Server,
             session_cookie_key: None,
+
+            header_read_timeout: connections.header_read_timeout.as_secs(),
+            body_read_timeout: connections.body_read_timeout.as_secs(),
+            write_timeout: connections.write_timeout.as_secs(),
+            max_connections: None,
+            max_connections_per_client: connections.max_connections_per_client,
+            shutdown_timeout: connections.shutdown_timeout.as_secs(),
         }
     }
 }

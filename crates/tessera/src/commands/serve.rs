@@ -20,7 +20,14 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     create_private_dir(&settings.data_dir)?;
-    let config = settings.resolve()?;
+    let mut config = settings.resolve()?;
+    let fd_limit = raise_fd_limit();
+    config.connections.max_connections = fit_connection_cap(
+        config.connections.max_connections,
+        settings.max_connections.is_some(),
+        fd_limit,
+    );
+    log_connection_limits(&config.connections);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -38,8 +45,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
             .then(|| Box::new(KeyFile::watch(&settings)) as _);
         let service = Service::start_with(config, keys, key_file).await?;
         let shutdown = shutdown_signal()?;
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
+        let listener = listen(settings.listen)
             .with_context(|| format!("cannot listen on {}", settings.listen))?;
         let address = listener.local_addr()?;
         let store = service.state().sessions().backend();
@@ -50,6 +56,103 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         tracing::info!(target: "tessera::serve", "stopped");
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Connections the kernel holds for us while every connection slot is
+/// taken (the kernel caps it at `net.core.somaxconn`); std's default is 128.
+const LISTEN_BACKLOG: u32 = 4096;
+
+/// A listener on `address` with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as
+/// std sets it, so a restart can bind while old connections linger).
+fn listen(address: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = match address {
+        std::net::SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
+        std::net::SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(address)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
+/// File descriptors kept for everything that is not a client connection:
+/// store connections, database files, the listener, logs. At most a quarter
+/// of a small limit.
+const RESERVED_FDS: u64 = 256;
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit (systemd leaves the
+/// soft one at 1024) and reports it. Returns the soft limit in force.
+fn raise_fd_limit() -> Option<u64> {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    let before = getrlimit(Resource::Nofile);
+    let Some(soft) = before.current else {
+        tracing::info!("file descriptors: no limit");
+        return None;
+    };
+    // An unlimited hard limit still has the kernel's ceiling (nr_open,
+    // 2^20 by default).
+    let hard = before.maximum.unwrap_or(1 << 20);
+    if soft >= hard {
+        tracing::info!(
+            limit = soft,
+            "file descriptors: soft limit is the hard limit"
+        );
+        return Some(soft);
+    }
+    let raised = Rlimit {
+        current: Some(hard),
+        maximum: before.maximum,
+    };
+    match setrlimit(Resource::Nofile, raised) {
+        Ok(()) => {
+            tracing::info!(
+                from = soft,
+                to = hard,
+                "file descriptors: soft limit raised to the hard limit"
+            );
+            Some(hard)
+        }
+        Err(error) => {
+            tracing::warn!(limit = soft, hard, %error, "file descriptors: cannot raise the soft limit");
+            Some(soft)
+        }
+    }
+}
+
+/// The connection cap that fits `fd_limit` with [`RESERVED_FDS`] to spare:
+/// `cap` if it fits, else the most that does (with a warning when `cap` was
+/// configured rather than the default).
+fn fit_connection_cap(cap: usize, configured: bool, fd_limit: Option<u64>) -> usize {
+    let Some(limit) = fd_limit else {
+        return cap;
+    };
+    let reserve = RESERVED_FDS.min(limit / 4);
+    let fits = usize::try_from(limit - reserve)
+        .unwrap_or(usize::MAX)
+        .max(1);
+    if cap <= fits {
+        return cap;
+    }
+    if configured {
+        tracing::warn!(
+            configured = cap,
+            lowered_to = fits,
+            fd_limit = limit,
+            "max_connections is above what the file-descriptor limit allows: lowered"
+        );
+    }
+    fits
+}
+
+fn log_connection_limits(limits: &tessera_axum::connections::ConnectionLimits) {
+    tracing::info!(
+        max_connections = limits.max_connections,
+        per_client = limits.max_connections_per_client,
+        header_read_timeout_s = limits.header_read_timeout.as_secs(),
+        body_read_timeout_s = limits.body_read_timeout.as_secs(),
+        write_timeout_s = limits.write_timeout.as_secs(),
+        shutdown_timeout_s = limits.shutdown_timeout.as_secs(),
+        "connection limits"
+    );
 }
 
 /// Registers the SIGTERM and SIGINT handlers now (before the server says it
@@ -66,4 +169,19 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         }
         tracing::info!("shutting down: finishing in-flight requests");
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_connection_cap_leaves_file_descriptors_to_spare() {
+        // systemd's default soft limit: a quarter is kept back.
+        assert_eq!(fit_connection_cap(10_000, false, Some(1024)), 768);
+        assert_eq!(fit_connection_cap(10_000, true, Some(4096)), 3840);
+        assert_eq!(fit_connection_cap(10_000, false, Some(524_288)), 10_000);
+        assert_eq!(fit_connection_cap(500, true, Some(1024)), 500);
+        assert_eq!(fit_connection_cap(10_000, false, None), 10_000);
+    }
 }

@@ -76,6 +76,8 @@ impl DataDir {
 pub struct Options {
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
+    /// `RLIMIT_NOFILE` (soft and hard) to start the server with.
+    pub nofile: Option<u64>,
 }
 
 impl Options {
@@ -86,6 +88,12 @@ impl Options {
 
     pub fn arg(mut self, arg: &str) -> Self {
         self.args.push(arg.to_owned());
+        self
+    }
+
+    /// Starts the server under `prlimit --nofile=N:N`.
+    pub fn nofile(mut self, limit: u64) -> Self {
+        self.nofile = Some(limit);
         self
     }
 }
@@ -147,6 +155,28 @@ impl Server {
             .unwrap();
         assert!(status.success());
         child.wait().unwrap()
+    }
+
+    /// Sends SIGTERM and waits up to `within` for the exit; `None` (after a
+    /// SIGKILL) if it did not come.
+    pub fn terminate_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take().expect("server running");
+        let sent = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if let Some(status) = child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
     }
 
     /// Starts again on the same data directory (and a new port).
@@ -239,7 +269,14 @@ impl Drop for Server {
 }
 
 fn spawn(data: &DataDir, options: &Options) -> (Child, SocketAddr, Arc<Mutex<Vec<String>>>) {
-    let mut command = Command::new(BIN);
+    let mut command = match options.nofile {
+        None => Command::new(BIN),
+        Some(limit) => {
+            let mut prlimit = Command::new("prlimit");
+            prlimit.arg(format!("--nofile={limit}:{limit}")).arg(BIN);
+            prlimit
+        }
+    };
     command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())

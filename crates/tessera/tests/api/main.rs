@@ -7,6 +7,7 @@ mod account_changes;
 mod admin;
 mod cluster;
 mod config;
+mod connections;
 mod cookie_storage;
 mod csrf;
 mod durability;
