@@ -105,7 +105,10 @@ impl AppConfig {
     /// Revocations in `store`, sized for these settings. The `tessera user`
     /// commands use this to end credentials without any key material.
     pub fn revocations(&self, store: Arc<dyn TokenStore>) -> Arc<Revocations> {
-        Arc::new(Revocations::new(store, self.revocation_lifetimes()))
+        Arc::new(
+            Revocations::new(store, self.revocation_lifetimes())
+                .with_sealed_cap(self.tokens.max_sealed_revocations_per_user),
+        )
     }
 
     /// Account changes over these stores, with every effect these settings

@@ -15,6 +15,7 @@ pub mod secret;
 pub mod session;
 pub mod store;
 pub mod user;
+pub mod user_cap;
 
 pub use clock::Timestamp;
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
@@ -22,8 +23,10 @@ pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
+pub use store::SealedRevocation;
 pub use store::{
     AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
     TokenStore, UserStore,
 };
 pub use user::{Email, NewUser, Role, User, UserId};
+pub use user_cap::{InvalidPerUserCap, PerUserCap};
