@@ -14,7 +14,8 @@
 //! | next | the handle: a length byte, then the text; or `0x90` and the 16 bytes a generated handle encodes |
 //! | rest | postcard: user id, e-mail, login time, absolute expiry, IP and user agent (compacted, see `compact.rs`), data (JSON, empty when none) |
 //!
-//! Families use `u`, `m` (e-mail, roles, times), `g` (generation), `c`/`p`
+//! Families use `u`, `m` (e-mail, roles, times; the create-family script
+//! reads the login time from it), `g` (generation), `c`/`p`
 //! (current/previous hash) and `a` (rotated at). Revocations are short text
 //! lines, also the messages on the revocation channel. A rotation alias is
 //! the successor's 32-byte id hash followed by the end of its window in
@@ -124,6 +125,9 @@ struct SessionRest<'a> {
 const SESSION_LAYOUT: u8 = 1;
 const HEADER: usize = 19;
 
+/// The `m` field of a family. The create-family script decodes the
+/// postcard up to `created_at` (`FAMILY_CREATED_AT` in `scripts.rs`): keep
+/// the first three fields as they are.
 #[derive(Serialize, Deserialize)]
 struct FamilyMeta<'a> {
     email: &'a str,

@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    FamilyId, PerUserCap, RefreshToken, Revocation, SealedRevocation, SessionHandle, Timestamp,
-    TokenFamily, TokenStore, User, UserId,
+    Email, FamilyId, PerUserCap, RefreshToken, Revocation, Role, SealedRevocation, SessionHandle,
+    Timestamp, TokenFamily, TokenStore, User, UserId,
 };
 
 use super::user;
@@ -161,9 +161,18 @@ pub async fn past_the_cap_the_oldest_families_of_the_user_end(store: Arc<dyn Tok
     store.create_family(&theirs, cap(3)).await.unwrap();
     // Logged in one second apart; the older the login, the longer the
     // family lives (remembered first, then not): expiry order is not age.
+    // An address past 127 bytes and two roles: the login time sits behind
+    // multi-byte lengths in a Redis family's meta field.
+    let long = format!("a@{}.{}.example.com", "b".repeat(60), "c".repeat(60));
+    let roles = vec![
+        Role::parse("member").unwrap(),
+        Role::parse("admin").unwrap(),
+    ];
     let mine: Vec<TokenFamily> = (0..6u64)
         .map(|i| TokenFamily {
             expires_at: now.plus(Duration::from_secs(3600 * (10 - i))),
+            email: Email::parse(&long).unwrap(),
+            roles: roles.clone(),
             ..family(&alice, now.plus(Duration::from_secs(i)))
         })
         .collect();
