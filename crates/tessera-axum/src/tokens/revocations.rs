@@ -23,7 +23,8 @@ use super::TokenConfig;
 /// memory. Entries expire with the credentials they concern, so the list
 /// stays as small as the number of revocations within one credential
 /// lifetime; a user's ended sealed sessions are bounded besides (see
-/// [`Revocation::SealedBefore`]). One lock, three hash lookups per check.
+/// [`Revocation::SealedBefore`]). One lock; three hash lookups per token
+/// check, four per sealed cookie.
 #[derive(Debug, Default)]
 pub struct RevocationList {
     inner: RwLock<Revoked>,
