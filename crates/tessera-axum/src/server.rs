@@ -52,8 +52,15 @@ pub fn spawn_maintenance(
                 if let Err(error) = state.tokens.purge().await {
                     tracing::warn!(%error, "purging expired token state failed");
                 }
-                let (families, tokens, users) = state.tokens.revocations().list().len();
-                tracing::debug!(families, tokens, users, "revocation list size");
+                let size = state.tokens.revocations().list().len();
+                tracing::debug!(
+                    families = size.families,
+                    tokens = size.tokens,
+                    users = size.users,
+                    sealed = size.sealed,
+                    sealed_cutoffs = size.sealed_cutoffs,
+                    "revocation list size"
+                );
             }
         })
     };

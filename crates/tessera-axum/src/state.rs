@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, DeviceKey, PasswordHasher, SessionCap, SessionPolicy, SessionStore, ThrottleStore,
+    ChainKey, DeviceKey, PasswordHasher, PerUserCap, SessionPolicy, SessionStore, ThrottleStore,
     TokenStore, UserStore,
 };
 use tessera_token::KeySet;
@@ -69,7 +69,7 @@ pub struct AppConfig {
     pub session_data_max_bytes: usize,
     /// Live server-side sessions a user may have; a login past it ends the
     /// user's oldest. Sealed-cookie sessions are not stored and not capped.
-    pub max_sessions_per_user: SessionCap,
+    pub max_sessions_per_user: PerUserCap,
     /// Access and refresh tokens.
     pub tokens: TokenConfig,
     /// Hand browsers the access token in an `HttpOnly` cookie
@@ -98,7 +98,9 @@ impl Default for AppConfig {
             hash_per_client: crate::hashing::fair_share(hash_workers, 32),
             max_body_bytes: 64 * 1024,
             session_data_max_bytes: 8 * 1024,
-            max_sessions_per_user: SessionCap::default(),
+            // More devices and browsers than a person uses, and half of what
+            // Auth0 keeps per user and application (200 refresh tokens).
+            max_sessions_per_user: PerUserCap::new(100).expect("not 0"),
             tokens: TokenConfig::default(),
             access_token_cookie: false,
         }
@@ -115,7 +117,10 @@ impl AppConfig {
     /// Revocations in `store`, sized for these settings. The `tessera user`
     /// commands use this to end credentials without any key material.
     pub fn revocations(&self, store: Arc<dyn TokenStore>) -> Arc<Revocations> {
-        Arc::new(Revocations::new(store, self.revocation_lifetimes()))
+        Arc::new(
+            Revocations::new(store, self.revocation_lifetimes())
+                .with_sealed_cap(self.tokens.max_sealed_revocations_per_user),
+        )
     }
 
     /// Account changes over these stores, with every effect these settings

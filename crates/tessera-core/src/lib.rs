@@ -14,9 +14,9 @@ pub mod password;
 pub mod route;
 pub mod secret;
 pub mod session;
-pub mod session_cap;
 pub mod store;
 pub mod user;
+pub mod user_cap;
 
 pub use clock::Timestamp;
 pub use device::{DeviceId, DeviceKey};
@@ -25,9 +25,10 @@ pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
-pub use session_cap::{InvalidSessionCap, SessionCap};
+pub use store::SealedRevocation;
 pub use store::{
     AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
     TokenStore, UserStore,
 };
 pub use user::{Email, NewUser, Role, User, UserId};
+pub use user_cap::{InvalidPerUserCap, PerUserCap};

@@ -16,8 +16,8 @@ use crate::family::{FamilyId, TokenFamily};
 use crate::password::PasswordHash;
 use crate::secret::{SessionHandle, SessionIdHash};
 use crate::session::Session;
-use crate::session_cap::SessionCap;
 use crate::user::{Email, Role, User, UserId};
+use crate::user_cap::PerUserCap;
 
 /// What a store can report. Deliberately narrow: callers decide policy.
 #[derive(Debug, Error)]
@@ -77,7 +77,7 @@ pub trait SessionStore: Send + Sync + 'static {
     /// for the caller to log. They end as `delete` ends a session: every
     /// node and cache stops accepting them at once, and an alias naming
     /// one of them names nothing.
-    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError>;
+    async fn create(&self, session: &Session, cap: PerUserCap) -> Result<Vec<Session>, StoreError>;
 
     /// The live session with this id hash, if any. Shared, so that a
     /// backend holding sessions in memory can hand them out without copying.
@@ -247,6 +247,37 @@ pub enum Revocation {
         /// When the last affected token expires.
         until: Timestamp,
     },
+    /// One sealed cookie session is refused (it was logged out).
+    Sealed(SealedRevocation),
+    /// Every sealed cookie session of the user that logged in at or before
+    /// `through` is refused: the user's oldest ended sealed sessions,
+    /// collapsed into one entry by the per-user cap (see
+    /// [`TokenStore::save_sealed_revocation`]). Unlike
+    /// [`Revocation::UserBefore`], access tokens and refresh families are
+    /// untouched.
+    SealedBefore {
+        /// The user.
+        user: UserId,
+        /// The cutoff: sealed sessions with a login time at or before it
+        /// are refused.
+        through: Timestamp,
+        /// When the last session it refuses would have expired anyway.
+        until: Timestamp,
+    },
+}
+
+/// A sealed cookie session ended before its time (a logout): nothing is
+/// stored for a sealed session but this, and it is refused by its handle.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedRevocation {
+    /// Whose session it was.
+    pub user: UserId,
+    /// The session's public name.
+    pub handle: SessionHandle,
+    /// The session's login time: what orders a user's entries for the cap.
+    pub login: Timestamp,
+    /// The session's absolute expiry: the entry can go then.
+    pub until: Timestamp,
 }
 
 impl Revocation {
@@ -255,7 +286,9 @@ impl Revocation {
         match self {
             Self::Family { until, .. }
             | Self::Token { until, .. }
-            | Self::UserBefore { until, .. } => *until,
+            | Self::UserBefore { until, .. }
+            | Self::SealedBefore { until, .. }
+            | Self::Sealed(SealedRevocation { until, .. }) => *until,
         }
     }
 }
@@ -265,11 +298,25 @@ impl Revocation {
 /// Contract, checked by the conformance suite: `advance_family` is a
 /// compare-and-set on the generation, so of several concurrent rotations of
 /// one family exactly one succeeds; expired families load as `None`;
-/// revocations are kept until their `until`.
+/// revocations are kept until their `until`; no user has more than the
+/// `cap` of the last `create_family` live families, nor more live
+/// [`Revocation::Sealed`] entries than the `cap` of the last
+/// `save_sealed_revocation`.
 #[async_trait]
 pub trait TokenStore: Send + Sync + 'static {
-    /// Stores a new family.
-    async fn create_family(&self, family: &TokenFamily) -> Result<(), StoreError>;
+    /// Stores a new family, keeping its user within `cap` live families: if
+    /// the user would then have more, the oldest of their other families
+    /// live at the new one's `created_at` (oldest by `created_at`) end in
+    /// the same atomic step, so that `cap` remain, the new one among them.
+    ///
+    /// Returns the families that ended, oldest first (empty when none
+    /// did). They end as `delete_family` ends one; refusing their access
+    /// tokens (a [`Revocation::Family`] each) is the caller's part.
+    async fn create_family(
+        &self,
+        family: &TokenFamily,
+        cap: PerUserCap,
+    ) -> Result<Vec<TokenFamily>, StoreError>;
 
     /// The family, unless unknown or past its absolute lifetime.
     async fn load_family(
@@ -294,9 +341,28 @@ pub trait TokenStore: Send + Sync + 'static {
     /// Ends every family of the user and returns them.
     async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError>;
 
-    /// Records a revocation (a later `UserBefore` for the same user replaces
-    /// an earlier one).
+    /// Records a revocation (a later `UserBefore` or `SealedBefore` for the
+    /// same user replaces an earlier one). A `Sealed` entry saved here is
+    /// kept as [`TokenStore::save_sealed_revocation`] keeps it, uncapped.
     async fn save_revocation(&self, revocation: &Revocation) -> Result<(), StoreError>;
+
+    /// Records that a sealed cookie session ended, keeping its user within
+    /// `cap` live [`Revocation::Sealed`] entries: if the user would then
+    /// have more, their oldest entries (by login time) are collapsed, in
+    /// the same atomic step, into the user's [`Revocation::SealedBefore`]
+    /// cutoff (`through` the login time of the newest collapsed entry, never
+    /// moving back; kept until `through + session_lifetime` at least) and
+    /// dropped, so that at most `cap` remain. Entries the cutoff already
+    /// covers are not kept (nor is `revocation`, if it is one of them).
+    ///
+    /// Returns the cutoff in force when this call set or moved it, for the
+    /// caller to apply; `None` when it did not.
+    async fn save_sealed_revocation(
+        &self,
+        revocation: &SealedRevocation,
+        cap: PerUserCap,
+        session_lifetime: std::time::Duration,
+    ) -> Result<Option<Revocation>, StoreError>;
 
     /// The revocations in force at `now`; with `changed_since`, only those
     /// saved at or after that instant (for cheap periodic syncing).

@@ -2,7 +2,7 @@
 //! flag layers) to the library's typed [`ServiceConfig`], validated once.
 //! Each value is checked by the library type that holds it
 //! ([`SessionPolicy::new`], [`SessionCookie::new`], [`BucketRule::new`],
-//! [`SessionCap::new`]).
+//! [`PerUserCap::new`]).
 
 use std::time::Duration;
 
@@ -15,7 +15,7 @@ use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
 use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
-use tessera_core::{BucketRule, SessionCap, SessionPolicy};
+use tessera_core::{BucketRule, PerUserCap, SessionPolicy};
 use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions};
 
 use crate::settings::{Settings, StorageKind, StoreKind, UsersKind};
@@ -104,7 +104,7 @@ impl Settings {
                 .max(1),
             max_body_bytes: self.max_body_bytes,
             session_data_max_bytes: self.session_data_max_bytes,
-            max_sessions_per_user: SessionCap::new(self.max_sessions_per_user)
+            max_sessions_per_user: PerUserCap::new(self.max_sessions_per_user)
                 .context("max_sessions_per_user")?,
             tokens: self.token_config()?,
             access_token_cookie: self.jwt_access_token_cookie,
@@ -179,6 +179,10 @@ impl Settings {
             refresh_ttl: Duration::from_secs(self.jwt_refresh_ttl),
             leeway: Duration::from_secs(self.jwt_leeway),
             grace: Duration::from_secs(self.jwt_refresh_grace),
+            max_refresh_families_per_user: PerUserCap::new(self.max_refresh_families_per_user)
+                .context("max_refresh_families_per_user")?,
+            max_sealed_revocations_per_user: PerUserCap::new(self.max_sealed_revocations_per_user)
+                .context("max_sealed_revocations_per_user")?,
         })
     }
 }
@@ -273,6 +277,37 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn per_user_token_caps_default_to_the_librarys_and_refuse_zero() {
+        Jail::expect_with(|jail| {
+            let library = TokenConfig::default();
+            let tokens = load().unwrap().app.tokens;
+            assert_eq!(
+                tokens.max_refresh_families_per_user,
+                library.max_refresh_families_per_user
+            );
+            assert_eq!(
+                tokens.max_sealed_revocations_per_user,
+                library.max_sealed_revocations_per_user
+            );
+            jail.set_env("TESSERA_MAX_REFRESH_FAMILIES_PER_USER", "2");
+            jail.set_env("TESSERA_MAX_SEALED_REVOCATIONS_PER_USER", "3");
+            let tokens = load().unwrap().app.tokens;
+            assert_eq!(tokens.max_refresh_families_per_user.get(), 2);
+            assert_eq!(tokens.max_sealed_revocations_per_user.get(), 3);
+            for key in [
+                "max_refresh_families_per_user",
+                "max_sealed_revocations_per_user",
+            ] {
+                jail.set_env(format!("TESSERA_{}", key.to_ascii_uppercase()), "0");
+                let error = format!("{:#}", load().unwrap_err());
+                assert!(error.contains(key), "{error}");
+                jail.set_env(format!("TESSERA_{}", key.to_ascii_uppercase()), "5");
+            }
+            Ok(())
+        });
     }
 
     #[test]

@@ -143,6 +143,13 @@ pub struct Settings {
     pub jwt_refresh_grace: u64,
     /// Send the access token in an `HttpOnly` cookie instead of the body.
     pub jwt_access_token_cookie: bool,
+    /// Live refresh families per user (at least 1); a `POST /token` past it
+    /// ends the user's oldest.
+    pub max_refresh_families_per_user: u32,
+    /// Ended sealed cookie sessions kept per user (at least 1); past it the
+    /// oldest collapse into a cutoff that ends the user's older sealed
+    /// sessions.
+    pub max_sealed_revocations_per_user: u32,
     /// Where users live: `sqlite` (the data directory) or `postgres`.
     pub users: UsersKind,
     /// PostgreSQL URL for `users = "postgres"` (e.g. `postgres://tessera@db/tessera`).
@@ -243,6 +250,8 @@ impl Default for Settings {
             jwt_leeway: tokens.leeway.as_secs(),
             jwt_refresh_grace: tokens.grace.as_secs(),
             jwt_access_token_cookie: app.access_token_cookie,
+            max_refresh_families_per_user: tokens.max_refresh_families_per_user.get(),
+            max_sealed_revocations_per_user: tokens.max_sealed_revocations_per_user.get(),
             users: UsersKind::Sqlite,
             database_url: None,
             redis_url: redis.url,

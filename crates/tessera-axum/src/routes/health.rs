@@ -14,8 +14,14 @@ use crate::state::AppState;
 pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let up = state.store_up();
     // The in-memory revocation list is bounded by expiry; report its size.
-    let (families, tokens, users) = state.tokens.revocations().list().len();
-    let revocations = json!({"families": families, "tokens": tokens, "users": users});
+    let size = state.tokens.revocations().list().len();
+    let revocations = json!({
+        "families": size.families,
+        "tokens": size.tokens,
+        "users": size.users,
+        "sealed": size.sealed,
+        "sealed_cutoffs": size.sealed_cutoffs,
+    });
     let status = if up {
         StatusCode::OK
     } else {

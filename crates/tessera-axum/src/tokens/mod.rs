@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tessera_core::{
-    ChainKey, Email, FamilyId, Presented, RefreshToken, Role, RotationKey, StoreError, Timestamp,
-    TokenFamily, TokenStore, User, UserId, UserStore,
+    ChainKey, Email, FamilyId, PerUserCap, Presented, RefreshToken, Role, RotationKey, StoreError,
+    Timestamp, TokenFamily, TokenStore, User, UserId, UserStore,
 };
 use tessera_token::claims::Audience;
 use tessera_token::jwk::Jwks;
@@ -19,7 +19,7 @@ use tessera_token::{AccessClaims, KeySet, TokenError, Validation};
 
 use crate::caller::memo::VerifiedCache;
 pub use access::AccessToken;
-pub use revocations::{RevocationLifetimes, RevocationList, Revocations};
+pub use revocations::{ListSize, RevocationLifetimes, RevocationList, Revocations};
 
 /// Token lifetimes and names.
 #[derive(Debug, Clone)]
@@ -36,6 +36,13 @@ pub struct TokenConfig {
     pub leeway: Duration,
     /// How long a just-rotated refresh token still yields the same successor.
     pub grace: Duration,
+    /// Live refresh families one user may have; a `POST /token` past it
+    /// ends the user's oldest (and refuses their access tokens).
+    pub max_refresh_families_per_user: PerUserCap,
+    /// Ended sealed cookie sessions one user may have on the revocation
+    /// list; past it the oldest are collapsed into a cutoff that refuses
+    /// every sealed session of the user logged in until then.
+    pub max_sealed_revocations_per_user: PerUserCap,
 }
 
 impl Default for TokenConfig {
@@ -47,6 +54,9 @@ impl Default for TokenConfig {
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             leeway: Duration::from_secs(30),
             grace: Duration::from_secs(10),
+            // What Auth0 keeps per user and application.
+            max_refresh_families_per_user: PerUserCap::new(200).expect("not 0"),
+            max_sealed_revocations_per_user: PerUserCap::new(100).expect("not 0"),
         }
     }
 }
@@ -235,7 +245,21 @@ impl TokenService {
             previous_hash: None,
             rotated_at: now,
         };
-        self.store.create_family(&family).await?;
+        let ended = self
+            .store
+            .create_family(&family, self.config.max_refresh_families_per_user)
+            .await?;
+        if !ended.is_empty() {
+            self.revocations.end_ended_families(&ended).await?;
+            for old in &ended {
+                tracing::info!(
+                    user = %user.id,
+                    family = %old.id,
+                    cap = self.config.max_refresh_families_per_user.get(),
+                    "oldest refresh family ended: the user passed the cap"
+                );
+            }
+        }
         let access = self.sign_access(user.id, &user.email, &user.roles, &id, now)?;
         tracing::info!(user = %user.id, family = %id, "tokens issued");
         Ok(self.issued(access, &first))
@@ -541,6 +565,40 @@ mod tests {
                 .await
                 .is_ok()
         );
+    }
+
+    #[tokio::test]
+    async fn past_the_family_cap_the_oldest_family_ends_with_its_access_tokens() {
+        let f = fixture(TokenConfig {
+            max_refresh_families_per_user: PerUserCap::new(2).unwrap(),
+            ..TokenConfig::default()
+        })
+        .await;
+        let mut issued = Vec::new();
+        for _ in 0..3 {
+            issued.push(f.service.issue(&f.user, None).await.unwrap());
+            // Distinct login times.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        assert!(matches!(
+            f.service.verify(&issued[0].access_token),
+            Err(Error::InvalidToken(TokenError::Revoked))
+        ));
+        assert!(matches!(
+            f.service
+                .refresh(&issued[0].refresh_token, f.store.as_ref())
+                .await,
+            Err(Error::InvalidGrant)
+        ));
+        for newer in &issued[1..] {
+            assert!(f.service.verify(&newer.access_token).is_ok());
+            assert!(
+                f.service
+                    .refresh(&newer.refresh_token, f.store.as_ref())
+                    .await
+                    .is_ok()
+            );
+        }
     }
 
     #[tokio::test]

@@ -11,15 +11,20 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use tessera_core::{FamilyId, Revocation, Session, StoreError, Timestamp, TokenStore, UserId};
+use tessera_core::{
+    FamilyId, PerUserCap, Revocation, SealedRevocation, Session, StoreError, Timestamp,
+    TokenFamily, TokenStore, UserId,
+};
 use tessera_token::AccessClaims;
 
 use super::TokenConfig;
 
-/// Revoked families, tokens and per-user cutoffs, in memory. Entries expire
-/// with the credentials they concern, so the list stays as small as the
-/// number of revocations within one credential lifetime. One lock, three
-/// hash lookups per check.
+/// Revoked families, tokens, per-user cutoffs and ended sealed sessions, in
+/// memory. Entries expire with the credentials they concern, so the list
+/// stays as small as the number of revocations within one credential
+/// lifetime; a user's ended sealed sessions are bounded besides (see
+/// [`Revocation::SealedBefore`]). One lock; three hash lookups per token
+/// check, four per sealed cookie.
 #[derive(Debug, Default)]
 pub struct RevocationList {
     inner: RwLock<Revoked>,
@@ -27,13 +32,46 @@ pub struct RevocationList {
 
 #[derive(Debug, Default)]
 struct Revoked {
+    /// Families by id; also sealed sessions by handle, as they were saved
+    /// before sealed revocations named their user.
     families: HashMap<String, Timestamp>,
     tokens: HashMap<String, Timestamp>,
     users: HashMap<UserId, Timestamp>,
+    sealed: HashMap<UserId, SealedOfUser>,
+}
+
+/// A user's ended sealed sessions: by handle (login time, expiry), and the
+/// cutoff the oldest were collapsed into (`through`, expiry).
+#[derive(Debug, Default)]
+struct SealedOfUser {
+    ended: HashMap<String, (Timestamp, Timestamp)>,
+    before: Option<(Timestamp, Timestamp)>,
+}
+
+impl SealedOfUser {
+    fn covers(&self, login: Timestamp) -> bool {
+        self.before.is_some_and(|(through, _)| login <= through)
+    }
+}
+
+/// How many entries a [`RevocationList`] holds, for reporting memory use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ListSize {
+    /// Revoked refresh families (and sealed sessions saved by handle only).
+    pub families: usize,
+    /// Revoked access tokens.
+    pub tokens: usize,
+    /// Per-user cutoffs ("log out everywhere").
+    pub users: usize,
+    /// Ended sealed cookie sessions.
+    pub sealed: usize,
+    /// Per-user cutoffs of sealed cookie sessions (the cap's collapses).
+    pub sealed_cutoffs: usize,
 }
 
 impl RevocationList {
-    /// Adds a revocation (never removes one: revocations are only undone by expiry).
+    /// Adds a revocation (never removes one: revocations are only undone by
+    /// expiry; a sealed cutoff replaces the entries it covers).
     pub fn apply(&self, revocation: &Revocation) {
         let mut revoked = write(&self.inner);
         match revocation {
@@ -46,6 +84,27 @@ impl RevocationList {
             Revocation::UserBefore { user, before, .. } => {
                 let cutoff = revoked.users.entry(*user).or_insert(*before);
                 *cutoff = (*cutoff).max(*before);
+            }
+            Revocation::Sealed(sealed) => {
+                let of_user = revoked.sealed.entry(sealed.user).or_default();
+                if !of_user.covers(sealed.login) {
+                    of_user.ended.insert(
+                        sealed.handle.as_str().to_owned(),
+                        (sealed.login, sealed.until),
+                    );
+                }
+            }
+            Revocation::SealedBefore {
+                user,
+                through,
+                until,
+            } => {
+                let of_user = revoked.sealed.entry(*user).or_default();
+                let (through, until) = of_user.before.map_or((*through, *until), |(t, u)| {
+                    ((*through).max(t), (*until).max(u))
+                });
+                of_user.before = Some((through, until));
+                of_user.ended.retain(|_, (login, _)| *login > through);
             }
         }
     }
@@ -64,11 +123,15 @@ impl RevocationList {
     /// Whether a sealed cookie session (by handle, user and login time) is revoked.
     pub fn is_session_revoked(&self, session: &Session) -> bool {
         let revoked = read(&self.inner);
-        revoked.families.contains_key(session.handle.as_str())
+        let handle = session.handle.as_str();
+        revoked.families.contains_key(handle)
             || revoked
                 .users
                 .get(&session.user_id)
                 .is_some_and(|cutoff| session.created_at < *cutoff)
+            || revoked.sealed.get(&session.user_id).is_some_and(|of_user| {
+                of_user.covers(session.created_at) || of_user.ended.contains_key(handle)
+            })
     }
 
     /// The user's "revoked before" cutoff, if any.
@@ -85,21 +148,32 @@ impl RevocationList {
         revoked
             .users
             .retain(|_, cutoff| now < cutoff.plus(cutoff_lifetime));
+        revoked.sealed.retain(|_, of_user| {
+            of_user.ended.retain(|_, (_, until)| now < *until);
+            of_user.before = of_user.before.filter(|(_, until)| now < *until);
+            !of_user.ended.is_empty() || of_user.before.is_some()
+        });
     }
 
-    /// Entry counts (families, tokens, users), for reporting memory use.
-    pub fn len(&self) -> (usize, usize, usize) {
+    /// Entry counts, for reporting memory use.
+    pub fn len(&self) -> ListSize {
         let revoked = read(&self.inner);
-        (
-            revoked.families.len(),
-            revoked.tokens.len(),
-            revoked.users.len(),
-        )
+        ListSize {
+            families: revoked.families.len(),
+            tokens: revoked.tokens.len(),
+            users: revoked.users.len(),
+            sealed: revoked.sealed.values().map(|u| u.ended.len()).sum(),
+            sealed_cutoffs: revoked
+                .sealed
+                .values()
+                .filter(|u| u.before.is_some())
+                .count(),
+        }
     }
 
     /// Whether the list is empty.
     pub fn is_empty(&self) -> bool {
-        self.len() == (0, 0, 0)
+        self.len() == ListSize::default()
     }
 }
 
@@ -130,6 +204,7 @@ pub struct Revocations {
     store: Arc<dyn TokenStore>,
     list: RevocationList,
     lifetimes: RevocationLifetimes,
+    sealed_cap: PerUserCap,
     last_sync: Mutex<Option<Timestamp>>,
 }
 
@@ -137,20 +212,31 @@ impl std::fmt::Debug for Revocations {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Revocations")
             .field("lifetimes", &self.lifetimes)
+            .field("sealed_cap", &self.sealed_cap)
             .field("list", &self.list.len())
             .finish_non_exhaustive()
     }
 }
 
 impl Revocations {
-    /// Revocations saved in `store`, kept as long as `lifetimes` say.
+    /// Revocations saved in `store`, kept as long as `lifetimes` say, with
+    /// the default cap on each user's ended sealed sessions.
     pub fn new(store: Arc<dyn TokenStore>, lifetimes: RevocationLifetimes) -> Self {
         Self {
             store,
             list: RevocationList::default(),
             lifetimes,
+            sealed_cap: TokenConfig::default().max_sealed_revocations_per_user,
             last_sync: Mutex::new(None),
         }
+    }
+
+    /// Keeps each user within `cap` ended sealed sessions (see
+    /// [`Revocations::end_sealed`]).
+    #[must_use]
+    pub fn with_sealed_cap(mut self, cap: PerUserCap) -> Self {
+        self.sealed_cap = cap;
+        self
     }
 
     /// The in-memory list.
@@ -189,18 +275,60 @@ impl Revocations {
         .await
     }
 
+    /// Refuses the access tokens of refresh families the store has already
+    /// ended (the oldest of a user past the cap), as [`Self::end_family`]
+    /// does for one.
+    ///
+    /// # Errors
+    ///
+    /// Store errors (the families stay ended; their access tokens are then
+    /// accepted until they expire).
+    pub async fn end_ended_families(&self, ended: &[TokenFamily]) -> Result<(), StoreError> {
+        let until = Timestamp::now().plus(self.lifetimes.access);
+        for family in ended {
+            self.save(Revocation::Family {
+                id: family.id.clone(),
+                until,
+            })
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Refuses one sealed cookie session (by its handle) until it would
-    /// have expired anyway.
+    /// have expired anyway. Past the user's cap of ended sealed sessions,
+    /// the store collapses the oldest into a cutoff that refuses every
+    /// sealed session of the user logged in until then (and only those:
+    /// access tokens and refresh families are untouched).
     ///
     /// # Errors
     ///
     /// Store errors.
     pub async fn end_sealed(&self, session: &Session) -> Result<(), StoreError> {
-        self.save(Revocation::Family {
-            id: FamilyId::new(session.handle.as_str()),
+        let ended = SealedRevocation {
+            user: session.user_id,
+            handle: session.handle.clone(),
+            login: session.created_at,
             until: session.absolute_expires_at,
-        })
-        .await
+        };
+        let collapsed = self
+            .store
+            .save_sealed_revocation(&ended, self.sealed_cap, self.lifetimes.cutoff)
+            .await?;
+        self.list.apply(&Revocation::Sealed(ended));
+        if let Some(cutoff) = collapsed {
+            if let Revocation::SealedBefore { user, through, .. } = &cutoff {
+                tracing::info!(
+                    %user,
+                    through = %through.to_rfc3339(),
+                    cap = self.sealed_cap.get(),
+                    "oldest ended sealed sessions collapsed into a cutoff: \
+                     the user's sealed sessions logged in until then are refused"
+                );
+            }
+            self.list.apply(&cutoff);
+        }
+        Ok(())
     }
 
     /// Refuses one access token (by `jti`) until it expires.
@@ -337,6 +465,53 @@ mod tests {
         let second = Revocations::new(store, first.lifetimes());
         assert_eq!(second.sync().await.unwrap(), 1);
         assert_eq!(second.list().cutoff(user), first.list().cutoff(user));
+    }
+
+    fn sealed_session(user: &tessera_core::User, login: Timestamp) -> Session {
+        let meta = tessera_core::SessionMeta {
+            ip: None,
+            user_agent: None,
+        };
+        tessera_core::SessionPolicy::default()
+            .start(user, meta, login)
+            .1
+    }
+
+    #[tokio::test]
+    async fn ended_sealed_sessions_past_the_cap_stay_refused_in_a_bounded_list() {
+        let config = TokenConfig::default();
+        let (store, revocations) = revocations(&config);
+        let revocations = revocations.with_sealed_cap(PerUserCap::new(2).unwrap());
+        let user = tessera_core::NewUser {
+            email: tessera_core::Email::parse("a@example.com").unwrap(),
+            roles: vec![],
+            password_hash: tessera_core::PasswordHash::from_trusted(String::new()),
+        }
+        .into_user(Timestamp::now());
+        let now = Timestamp::now();
+        let sessions: Vec<Session> = (0..5)
+            .map(|i| {
+                sealed_session(
+                    &user,
+                    Timestamp::from_unix_millis(now.unix_millis() - 1000 + i),
+                )
+            })
+            .collect();
+        for ended in &sessions[..4] {
+            revocations.end_sealed(ended).await.unwrap();
+        }
+        let (ended, live) = sessions.split_at(4);
+        let check = |list: &RevocationList| {
+            let size = list.len();
+            assert_eq!((size.sealed, size.sealed_cutoffs), (2, 1), "{size:?}");
+            assert!(ended.iter().all(|s| list.is_session_revoked(s)));
+            assert!(!list.is_session_revoked(&live[0]));
+        };
+        check(revocations.list());
+        // A node started later, or one that syncs, ends up with the same list.
+        let other = Revocations::new(store, revocations.lifetimes());
+        other.sync().await.unwrap();
+        check(other.list());
     }
 
     #[tokio::test]

@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Email, PasswordHash, Role, Session, SessionCap, SessionHandle, SessionIdHash, SessionStore,
+    Email, PasswordHash, PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore,
     StoreError, Timestamp, User, UserId, UserStore,
 };
 
@@ -143,7 +143,7 @@ impl SessionStore for MemoryStore {
         false
     }
 
-    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError> {
+    async fn create(&self, session: &Session, cap: PerUserCap) -> Result<Vec<Session>, StoreError> {
         let mut sessions = self.sessions_mut();
         // Room for `cap - 1` others beside the new session.
         let room = usize::try_from(cap.get() - 1).unwrap_or(usize::MAX);

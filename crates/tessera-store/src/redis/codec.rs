@@ -14,7 +14,8 @@
 //! | next | the handle: a length byte, then the text; or `0x90` and the 16 bytes a generated handle encodes |
 //! | rest | postcard: user id, e-mail, login time, absolute expiry, IP and user agent (compacted, see `compact.rs`), data (JSON, empty when none) |
 //!
-//! Families use `u`, `m` (e-mail, roles, times), `g` (generation), `c`/`p`
+//! Families use `u`, `m` (e-mail, roles, times; the create-family script
+//! reads the login time from it), `g` (generation), `c`/`p`
 //! (current/previous hash) and `a` (rotated at). Revocations are short text
 //! lines, also the messages on the revocation channel. A rotation alias is
 //! the successor's 32-byte id hash followed by the end of its window in
@@ -27,8 +28,8 @@ use fred::types::Value;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json};
 use tessera_core::{
-    Email, FamilyId, Revocation, Role, Session, SessionHandle, SessionIdHash, StoreError,
-    Timestamp, TokenFamily, UserId,
+    Email, FamilyId, Revocation, Role, SealedRevocation, Session, SessionHandle, SessionIdHash,
+    StoreError, Timestamp, TokenFamily, UserId,
 };
 use uuid::Uuid;
 
@@ -124,6 +125,9 @@ struct SessionRest<'a> {
 const SESSION_LAYOUT: u8 = 1;
 const HEADER: usize = 19;
 
+/// The `m` field of a family. The create-family script decodes the
+/// postcard up to `created_at` (`FAMILY_CREATED_AT` in `scripts.rs`): keep
+/// the first three fields as they are.
 #[derive(Serialize, Deserialize)]
 struct FamilyMeta<'a> {
     email: &'a str,
@@ -393,11 +397,15 @@ pub(crate) fn revocation_id(revocation: &Revocation) -> String {
         Revocation::Family { id, .. } => format!("f:{id}"),
         Revocation::Token { jti, .. } => format!("t:{jti}"),
         Revocation::UserBefore { user, .. } => format!("u:{user}"),
+        Revocation::Sealed(sealed) => format!("s:{}", sealed.handle.as_str()),
+        Revocation::SealedBefore { user, .. } => format!("b:{user}"),
     }
 }
 
 /// The text form: `F <until> <family>`, `T <until> <jti>`,
-/// `U <until> <before> <user>`.
+/// `U <until> <before> <user>`, `S <until> <login> <user> <handle>` (an
+/// ended sealed session), `B <until> <through> <user>` (a sealed cutoff;
+/// the sealed-revocation script writes it too).
 pub(crate) fn encode_revocation(revocation: &Revocation) -> String {
     match revocation {
         Revocation::Family { id, until } => format!("F {} {id}", until.unix_millis()),
@@ -407,6 +415,18 @@ pub(crate) fn encode_revocation(revocation: &Revocation) -> String {
             before,
             until,
         } => format!("U {} {} {user}", until.unix_millis(), before.unix_millis()),
+        Revocation::Sealed(sealed) => format!(
+            "S {} {} {} {}",
+            sealed.until.unix_millis(),
+            sealed.login.unix_millis(),
+            sealed.user,
+            sealed.handle.as_str()
+        ),
+        Revocation::SealedBefore {
+            user,
+            through,
+            until,
+        } => format!("B {} {} {user}", until.unix_millis(), through.unix_millis()),
     }
 }
 
@@ -430,13 +450,37 @@ pub(crate) fn decode_revocation(bytes: &[u8]) -> Result<Revocation, StoreError> 
             jti: rest.to_owned(),
             until,
         }),
-        "U" => {
-            let (before, user) = rest.split_once(' ').ok_or_else(bad)?;
-            Ok(Revocation::UserBefore {
-                user: user.parse().map_err(|_| bad())?,
-                before: Timestamp::from_unix_millis(before.parse().map_err(|_| bad())?),
-                until,
+        "U" | "B" => {
+            let (cutoff, user) = rest.split_once(' ').ok_or_else(bad)?;
+            let user = user.parse().map_err(|_| bad())?;
+            let cutoff = Timestamp::from_unix_millis(cutoff.parse().map_err(|_| bad())?);
+            Ok(if kind == "U" {
+                Revocation::UserBefore {
+                    user,
+                    before: cutoff,
+                    until,
+                }
+            } else {
+                Revocation::SealedBefore {
+                    user,
+                    through: cutoff,
+                    until,
+                }
             })
+        }
+        "S" => {
+            let mut parts = rest.splitn(3, ' ');
+            let (login, user, handle) = (
+                parts.next().ok_or_else(bad)?,
+                parts.next().ok_or_else(bad)?,
+                parts.next().ok_or_else(bad)?,
+            );
+            Ok(Revocation::Sealed(SealedRevocation {
+                user: user.parse().map_err(|_| bad())?,
+                handle: SessionHandle::new(handle),
+                login: Timestamp::from_unix_millis(login.parse().map_err(|_| bad())?),
+                until,
+            }))
         }
         _ => Err(bad()),
     }
@@ -531,6 +575,17 @@ mod tests {
                 before: Timestamp::from_unix_millis(-5),
                 until,
             },
+            Revocation::Sealed(SealedRevocation {
+                user: UserId::generate(),
+                handle: SessionHandle::generate(),
+                login: Timestamp::from_unix_millis(1_699_999_000_000),
+                until,
+            }),
+            Revocation::SealedBefore {
+                user: UserId::generate(),
+                through: Timestamp::from_unix_millis(1_699_999_000_000),
+                until,
+            },
         ] {
             assert_eq!(
                 decode_revocation(encode_revocation(&r).as_bytes()).unwrap(),
@@ -539,6 +594,7 @@ mod tests {
         }
         assert!(decode_revocation(b"X 1 y").is_err());
         assert!(decode_revocation(b"U 1 2").is_err());
+        assert!(decode_revocation(b"S 1 2 3").is_err());
         assert!(decode_revocation(b"\xff").is_err());
     }
 }

@@ -76,6 +76,12 @@ impl Keys {
         ["data", "saved", "until"].map(|k| format!("{}:{{rev}}:{k}", self.prefix))
     }
 
+    /// The user's ended sealed sessions (ids of their `Sealed` entries, by
+    /// login time), for the cap: beside the revocation list, under its tag.
+    pub(crate) fn user_sealed_revocations(&self, user: UserId) -> String {
+        format!("{}:{{rev}}:us:{user}", self.prefix)
+    }
+
     /// Where changed and ended sessions are announced (their id hashes).
     pub(crate) fn session_channel(&self) -> String {
         format!("{}:sessions", self.prefix)
@@ -112,6 +118,12 @@ mod tests {
         assert_eq!(tag(&keys.user_families(user)), expected);
         assert_eq!(tag(&keys.alias(&id)), expected);
         assert_ne!(keys.alias(&id), keys.session(&id));
+        let revocations = tag(keys.revocations()[0].as_bytes());
+        assert_eq!(
+            tag(keys.user_sealed_revocations(user).as_bytes()),
+            revocations,
+            "a user's sealed revocations are indexed beside the list"
+        );
         assert!(
             keys.session(&id)
                 .starts_with(&keys.session_prefix(id.route()))

@@ -246,10 +246,67 @@ end
 return n
 ";
 
-/// Stores a refresh family and indexes it under its user.
-/// KEYS: family, index. ARGV: u m g c p a expires_at member now.
+/// Reads a family's login time (ms) from its `m` field, postcard of
+/// e-mail (varint length, text), roles (varint count, then each as a
+/// varint length and text) and `created_at` (zigzag varint).
+const FAMILY_CREATED_AT: &str = r"
+local function family_varint(v, at)
+  local n, scale = 0, 1
+  while true do
+    local b = string.byte(v, at)
+    n = n + (b % 128) * scale
+    at = at + 1
+    if b < 128 then return n, at end
+    scale = scale * 128
+  end
+end
+local function family_created_at(meta)
+  local len, at = family_varint(meta, 1)
+  local count
+  count, at = family_varint(meta, at + len)
+  for _ = 1, count do
+    len, at = family_varint(meta, at)
+    at = at + len
+  end
+  local z = family_varint(meta, at)
+  if z % 2 == 0 then return z / 2 end
+  return -(z + 1) / 2
+end
+";
+
+/// Stores a refresh family and indexes it under its user, first ending the
+/// user's oldest other families (by login time) beyond `cap - 1`. The index
+/// is read only once it holds `cap` entries; equal login times keep the
+/// index's order. KEYS: family, index. ARGV: u m g c p a expires_at member
+/// now cap prefix. Returns the ended families as member, field list...
 const CREATE_FAMILY: &str = r"
-local k, idx = KEYS[1], KEYS[2]
+local k, idx, cap, prefix = KEYS[1], KEYS[2], tonumber(ARGV[10]), ARGV[11]
+redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[9])
+local ended = {}
+if redis.call('ZCARD', idx) >= cap then
+  local live = {}
+  for i, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+    local meta = redis.call('HGET', prefix .. m, 'm')
+    if not meta then
+      redis.call('ZREM', idx, m)
+    elseif m ~= ARGV[8] then
+      table.insert(live, {family_created_at(meta), i, m})
+    end
+  end
+  if #live >= cap then
+    table.sort(live, function(a, b)
+      if a[1] ~= b[1] then return a[1] < b[1] end
+      return a[2] < b[2]
+    end)
+    for i = 1, #live - cap + 1 do
+      local m = live[i][3]
+      table.insert(ended, m)
+      table.insert(ended, redis.call('HGETALL', prefix .. m))
+      redis.call('DEL', prefix .. m)
+      redis.call('ZREM', idx, m)
+    end
+  end
+end
 redis.call('DEL', k)
 redis.call('HSET', k, 'u', ARGV[1], 'm', ARGV[2], 'g', ARGV[3], 'c', ARGV[4], 'a', ARGV[6])
 if ARGV[5] ~= '' then redis.call('HSET', k, 'p', ARGV[5]) end
@@ -257,7 +314,7 @@ redis.call('PEXPIREAT', k, ARGV[7])
 redis.call('ZREMRANGEBYSCORE', idx, '-inf', ARGV[9])
 redis.call('ZADD', idx, ARGV[7], ARGV[8])
 if redis.call('PEXPIRETIME', idx) < tonumber(ARGV[7]) then redis.call('PEXPIREAT', idx, ARGV[7]) end
-return 1
+return ended
 ";
 
 /// Compare-and-set rotation of a family. KEYS: family. ARGV: generation new-hash now.
@@ -287,14 +344,14 @@ return out
 ";
 
 /// Records a revocation and announces it on the channel. A per-user cutoff
-/// never moves back. KEYS: data, saved, until.
+/// (`U` or `B`) never moves back. KEYS: data, saved, until.
 /// ARGV: id encoded until channel before ('' unless a cutoff).
 const SAVE_REVOCATION: &str = r"
 local data, saved, untl = KEYS[1], KEYS[2], KEYS[3]
 if ARGV[5] ~= '' then
   local cur = redis.call('HGET', data, ARGV[1])
   if cur then
-    local old = tonumber(string.match(cur, '^U %-?%d+ (%-?%d+)'))
+    local old = tonumber(string.match(cur, '^[UB] %-?%d+ (%-?%d+)'))
     if old and old > tonumber(ARGV[5]) then return 0 end
   end
 end
@@ -305,6 +362,64 @@ redis.call('ZADD', saved, now, ARGV[1])
 redis.call('ZADD', untl, ARGV[3], ARGV[1])
 redis.call('PUBLISH', ARGV[4], ARGV[2])
 return 1
+";
+
+/// Records an ended sealed session (an `S` entry) and announces it, keeping
+/// its user within `cap` live ones: past it, the oldest (by login time,
+/// the index's score) are dropped and collapsed into the user's `B` cutoff
+/// (`through` the newest dropped login, never moving back, kept at least
+/// `lifetime` past it), saved and announced in the same step. An entry the
+/// cutoff already covers is not kept. Index members whose entry lapsed or
+/// was purged are dropped once the index passes `cap`.
+/// KEYS: data, saved, until, index. ARGV: id encoded until channel login
+/// cap cutoff-id user lifetime-ms. Returns the encoded cutoff if it was set
+/// or moved, else nil.
+const SAVE_SEALED_REVOCATION: &str = r"
+local data, saved, untl, idx = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local cap = tonumber(ARGV[6])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local through, kept = nil, nil
+local cur = redis.call('HGET', data, ARGV[7])
+if cur then
+  local u, th = string.match(cur, '^B (%-?%d+) (%-?%d+) ')
+  if u and tonumber(u) > now then through, kept = tonumber(th), tonumber(u) end
+end
+if through and tonumber(ARGV[5]) <= through then return false end
+local function drop(m)
+  redis.call('HDEL', data, m)
+  redis.call('ZREM', saved, m)
+  redis.call('ZREM', untl, m)
+  redis.call('ZREM', idx, m)
+end
+redis.call('HSET', data, ARGV[1], ARGV[2])
+redis.call('ZADD', saved, now, ARGV[1])
+redis.call('ZADD', untl, ARGV[3], ARGV[1])
+redis.call('ZADD', idx, ARGV[5], ARGV[1])
+redis.call('PUBLISH', ARGV[4], ARGV[2])
+if redis.call('PEXPIRETIME', idx) < tonumber(ARGV[3]) then redis.call('PEXPIREAT', idx, ARGV[3]) end
+local n = redis.call('ZCARD', idx)
+if n <= cap then return false end
+for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  local u = redis.call('ZSCORE', untl, m)
+  if not u or tonumber(u) <= now then redis.call('ZREM', idx, m) end
+end
+if through then
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', idx, '-inf', through)) do drop(m) end
+end
+n = redis.call('ZCARD', idx)
+if n <= cap then return false end
+local newest = redis.call('ZRANGE', idx, n - cap - 1, n - cap - 1, 'WITHSCORES')
+local th = tonumber(newest[2])
+for _, m in ipairs(redis.call('ZRANGEBYSCORE', idx, '-inf', th)) do drop(m) end
+local u = th + tonumber(ARGV[9])
+if kept and kept > u then u = kept end
+local out = 'B ' .. string.format('%d', u) .. ' ' .. string.format('%d', th) .. ' ' .. ARGV[8]
+redis.call('HSET', data, ARGV[7], out)
+redis.call('ZADD', saved, now, ARGV[7])
+redis.call('ZADD', untl, u, ARGV[7])
+redis.call('PUBLISH', ARGV[4], out)
+return out
 ";
 
 /// The encoded revocations, all or those saved since ARGV[1] (ms, '' = all).
@@ -379,6 +494,7 @@ pub(crate) struct Scripts {
     pub advance_family: Script,
     pub take_families: Script,
     pub save_revocation: Script,
+    pub save_sealed_revocation: Script,
     pub load_revocations: Script,
     pub purge_revocations: Script,
     pub throttle: Script,
@@ -400,10 +516,11 @@ impl Scripts {
             delete_by_handle: Script::from_lua(format!("{SESSION_LAYOUT}{DELETE_BY_HANDLE}")),
             delete_all: Script::from_lua(DELETE_ALL),
             set_roles: Script::from_lua(format!("{SESSION_LAYOUT}{SET_ROLES}")),
-            create_family: Script::from_lua(CREATE_FAMILY),
+            create_family: Script::from_lua(format!("{FAMILY_CREATED_AT}{CREATE_FAMILY}")),
             advance_family: Script::from_lua(ADVANCE_FAMILY),
             take_families: Script::from_lua(TAKE_FAMILIES),
             save_revocation: Script::from_lua(SAVE_REVOCATION),
+            save_sealed_revocation: Script::from_lua(SAVE_SEALED_REVOCATION),
             load_revocations: Script::from_lua(LOAD_REVOCATIONS),
             purge_revocations: Script::from_lua(PURGE_REVOCATIONS),
             throttle: Script::from_lua(THROTTLE),

@@ -9,7 +9,7 @@ use serde_json::{Map, Value as Json};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Role, Route, Session, SessionCap, SessionHandle, SessionIdHash, SessionStore, StoreError,
+    PerUserCap, Role, Route, Session, SessionHandle, SessionIdHash, SessionStore, StoreError,
     Timestamp, UserId,
 };
 
@@ -107,7 +107,7 @@ impl SessionStore for RedisStore {
         true
     }
 
-    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError> {
+    async fn create(&self, session: &Session, cap: PerUserCap) -> Result<Vec<Session>, StoreError> {
         let route = Route::of(session.user_id);
         if session.id_hash.route() != route {
             return Err(StoreError::Corrupt(

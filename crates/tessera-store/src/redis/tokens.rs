@@ -1,10 +1,13 @@
 //! `TokenStore` on Redis: refresh families and the revocation list.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use fred::prelude::{HashesInterface, KeysInterface};
 use fred::types::Value;
 use tessera_core::{
-    FamilyId, Revocation, Route, StoreError, Timestamp, TokenFamily, TokenStore, UserId,
+    FamilyId, PerUserCap, Revocation, Route, SealedRevocation, StoreError, Timestamp, TokenFamily,
+    TokenStore, UserId,
 };
 
 use super::codec::{self, Fields};
@@ -19,7 +22,12 @@ fn millis(t: Timestamp) -> Value {
 
 #[async_trait]
 impl TokenStore for RedisStore {
-    async fn create_family(&self, family: &TokenFamily) -> Result<(), StoreError> {
+    async fn create_family(
+        &self,
+        family: &TokenFamily,
+        cap: PerUserCap,
+    ) -> Result<Vec<TokenFamily>, StoreError> {
+        let route = Route::of(family.user_id);
         let Some(key) = self
             .keys
             .family(&family.id)
@@ -33,13 +41,24 @@ impl TokenStore for RedisStore {
         args.push(millis(family.expires_at));
         args.push(Value::from(family.id.as_str()));
         args.push(millis(Timestamp::now()));
-        self.eval(
-            &self.scripts.create_family,
-            vec![key.into(), self.keys.user_families(family.user_id).into()],
-            args,
-        )
-        .await
-        .map(drop)
+        args.push(Value::Integer(i64::from(cap.get())));
+        args.push(Value::from(self.keys.family_prefix(route)));
+        let answer = self
+            .eval(
+                &self.scripts.create_family,
+                vec![key.into(), self.keys.user_families(family.user_id).into()],
+                args,
+            )
+            .await?;
+        codec::records(answer)?
+            .into_iter()
+            .map(|(member, value)| {
+                codec::decode_family(
+                    codec::family_id_from_member(&member)?,
+                    &Fields::from_value(value)?,
+                )
+            })
+            .collect()
     }
 
     async fn load_family(
@@ -114,7 +133,16 @@ impl TokenStore for RedisStore {
     async fn save_revocation(&self, revocation: &Revocation) -> Result<(), StoreError> {
         let before = match revocation {
             Revocation::UserBefore { before, .. } => before.unix_millis().to_string(),
-            _ => String::new(),
+            Revocation::SealedBefore { through, .. } => through.unix_millis().to_string(),
+            Revocation::Sealed(sealed) => {
+                // Indexed like every sealed entry, so that a later capped
+                // save counts it.
+                return self
+                    .save_sealed_revocation(sealed, PerUserCap::UNBOUNDED, Duration::ZERO)
+                    .await
+                    .map(drop);
+            }
+            Revocation::Family { .. } | Revocation::Token { .. } => String::new(),
         };
         self.eval(
             &self.scripts.save_revocation,
@@ -129,6 +157,51 @@ impl TokenStore for RedisStore {
         )
         .await
         .map(drop)
+    }
+
+    async fn save_sealed_revocation(
+        &self,
+        revocation: &SealedRevocation,
+        cap: PerUserCap,
+        session_lifetime: Duration,
+    ) -> Result<Option<Revocation>, StoreError> {
+        let [data, saved, until] = self.keys.revocations();
+        let entry = Revocation::Sealed(revocation.clone());
+        let cutoff = Revocation::SealedBefore {
+            user: revocation.user,
+            through: revocation.login,
+            until: revocation.until,
+        };
+        let lifetime = i64::try_from(session_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+        let answer = self
+            .eval(
+                &self.scripts.save_sealed_revocation,
+                vec![
+                    data.into(),
+                    saved.into(),
+                    until.into(),
+                    self.keys.user_sealed_revocations(revocation.user).into(),
+                ],
+                vec![
+                    Value::from(codec::revocation_id(&entry)),
+                    Value::from(codec::encode_revocation(&entry)),
+                    millis(revocation.until),
+                    Value::from(self.keys.revocation_channel()),
+                    millis(revocation.login),
+                    Value::Integer(i64::from(cap.get())),
+                    Value::from(codec::revocation_id(&cutoff)),
+                    Value::from(revocation.user.to_string()),
+                    Value::Integer(lifetime),
+                ],
+            )
+            .await?;
+        match answer {
+            Value::Null => Ok(None),
+            other => {
+                let bytes = codec::value_bytes(other)?;
+                codec::decode_revocation(&bytes).map(Some)
+            }
+        }
     }
 
     async fn load_revocations(

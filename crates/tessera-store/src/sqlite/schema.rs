@@ -71,6 +71,12 @@ const MIGRATIONS: &[&str] = &[
         until     INTEGER NOT NULL
     ) WITHOUT ROWID;
     CREATE INDEX session_aliases_by_until ON session_aliases (until);",
+    // 4: the user of a `sealed` revocation (an ended sealed cookie session,
+    // `cutoff` its login time), so that the per-user cap can find and
+    // collapse a user's oldest into their `sealed_user` cutoff.
+    "ALTER TABLE revocations ADD COLUMN user_id TEXT;
+    CREATE INDEX revocations_sealed_by_user ON revocations (user_id, cutoff)
+        WHERE user_id IS NOT NULL;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Role, Session, SessionCap, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
+    PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
     UserId,
 };
 
@@ -25,7 +25,7 @@ impl SessionStore for SqliteStore {
         true
     }
 
-    async fn create(&self, session: &Session, cap: SessionCap) -> Result<Vec<Session>, StoreError> {
+    async fn create(&self, session: &Session, cap: PerUserCap) -> Result<Vec<Session>, StoreError> {
         let session = session.clone();
         self.write_affecting(move |tx| {
             let ended = end_oldest(tx, &session, cap).map_err(to_store_error)?;
@@ -318,7 +318,7 @@ impl SessionStore for SqliteStore {
 fn end_oldest(
     tx: &rusqlite::Transaction<'_>,
     session: &Session,
-    cap: SessionCap,
+    cap: PerUserCap,
 ) -> rusqlite::Result<Vec<Session>> {
     let user = session.user_id.as_uuid().as_bytes();
     let (now, id) = (session.created_at.unix_millis(), session.id_hash.as_bytes());

@@ -1,9 +1,12 @@
 //! Refresh-token families and revocations in SQLite.
 
+use std::time::Duration;
+
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, Row, params};
 use tessera_core::{
-    Email, FamilyId, Revocation, StoreError, Timestamp, TokenFamily, TokenStore, UserId,
+    Email, FamilyId, PerUserCap, Revocation, SealedRevocation, SessionHandle, StoreError,
+    Timestamp, TokenFamily, TokenStore, UserId,
 };
 
 use super::rows::{corrupt, decode_roles, decode_uuid_blob, encode_roles};
@@ -50,15 +53,104 @@ fn revocation_from_row(row: &Row<'_>) -> rusqlite::Result<Revocation> {
             before: cutoff,
             until,
         },
+        "sealed" => Revocation::Sealed(SealedRevocation {
+            user: row
+                .get::<_, Option<String>>(4)?
+                .unwrap_or_default()
+                .parse()
+                .map_err(|e: uuid::Error| corrupt("user id")(e.to_string()))?,
+            handle: SessionHandle::new(subject),
+            login: cutoff,
+            until,
+        }),
+        "sealed_user" => Revocation::SealedBefore {
+            user: subject
+                .parse()
+                .map_err(|e: uuid::Error| corrupt("user id")(e.to_string()))?,
+            through: cutoff,
+            until,
+        },
         other => return Err(corrupt("revocation kind")(other.to_owned())),
     })
 }
 
+/// Inserts a revocation, or moves its entry on (a cutoff never moves back).
+fn insert_revocation(
+    tx: &rusqlite::Transaction<'_>,
+    revocation: &Revocation,
+    saved: Timestamp,
+) -> Result<(), StoreError> {
+    let (kind, subject, cutoff, user) = match revocation {
+        Revocation::Family { id, .. } => ("family", id.to_string(), 0, None),
+        Revocation::Token { jti, .. } => ("token", jti.clone(), 0, None),
+        Revocation::UserBefore { user, before, .. } => {
+            ("user", user.to_string(), before.unix_millis(), None)
+        }
+        Revocation::Sealed(sealed) => (
+            "sealed",
+            sealed.handle.as_str().to_owned(),
+            sealed.login.unix_millis(),
+            Some(sealed.user.to_string()),
+        ),
+        Revocation::SealedBefore { user, through, .. } => {
+            ("sealed_user", user.to_string(), through.unix_millis(), None)
+        }
+    };
+    tx.prepare_cached(
+        "INSERT INTO revocations (kind, subject, cutoff, until, saved, user_id)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+         ON CONFLICT (kind, subject) DO UPDATE SET
+             cutoff = max(cutoff, excluded.cutoff), until = max(until, excluded.until),
+             saved = excluded.saved",
+    )
+    .and_then(|mut stmt| {
+        stmt.execute(params![
+            kind,
+            subject,
+            cutoff,
+            revocation.until().unix_millis(),
+            saved.unix_millis(),
+            user
+        ])
+    })
+    .map_err(to_store_error)?;
+    Ok(())
+}
+
 #[async_trait]
 impl TokenStore for SqliteStore {
-    async fn create_family(&self, family: &TokenFamily) -> Result<(), StoreError> {
+    async fn create_family(
+        &self,
+        family: &TokenFamily,
+        cap: PerUserCap,
+    ) -> Result<Vec<TokenFamily>, StoreError> {
         let f = family.clone();
         self.write(Affected::Nothing, move |tx| {
+            // The user's live families at the new one's login, newest first:
+            // those past the first `cap - 1` end.
+            let ended = tx
+                .prepare_cached(&format!(
+                    "SELECT {FAMILY_COLUMNS} FROM token_families
+                     WHERE user_id = ?1 AND expires_at > ?2 AND id != ?3
+                     ORDER BY created_at DESC, id DESC LIMIT -1 OFFSET ?4"
+                ))
+                .and_then(|mut stmt| {
+                    stmt.query_map(
+                        params![
+                            f.user_id.as_uuid().as_bytes(),
+                            f.created_at.unix_millis(),
+                            f.id.as_str(),
+                            cap.get() - 1,
+                        ],
+                        family_from_row,
+                    )?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                })
+                .map_err(to_store_error)?;
+            for old in &ended {
+                tx.execute("DELETE FROM token_families WHERE id = ?1", [old.id.as_str()])
+                    .map_err(to_store_error)?;
+            }
             tx.execute(
                 &format!("INSERT INTO token_families ({FAMILY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"),
                 params![
@@ -75,7 +167,7 @@ impl TokenStore for SqliteStore {
                 ],
             )
             .map_err(to_store_error)?;
-            Ok(())
+            Ok(ended.into_iter().rev().collect())
         })
         .await
     }
@@ -149,25 +241,65 @@ impl TokenStore for SqliteStore {
     }
 
     async fn save_revocation(&self, revocation: &Revocation) -> Result<(), StoreError> {
-        let (kind, subject, cutoff) = match revocation {
-            Revocation::Family { id, .. } => ("family", id.to_string(), 0),
-            Revocation::Token { jti, .. } => ("token", jti.clone(), 0),
-            Revocation::UserBefore { user, before, .. } => {
-                ("user", user.to_string(), before.unix_millis())
-            }
-        };
-        let until = revocation.until().unix_millis();
-        let saved = Timestamp::now().unix_millis();
+        let revocation = revocation.clone();
+        let saved = Timestamp::now();
         self.write(Affected::Nothing, move |tx| {
+            insert_revocation(tx, &revocation, saved)
+        })
+        .await
+    }
+
+    async fn save_sealed_revocation(
+        &self,
+        revocation: &SealedRevocation,
+        cap: PerUserCap,
+        session_lifetime: Duration,
+    ) -> Result<Option<Revocation>, StoreError> {
+        let sealed = revocation.clone();
+        let now = Timestamp::now();
+        self.write(Affected::Nothing, move |tx| {
+            let user = sealed.user.to_string();
+            let cutoff: Option<(i64, i64)> = tx
+                .query_row(
+                    "SELECT cutoff, until FROM revocations
+                     WHERE kind = 'sealed_user' AND subject = ?1 AND until > ?2",
+                    params![user, now.unix_millis()],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .optional()
+                .map_err(to_store_error)?;
+            let covered = cutoff.map_or(i64::MIN, |(through, _)| through);
+            if sealed.login.unix_millis() <= covered {
+                return Ok(None);
+            }
+            insert_revocation(tx, &Revocation::Sealed(sealed.clone()), now)?;
+            // The newest login among the entries past the `cap` newest.
+            let through: Option<i64> = tx
+                .query_row(
+                    "SELECT cutoff FROM revocations
+                     WHERE user_id = ?1 AND kind = 'sealed' AND until > ?2 AND cutoff > ?3
+                     ORDER BY cutoff DESC, subject DESC LIMIT 1 OFFSET ?4",
+                    params![user, now.unix_millis(), covered, cap.get()],
+                    |row| row.get(0),
+                )
+                .optional()
+                .map_err(to_store_error)?;
+            let Some(through) = through.map(Timestamp::from_unix_millis) else {
+                return Ok(None);
+            };
+            let until = cutoff.map_or(i64::MIN, |(_, until)| until);
+            let collapsed = Revocation::SealedBefore {
+                user: sealed.user,
+                through,
+                until: Timestamp::from_unix_millis(until).max(through.plus(session_lifetime)),
+            };
+            insert_revocation(tx, &collapsed, now)?;
             tx.execute(
-                "INSERT INTO revocations (kind, subject, cutoff, until, saved) VALUES (?1, ?2, ?3, ?4, ?5)
-                 ON CONFLICT (kind, subject) DO UPDATE SET
-                     cutoff = max(cutoff, excluded.cutoff), until = max(until, excluded.until),
-                     saved = excluded.saved",
-                params![kind, subject, cutoff, until, saved],
+                "DELETE FROM revocations WHERE user_id = ?1 AND kind = 'sealed' AND cutoff <= ?2",
+                params![user, through.unix_millis()],
             )
             .map_err(to_store_error)?;
-            Ok(())
+            Ok(Some(collapsed))
         })
         .await
     }
@@ -180,7 +312,7 @@ impl TokenStore for SqliteStore {
         let since = changed_since.map_or(i64::MIN, Timestamp::unix_millis);
         self.read(|conn| {
             conn.prepare_cached(
-                "SELECT kind, subject, cutoff, until FROM revocations WHERE until > ?1 AND saved >= ?2",
+                "SELECT kind, subject, cutoff, until, user_id FROM revocations WHERE until > ?1 AND saved >= ?2",
             )?
             .query_map([now.unix_millis(), since], revocation_from_row)?
             .collect()

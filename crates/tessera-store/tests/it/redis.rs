@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    Revocation, Role, SessionCap, SessionHandle, SessionMeta, SessionStore, StoreError, Timestamp,
+    PerUserCap, Revocation, Role, SessionHandle, SessionMeta, SessionStore, StoreError, Timestamp,
     TokenStore,
 };
 use tessera_store::{RedisOptions, RedisStore};
@@ -182,7 +182,7 @@ async fn bytes_per_session(sessions_per_user: usize, user_agent: &str) -> u64 {
         let u = user(&format!("user{i}@example.com"));
         for _ in 0..sessions_per_user {
             let (_, s) = policy().start(&u, meta.clone(), now);
-            SessionStore::create(store.as_ref(), &s, SessionCap::default())
+            SessionStore::create(store.as_ref(), &s, PerUserCap::UNBOUNDED)
                 .await
                 .unwrap();
         }
@@ -235,7 +235,7 @@ mod near_cache {
         let u = user("a@example.com");
         let (s1, s2) = (start(&u, now), start(&u, now));
         for s in [&s1, &s2] {
-            SessionStore::create(a.as_ref(), s, SessionCap::default())
+            SessionStore::create(a.as_ref(), s, PerUserCap::UNBOUNDED)
                 .await
                 .unwrap();
             assert!(a.load(&s.id_hash, now).await.unwrap().is_some());
@@ -263,7 +263,7 @@ mod near_cache {
         let b = RedisStore::connect(options).await.unwrap();
         let now = Timestamp::now();
         let s = start(&user("a@example.com"), now);
-        SessionStore::create(&a, &s, SessionCap::default())
+        SessionStore::create(&a, &s, PerUserCap::UNBOUNDED)
             .await
             .unwrap();
         server.restart();
@@ -295,7 +295,7 @@ mod near_cache {
         let now = Timestamp::now();
         let u = user("a@example.com");
         let s = start(&u, now);
-        SessionStore::create(a.as_ref(), &s, SessionCap::default())
+        SessionStore::create(a.as_ref(), &s, PerUserCap::UNBOUNDED)
             .await
             .unwrap();
         assert!(!a.load(&s.id_hash, now).await.unwrap().unwrap().rotate);
@@ -341,7 +341,7 @@ async fn cluster_store_meets_the_contracts() {
     let now = Timestamp::now();
     for i in 0..60 {
         let u = user(&format!("spread{i}@example.com"));
-        SessionStore::create(store.as_ref(), &start(&u, now), SessionCap::default())
+        SessionStore::create(store.as_ref(), &start(&u, now), PerUserCap::UNBOUNDED)
             .await
             .unwrap();
     }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tessera_core::{
-    Role, Session, SessionCap, SessionMeta, SessionStore, Timestamp, User, UserStore,
+    PerUserCap, Role, Session, SessionMeta, SessionStore, Timestamp, User, UserStore,
 };
 use tessera_store::{SqliteOptions, SqliteStore};
 
@@ -51,7 +51,7 @@ mod cache {
         let now = Timestamp::now();
         let u = user("alice@example.com");
         let s = start(&u, now);
-        SessionStore::create(server, &s, SessionCap::default())
+        SessionStore::create(server, &s, PerUserCap::UNBOUNDED)
             .await
             .unwrap();
         assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
@@ -176,7 +176,7 @@ mod cache {
         let now = Timestamp::now();
         for _ in 0..10 {
             let s = start(&u, now);
-            SessionStore::create(&server, &s, SessionCap::default())
+            SessionStore::create(&server, &s, PerUserCap::UNBOUNDED)
                 .await
                 .unwrap();
             assert!(server.load(&s.id_hash, now).await.unwrap().is_some());
@@ -188,6 +188,9 @@ mod cache {
 /// Properties only a durable backend has.
 mod durability {
     use super::*;
+    use tessera_core::{
+        PerUserCap, Revocation, SealedRevocation, SessionHandle, TokenStore, UserId,
+    };
 
     #[tokio::test]
     async fn sessions_and_users_survive_reopening_the_file() {
@@ -199,7 +202,7 @@ mod durability {
         {
             let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
             UserStore::create(&store, &u).await.unwrap();
-            SessionStore::create(&store, &s, SessionCap::default())
+            SessionStore::create(&store, &s, PerUserCap::UNBOUNDED)
                 .await
                 .unwrap();
         }
@@ -218,7 +221,7 @@ mod durability {
             SqliteStore::open(dir.path().join("tessera.db"), SqliteOptions::default()).unwrap();
         let u = user("alice@example.com");
         let (secret, session) = policy().start(&u, SessionMeta::default(), Timestamp::now());
-        SessionStore::create(&store, &session, SessionCap::default())
+        SessionStore::create(&store, &session, PerUserCap::UNBOUNDED)
             .await
             .unwrap();
         let encoded = secret.expose();
@@ -259,26 +262,87 @@ mod durability {
         let (id, s) = crate::contract::start_with_id(&u, now);
         {
             let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
-            SessionStore::create(&store, &s, SessionCap::default())
+            SessionStore::create(&store, &s, PerUserCap::UNBOUNDED)
                 .await
                 .unwrap();
         }
         // Back to schema 2, as a release before the aliases left it.
         let conn = rusqlite_conn(&path);
-        conn.execute_batch("DROP TABLE session_aliases; PRAGMA user_version = 2;")
-            .unwrap();
+        conn.execute_batch(&format!(
+            "{BEFORE_SEALED_CAPS} DROP TABLE session_aliases; PRAGMA user_version = 2;"
+        ))
+        .unwrap();
         drop(conn);
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         let version: i64 = rusqlite_conn(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 3);
+        assert_eq!(version, 4);
         assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
         let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
         let grace_until = now.plus(Duration::from_secs(60));
         assert!(store.rotate(&s.id_hash, &next, grace_until).await.unwrap());
         let through_old = store.load(&s.id_hash, now).await.unwrap().unwrap();
         assert_eq!(through_old.id_hash, next.id_hash);
+    }
+
+    /// Undoes migration 4 (the user of a sealed revocation).
+    const BEFORE_SEALED_CAPS: &str = "DROP INDEX revocations_sealed_by_user;
+        ALTER TABLE revocations DROP COLUMN user_id;";
+
+    #[tokio::test]
+    async fn a_database_from_before_sealed_caps_keeps_its_revocations() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let now = Timestamp::now();
+        let hour = Duration::from_secs(3600);
+        let cutoff = Revocation::UserBefore {
+            user: UserId::generate(),
+            before: now,
+            until: now.plus(hour),
+        };
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            store.save_revocation(&cutoff).await.unwrap();
+        }
+        let conn = rusqlite_conn(&path);
+        conn.execute_batch(&format!("{BEFORE_SEALED_CAPS} PRAGMA user_version = 3;"))
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        assert_eq!(
+            store.load_revocations(now, None).await.unwrap(),
+            vec![cutoff.clone()]
+        );
+        let ended = SealedRevocation {
+            user: UserId::generate(),
+            handle: SessionHandle::generate(),
+            login: now,
+            until: now.plus(hour),
+        };
+        let one = PerUserCap::new(1).unwrap();
+        store
+            .save_sealed_revocation(&ended, one, hour)
+            .await
+            .unwrap();
+        let newer = SealedRevocation {
+            handle: SessionHandle::generate(),
+            login: now.plus(Duration::from_secs(1)),
+            ..ended.clone()
+        };
+        let collapsed = store
+            .save_sealed_revocation(&newer, one, hour)
+            .await
+            .unwrap()
+            .expect("past the cap of one");
+        // The collapsed cutoff is on disk: a restarted server loads it.
+        drop(store);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let mut loaded = store.load_revocations(now, None).await.unwrap();
+        loaded.sort_by_key(|r| format!("{r:?}"));
+        let mut expected = vec![cutoff, collapsed, Revocation::Sealed(newer)];
+        expected.sort_by_key(|r| format!("{r:?}"));
+        assert_eq!(loaded, expected);
     }
 
     fn rusqlite_conn(path: &std::path::Path) -> rusqlite::Connection {

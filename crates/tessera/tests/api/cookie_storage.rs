@@ -184,3 +184,79 @@ async fn session_data_travels_in_the_sealed_cookie() {
         .await;
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
 }
+
+/// The revocation list's sealed entries, as `/health` reports them:
+/// (ended sealed sessions, per-user sealed cutoffs).
+async fn sealed_revocations(server: &Server) -> (i64, i64) {
+    let health: Value = server.get("/health", None).await.json().await.unwrap();
+    let revocations = &health["revocations"];
+    (
+        revocations["sealed"].as_i64().unwrap(),
+        revocations["sealed_cutoffs"].as_i64().unwrap(),
+    )
+}
+
+/// With a cap of two ended sealed sessions per user: four logins, three
+/// logouts. The list keeps two entries and one cutoff, all three
+/// logged-out cookies stay refused (across a restart too), the fourth
+/// works. Run on SQLite here and on Redis in `redis_store.rs`. Returns the
+/// server for backend-specific checks.
+pub async fn past_the_sealed_cap_logged_out_cookies_stay_refused(options: Options) -> Server {
+    let mut server = Server::start_with(
+        options
+            .env("TESSERA_SESSION_STORAGE", "cookie")
+            .env("TESSERA_MAX_SEALED_REVOCATIONS_PER_USER", 2),
+    );
+    let mut cookies = Vec::new();
+    for _ in 0..4 {
+        cookies.push(server.login_alice().await);
+    }
+    let (ended, live) = cookies.split_at(3);
+    for cookie in ended {
+        let response = with_cookie(server.request(Method::POST, "/logout"), Some(cookie))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(sealed_revocations(&server).await, (2, 1), "bounded");
+    assert!(
+        server.logs().contains("collapsed into a cutoff"),
+        "{}",
+        server.logs()
+    );
+    for round in ["before", "after"] {
+        for cookie in ended {
+            assert_eq!(
+                server.get("/profile", Some(cookie)).await.status(),
+                StatusCode::UNAUTHORIZED,
+                "a logged-out cookie, {round} a restart"
+            );
+        }
+        assert_eq!(
+            server.get("/profile", Some(&live[0])).await.status(),
+            StatusCode::OK,
+            "{round} a restart"
+        );
+        if round == "before" {
+            server.restart();
+            assert_eq!(sealed_revocations(&server).await, (2, 1), "as loaded");
+        }
+    }
+    server
+}
+
+#[tokio::test]
+async fn past_the_sealed_cap_the_oldest_logouts_collapse_into_a_cutoff() {
+    let server = past_the_sealed_cap_logged_out_cookies_stay_refused(Options::default()).await;
+    let db = rusqlite::Connection::open(server.data.path().join("tessera.db")).unwrap();
+    let rows: (i64, i64) = db
+        .query_row(
+            "SELECT count(*) FILTER (WHERE kind = 'sealed'),
+                    count(*) FILTER (WHERE kind = 'sealed_user') FROM revocations",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(rows, (2, 1), "two entries and the cutoff are stored");
+}

@@ -495,3 +495,14 @@ async fn a_slow_redis_fails_closed_within_the_timeout() {
     sleeper.join().unwrap();
     eventually_ok(&server, &cookie).await;
 }
+
+#[tokio::test]
+async fn on_redis_past_the_family_cap_a_token_grant_ends_the_oldest_family() {
+    crate::tokens::past_the_family_cap_the_oldest_tokens_are_refused(shared_redis()).await;
+}
+
+#[tokio::test]
+async fn on_redis_past_the_sealed_cap_the_oldest_logouts_collapse_into_a_cutoff() {
+    crate::cookie_storage::past_the_sealed_cap_logged_out_cookies_stay_refused(shared_redis())
+        .await;
+}

@@ -827,3 +827,47 @@ async fn a_retired_key_is_dropped_once_its_tokens_have_expired() {
         }
     );
 }
+
+/// With a cap of two refresh families, the third `POST /token` ends the
+/// first family: its refresh token and its access token are refused, the
+/// two newer work. Run on SQLite here and on Redis in `redis_store.rs`.
+pub async fn past_the_family_cap_the_oldest_tokens_are_refused(options: Options) {
+    let server = Server::start_with(options.env("TESSERA_MAX_REFRESH_FAMILIES_PER_USER", 2));
+    let mut issued = Vec::new();
+    for _ in 0..3 {
+        issued.push(tokens(&server).await);
+    }
+    let first = &issued[0];
+    let response = bearer(&server, "/profile", first["access_token"].as_str().unwrap()).await;
+    assert_eq!(
+        expect_error(response, StatusCode::UNAUTHORIZED).await,
+        "invalid_token"
+    );
+    assert_eq!(
+        expect_error(
+            refresh(&server, first["refresh_token"].as_str().unwrap()).await,
+            StatusCode::UNAUTHORIZED
+        )
+        .await,
+        "invalid_grant"
+    );
+    for newer in &issued[1..] {
+        let access = newer["access_token"].as_str().unwrap();
+        assert_eq!(
+            bearer(&server, "/profile", access).await.status(),
+            StatusCode::OK
+        );
+        let refreshed = refresh(&server, newer["refresh_token"].as_str().unwrap()).await;
+        assert_eq!(refreshed.status(), StatusCode::OK);
+    }
+    assert!(
+        server.logs().contains("oldest refresh family ended"),
+        "{}",
+        server.logs()
+    );
+}
+
+#[tokio::test]
+async fn past_the_family_cap_a_token_grant_ends_the_oldest_family() {
+    past_the_family_cap_the_oldest_tokens_are_refused(Options::default()).await;
+}

@@ -111,6 +111,11 @@ macro_rules! contract_tests {
             advancing_is_a_compare_and_set_on_the_generation,
             families_end_one_by_one_or_per_user,
             revocations_are_kept_until_they_lapse,
+            past_the_cap_the_oldest_families_of_the_user_end,
+            expired_families_do_not_count_against_the_cap,
+            concurrent_family_creates_never_pass_the_cap,
+            past_the_cap_the_oldest_sealed_revocations_collapse_into_a_cutoff,
+            lapsed_sealed_revocations_do_not_count_against_the_cap,
         );
     };
     (users, $($how:tt)+) => {

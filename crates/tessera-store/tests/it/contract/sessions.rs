@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tessera_core::{
-    Role, Session, SessionCap, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
+    PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
 };
 
 use super::{meta, object, policy, rotation_key, start, start_with_id, user};
@@ -13,7 +13,7 @@ use super::{meta, object, policy, rotation_key, start, start_with_id, user};
 pub async fn load_returns_what_create_stored(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     assert_eq!(
         store.load(&s.id_hash, now).await.unwrap().as_deref(),
         Some(&s)
@@ -29,7 +29,7 @@ pub async fn unknown_ids_load_as_none(store: Arc<dyn SessionStore>) {
 pub async fn expired_sessions_load_as_none_before_any_purge(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     assert_eq!(resolve(&store, &s.id_hash, s.expires_at).await, None);
     let just_before = Timestamp::from_unix_millis(s.expires_at.unix_millis() - 1);
     assert!(store.load(&s.id_hash, just_before).await.unwrap().is_some());
@@ -38,7 +38,7 @@ pub async fn expired_sessions_load_as_none_before_any_purge(store: Arc<dyn Sessi
 pub async fn touch_moves_expiry_and_reports_missing_sessions(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     let later = now.plus(Duration::from_secs(300));
     let expiry = later.plus(Duration::from_secs(600));
     assert!(store.touch(&s.id_hash, later, expiry).await.unwrap());
@@ -55,7 +55,7 @@ pub async fn touch_moves_expiry_and_reports_missing_sessions(store: Arc<dyn Sess
 pub async fn merge_data_follows_json_merge_patch(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     let first = store
         .merge_data(
             &s.id_hash,
@@ -83,7 +83,7 @@ pub async fn merge_data_follows_json_merge_patch(store: Arc<dyn SessionStore>) {
 pub async fn merge_data_refuses_to_grow_past_the_limit(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     store
         .merge_data(&s.id_hash, &object(json!({"a": 1})), 64)
         .await
@@ -112,7 +112,7 @@ pub async fn merge_data_on_a_missing_session_is_none(store: Arc<dyn SessionStore
 pub async fn concurrent_merges_lose_no_patch(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     let tasks: Vec<_> = (0..16)
         .map(|i| {
             let store = Arc::clone(&store);
@@ -136,7 +136,7 @@ pub async fn rotate_replaces_the_session_exactly_once(store: Arc<dyn SessionStor
     let now = Timestamp::now();
     let u = user("a@example.com");
     let (old_id, old) = start_with_id(&u, now);
-    store.create(&old, SessionCap::default()).await.unwrap();
+    store.create(&old, PerUserCap::UNBOUNDED).await.unwrap();
     // Different successors (as nodes with different keys would derive):
     // only one rotation wins; the old id names the winner's, no other.
     let successors: Vec<Session> = (0..8)
@@ -190,7 +190,7 @@ async fn rotated(
     grace_until: Timestamp,
 ) -> (Session, Session) {
     let (old_id, old) = start_with_id(u, now);
-    store.create(&old, SessionCap::default()).await.unwrap();
+    store.create(&old, PerUserCap::UNBOUNDED).await.unwrap();
     store
         .merge_data(&old.id_hash, &object(json!({"theme": "dark"})), 1024)
         .await
@@ -284,7 +284,7 @@ pub async fn concurrent_rotations_to_one_successor_converge(store: Arc<dyn Sessi
     let now = Timestamp::now();
     let u = user("a@example.com");
     let (old_id, old) = start_with_id(&u, now);
-    store.create(&old, SessionCap::default()).await.unwrap();
+    store.create(&old, PerUserCap::UNBOUNDED).await.unwrap();
     let key = rotation_key();
     let grace_until = now.plus(Duration::from_secs(60));
     // Every request that saw the old id derives the same successor.
@@ -369,7 +369,7 @@ pub async fn the_predecessor_ends_when_its_successor_expires(store: Arc<dyn Sess
     let now = Timestamp::now();
     let u = user("a@example.com");
     let (old_id, old) = start_with_id(&u, now);
-    store.create(&old, SessionCap::default()).await.unwrap();
+    store.create(&old, PerUserCap::UNBOUNDED).await.unwrap();
     let (_, mut next) = policy().successor(&old, &old_id, &rotation_key(), now);
     let lifetime = Duration::from_millis(300);
     next.expires_at = now.plus(lifetime);
@@ -397,7 +397,7 @@ pub async fn without_a_grace_the_old_id_stops_working_at_once(store: Arc<dyn Ses
     let now = Timestamp::now();
     let u = user("a@example.com");
     let (old_id, old) = start_with_id(&u, now);
-    store.create(&old, SessionCap::default()).await.unwrap();
+    store.create(&old, PerUserCap::UNBOUNDED).await.unwrap();
     let (_, next) = policy().successor(&old, &old_id, &rotation_key(), now);
     assert!(store.rotate(&old.id_hash, &next, now).await.unwrap());
     assert_eq!(resolve(&store, &old.id_hash, now).await, None);
@@ -414,7 +414,7 @@ pub async fn an_alias_of_an_alias_names_nothing(store: Arc<dyn SessionStore>) {
     let key = rotation_key();
     let grace_until = now.plus(Duration::from_secs(60));
     let (first_id, first) = start_with_id(&u, now);
-    store.create(&first, SessionCap::default()).await.unwrap();
+    store.create(&first, PerUserCap::UNBOUNDED).await.unwrap();
     let (second_id, second) = policy().successor(&first, &first_id, &key, now);
     assert!(
         store
@@ -461,7 +461,7 @@ pub async fn rotating_an_unknown_id_is_false_and_stores_nothing(store: Arc<dyn S
 pub async fn delete_reports_whether_the_session_existed(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let s = start(&user("a@example.com"), now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     assert!(store.delete(&s.id_hash).await.unwrap());
     assert!(!store.delete(&s.id_hash).await.unwrap());
     assert_eq!(resolve(&store, &s.id_hash, now).await, None);
@@ -476,7 +476,7 @@ pub async fn per_user_listing_sees_only_that_users_live_sessions(store: Arc<dyn 
     expired.expires_at = now;
     let b1 = start(&bob, now);
     for s in [&a1, &a2, &expired, &b1] {
-        store.create(s, SessionCap::default()).await.unwrap();
+        store.create(s, PerUserCap::UNBOUNDED).await.unwrap();
     }
     let listed: Vec<SessionHandle> = store
         .list_for_user(alice.id, now)
@@ -493,8 +493,8 @@ pub async fn delete_by_handle_only_touches_the_owners_session(store: Arc<dyn Ses
     let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
     let a = start(&alice, now);
     let b = start(&bob, now);
-    store.create(&a, SessionCap::default()).await.unwrap();
-    store.create(&b, SessionCap::default()).await.unwrap();
+    store.create(&a, PerUserCap::UNBOUNDED).await.unwrap();
+    store.create(&b, PerUserCap::UNBOUNDED).await.unwrap();
     assert!(
         !store.delete_by_handle(alice.id, &b.handle).await.unwrap(),
         "alice cannot end bob's session"
@@ -510,7 +510,7 @@ pub async fn delete_all_for_user_ends_every_session_of_that_user(store: Arc<dyn 
     let mine: Vec<Session> = (0..3).map(|_| start(&alice, now)).collect();
     let theirs = start(&bob, now);
     for s in mine.iter().chain([&theirs]) {
-        store.create(s, SessionCap::default()).await.unwrap();
+        store.create(s, PerUserCap::UNBOUNDED).await.unwrap();
     }
     assert_eq!(store.delete_all_for_user(alice.id).await.unwrap(), 3);
     assert!(store.list_for_user(alice.id, now).await.unwrap().is_empty());
@@ -522,8 +522,8 @@ pub async fn role_changes_reach_live_sessions_and_flag_rotation(store: Arc<dyn S
     let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
     let a = start(&alice, now);
     let b = start(&bob, now);
-    store.create(&a, SessionCap::default()).await.unwrap();
-    store.create(&b, SessionCap::default()).await.unwrap();
+    store.create(&a, PerUserCap::UNBOUNDED).await.unwrap();
+    store.create(&b, PerUserCap::UNBOUNDED).await.unwrap();
     let roles = vec![
         Role::parse("admin").unwrap(),
         Role::parse("member").unwrap(),
@@ -543,8 +543,8 @@ pub async fn purge_removes_only_expired_sessions(store: Arc<dyn SessionStore>) {
     let live = start(&u, now);
     let mut dead = start(&u, now);
     dead.expires_at = now;
-    store.create(&live, SessionCap::default()).await.unwrap();
-    store.create(&dead, SessionCap::default()).await.unwrap();
+    store.create(&live, PerUserCap::UNBOUNDED).await.unwrap();
+    store.create(&dead, PerUserCap::UNBOUNDED).await.unwrap();
     // Stores whose records expire by themselves (Redis TTLs) have
     // nothing left to purge; the others remove exactly the dead one.
     assert!(store.purge_expired(now).await.unwrap() <= 1);
@@ -559,7 +559,7 @@ pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<d
     let now = Timestamp::now();
     let u = user("a@example.com");
     let (id, s) = start_with_id(&u, now);
-    store.create(&s, SessionCap::default()).await.unwrap();
+    store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     let read = store.load(&s.id_hash, now).await.unwrap().unwrap();
     let admin = vec![Role::parse("admin").unwrap()];
     store.set_roles_for_user(u.id, &admin).await.unwrap();
@@ -605,7 +605,7 @@ async fn listed(
 
 pub async fn a_create_past_the_cap_ends_the_oldest_sessions(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
-    let cap = SessionCap::new(3).unwrap();
+    let cap = PerUserCap::new(3).unwrap();
     let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
     // Five logins a second apart. The first two remembered, the others
     // not: the later ones then end first (a shorter absolute lifetime),
@@ -685,7 +685,7 @@ pub async fn a_create_past_the_cap_ends_the_oldest_sessions(store: Arc<dyn Sessi
 
 pub async fn expired_sessions_do_not_count_against_the_cap(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
-    let cap = SessionCap::new(2).unwrap();
+    let cap = PerUserCap::new(2).unwrap();
     let u = user("a@example.com");
     let mut dead = start(&u, millis_before(now, 2000));
     dead.expires_at = millis_before(now, 1000);
@@ -706,7 +706,7 @@ pub async fn expired_sessions_do_not_count_against_the_cap(store: Arc<dyn Sessio
 
 pub async fn concurrent_creates_never_pass_the_cap(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
-    let cap = SessionCap::new(3).unwrap();
+    let cap = PerUserCap::new(3).unwrap();
     let u = user("a@example.com");
     let sessions: Vec<Session> = (0..16)
         .map(|i| start(&u, millis_before(now, 1000 - i)))
