@@ -25,10 +25,10 @@ local function with_roles(v, r)
 end
 ";
 
-/// Reads a session's login time (ms) from the postcard part after the
-/// handle: the user id (16 bytes), the e-mail (varint length, text), then
-/// `created_at` (zigzag varint). Needs `roles_end` (`SESSION_LAYOUT`).
-const CREATED_AT: &str = r"
+/// Postcard's integers: `varint(v, at)` reads an unsigned LEB128 varint at
+/// byte `at` and returns it and the byte after it; `zigzag(z)` turns the
+/// varint of a signed integer into its value.
+const POSTCARD: &str = r"
 local function varint(v, at)
   local n, scale = 0, 1
   while true do
@@ -39,14 +39,23 @@ local function varint(v, at)
     scale = scale * 128
   end
 end
+local function zigzag(z)
+  if z % 2 == 0 then return z / 2 end
+  return -(z + 1) / 2
+end
+";
+
+/// Reads a session's login time (ms) from the postcard part after the
+/// handle: the user id (16 bytes), the e-mail (varint length, text), then
+/// `created_at` (zigzag varint). Needs `roles_end` (`SESSION_LAYOUT`) and
+/// `POSTCARD`.
+const CREATED_AT: &str = r"
 local function created_at(v)
   local at = roles_end(v) + 1
   at = at + 1 + string.byte(v, at) % 128 + 16
   local len
   len, at = varint(v, at)
-  local z = varint(v, at + len)
-  if z % 2 == 0 then return z / 2 end
-  return -(z + 1) / 2
+  return zigzag((varint(v, at + len)))
 end
 ";
 
@@ -248,29 +257,18 @@ return n
 
 /// Reads a family's login time (ms) from its `m` field, postcard of
 /// e-mail (varint length, text), roles (varint count, then each as a
-/// varint length and text) and `created_at` (zigzag varint).
+/// varint length and text) and `created_at` (zigzag varint). Needs
+/// `POSTCARD`.
 const FAMILY_CREATED_AT: &str = r"
-local function family_varint(v, at)
-  local n, scale = 0, 1
-  while true do
-    local b = string.byte(v, at)
-    n = n + (b % 128) * scale
-    at = at + 1
-    if b < 128 then return n, at end
-    scale = scale * 128
-  end
-end
 local function family_created_at(meta)
-  local len, at = family_varint(meta, 1)
+  local len, at = varint(meta, 1)
   local count
-  count, at = family_varint(meta, at + len)
+  count, at = varint(meta, at + len)
   for _ = 1, count do
-    len, at = family_varint(meta, at)
+    len, at = varint(meta, at)
     at = at + len
   end
-  local z = family_varint(meta, at)
-  if z % 2 == 0 then return z / 2 end
-  return -(z + 1) / 2
+  return zigzag((varint(meta, at)))
 end
 ";
 
@@ -504,7 +502,7 @@ impl Scripts {
     pub(crate) fn new() -> Self {
         Self {
             create_session: Script::from_lua(format!(
-                "{SESSION_LAYOUT}{CREATED_AT}{CREATE_SESSION}"
+                "{SESSION_LAYOUT}{POSTCARD}{CREATED_AT}{CREATE_SESSION}"
             )),
             touch_session: Script::from_lua(TOUCH_SESSION),
             delete_session: Script::from_lua(DELETE_SESSION),
@@ -516,7 +514,9 @@ impl Scripts {
             delete_by_handle: Script::from_lua(format!("{SESSION_LAYOUT}{DELETE_BY_HANDLE}")),
             delete_all: Script::from_lua(DELETE_ALL),
             set_roles: Script::from_lua(format!("{SESSION_LAYOUT}{SET_ROLES}")),
-            create_family: Script::from_lua(format!("{FAMILY_CREATED_AT}{CREATE_FAMILY}")),
+            create_family: Script::from_lua(format!(
+                "{POSTCARD}{FAMILY_CREATED_AT}{CREATE_FAMILY}"
+            )),
             advance_family: Script::from_lua(ADVANCE_FAMILY),
             take_families: Script::from_lua(TAKE_FAMILIES),
             save_revocation: Script::from_lua(SAVE_REVOCATION),
