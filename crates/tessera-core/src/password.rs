@@ -4,6 +4,14 @@
 //! p = 1) as PHC strings. Imported bcrypt hashes (`$2a$`, `$2b$`, `$2y$`) are
 //! verified too, and [`Verification::Valid`] tells the caller to rehash them.
 //!
+//! Passwords are normalised before they are hashed or checked, as RFC 8265's
+//! OpaqueString profile says (and NIST SP 800-63B asks for): every non-ASCII
+//! space becomes U+0020 and the text is put in NFC, so a password typed on
+//! another keyboard or system (`é` as one code point or as `e` + accent)
+//! is the same password. A hash made before normalisation still verifies:
+//! when the normalised form does not match and differs from the text as
+//! typed, that is checked too, and a match asks for a rehash.
+//!
 //! Hashing is CPU-bound for tens of milliseconds: callers on an async runtime
 //! must run it on a blocking thread (the server does, with bounded concurrency).
 
@@ -13,6 +21,8 @@ use argon2::password_hash::phc;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use thiserror::Error;
+use unicode_normalization::UnicodeNormalization;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
 /// Shortest password accepted when one is set.
 pub const MIN_PASSWORD_CHARS: usize = 8;
@@ -29,13 +39,21 @@ impl Password {
         Self(plaintext.into())
     }
 
-    /// Checks the rules for a *new* password: 8 to 1024 characters.
+    /// Checks the rules for a *new* password: 8 to 1024 characters once
+    /// normalised, and no control characters (OpaqueString refuses them:
+    /// they cannot be typed the same way twice).
     ///
     /// # Errors
     ///
     /// [`PasswordError::Policy`] with the rule that was broken.
     pub fn check_policy(&self) -> Result<(), PasswordError> {
-        let chars = self.0.chars().count();
+        let normalized = self.normalized();
+        if normalized.chars().any(char::is_control) {
+            return Err(PasswordError::Policy(
+                "a password may not contain control characters".into(),
+            ));
+        }
+        let chars = normalized.chars().count();
         if chars < MIN_PASSWORD_CHARS {
             return Err(PasswordError::Policy(format!(
                 "a password needs at least {MIN_PASSWORD_CHARS} characters"
@@ -49,8 +67,31 @@ impl Password {
         Ok(())
     }
 
-    fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+    /// The password as it is hashed: non-ASCII spaces mapped to U+0020,
+    /// then NFC (RFC 8265 OpaqueString).
+    fn normalized(&self) -> String {
+        self.0
+            .chars()
+            .map(|c| {
+                if !c.is_ascii() && c.general_category() == GeneralCategory::SpaceSeparator {
+                    ' '
+                } else {
+                    c
+                }
+            })
+            .nfc()
+            .collect()
+    }
+
+    /// The forms to check, normalised first; the text as typed too when it
+    /// differs (hashes made before normalisation).
+    fn candidates(&self) -> Vec<Vec<u8>> {
+        let normalized = self.normalized();
+        if normalized == self.0 {
+            vec![normalized.into_bytes()]
+        } else {
+            vec![normalized.into_bytes(), self.0.as_bytes().to_vec()]
+        }
     }
 }
 
@@ -202,7 +243,7 @@ impl PasswordHasher {
     /// [`PasswordError::Hashing`] if argon2 fails (it does not for valid parameters).
     pub fn hash(&self, password: &Password) -> Result<PasswordHash, PasswordError> {
         self.argon2
-            .hash_password(password.as_bytes())
+            .hash_password(password.normalized().as_bytes())
             .map(|h| PasswordHash(h.to_string()))
             .map_err(|e| PasswordError::Hashing(e.to_string()))
     }
@@ -210,39 +251,44 @@ impl PasswordHasher {
     /// Checks `password` against `stored`. With `stored = None` (no such user)
     /// it verifies against a dummy hash and answers [`Verification::Invalid`],
     /// taking as long as a wrong password for a real user does.
+    ///
+    /// Each form of the password (see the module doc) is checked in turn;
+    /// an unknown user costs as many dummy checks as a wrong password for a
+    /// real one, so a password that needs normalising tells nothing either.
     pub fn verify(&self, password: &Password, stored: Option<&PasswordHash>) -> Verification {
+        let candidates = password.candidates();
         let Some(stored) = stored else {
-            let _ = self.verify_argon2(password, &self.dummy);
+            for candidate in &candidates {
+                let _ = self.verify_argon2(candidate, &self.dummy);
+            }
             return Verification::Invalid;
         };
-        let matches = match Scheme::of(&stored.0) {
-            Scheme::Argon2 => self.verify_argon2(password, stored),
-            // The non-truncating variant refuses passwords over bcrypt's
-            // 72-byte limit instead of silently checking a prefix.
-            Scheme::Bcrypt => {
-                bcrypt::non_truncating_verify(password.as_bytes(), &stored.0).unwrap_or(false)
+        for (index, candidate) in candidates.iter().enumerate() {
+            let matches = match Scheme::of(&stored.0) {
+                Scheme::Argon2 => self.verify_argon2(candidate, stored),
+                // The non-truncating variant refuses passwords over bcrypt's
+                // 72-byte limit instead of silently checking a prefix.
+                Scheme::Bcrypt => {
+                    bcrypt::non_truncating_verify(candidate, &stored.0).unwrap_or(false)
+                }
+                Scheme::Unknown => {
+                    let _ = self.verify_argon2(candidate, &self.dummy);
+                    false
+                }
+            };
+            if matches {
+                return Verification::Valid {
+                    // A match as typed: the hash predates normalisation.
+                    needs_rehash: index > 0 || self.needs_rehash(stored),
+                };
             }
-            Scheme::Unknown => {
-                let _ = self.verify_argon2(password, &self.dummy);
-                false
-            }
-        };
-        if matches {
-            Verification::Valid {
-                needs_rehash: self.needs_rehash(stored),
-            }
-        } else {
-            Verification::Invalid
         }
+        Verification::Invalid
     }
 
-    fn verify_argon2(&self, password: &Password, stored: &PasswordHash) -> bool {
+    fn verify_argon2(&self, password: &[u8], stored: &PasswordHash) -> bool {
         phc::PasswordHash::new(&stored.0)
-            .map(|parsed| {
-                self.argon2
-                    .verify_password(password.as_bytes(), &parsed)
-                    .is_ok()
-            })
+            .map(|parsed| self.argon2.verify_password(password, &parsed).is_ok())
             .unwrap_or(false)
     }
 
@@ -384,5 +430,60 @@ mod tests {
         assert!(Password::new("short").check_policy().is_err());
         assert!(Password::new("long enough").check_policy().is_ok());
         assert!(Password::new("x".repeat(1025)).check_policy().is_err());
+    }
+
+    #[test]
+    fn policy_refuses_control_characters() {
+        assert!(Password::new("long enough\u{7}").check_policy().is_err());
+        assert!(Password::new("long\tenough").check_policy().is_err());
+    }
+
+    const NFC: &str = "jos\u{e9} p\u{e4}sswort";
+    const NFD: &str = "jose\u{301} pa\u{308}sswort";
+
+    #[test]
+    fn the_same_password_typed_another_way_verifies() {
+        let hasher = fast();
+        let hash = hasher.hash(&Password::new(NFC)).unwrap();
+        for typed in [
+            NFC,
+            NFD,
+            "jos\u{e9}\u{a0}p\u{e4}sswort",
+            "jos\u{e9}\u{3000}pa\u{308}sswort",
+        ] {
+            assert_eq!(
+                hasher.verify(&Password::new(typed), Some(&hash)),
+                Verification::Valid {
+                    needs_rehash: false
+                },
+                "{typed:?}"
+            );
+        }
+        let from_nfd = hasher.hash(&Password::new(NFD)).unwrap();
+        assert!(matches!(
+            hasher.verify(&Password::new(NFC), Some(&from_nfd)),
+            Verification::Valid { .. }
+        ));
+        assert_eq!(
+            hasher.verify(&Password::new("jose passwort"), Some(&hash)),
+            Verification::Invalid,
+            "normalising does not fold accents away"
+        );
+    }
+
+    #[test]
+    fn a_hash_made_before_normalisation_verifies_and_asks_for_a_rehash() {
+        let hasher = fast();
+        let raw = hasher.argon2.hash_password(NFD.as_bytes()).unwrap();
+        let legacy = PasswordHash::parse(&raw.to_string()).unwrap();
+        assert_eq!(
+            hasher.verify(&Password::new(NFD), Some(&legacy)),
+            Verification::Valid { needs_rehash: true }
+        );
+        let bcrypt = PasswordHash::parse(&bcrypt::hash(NFD, 4).unwrap()).unwrap();
+        assert_eq!(
+            hasher.verify(&Password::new(NFD), Some(&bcrypt)),
+            Verification::Valid { needs_rehash: true }
+        );
     }
 }

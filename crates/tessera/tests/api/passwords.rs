@@ -108,3 +108,34 @@ async fn imported_bcrypt_hashes_log_in_and_are_rehashed_to_argon2id() {
         StatusCode::OK
     );
 }
+
+/// RFC 8265 OpaqueString: a password set with `é` as one code point (NFC, as
+/// most keyboards type it) logs in when a client sends `e` + combining accent
+/// (NFD, as macOS file names and some input methods produce), and with a
+/// no-break space for the space.
+#[tokio::test]
+async fn the_same_password_typed_on_another_system_logs_in() {
+    let server = Server::start();
+    let nfc = "jos\u{e9} p\u{e4}sswort";
+    let out = server.data.cli(
+        &["user", "add", "jose@example.com", "--password-stdin"],
+        &format!("{nfc}\n"),
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for typed in [
+        nfc,
+        "jose\u{301} pa\u{308}sswort",
+        "jos\u{e9}\u{a0}p\u{e4}sswort",
+    ] {
+        let response = server.login_response("jose@example.com", typed).await;
+        assert_eq!(response.status(), StatusCode::OK, "{typed:?}");
+    }
+    let unaccented = server
+        .login_response("jose@example.com", "jose passwort")
+        .await;
+    assert_eq!(unaccented.status(), StatusCode::UNAUTHORIZED);
+}
