@@ -77,6 +77,18 @@ fn is_trusted(ip: IpAddr, trusted: &[IpNet]) -> bool {
     trusted.iter().any(|net| net.contains(&ip))
 }
 
+/// The client an address belongs to: an IPv4 address, or the IPv6 network
+/// of `ipv6_prefix` bits around it (a home line or a server holds a whole
+/// /64), as its first address. Login throttling, the hashing queue and the
+/// connection cap all count clients this way.
+pub(crate) fn client_network(ip: IpAddr, ipv6_prefix: u8) -> IpAddr {
+    match canonical(ip) {
+        IpAddr::V6(v6) => ipnet::Ipv6Net::new(v6, ipv6_prefix.min(128))
+            .map_or(IpAddr::V6(v6), |net| IpAddr::V6(net.trunc().addr())),
+        v4 => v4,
+    }
+}
+
 /// An IPv4-mapped IPv6 address as the IPv4 address it is.
 pub(crate) fn canonical(ip: IpAddr) -> IpAddr {
     match ip {

@@ -28,12 +28,11 @@
 //! Handlers receive [`ConnectInfo<SocketAddr>`] (the peer) as
 //! `into_make_service_with_connect_info` would give them.
 
-use std::collections::HashMap;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -45,7 +44,7 @@ use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use ipnet::{IpNet, Ipv6Net};
+use ipnet::IpNet;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -53,7 +52,8 @@ use tokio::time::{Instant, Sleep};
 use tokio_io_timeout::TimeoutStream;
 use tower::Service as _;
 
-use crate::client_ip::canonical;
+use crate::client_ip::{canonical, client_network};
+use crate::shares::{Share, Shares};
 use crate::state::AppConfig;
 
 /// Deadlines and caps of the connections [`serve`] accepts. Plain data with
@@ -286,35 +286,25 @@ impl PerConnection {
     }
 }
 
-/// Open connections per client (keyed by [`Clients::key`]).
-type OpenPerClient = Arc<Mutex<HashMap<IpAddr, usize>>>;
-
 /// Open connections per client, for the per-client cap.
 struct Clients {
     exempt: Vec<IpNet>,
     ipv6_prefix: u8,
-    cap: usize,
-    open: OpenPerClient,
+    open: Shares<IpAddr>,
 }
 
 impl Clients {
     fn new(exempt: Vec<IpNet>, ipv6_prefix: u8, cap: usize) -> Self {
         Self {
             exempt,
-            ipv6_prefix: ipv6_prefix.min(128),
-            cap,
-            open: Arc::default(),
+            ipv6_prefix,
+            open: Shares::new(cap),
         }
     }
 
-    /// The client a peer address belongs to: an IPv4 address, or the IPv6
-    /// network of `ipv6_prefix` (the way login throttling keys clients).
+    /// The client a peer address belongs to (see [`client_network`]).
     fn key(&self, ip: IpAddr) -> IpAddr {
-        match canonical(ip) {
-            IpAddr::V6(v6) => Ipv6Net::new(v6, self.ipv6_prefix)
-                .map_or(IpAddr::V6(v6), |net| IpAddr::V6(net.trunc().addr())),
-            v4 => v4,
-        }
+        client_network(ip, self.ipv6_prefix)
     }
 
     /// A slot for a connection from `ip`, or `None` when its client has
@@ -324,41 +314,15 @@ impl Clients {
         if self.exempt.iter().any(|net| net.contains(&ip)) {
             return Some(ClientSlot(None));
         }
-        let key = self.key(ip);
-        let mut open = lock(&self.open);
-        let count = open.entry(key).or_insert(0);
-        if *count >= self.cap {
-            return None;
-        }
-        *count += 1;
-        Some(ClientSlot(Some((key, Arc::clone(&self.open)))))
+        self.open
+            .claim(self.key(ip))
+            .map(|share| ClientSlot(Some(share)))
     }
 }
 
-/// One connection counted against its client's cap, until dropped.
-struct ClientSlot(Option<(IpAddr, OpenPerClient)>);
-
-impl Drop for ClientSlot {
-    fn drop(&mut self) {
-        let Some((key, open)) = self.0.take() else {
-            return;
-        };
-        let mut open = lock(&open);
-        if let Some(count) = open.get_mut(&key) {
-            *count -= 1;
-            if *count == 0 {
-                open.remove(&key);
-            }
-        }
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // The map holds plain counts: a panic elsewhere cannot leave it torn.
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+/// One connection counted against its client's cap (none for a trusted
+/// proxy), until dropped.
+struct ClientSlot(#[allow(dead_code)] Option<Share<IpAddr>>);
 
 /// Refused connections and accept errors, logged at most once per
 /// [`Refusals::EVERY`] per kind, with how many there were since the last line.
@@ -560,7 +524,7 @@ mod tests {
         let proxies: Vec<_> = (0..5).map(|_| clients.admit(ip("10.1.2.3"))).collect();
         assert!(proxies.iter().all(Option::is_some));
         drop(proxies);
-        assert!(!lock(&clients.open).contains_key(&ip("10.1.2.3")));
+        assert!(!clients.open.holds(&ip("10.1.2.3")));
     }
 
     #[test]

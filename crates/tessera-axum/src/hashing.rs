@@ -11,11 +11,12 @@
 //! most `per_client` of them, so one address or IPv6 network cannot fill
 //! the queue and make everyone else's logins answer 503.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use tessera_core::PasswordHasher;
 use tokio::sync::Semaphore;
+
+use crate::shares::Shares;
 
 /// The hashing queue is full.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -28,53 +29,13 @@ pub struct HashingPool {
     hasher: Arc<PasswordHasher>,
     admitted: Arc<Semaphore>,
     running: Arc<Semaphore>,
-    shares: Arc<Shares>,
+    shares: Arc<Shares<String>>,
 }
 
 /// The default number of places (running or waiting) one client may hold:
 /// a quarter of them, so at least four clients always find room.
 pub fn fair_share(workers: usize, queue: usize) -> usize {
     (workers.max(1) + queue).div_ceil(4)
-}
-
-/// Places held per client.
-#[derive(Debug)]
-struct Shares {
-    per_client: usize,
-    held: Mutex<HashMap<String, usize>>,
-}
-
-impl Shares {
-    fn claim(self: &Arc<Self>, client: &str) -> Option<Share> {
-        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
-        let count = held.entry(client.to_owned()).or_insert(0);
-        if *count >= self.per_client {
-            return None;
-        }
-        *count += 1;
-        Some(Share {
-            shares: Arc::clone(self),
-            client: client.to_owned(),
-        })
-    }
-}
-
-/// One place held by a client; given back on drop.
-struct Share {
-    shares: Arc<Shares>,
-    client: String,
-}
-
-impl Drop for Share {
-    fn drop(&mut self) {
-        let mut held = self.shares.held.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(count) = held.get_mut(&self.client) {
-            *count -= 1;
-            if *count == 0 {
-                held.remove(&self.client);
-            }
-        }
-    }
 }
 
 impl HashingPool {
@@ -86,10 +47,7 @@ impl HashingPool {
             hasher: Arc::new(hasher),
             admitted: Arc::new(Semaphore::new(workers + queue)),
             running: Arc::new(Semaphore::new(workers)),
-            shares: Arc::new(Shares {
-                per_client: per_client.max(1),
-                held: Mutex::new(HashMap::new()),
-            }),
+            shares: Arc::new(Shares::new(per_client)),
         }
     }
 
@@ -104,7 +62,7 @@ impl HashingPool {
         T: Send + 'static,
         F: FnOnce(&PasswordHasher) -> T + Send + 'static,
     {
-        let _share = self.shares.claim(client).ok_or(Saturated)?;
+        let _share = self.shares.claim(client.to_owned()).ok_or(Saturated)?;
         self.run(job).await
     }
 
@@ -179,7 +137,7 @@ mod tests {
             pool.run_for("198.51.100.1", |_| ()).await.is_ok(),
             "the share comes back"
         );
-        assert!(pool.shares.held.lock().unwrap().is_empty());
+        assert_eq!(pool.shares.holders(), 0);
     }
 
     #[test]

@@ -64,6 +64,7 @@ pub mod hashing;
 pub mod json;
 pub mod routes;
 pub mod server;
+mod shares;
 pub mod startup;
 pub mod state;
 pub mod throttle;

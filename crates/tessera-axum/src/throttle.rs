@@ -29,6 +29,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tessera_core::{BucketRule, DeviceId, DeviceKey, StoreError, ThrottleStore, Timestamp};
 
+use crate::client_ip::client_network;
+
 /// Throttling settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ThrottleSettings {
@@ -270,10 +272,7 @@ impl LoginThrottle {
 
     /// An IPv4 address, or the IPv6 network of `ipv6_prefix` around it.
     fn client_key(&self, ip: IpAddr) -> String {
-        match ip {
-            IpAddr::V4(v4) => v4.to_string(),
-            IpAddr::V6(v6) => ipv6_network(v6, self.settings.ipv6_prefix),
-        }
+        network_text(ip, self.settings.ipv6_prefix)
     }
 
     /// The buckets an attempt draws from: the client, for IPv6 also its
@@ -282,10 +281,9 @@ impl LoginThrottle {
         let s = &self.settings;
         let mut buckets = Vec::with_capacity(3);
         buckets.push(("ip", attempt.client.clone(), s.per_ip));
-        if let IpAddr::V6(v6) = attempt.ip
-            && s.ipv6_prefix > IPV6_SITE_PREFIX
-        {
-            buckets.push(("ip48", ipv6_network(v6, IPV6_SITE_PREFIX), s.per_ipv6_site));
+        if attempt.ip.is_ipv6() && s.ipv6_prefix > IPV6_SITE_PREFIX {
+            let site = network_text(attempt.ip, IPV6_SITE_PREFIX);
+            buckets.push(("ip48", site, s.per_ipv6_site));
         }
         match attempt.device {
             Some(device) => buckets.push(("device", device.to_hex(), s.per_account)),
@@ -334,10 +332,13 @@ impl LoginThrottle {
     }
 }
 
-/// The network of `prefix` bits around `v6`, as text.
-fn ipv6_network(v6: std::net::Ipv6Addr, prefix: u8) -> String {
-    ipnet::Ipv6Net::new(v6, prefix.min(128))
-        .map_or_else(|_| v6.to_string(), |net| net.trunc().to_string())
+/// A bucket's name for the client `ip` belongs to (see [`client_network`]):
+/// the IPv4 address, or the IPv6 network as `address/prefix`.
+fn network_text(ip: IpAddr, ipv6_prefix: u8) -> String {
+    match client_network(ip, ipv6_prefix) {
+        IpAddr::V6(network) => format!("{network}/{}", ipv6_prefix.min(128)),
+        v4 => v4.to_string(),
+    }
 }
 
 /// The account as throttled: the address as typed, trimmed, lower-cased
