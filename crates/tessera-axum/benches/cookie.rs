@@ -17,6 +17,7 @@ fn cookie(c: &mut Criterion) {
             Role::parse("member").unwrap(),
         ],
         password_hash: PasswordHash::from_trusted(String::new()),
+        email_verified: true,
     }
     .into_user(Timestamp::now());
     let session = policy

@@ -52,6 +52,7 @@ async fn ensure_demo_user(tessera: &AppState, password: String) -> anyhow::Resul
         email,
         roles: Vec::new(),
         password_hash: hash,
+        email_verified: true,
     }
     .into_user(Timestamp::now());
     match tessera.users().create(&user).await {

@@ -246,6 +246,7 @@ mod tests {
             email: Email::parse("a@example.com").unwrap(),
             roles: vec![Role::parse("admin").unwrap()],
             password_hash: PasswordHash::from_trusted("$argon2id$x".into()),
+            email_verified: true,
         }
         .into_user(Timestamp::from_unix_millis(0))
     }

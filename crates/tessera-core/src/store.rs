@@ -200,6 +200,9 @@ pub trait UserStore: Send + Sync + 'static {
     /// Disables or re-enables the user.
     async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError>;
 
+    /// Marks the user's address verified or not.
+    async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError>;
+
     /// Replaces the user's password hash.
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError>;
 

@@ -195,6 +195,9 @@ pub struct User {
     pub roles: Vec<Role>,
     /// A disabled user cannot log in and has no live sessions.
     pub disabled: bool,
+    /// Whether the user proved they receive mail at `email` (a verification
+    /// link), or an operator vouched for the address.
+    pub email_verified: bool,
     /// PHC string (argon2id, or an imported bcrypt hash).
     pub password_hash: PasswordHash,
     /// When the account was created.
@@ -217,6 +220,9 @@ pub struct NewUser {
     pub roles: Vec<Role>,
     /// The password hash (already computed, never the password).
     pub password_hash: PasswordHash,
+    /// Whether the address is known to be the user's (see
+    /// [`User::email_verified`]).
+    pub email_verified: bool,
 }
 
 impl NewUser {
@@ -227,6 +233,7 @@ impl NewUser {
             email: self.email,
             roles: normalise_roles(self.roles),
             disabled: false,
+            email_verified: self.email_verified,
             password_hash: self.password_hash,
             created_at: now,
         }

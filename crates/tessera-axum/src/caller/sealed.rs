@@ -222,6 +222,7 @@ mod tests {
             email: Email::parse("a@example.com").unwrap(),
             roles: vec![Role::parse("admin").unwrap()],
             password_hash: PasswordHash::from_trusted(String::new()),
+            email_verified: true,
         }
         .into_user(Timestamp::now());
         policy

@@ -452,6 +452,7 @@ mod tests {
             email: Email::parse("alice@example.com").unwrap(),
             roles: vec![Role::parse("admin").unwrap()],
             password_hash: PasswordHash::from_trusted(String::new()),
+            email_verified: true,
         }
         .into_user(Timestamp::now());
         UserStore::create(store.as_ref(), &user).await.unwrap();

@@ -486,6 +486,7 @@ mod tests {
             email: tessera_core::Email::parse("a@example.com").unwrap(),
             roles: vec![],
             password_hash: tessera_core::PasswordHash::from_trusted(String::new()),
+            email_verified: true,
         }
         .into_user(Timestamp::now());
         let now = Timestamp::now();

@@ -352,6 +352,10 @@ impl UserStore for MemoryStore {
         Ok(self.update_user(id, |u| u.disabled = disabled))
     }
 
+    async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError> {
+        Ok(self.update_user(id, |u| u.email_verified = verified))
+    }
+
     async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError> {
         Ok(self.update_user(id, |u| u.password_hash = hash.clone()))
     }

@@ -22,7 +22,7 @@ macro_rules! session_columns {
 }
 macro_rules! user_columns {
     () => {
-        "id, email, roles, disabled, password_hash, created_at"
+        "id, email, roles, disabled, password_hash, created_at, email_verified"
     };
 }
 pub(super) use {session_columns, user_columns};
@@ -93,6 +93,7 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         disabled: row.get(3)?,
         password_hash: PasswordHash::from_trusted(row.get(4)?),
         created_at: Timestamp::from_unix_millis(row.get(5)?),
+        email_verified: row.get(6)?,
     })
 }
 

@@ -77,6 +77,10 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE revocations ADD COLUMN user_id TEXT;
     CREATE INDEX revocations_sealed_by_user ON revocations (user_id, cutoff)
         WHERE user_id IS NOT NULL;",
+    // 5: whether a user's address is verified. Accounts from before were
+    // created by an operator, who vouched for the address.
+    "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
+    UPDATE users SET email_verified = 1;",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

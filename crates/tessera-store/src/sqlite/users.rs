@@ -22,7 +22,7 @@ impl UserStore for SqliteStore {
                 concat!(
                     "INSERT INTO users (",
                     user_columns!(),
-                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
                 ),
                 params![
                     user.id.to_string(),
@@ -31,6 +31,7 @@ impl UserStore for SqliteStore {
                     user.disabled,
                     user.password_hash.as_str(),
                     user.created_at.unix_millis(),
+                    user.email_verified,
                 ],
             )
             .map_err(to_store_error)?;
@@ -86,6 +87,15 @@ impl UserStore for SqliteStore {
             id,
             "disabled",
             rusqlite::types::Value::Integer(disabled.into()),
+        )
+        .await
+    }
+
+    async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError> {
+        self.update_user(
+            id,
+            "email_verified",
+            rusqlite::types::Value::Integer(verified.into()),
         )
         .await
     }

@@ -277,7 +277,7 @@ mod durability {
         let version: i64 = rusqlite_conn(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 4);
+        assert_eq!(version, 5);
         assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
         let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
         let grace_until = now.plus(Duration::from_secs(60));
@@ -286,9 +286,37 @@ mod durability {
         assert_eq!(through_old.id_hash, next.id_hash);
     }
 
-    /// Undoes migration 4 (the user of a sealed revocation).
-    const BEFORE_SEALED_CAPS: &str = "DROP INDEX revocations_sealed_by_user;
+    /// Undoes migration 5 (whether an address is verified).
+    const BEFORE_EMAIL_VERIFIED: &str = "ALTER TABLE users DROP COLUMN email_verified;";
+
+    /// Undoes migrations 5 and 4 (the user of a sealed revocation).
+    const BEFORE_SEALED_CAPS: &str = "ALTER TABLE users DROP COLUMN email_verified;
+        DROP INDEX revocations_sealed_by_user;
         ALTER TABLE revocations DROP COLUMN user_id;";
+
+    #[tokio::test]
+    async fn users_from_before_email_verification_count_as_verified() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let u = user("alice@example.com");
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            UserStore::create(&store, &u).await.unwrap();
+        }
+        let conn = rusqlite_conn(&path);
+        conn.execute_batch(&format!("{BEFORE_EMAIL_VERIFIED} PRAGMA user_version = 4;"))
+            .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let loaded = store.by_id(u.id).await.unwrap().unwrap();
+        assert!(
+            loaded.email_verified,
+            "an operator created it: the address counts as verified"
+        );
+        let later = user("bob@example.com");
+        UserStore::create(&store, &later).await.unwrap();
+        assert!(!store.by_id(later.id).await.unwrap().unwrap().email_verified);
+    }
 
     #[tokio::test]
     async fn a_database_from_before_sealed_caps_keeps_its_revocations() {

@@ -66,6 +66,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 email,
                 roles,
                 password_hash: hash,
+                email_verified: true,
             }
             .into_user(Timestamp::now());
             match users.create(&user).await {
@@ -248,6 +249,7 @@ async fn import(store: &dyn UserStore, file: &Path) -> anyhow::Result<ExitCode> 
                 email: parse_email(&row.email)?,
                 roles: parse_roles(&row.roles)?,
                 password_hash: PasswordHash::parse(&row.hash)?,
+                email_verified: true,
             })
         })();
         match parsed {

@@ -24,6 +24,7 @@ pub fn user(email: &str) -> User {
         password_hash: PasswordHash::from_trusted(
             "$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA".into(),
         ),
+        email_verified: false,
     }
     .into_user(Timestamp::now())
 }

@@ -75,17 +75,21 @@ pub async fn updates_change_one_field_and_report_unknown_users(store: Arc<dyn Us
     ];
     assert!(store.set_roles(u.id, &roles).await.unwrap());
     assert!(store.set_disabled(u.id, true).await.unwrap());
+    assert!(!store.by_id(u.id).await.unwrap().unwrap().email_verified);
+    assert!(store.set_email_verified(u.id, true).await.unwrap());
     let new_hash = PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$bmV3c2FsdA$bmV3".into());
     assert!(store.set_password_hash(u.id, &new_hash).await.unwrap());
     let loaded = store.by_id(u.id).await.unwrap().unwrap();
     let names: Vec<&str> = loaded.roles.iter().map(Role::as_str).collect();
     assert_eq!(names, ["admin", "support"], "roles are stored sorted");
     assert!(loaded.disabled);
+    assert!(loaded.email_verified);
     assert_eq!(loaded.password_hash, new_hash);
     assert_eq!((loaded.email, loaded.created_at), (u.email, u.created_at));
     let stranger = user("stranger@example.com");
     assert!(!store.set_roles(stranger.id, &roles).await.unwrap());
     assert!(!store.set_disabled(stranger.id, true).await.unwrap());
+    assert!(!store.set_email_verified(stranger.id, true).await.unwrap());
     assert!(
         !store
             .set_password_hash(stranger.id, &new_hash)

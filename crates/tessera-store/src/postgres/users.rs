@@ -1,0 +1,190 @@
+//! The `UserStore` contract (users and the audit log) on PostgreSQL.
+
+use async_trait::async_trait;
+use tessera_core::{
+    AuditEvent, Email, PasswordHash, Role, StoreError, Timestamp, User, UserId, UserStore,
+};
+
+use super::PostgresUserStore;
+
+const USER_COLUMNS: &str = "id, email, roles, disabled, password_hash, created_at, email_verified";
+
+fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
+    let email: String = row.get(1);
+    let roles: String = row.get(2);
+    Ok(User {
+        id: UserId::from_uuid(row.get(0)),
+        email: Email::parse(&email).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        roles: roles
+            .split_whitespace()
+            .map(|r| Role::parse(r).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .collect::<Result<_, _>>()?,
+        disabled: row.get(3),
+        password_hash: PasswordHash::from_trusted(row.get(4)),
+        created_at: Timestamp::from_unix_millis(row.get(5)),
+        email_verified: row.get(6),
+    })
+}
+
+fn encode_roles(roles: &[Role]) -> String {
+    roles.iter().map(Role::as_str).collect::<Vec<_>>().join(" ")
+}
+
+#[async_trait]
+impl UserStore for PostgresUserStore {
+    fn backend(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create(&self, user: &User) -> Result<(), StoreError> {
+        let user = user.clone();
+        self.with(|c| async move {
+            c.execute(
+                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"),
+                &[
+                    user.id.as_uuid(),
+                    &user.email.as_str(),
+                    &encode_roles(&user.roles),
+                    &user.disabled,
+                    &user.password_hash.as_str(),
+                    &user.created_at.unix_millis(),
+                    &user.email_verified,
+                ],
+            )
+            .await
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn by_email(&self, email: &Email) -> Result<Option<User>, StoreError> {
+        let email = email.as_str().to_owned();
+        let row = self
+            .with(|c| async move {
+                c.query_opt(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"),
+                    &[&email],
+                )
+                .await
+            })
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn by_id(&self, id: UserId) -> Result<Option<User>, StoreError> {
+        let row = self
+            .with(|c| async move {
+                c.query_opt(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"),
+                    &[id.as_uuid()],
+                )
+                .await
+            })
+            .await?;
+        row.as_ref().map(user_from_row).transpose()
+    }
+
+    async fn list(&self) -> Result<Vec<User>, StoreError> {
+        let rows = self
+            .with(|c| async move {
+                c.query(
+                    &format!("SELECT {USER_COLUMNS} FROM users ORDER BY email"),
+                    &[],
+                )
+                .await
+            })
+            .await?;
+        rows.iter().map(user_from_row).collect()
+    }
+
+    async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
+        let roles = encode_roles(&tessera_core::user::normalise_roles(roles.to_vec()));
+        self.with(|c| async move {
+            c.execute(
+                "UPDATE users SET roles = $2 WHERE id = $1",
+                &[id.as_uuid(), &roles],
+            )
+            .await
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
+        self.with(|c| async move {
+            c.execute(
+                "UPDATE users SET disabled = $2 WHERE id = $1",
+                &[id.as_uuid(), &disabled],
+            )
+            .await
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError> {
+        self.with(|c| async move {
+            c.execute(
+                "UPDATE users SET email_verified = $2 WHERE id = $1",
+                &[id.as_uuid(), &verified],
+            )
+            .await
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn set_password_hash(&self, id: UserId, hash: &PasswordHash) -> Result<bool, StoreError> {
+        let hash = hash.as_str().to_owned();
+        self.with(|c| async move {
+            c.execute(
+                "UPDATE users SET password_hash = $2 WHERE id = $1",
+                &[id.as_uuid(), &hash],
+            )
+            .await
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
+        let event = event.clone();
+        self.with(|c| async move {
+            let user = event.user.map(|u| *u.as_uuid());
+            c.execute(
+                "INSERT INTO audit_events (at, kind, user_id, detail) VALUES ($1, $2, $3, $4)",
+                &[&event.at.unix_millis(), &event.kind, &user, &event.detail],
+            )
+            .await
+            .map(|_| ())
+        })
+        .await
+    }
+
+    async fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self
+            .with(|c| async move {
+                c.query(
+                    "SELECT at, kind, user_id, detail FROM audit_events ORDER BY at DESC, id DESC LIMIT $1",
+                    &[&limit],
+                )
+                .await
+            })
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|row| AuditEvent {
+                at: Timestamp::from_unix_millis(row.get(0)),
+                kind: row.get(1),
+                user: row.get::<_, Option<uuid::Uuid>>(2).map(UserId::from_uuid),
+                detail: row.get(3),
+            })
+            .collect())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.with(|c| async move { c.execute("SELECT 1", &[]).await.map(|_| ()) })
+            .await
+    }
+}
