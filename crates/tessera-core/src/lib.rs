@@ -15,6 +15,7 @@ pub mod route;
 pub mod secret;
 pub mod session;
 pub mod store;
+pub mod ticket;
 pub mod user;
 pub mod user_cap;
 
@@ -30,5 +31,6 @@ pub use store::{
     AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
     TokenStore, UserStore,
 };
+pub use ticket::{Ticket, TicketHash, TicketPurpose, TicketSecret, TicketStore};
 pub use user::{Email, NewUser, Role, User, UserId};
 pub use user_cap::{InvalidPerUserCap, PerUserCap};

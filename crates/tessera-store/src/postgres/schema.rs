@@ -23,4 +23,21 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // created by an operator, who vouched for the address.
     "ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE;
     UPDATE users SET email_verified = TRUE;",
+    "SELECT 1;", // 3: reserved for another branch
+    "SELECT 1;", // 4: reserved for another branch
+    "SELECT 1;", // 5: reserved for another branch
+    "SELECT 1;", // 6: reserved for another branch
+    // 7: tickets, the single-use secrets mailed as links (only their
+    // SHA-256 is kept).
+    "CREATE TABLE tickets (
+        hash       BYTEA PRIMARY KEY,
+        purpose    TEXT NOT NULL,
+        user_id    UUID,
+        email      TEXT NOT NULL,
+        roles      TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        expires_at BIGINT NOT NULL
+    );
+    CREATE INDEX tickets_by_user ON tickets (user_id, purpose) WHERE user_id IS NOT NULL;
+    CREATE INDEX tickets_by_expiry ON tickets (expires_at);",
 ];

@@ -20,6 +20,7 @@ mod change_signal;
 mod rows;
 mod schema;
 mod sessions;
+mod tickets;
 mod tokens;
 mod users;
 

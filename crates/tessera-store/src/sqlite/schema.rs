@@ -81,6 +81,23 @@ const MIGRATIONS: &[&str] = &[
     // created by an operator, who vouched for the address.
     "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
     UPDATE users SET email_verified = 1;",
+    "SELECT 1;", // 6: reserved for another branch
+    "SELECT 1;", // 7: reserved for another branch
+    "SELECT 1;", // 8: reserved for another branch
+    "SELECT 1;", // 9: reserved for another branch
+    // 10: tickets, the single-use secrets mailed as links (only their
+    // SHA-256 is kept).
+    "CREATE TABLE tickets (
+        hash       BLOB PRIMARY KEY,
+        purpose    TEXT NOT NULL,
+        user_id    TEXT,
+        email      TEXT NOT NULL,
+        roles      TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    ) WITHOUT ROWID;
+    CREATE INDEX tickets_by_user ON tickets (user_id, purpose) WHERE user_id IS NOT NULL;
+    CREATE INDEX tickets_by_expiry ON tickets (expires_at);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

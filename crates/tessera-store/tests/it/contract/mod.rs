@@ -6,6 +6,7 @@
 //! files) build their records with.
 
 pub mod sessions;
+pub mod tickets;
 pub mod tokens;
 pub mod users;
 
@@ -126,6 +127,16 @@ macro_rules! contract_tests {
             duplicate_emails_conflict,
             list_is_ordered_by_email,
             updates_change_one_field_and_report_unknown_users,
+        );
+    };
+    (tickets, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run tickets, ticket_store, TicketStore, [$($how)+]:
+            a_ticket_is_redeemed_once_with_what_was_stored,
+            a_ticket_is_not_redeemed_for_another_purpose,
+            expired_tickets_are_not_redeemed,
+            concurrent_redemptions_give_the_ticket_to_exactly_one,
+            revoking_ends_only_that_users_tickets_of_that_purpose,
+            purge_removes_only_expired_tickets,
         );
     };
     (@run $checks:ident, $tests:ident, $trait:ident, [in_sequence: $make:expr]: $($check:ident,)+) => {
