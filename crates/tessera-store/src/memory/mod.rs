@@ -1,5 +1,6 @@
 //! Sessions and users in process memory.
 
+mod outbox;
 mod tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -23,6 +24,7 @@ pub struct MemoryStore {
     users: RwLock<HashMap<UserId, User>>,
     tokens: tokens::TokenState,
     audit: std::sync::Mutex<Vec<tessera_core::AuditEvent>>,
+    outbox: outbox::OutboxState,
 }
 
 #[derive(Debug, Default)]
