@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use tessera_core::{PasswordHasher, SessionStore, StoreError, TokenStore, UserStore};
+use tessera_core::{Outbox, PasswordHasher, SessionStore, StoreError, TokenStore, UserStore};
 use tessera_store::{
     MemoryStore, PostgresOptions, PostgresUserStore, RedisOptions, RedisStore, RedisThrottle,
     RevocationEvent, SqliteOptions, SqliteStore,
@@ -187,19 +187,24 @@ pub async fn open_stores(
         None
     };
     let embedded = || database.clone().expect("opened when needed");
-    let users: Arc<dyn UserStore> = match &config.users {
-        UserBackend::Sqlite => Arc::new(embedded()),
-        UserBackend::Postgres { url, options } => Arc::new(
-            PostgresUserStore::connect(url, options.clone())
-                .await
-                .map_err(store("the PostgreSQL user store (database_url)"))?,
-        ),
+    // The outbox lives with the users.
+    let (users, outbox): (Arc<dyn UserStore>, Arc<dyn Outbox>) = match &config.users {
+        UserBackend::Sqlite => (Arc::new(embedded()), Arc::new(embedded())),
+        UserBackend::Postgres { url, options } => {
+            let postgres = Arc::new(
+                PostgresUserStore::connect(url, options.clone())
+                    .await
+                    .map_err(store("the PostgreSQL user store (database_url)"))?,
+            );
+            (Arc::clone(&postgres) as Arc<dyn UserStore>, postgres)
+        }
     };
     let local = || Arc::new(LocalBuckets::default());
     Ok(match &config.sessions {
         SessionBackend::Sqlite => OpenStores {
             backends: Backends {
                 users,
+                outbox,
                 ..Backends::single(Arc::new(embedded()))
             },
             redis: None,
@@ -211,6 +216,7 @@ pub async fn open_stores(
                     sessions: Arc::clone(&memory) as Arc<dyn SessionStore>,
                     tokens: memory as Arc<dyn TokenStore>,
                     users,
+                    outbox,
                     throttle: local(),
                 },
                 redis: None,
@@ -219,6 +225,7 @@ pub async fn open_stores(
         SessionBackend::Memory => OpenStores {
             backends: Backends {
                 users,
+                outbox,
                 ..Backends::single(Arc::new(embedded()))
             },
             redis: None,
@@ -236,6 +243,7 @@ pub async fn open_stores(
                     sessions: Arc::new(redis.clone()),
                     tokens: Arc::new(redis.clone()),
                     users,
+                    outbox,
                     throttle: Arc::new(RedisThrottle::new(redis.clone())),
                 },
                 redis: Some(redis),

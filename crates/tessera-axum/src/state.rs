@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, DeviceKey, PasswordHasher, PerUserCap, SessionPolicy, SessionStore, ThrottleStore,
-    TokenStore, UserStore,
+    ChainKey, DeviceKey, Outbox, PasswordHasher, PerUserCap, SessionPolicy, SessionStore,
+    ThrottleStore, TokenStore, UserStore,
 };
 use tessera_token::KeySet;
 
@@ -15,6 +15,7 @@ use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
 use crate::hashing::HashingPool;
+use crate::mail::{Mail, MailConfig};
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
 use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
 
@@ -75,6 +76,8 @@ pub struct AppConfig {
     /// Hand browsers the access token in an `HttpOnly` cookie
     /// (`__Host-tessera-at`) instead of the JSON body.
     pub access_token_cookie: bool,
+    /// Outgoing mail: transport, sender address, templates, retries.
+    pub mail: MailConfig,
 }
 
 impl Default for AppConfig {
@@ -103,6 +106,7 @@ impl Default for AppConfig {
             max_sessions_per_user: PerUserCap::new(100).expect("not 0"),
             tokens: TokenConfig::default(),
             access_token_cookie: false,
+            mail: MailConfig::default(),
         }
     }
 }
@@ -148,6 +152,9 @@ pub struct Backends {
     /// Login-throttling buckets: shared by a cluster (Redis), or this
     /// process's own ([`LocalBuckets`]).
     pub throttle: Arc<dyn ThrottleStore>,
+    /// The mail outbox: in the user store (SQLite or PostgreSQL; memory for
+    /// the memory store).
+    pub outbox: Arc<dyn Outbox>,
 }
 
 impl Backends {
@@ -155,11 +162,12 @@ impl Backends {
     /// SQLite), with this process's throttling buckets.
     pub fn single<S>(store: Arc<S>) -> Self
     where
-        S: SessionStore + UserStore + TokenStore,
+        S: SessionStore + UserStore + TokenStore + Outbox,
     {
         Self {
             sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
             users: Arc::clone(&store) as Arc<dyn UserStore>,
+            outbox: Arc::clone(&store) as Arc<dyn Outbox>,
             tokens: store as Arc<dyn TokenStore>,
             throttle: Arc::new(LocalBuckets::default()),
         }
@@ -213,6 +221,7 @@ pub struct AppState {
     pub(crate) throttle: LoginThrottle,
     pub(crate) origins: OriginPolicy,
     pub(crate) tokens: TokenService,
+    pub(crate) mail: Mail,
     store_up: AtomicBool,
     users_up: AtomicBool,
 }
@@ -270,6 +279,7 @@ impl AppState {
             .requiring_origin(config.cookie.same_site() == SameSitePolicy::None),
             tokens,
             sealer,
+            mail: Mail::new(config.mail.is_configured().then_some(backends.outbox)),
             sessions: backends.sessions,
             users: backends.users,
             config,
@@ -291,6 +301,11 @@ impl AppState {
     /// Account changes, with all their effects.
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    /// Outgoing mail (see [`Mail::send`]).
+    pub fn mail(&self) -> &Mail {
+        &self.mail
     }
 
     /// The session store.

@@ -9,6 +9,7 @@
 pub mod clock;
 pub mod device;
 pub mod family;
+pub mod mail;
 pub mod merge;
 pub mod password;
 pub mod route;
@@ -22,6 +23,10 @@ pub mod user_cap;
 pub use clock::Timestamp;
 pub use device::{DeviceId, DeviceKey};
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
+pub use mail::{
+    ClaimToken, ClaimedMail, MessageId, MessageState, Notice, Outbox, OutboxRecord, OutboxStats,
+    OutgoingMail, Retry,
+};
 pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};

@@ -108,6 +108,7 @@ impl Settings {
                 .context("max_sessions_per_user")?,
             tokens: self.token_config()?,
             access_token_cookie: self.jwt_access_token_cookie,
+            mail: tessera_axum::MailConfig::default(),
         };
         let sessions = match self.store {
             StoreKind::Sqlite => SessionBackend::Sqlite,

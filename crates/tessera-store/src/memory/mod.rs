@@ -1,6 +1,7 @@
 //! Sessions and users in process memory.
 
 mod tickets;
+mod outbox;
 mod tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -25,6 +26,7 @@ pub struct MemoryStore {
     tokens: tokens::TokenState,
     audit: std::sync::Mutex<Vec<tessera_core::AuditEvent>>,
     tickets: tickets::Tickets,
+    outbox: outbox::OutboxState,
 }
 
 #[derive(Debug, Default)]

@@ -15,6 +15,7 @@ use tokio_postgres::error::SqlState;
 
 use schema::MIGRATIONS;
 
+mod outbox;
 mod schema;
 mod tickets;
 mod users;

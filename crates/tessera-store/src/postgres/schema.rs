@@ -24,7 +24,25 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE;
     UPDATE users SET email_verified = TRUE;",
     "SELECT 1;", // 3: reserved for another branch
-    "SELECT 1;", // 4: reserved for another branch
+    // 4: the mail outbox. `body` (the notice as JSON, with any link) and
+    // `recipient` are erased once a message is sent or given up; `token` is
+    // the current claim, valid until `lease_until`.
+    "CREATE TABLE mail_outbox (
+        id              BIGSERIAL PRIMARY KEY,
+        kind            TEXT NOT NULL,
+        recipient       TEXT,
+        body            TEXT,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        enqueued_at     BIGINT NOT NULL,
+        next_attempt_at BIGINT NOT NULL,
+        lease_until     BIGINT,
+        token           BIGINT,
+        finished_at     BIGINT,
+        last_error      TEXT
+    );
+    CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX mail_outbox_finished ON mail_outbox (finished_at) WHERE state <> 'pending';",
     "SELECT 1;", // 5: reserved for another branch
     "SELECT 1;", // 6: reserved for another branch
     // 7: tickets, the single-use secrets mailed as links (only their

@@ -17,6 +17,7 @@
 //! contracts, `change_signal.rs` the cross-process change announcements.
 
 mod change_signal;
+mod outbox;
 mod rows;
 mod schema;
 mod sessions;

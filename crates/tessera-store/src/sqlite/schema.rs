@@ -82,7 +82,25 @@ const MIGRATIONS: &[&str] = &[
     "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
     UPDATE users SET email_verified = 1;",
     "SELECT 1;", // 6: reserved for another branch
-    "SELECT 1;", // 7: reserved for another branch
+    // 7: the mail outbox. `body` (the notice as JSON, with any link) and
+    // `recipient` are erased once a message is sent or given up; `token` is
+    // the current claim, valid until `lease_until`.
+    "CREATE TABLE mail_outbox (
+        id              INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind            TEXT NOT NULL,
+        recipient       TEXT,
+        body            TEXT,
+        state           TEXT NOT NULL,
+        attempts        INTEGER NOT NULL DEFAULT 0,
+        enqueued_at     INTEGER NOT NULL,
+        next_attempt_at INTEGER NOT NULL,
+        lease_until     INTEGER,
+        token           INTEGER,
+        finished_at     INTEGER,
+        last_error      TEXT
+    );
+    CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE state = 'pending';
+    CREATE INDEX mail_outbox_finished ON mail_outbox (finished_at) WHERE state <> 'pending';",
     "SELECT 1;", // 8: reserved for another branch
     "SELECT 1;", // 9: reserved for another branch
     // 10: tickets, the single-use secrets mailed as links (only their

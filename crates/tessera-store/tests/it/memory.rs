@@ -14,3 +14,4 @@ contract_tests!(sessions, memory());
 contract_tests!(tokens, memory());
 contract_tests!(users, memory());
 contract_tests!(tickets, memory());
+contract_tests!(outbox, memory());

@@ -26,6 +26,7 @@ contract_tests!(sessions, sqlite(0));
 contract_tests!(tokens, sqlite(0));
 contract_tests!(users, sqlite(0));
 contract_tests!(tickets, sqlite(0));
+contract_tests!(outbox, sqlite(0));
 
 /// The contracts again, with the read cache on.
 mod with_cache {
@@ -278,7 +279,7 @@ mod durability {
         let version: i64 = rusqlite_conn(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 7);
         assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
         let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
         let grace_until = now.plus(Duration::from_secs(60));
@@ -287,11 +288,14 @@ mod durability {
         assert_eq!(through_old.id_hash, next.id_hash);
     }
 
-    /// Undoes migration 5 (whether an address is verified).
-    const BEFORE_EMAIL_VERIFIED: &str = "ALTER TABLE users DROP COLUMN email_verified;";
+    /// Undoes migration 7 (the mail outbox) and 5 (whether an address is
+    /// verified).
+    const BEFORE_EMAIL_VERIFIED: &str = "DROP TABLE mail_outbox;
+        ALTER TABLE users DROP COLUMN email_verified;";
 
-    /// Undoes migrations 5 and 4 (the user of a sealed revocation).
-    const BEFORE_SEALED_CAPS: &str = "ALTER TABLE users DROP COLUMN email_verified;
+    /// Undoes migrations 7, 5 and 4 (the user of a sealed revocation).
+    const BEFORE_SEALED_CAPS: &str = "DROP TABLE mail_outbox;
+        ALTER TABLE users DROP COLUMN email_verified;
         DROP INDEX revocations_sealed_by_user;
         ALTER TABLE revocations DROP COLUMN user_id;";
 

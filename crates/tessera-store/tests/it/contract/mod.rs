@@ -1,10 +1,11 @@
 //! The store contracts, written once.
 //!
-//! `sessions`, `users` and `tokens` hold the checks of one trait each, as
+//! `sessions`, `users`, `tokens` and `outbox` hold the checks of one trait each, as
 //! `pub async fn check(store: Arc<dyn Trait>)`; [`contract_tests!`] runs
 //! them on a backend. Below: the fixtures the checks (and the backend
 //! files) build their records with.
 
+pub mod outbox;
 pub mod sessions;
 pub mod tickets;
 pub mod tokens;
@@ -137,6 +138,19 @@ macro_rules! contract_tests {
             concurrent_redemptions_give_the_ticket_to_exactly_one,
             revoking_ends_only_that_users_tickets_of_that_purpose,
             purge_removes_only_expired_tickets,
+        );
+    };
+    (outbox, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run outbox, outbox, Outbox, [$($how)+]:
+            an_enqueued_message_is_claimed_with_its_body,
+            nothing_is_claimed_before_it_is_due,
+            claims_take_the_oldest_first_up_to_the_limit,
+            a_claimed_message_is_claimed_again_only_after_its_lease,
+            a_sent_message_keeps_no_body,
+            a_failed_attempt_is_retried_at_the_given_time,
+            a_message_given_up_is_undeliverable_and_keeps_no_body,
+            purge_removes_only_finished_messages_before_the_cutoff,
+            concurrent_claimers_never_get_the_same_message,
         );
     };
     (@run $checks:ident, $tests:ident, $trait:ident, [in_sequence: $make:expr]: $($check:ident,)+) => {
