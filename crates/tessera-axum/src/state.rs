@@ -11,6 +11,7 @@ use tessera_core::{
 use tessera_token::KeySet;
 
 use crate::accounts::Accounts;
+use crate::audit::{AuditTrail, AuditTrailConfig};
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
@@ -134,9 +135,10 @@ impl AppConfig {
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
         revocations: Arc<Revocations>,
+        audit: AuditTrail,
     ) -> Accounts {
         let sealed = matches!(self.session_storage, SessionStorage::Cookie(_));
-        Accounts::new(users, sessions, revocations, sealed)
+        Accounts::new(users, sessions, revocations, sealed, audit)
     }
 }
 
@@ -217,6 +219,7 @@ pub struct AppState {
     pub(crate) users: Arc<dyn UserStore>,
     pub(crate) sealer: Option<CookieSealer>,
     pub(crate) accounts: Accounts,
+    pub(crate) audit: AuditTrail,
     pub(crate) hashing: HashingPool,
     pub(crate) throttle: LoginThrottle,
     pub(crate) origins: OriginPolicy,
@@ -238,7 +241,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Assembles the state from settings, stores, token keys and a password
-    /// hasher.
+    /// hasher. Starts the audit trail's writer: call within a Tokio runtime.
     pub fn new(
         config: AppConfig,
         backends: Backends,
@@ -258,12 +261,15 @@ impl AppState {
             SessionStorage::Server => None,
             SessionStorage::Cookie(key) => Some(CookieSealer::new(key, config.cookie.name())),
         };
+        let audit = AuditTrail::spawn(Arc::clone(&backends.users), AuditTrailConfig::default());
         Arc::new(Self {
             accounts: config.accounts(
                 Arc::clone(&backends.users),
                 Arc::clone(&backends.sessions),
                 revocations,
+                audit.clone(),
             ),
+            audit,
             hashing: HashingPool::new(
                 hasher,
                 config.hash_workers,
@@ -306,6 +312,11 @@ impl AppState {
     /// Outgoing mail (see [`Mail::send`]).
     pub fn mail(&self) -> &Mail {
         &self.mail
+    }
+
+    /// Where audit events go (never blocks: see [`AuditTrail::record`]).
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
     }
 
     /// The session store.

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod audit;
 pub mod clock;
 pub mod device;
 pub mod family;
@@ -20,6 +21,9 @@ pub mod ticket;
 pub mod user;
 pub mod user_cap;
 
+pub use audit::{
+    Actor, AuditEvent, AuditId, AuditKind, AuditOrder, AuditPage, AuditQuery, AuditRecord,
+};
 pub use clock::Timestamp;
 pub use device::{DeviceId, DeviceKey};
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
@@ -33,8 +37,8 @@ pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
 pub use store::SealedRevocation;
 pub use store::{
-    AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
-    TokenStore, UserStore,
+    BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore, TokenStore,
+    UserStore,
 };
 pub use ticket::{Ticket, TicketHash, TicketPurpose, TicketSecret, TicketStore};
 pub use user::{Email, NewUser, Role, User, UserId};

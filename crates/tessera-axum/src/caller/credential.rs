@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use serde_json::{Map, Value};
-use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, UserId};
+use tessera_core::{Actor, Email, Role, Session, SessionHandle, Timestamp, UserId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -98,6 +98,15 @@ impl Credential {
         match self {
             Self::Stored(_) | Self::Sealed { .. } => true,
             Self::Bearer { from_cookie, .. } => *from_cookie,
+        }
+    }
+
+    /// Who this credential makes the caller, for the audit trail.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::Stored(_) | Self::Sealed { .. } | Self::Bearer { .. } => {
+                Actor::User(self.user_id())
+            }
         }
     }
 

@@ -167,7 +167,11 @@ async fn carry_out(app: &App, n: usize, case: &Case) -> anyhow::Result<Ids> {
     let change = app
         .state
         .accounts()
-        .set_roles(&Email::parse(&email)?, &roles)
+        .set_roles(
+            &tessera_axum::AuditContext::system(),
+            &Email::parse(&email)?,
+            &roles,
+        )
         .await?
         .context("the user exists")?;
     ensure!(
@@ -359,7 +363,11 @@ async fn read_then_rotated_by_another_request(
     let roles = [Role::parse("editor")?];
     app.state
         .accounts()
-        .set_roles(&Email::parse(email)?, &roles)
+        .set_roles(
+            &tessera_axum::AuditContext::system(),
+            &Email::parse(email)?,
+            &roles,
+        )
         .await?;
     let id = SessionId::parse(&login.cookie)?;
     let now = Timestamp::now();

@@ -2,6 +2,7 @@
 
 mod tickets;
 mod outbox;
+mod audit;
 mod tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -24,9 +25,9 @@ pub struct MemoryStore {
     sessions: RwLock<Sessions>,
     users: RwLock<HashMap<UserId, User>>,
     tokens: tokens::TokenState,
-    audit: std::sync::Mutex<Vec<tessera_core::AuditEvent>>,
     tickets: tickets::Tickets,
     outbox: outbox::OutboxState,
+    audit: std::sync::Mutex<audit::AuditLog>,
 }
 
 #[derive(Debug, Default)]
@@ -365,16 +366,19 @@ impl UserStore for MemoryStore {
     }
 
     async fn record_audit(&self, event: &tessera_core::AuditEvent) -> Result<(), StoreError> {
-        lock::lock(&self.audit).push(event.clone());
+        lock::lock(&self.audit).append(event.clone());
         Ok(())
     }
 
     async fn audit_events(
         &self,
-        limit: usize,
-    ) -> Result<Vec<tessera_core::AuditEvent>, StoreError> {
-        let audit = lock::lock(&self.audit);
-        Ok(audit.iter().rev().take(limit).cloned().collect())
+        query: &tessera_core::AuditQuery,
+    ) -> Result<tessera_core::AuditPage, StoreError> {
+        Ok(lock::lock(&self.audit).page(query))
+    }
+
+    async fn purge_audit(&self, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(lock::lock(&self.audit).purge(before))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

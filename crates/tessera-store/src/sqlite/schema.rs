@@ -101,7 +101,28 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX mail_outbox_due ON mail_outbox (next_attempt_at) WHERE state = 'pending';
     CREATE INDEX mail_outbox_finished ON mail_outbox (finished_at) WHERE state <> 'pending';",
-    "SELECT 1;", // 8: reserved for another branch
+    // 8: the audit log people read: who did it (actor), from where (ip,
+    // user agent), with which session (its handle), and an id that is never
+    // reused (AUTOINCREMENT, even after retention empties the table), the
+    // cursor of its pages. Events from before were written by tessera itself.
+    "CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor_id   TEXT,
+        user_id    TEXT,
+        ip         TEXT,
+        user_agent TEXT,
+        session    TEXT,
+        detail     TEXT NOT NULL
+    );
+    INSERT INTO audit_log (at, kind, actor_kind, user_id, detail)
+        SELECT at, kind, 'system', user_id, detail FROM audit_events ORDER BY rowid;
+    DROP TABLE audit_events;
+    CREATE INDEX audit_log_by_user ON audit_log (user_id, id) WHERE user_id IS NOT NULL;
+    CREATE INDEX audit_log_by_kind ON audit_log (kind, id);
+    CREATE INDEX audit_log_by_time ON audit_log (at);",
     "SELECT 1;", // 9: reserved for another branch
     // 10: tickets, the single-use secrets mailed as links (only their
     // SHA-256 is kept).

@@ -15,3 +15,4 @@ contract_tests!(tokens, memory());
 contract_tests!(users, memory());
 contract_tests!(tickets, memory());
 contract_tests!(outbox, memory());
+contract_tests!(audit, memory());

@@ -1,11 +1,12 @@
 //! The store contracts, written once.
 //!
-//! `sessions`, `users`, `tokens` and `outbox` hold the checks of one trait each, as
+//! `sessions`, `users`, `audit`, `tokens`, `tickets` and `outbox` hold the checks of one trait each, as
 //! `pub async fn check(store: Arc<dyn Trait>)`; [`contract_tests!`] runs
 //! them on a backend. Below: the fixtures the checks (and the backend
 //! files) build their records with.
 
 pub mod outbox;
+pub mod audit;
 pub mod sessions;
 pub mod tickets;
 pub mod tokens;
@@ -123,7 +124,6 @@ macro_rules! contract_tests {
     };
     (users, $($how:tt)+) => {
         $crate::contract::contract_tests!(@run users, user_store, UserStore, [$($how)+]:
-            audit_events_are_kept_newest_first,
             users_are_found_by_email_and_id,
             duplicate_emails_conflict,
             list_is_ordered_by_email,
@@ -151,6 +151,16 @@ macro_rules! contract_tests {
             a_message_given_up_is_undeliverable_and_keeps_no_body,
             purge_removes_only_finished_messages_before_the_cutoff,
             concurrent_claimers_never_get_the_same_message,
+        );
+    };
+    (audit, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run audit, audit_log, UserStore, [$($how)+]:
+            every_field_round_trips,
+            pages_are_newest_first_by_default,
+            filters_select_by_user_kind_and_time,
+            pages_have_no_duplicates_or_gaps_while_events_are_appended,
+            a_follower_sees_every_concurrent_append_once,
+            retention_removes_only_older_events_and_ids_are_never_reused,
         );
     };
     (@run $checks:ident, $tests:ident, $trait:ident, [in_sequence: $make:expr]: $($check:ident,)+) => {
