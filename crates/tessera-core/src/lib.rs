@@ -24,7 +24,7 @@ pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
 pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
-pub use session::{Session, SessionMeta, SessionPolicy};
+pub use session::{Session, SessionMeta, SessionPolicy, UserCopy};
 pub use store::SealedRevocation;
 pub use store::{
     AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,

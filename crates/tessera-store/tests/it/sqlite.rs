@@ -85,13 +85,19 @@ mod cache {
         let cli = open(&path, 0, Duration::from_secs(60));
         let (u, s) = cached_session(&server).await;
         let roles = vec![Role::parse("auditor").unwrap()];
-        cli.set_roles_for_user(u.id, &roles).await.unwrap();
+        let copy = tessera_core::UserCopy {
+            roles: roles.clone(),
+            email_verified: !s.email_verified,
+            ..s.user_copy()
+        };
+        cli.update_user_copy(u.id, &copy).await.unwrap();
         let loaded = server
             .load(&s.id_hash, Timestamp::now())
             .await
             .unwrap()
             .unwrap();
         assert_eq!(loaded.roles, roles);
+        assert_eq!(loaded.user_copy(), copy);
         assert!(loaded.rotate);
     }
 
@@ -277,7 +283,7 @@ mod durability {
         let version: i64 = rusqlite_conn(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 11);
         assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
         let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
         let grace_until = now.plus(Duration::from_secs(60));
@@ -286,11 +292,16 @@ mod durability {
         assert_eq!(through_old.id_hash, next.id_hash);
     }
 
-    /// Undoes migration 5 (whether an address is verified).
-    const BEFORE_EMAIL_VERIFIED: &str = "ALTER TABLE users DROP COLUMN email_verified;";
+    /// Undoes migration 11 (the session's copy of `email_verified`).
+    const BEFORE_SESSION_VERIFIED: &str = "ALTER TABLE sessions DROP COLUMN email_verified;";
 
-    /// Undoes migrations 5 and 4 (the user of a sealed revocation).
-    const BEFORE_SEALED_CAPS: &str = "ALTER TABLE users DROP COLUMN email_verified;
+    /// Undoes migrations 11 and 5 (whether an address is verified).
+    const BEFORE_EMAIL_VERIFIED: &str = "ALTER TABLE sessions DROP COLUMN email_verified;
+        ALTER TABLE users DROP COLUMN email_verified;";
+
+    /// Undoes migrations 11, 5 and 4 (the user of a sealed revocation).
+    const BEFORE_SEALED_CAPS: &str = "ALTER TABLE sessions DROP COLUMN email_verified;
+        ALTER TABLE users DROP COLUMN email_verified;
         DROP INDEX revocations_sealed_by_user;
         ALTER TABLE revocations DROP COLUMN user_id;";
 
@@ -316,6 +327,55 @@ mod durability {
         let later = user("bob@example.com");
         UserStore::create(&store, &later).await.unwrap();
         assert!(!store.by_id(later.id).await.unwrap().unwrap().email_verified);
+    }
+
+    #[tokio::test]
+    async fn sessions_from_before_they_carried_email_verified_take_their_users_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let now = Timestamp::now();
+        let mut verified = user("alice@example.com");
+        verified.email_verified = true;
+        let unverified = user("bob@example.com");
+        // Users kept elsewhere (PostgreSQL): no row here to read.
+        let elsewhere = user("carol@example.com");
+        let sessions: Vec<_> = [&verified, &unverified, &elsewhere]
+            .into_iter()
+            .map(|u| crate::contract::start(u, now))
+            .collect();
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            for u in [&verified, &unverified] {
+                UserStore::create(&store, u).await.unwrap();
+            }
+            for s in &sessions {
+                SessionStore::create(&store, s, PerUserCap::UNBOUNDED)
+                    .await
+                    .unwrap();
+            }
+        }
+        let conn = rusqlite_conn(&path);
+        conn.execute_batch(&format!(
+            "{BEFORE_SESSION_VERIFIED} PRAGMA user_version = 10;"
+        ))
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let flags: Vec<bool> = loaded_flags(&store, &sessions, now).await;
+        assert_eq!(flags, [true, false, true]);
+    }
+
+    async fn loaded_flags(
+        store: &SqliteStore,
+        sessions: &[tessera_core::Session],
+        now: Timestamp,
+    ) -> Vec<bool> {
+        let mut flags = Vec::new();
+        for s in sessions {
+            let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+            flags.push(loaded.email_verified);
+        }
+        flags
     }
 
     #[tokio::test]
