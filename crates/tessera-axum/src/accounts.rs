@@ -13,7 +13,8 @@
 use std::sync::Arc;
 
 use tessera_core::{
-    AuditKind, Email, PasswordHash, Role, SessionStore, StoreError, User, UserId, UserStore,
+    AuditKind, Email, PasswordHash, Role, SessionStore, StoreError, User, UserCopy, UserId,
+    UserStore,
 };
 
 use crate::audit::{AuditContext, AuditTrail};
@@ -99,10 +100,7 @@ impl Accounts {
             .by_id(user.id)
             .await?
             .ok_or(StoreError::Conflict)?;
-        let sessions_affected = self
-            .sessions
-            .set_roles_for_user(user.id, &user.roles)
-            .await?;
+        let sessions_affected = self.refresh_user_copy(&user).await?;
         let families_ended = if self.sealed_sessions {
             self.revocations.end_user(user.id).await?
         } else {
@@ -123,6 +121,79 @@ impl Accounts {
             sessions_affected,
             families_ended,
         }))
+    }
+
+    /// Marks the user's e-mail address verified or not (the sign-up
+    /// verification flow, an operator's `tessera user verify`, an admin's
+    /// change). `Ok(None)` if no such user.
+    ///
+    /// Every credential shows the new flag from the user record on:
+    /// - live server-side sessions on their next request (their copy of the
+    ///   user is replaced, under a fresh session id, as after a role change);
+    /// - access tokens from the next refresh, which reads the user record
+    ///   (a token already issued keeps its claim until it expires, at most
+    ///   `access_ttl`);
+    /// - sealed cookie sessions, which cannot be changed from here: raising
+    ///   the flag takes nothing away, so they keep their copy until the next
+    ///   login (the request that verifies can re-seal its own cookie);
+    ///   lowering it ends them (as a role change does), so that no cookie
+    ///   claims an address is verified after it stopped being so.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_email_verified(
+        &self,
+        user: UserId,
+        verified: bool,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        if !self.users.set_email_verified(user, verified).await? {
+            return Ok(None);
+        }
+        let Some(user) = self.users.by_id(user).await? else {
+            return Ok(None);
+        };
+        let sessions_affected = self.refresh_user_copy(&user).await?;
+        let families_ended = if self.sealed_sessions && !verified {
+            self.revocations.end_user(user.id).await?
+        } else {
+            0
+        };
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+            families_ended,
+        }))
+    }
+
+    /// [`Accounts::set_email_verified`] for the user with this address.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_email_verified_by_email(
+        &self,
+        email: &Email,
+        verified: bool,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        match self.users.by_email(email).await? {
+            Some(user) => self.set_email_verified(user.id, verified).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Gives the user's live server-side sessions the user record's
+    /// current e-mail, roles and `email_verified` (under a fresh id on
+    /// their next request). Every change to one of those goes through
+    /// here. Returns how many sessions changed.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn refresh_user_copy(&self, user: &User) -> Result<u64, StoreError> {
+        self.sessions
+            .update_user_copy(user.id, &UserCopy::of(user))
+            .await
     }
 
     /// Disables the user, ending every session, refresh family, access token

@@ -34,7 +34,7 @@ pub use mail::{
 pub use password::{Password, PasswordHash, PasswordHasher, Verification};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
-pub use session::{Session, SessionMeta, SessionPolicy};
+pub use session::{Session, SessionMeta, SessionPolicy, UserCopy};
 pub use store::SealedRevocation;
 pub use store::{
     BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore, TokenStore,

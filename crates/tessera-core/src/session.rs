@@ -26,6 +26,9 @@ pub struct Session {
     pub email: Email,
     /// The user's roles, kept in step with the user record by the stores.
     pub roles: Vec<Role>,
+    /// Whether the user's address was verified, kept in step with the user
+    /// record like `email` and `roles` (see [`UserCopy`]).
+    pub email_verified: bool,
     /// When the user logged in.
     pub created_at: Timestamp,
     /// Last recorded activity (recorded at most every `touch_interval`).
@@ -42,6 +45,51 @@ pub struct Session {
     pub data: Map<String, Value>,
     /// The user's privileges changed: the next request swaps in a fresh id.
     pub rotate: bool,
+}
+
+/// The copy of the user that a session carries (saves a user lookup per
+/// request): what [`SessionStore::update_user_copy`] keeps in step with the
+/// user record.
+///
+/// [`SessionStore::update_user_copy`]: crate::store::SessionStore::update_user_copy
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCopy {
+    /// The user's e-mail address.
+    pub email: Email,
+    /// The user's roles.
+    pub roles: Vec<Role>,
+    /// Whether the address was verified.
+    pub email_verified: bool,
+}
+
+impl UserCopy {
+    /// The copy of `user` as it is now.
+    pub fn of(user: &User) -> Self {
+        Self {
+            email: user.email.clone(),
+            roles: user.roles.clone(),
+            email_verified: user.email_verified,
+        }
+    }
+}
+
+impl Session {
+    /// The copy of the user this session carries.
+    pub fn user_copy(&self) -> UserCopy {
+        UserCopy {
+            email: self.email.clone(),
+            roles: self.roles.clone(),
+            email_verified: self.email_verified,
+        }
+    }
+
+    /// Replaces the copy of the user and marks the session for id rotation.
+    pub fn set_user_copy(&mut self, copy: &UserCopy) {
+        self.email = copy.email.clone();
+        self.roles = copy.roles.clone();
+        self.email_verified = copy.email_verified;
+        self.rotate = true;
+    }
 }
 
 /// Facts about the client that a new session records.
@@ -180,6 +228,7 @@ impl SessionPolicy {
             user_id: user.id,
             email: user.email.clone(),
             roles: user.roles.clone(),
+            email_verified: user.email_verified,
             created_at: now,
             last_seen: now,
             expires_at: now.plus(self.idle_timeout).min(absolute_expires_at),

@@ -16,7 +16,7 @@ use crate::clock::Timestamp;
 use crate::family::{FamilyId, TokenFamily};
 use crate::password::PasswordHash;
 use crate::secret::{SessionHandle, SessionIdHash};
-use crate::session::Session;
+use crate::session::{Session, UserCopy};
 use crate::user::{Email, Role, User, UserId};
 use crate::user_cap::PerUserCap;
 
@@ -158,9 +158,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends every session of the user. Returns how many there were.
     async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError>;
 
-    /// Sets the roles on all of the user's sessions and marks them for id
-    /// rotation. Returns how many sessions changed.
-    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError>;
+    /// Replaces the copy of the user (e-mail, roles, `email_verified`) on
+    /// all of the user's live sessions and marks them for id rotation, in
+    /// one atomic step per user: every node and cache serves the new copy
+    /// from the next request on. Returns how many sessions changed.
+    async fn update_user_copy(&self, user: UserId, copy: &UserCopy) -> Result<u64, StoreError>;
 
     /// Removes sessions expired at `now`, and aliases whose window has
     /// ended. Returns how many sessions.

@@ -32,6 +32,7 @@ fn claims() -> AccessClaims {
         sid: "ZmFtaWx5LWlkLTEyMzQ".into(),
         roles: vec!["admin".into(), "member".into()],
         email: Some("alice@example.com".into()),
+        email_verified: Some(true),
     }
 }
 

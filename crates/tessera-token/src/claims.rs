@@ -51,6 +51,10 @@ pub struct AccessClaims {
     /// The user's e-mail address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email: Option<String>,
+    /// Whether the user's address was verified (OpenID Connect Core's
+    /// standard claim). Absent in tokens issued before tessera sent it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_verified: Option<bool>,
 }
 
 /// What an access token must satisfy besides its signature.
@@ -113,6 +117,7 @@ mod tests {
             sid: "s".into(),
             roles: vec![],
             email: None,
+            email_verified: None,
         }
     }
 
@@ -158,6 +163,22 @@ mod tests {
         let mut c = claims(now);
         c.iss = "evil".into();
         assert_eq!(c.validate(&validation(), now), Err(TokenError::Issuer));
+    }
+
+    #[test]
+    fn email_verified_is_the_oidc_claim_and_optional() {
+        let mut c = claims(1_000_000);
+        let json = serde_json::to_value(&c).unwrap();
+        assert!(json.get("email_verified").is_none(), "absent when unknown");
+        c.email_verified = Some(false);
+        let json = serde_json::to_value(&c).unwrap();
+        assert_eq!(json["email_verified"], serde_json::json!(false));
+        let back = AccessClaims::from_payload(json.to_string().as_bytes()).unwrap();
+        assert_eq!(back.email_verified, Some(false));
+        let mut old = json;
+        old.as_object_mut().unwrap().remove("email_verified");
+        let back = AccessClaims::from_payload(old.to_string().as_bytes()).unwrap();
+        assert_eq!(back.email_verified, None);
     }
 
     #[test]

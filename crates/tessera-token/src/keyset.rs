@@ -317,6 +317,7 @@ mod tests {
             sid: "family-1".into(),
             roles: vec!["admin".into()],
             email: Some("a@example.com".into()),
+            email_verified: Some(true),
         }
     }
 

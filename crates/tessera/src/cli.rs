@@ -100,6 +100,10 @@ pub enum UserCommand {
         /// Read the password from the first line of standard input.
         #[arg(long)]
         password_stdin: bool,
+        /// Create the account with its address not yet verified (by
+        /// default the operator vouches for it).
+        #[arg(long)]
+        unverified: bool,
     },
     /// List users.
     List {
@@ -114,6 +118,17 @@ pub enum UserCommand {
         /// Role to hold (repeatable; none removes all roles).
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+    },
+    /// Mark a user's e-mail address verified (live sessions show it on
+    /// their next request, access tokens from their next refresh).
+    Verify {
+        /// E-mail address.
+        email: String,
+    },
+    /// Mark a user's e-mail address not verified.
+    Unverify {
+        /// E-mail address.
+        email: String,
     },
     /// Disable a user and end all their sessions.
     Disable {

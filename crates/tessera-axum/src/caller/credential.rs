@@ -84,6 +84,15 @@ impl Credential {
         }
     }
 
+    /// Whether the user's address was verified, as the credential carries
+    /// it.
+    pub fn email_verified(&self) -> bool {
+        match self {
+            Self::Stored(session) | Self::Sealed { session, .. } => session.email_verified,
+            Self::Bearer { token, .. } => token.email_verified,
+        }
+    }
+
     /// The session, for credentials that are one.
     pub fn session(&self) -> Option<&Session> {
         match self {

@@ -84,6 +84,12 @@ impl Caller {
         self.credential.roles()
     }
 
+    /// Whether the caller's address was verified, as their credential
+    /// carries it.
+    pub fn email_verified(&self) -> bool {
+        self.credential.email_verified()
+    }
+
     /// Refuses the request unless the caller holds `role`.
     ///
     /// # Errors

@@ -26,7 +26,11 @@ use tessera_core::{
     Email, Role, Session, SessionHandle, SessionIdHash, SessionPolicy, Timestamp, UserId,
 };
 
-const VERSION: u8 = 1;
+/// The cookie format: version 2 seals `(Sealed, email_verified)` with the
+/// version in the associated data; version 1 (before sessions carried
+/// `email_verified`) sealed `Sealed` alone, bound to the cookie name only.
+const VERSION: u8 = 2;
+const VERSION_1: u8 = 1;
 const NONCE_LEN: usize = 12;
 /// Largest sealed cookie accepted, in characters (browsers keep 4096 bytes).
 pub const MAX_COOKIE_CHARS: usize = 4000;
@@ -64,6 +68,10 @@ impl fmt::Debug for CookieKey {
 #[derive(Clone)]
 pub struct CookieSealer {
     cipher: Aes256Gcm,
+    /// The cookie name: version 1's associated data.
+    aad_v1: Vec<u8>,
+    /// The version byte, then the cookie name: version 2's (so that a
+    /// cookie cannot be passed off as another version).
     aad: Vec<u8>,
     opened: std::sync::Arc<super::memo::VerifiedCache<Session>>,
 }
@@ -95,7 +103,8 @@ impl CookieSealer {
     pub fn new(key: &CookieKey, cookie_name: &str) -> Self {
         Self {
             cipher: Aes256Gcm::new_from_slice(&key.0).expect("32-byte key"),
-            aad: cookie_name.as_bytes().to_vec(),
+            aad_v1: cookie_name.as_bytes().to_vec(),
+            aad: [&[VERSION], cookie_name.as_bytes()].concat(),
             opened: std::sync::Arc::default(),
         }
     }
@@ -120,7 +129,12 @@ impl CookieSealer {
                 Value::Object(session.data.clone()).to_string()
             },
         };
-        let plaintext = postcard::to_stdvec(&sealed).expect("serialisable");
+        let plaintext =
+            postcard::to_stdvec(&(sealed, session.email_verified)).expect("serialisable");
+        self.seal_plaintext(VERSION, &plaintext, &self.aad)
+    }
+
+    fn seal_plaintext(&self, version: u8, plaintext: &[u8], aad: &[u8]) -> String {
         let mut nonce = [0u8; NONCE_LEN];
         tessera_core::secret::fill_random(&mut nonce);
         let ciphertext = self
@@ -128,13 +142,13 @@ impl CookieSealer {
             .encrypt(
                 &Nonce::from(nonce),
                 Payload {
-                    msg: &plaintext,
-                    aad: &self.aad,
+                    msg: plaintext,
+                    aad,
                 },
             )
             .expect("encryption cannot fail for in-memory buffers");
         let mut out = Vec::with_capacity(1 + NONCE_LEN + ciphertext.len());
-        out.push(VERSION);
+        out.push(version);
         out.extend_from_slice(&nonce);
         out.extend_from_slice(&ciphertext);
         URL_SAFE_NO_PAD.encode(out)
@@ -164,7 +178,12 @@ impl CookieSealer {
         }
         let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
         let (&version, rest) = bytes.split_first()?;
-        if version != VERSION || rest.len() < NONCE_LEN {
+        let aad = match version {
+            VERSION => &self.aad,
+            VERSION_1 => &self.aad_v1,
+            _ => return None,
+        };
+        if rest.len() < NONCE_LEN {
             return None;
         }
         let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
@@ -175,11 +194,17 @@ impl CookieSealer {
                 &Nonce::from(nonce),
                 Payload {
                     msg: ciphertext,
-                    aad: &self.aad,
+                    aad,
                 },
             )
             .ok()?;
-        let sealed: Sealed = postcard::from_bytes(&plaintext).ok()?;
+        // A version 1 cookie was sealed when sessions were only made for
+        // accounts an operator created, all of them verified.
+        let (sealed, email_verified): (Sealed, bool) = if version == VERSION_1 {
+            (postcard::from_bytes(&plaintext).ok()?, true)
+        } else {
+            postcard::from_bytes(&plaintext).ok()?
+        };
         let last_seen = Timestamp::from_unix_millis(sealed.seen);
         let absolute_expires_at = Timestamp::from_unix_millis(sealed.abs);
         let data = match sealed.data.as_str() {
@@ -197,6 +222,7 @@ impl CookieSealer {
             user_id: UserId::from_uuid(uuid::Uuid::from_bytes(sealed.uid)),
             email: Email::from_sealed(sealed.email),
             roles: sealed.roles.into_iter().map(Role::from_sealed).collect(),
+            email_verified,
             created_at: Timestamp::from_unix_millis(sealed.login),
             last_seen,
             expires_at: last_seen
@@ -274,6 +300,62 @@ mod tests {
         );
         assert!(sealer.open("garbage", &policy).is_none());
         assert!(sealer.open("", &policy).is_none());
+    }
+
+    /// A cookie as version 1 sealed it (no `email_verified`), as the
+    /// sealer did before.
+    fn seal_v1(sealer: &CookieSealer, s: &Session) -> String {
+        let sealed = Sealed {
+            uid: *s.user_id.as_uuid().as_bytes(),
+            email: s.email.as_str().to_owned(),
+            roles: s.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            sid: s.handle.as_str().to_owned(),
+            login: s.created_at.unix_millis(),
+            seen: s.last_seen.unix_millis(),
+            abs: s.absolute_expires_at.unix_millis(),
+            data: String::new(),
+        };
+        let plaintext = postcard::to_stdvec(&sealed).unwrap();
+        sealer.seal_plaintext(VERSION_1, &plaintext, &sealer.aad_v1)
+    }
+
+    #[test]
+    fn email_verified_is_sealed_and_version_1_cookies_still_open_as_verified() {
+        let policy = SessionPolicy::default();
+        let sealer = CookieSealer::new(&CookieKey([1; 32]), "__Host-tessera");
+        let mut s = session(&policy);
+        for verified in [false, true] {
+            s.email_verified = verified;
+            let opened = sealer.open(&sealer.seal(&s), &policy).unwrap();
+            assert_eq!(opened.email_verified, verified);
+        }
+        s.email_verified = false;
+        let old = seal_v1(&sealer, &s);
+        assert_eq!(URL_SAFE_NO_PAD.decode(&old).unwrap()[0], 1);
+        let opened = sealer
+            .open(&old, &policy)
+            .expect("a version 1 cookie opens");
+        assert!(opened.email_verified);
+        assert_eq!(
+            (opened.user_id, &opened.email, &opened.roles, &opened.handle),
+            (s.user_id, &s.email, &s.roles, &s.handle)
+        );
+        // The version byte is bound: an unverified version 2 cookie passed
+        // off as version 1 (which would open as verified) does not open.
+        let mut relabelled = URL_SAFE_NO_PAD.decode(sealer.seal(&s)).unwrap();
+        assert_eq!(relabelled[0], 2);
+        relabelled[0] = 1;
+        assert!(
+            sealer
+                .open(&URL_SAFE_NO_PAD.encode(&relabelled), &policy)
+                .is_none()
+        );
+        relabelled[0] = 3;
+        assert!(
+            sealer
+                .open(&URL_SAFE_NO_PAD.encode(&relabelled), &policy)
+                .is_none()
+        );
     }
 
     #[test]

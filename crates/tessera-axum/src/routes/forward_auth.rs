@@ -34,6 +34,9 @@ pub const USER_ID_HEADER: &str = "x-auth-user-id";
 pub const EMAIL_HEADER: &str = "x-auth-email";
 /// Header carrying the user's roles, comma-separated.
 pub const ROLES_HEADER: &str = "x-auth-roles";
+/// Header carrying whether the user's e-mail address was verified: `true`
+/// or `false`.
+pub const EMAIL_VERIFIED_HEADER: &str = "x-auth-email-verified";
 
 /// 204 with the identity headers, or the usual 401/503 from extraction.
 /// With `X-Forwarded-Method` (the method of the request being checked), a
@@ -76,6 +79,7 @@ pub async fn verify(
         (USER_ID_HEADER, caller.user_id().to_string()),
         (EMAIL_HEADER, caller.email().to_string()),
         (ROLES_HEADER, roles),
+        (EMAIL_VERIFIED_HEADER, caller.email_verified().to_string()),
     ] {
         if let Ok(value) = HeaderValue::from_str(&value) {
             headers.insert(name, value);

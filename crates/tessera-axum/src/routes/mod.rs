@@ -21,6 +21,7 @@ pub struct UserView<'a> {
     id: UserId,
     email: &'a Email,
     roles: &'a [Role],
+    email_verified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled: Option<bool>,
 }
@@ -32,6 +33,7 @@ impl<'a> UserView<'a> {
             id: user.id,
             email: &user.email,
             roles: &user.roles,
+            email_verified: user.email_verified,
             disabled: Some(user.disabled),
         }
     }
@@ -42,6 +44,7 @@ impl<'a> UserView<'a> {
             id: caller.user_id(),
             email: caller.email(),
             roles: caller.roles(),
+            email_verified: caller.email_verified(),
             disabled: None,
         }
     }
@@ -51,6 +54,7 @@ impl<'a> UserView<'a> {
             id: session.user_id,
             email: &session.email,
             roles: &session.roles,
+            email_verified: session.email_verified,
             disabled: None,
         }
     }

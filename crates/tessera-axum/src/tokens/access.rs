@@ -16,6 +16,9 @@ pub struct AccessToken {
     pub email: Email,
     /// `roles`, as issued.
     pub roles: Vec<Role>,
+    /// `email_verified`, as issued (a token from before tessera sent the
+    /// claim counts as verified: only operators created accounts then).
+    pub email_verified: bool,
     /// `sid`: the refresh family the token belongs to.
     pub family: FamilyId,
     /// The family's public name, as the sessions API shows it.
@@ -50,6 +53,7 @@ impl AccessToken {
             user_id,
             email,
             roles,
+            email_verified: claims.email_verified.unwrap_or(true),
             family: FamilyId::new(claims.sid.clone()),
             handle: SessionHandle::new(claims.sid.clone()),
             issued_at: Timestamp::from_unix_millis(claims.iat.saturating_mul(1000)),

@@ -10,8 +10,8 @@ use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use tessera_core::{
-    ChainKey, Email, FamilyId, PerUserCap, Presented, RefreshToken, Role, RotationKey, StoreError,
-    Timestamp, TokenFamily, TokenStore, User, UserId, UserStore,
+    ChainKey, FamilyId, PerUserCap, Presented, RefreshToken, RotationKey, StoreError, Timestamp,
+    TokenFamily, TokenStore, User, UserStore,
 };
 use tessera_token::claims::Audience;
 use tessera_token::jwk::Jwks;
@@ -172,14 +172,11 @@ impl TokenService {
         &self.revocations
     }
 
-    fn sign_access(
-        &self,
-        user_id: UserId,
-        email: &Email,
-        roles: &[Role],
-        family: &FamilyId,
-        now: Timestamp,
-    ) -> Result<String, Error> {
+    /// Signs an access token carrying `user`'s id, e-mail, roles and
+    /// `email_verified` as they are now (at login, or re-read from the user
+    /// record at each refresh).
+    fn sign_access(&self, user: &User, family: &FamilyId, now: Timestamp) -> Result<String, Error> {
+        let user_id = user.id;
         // `iat` has whole seconds. A token issued in the same second as a
         // "log out everywhere" must not fall under its cutoff: start at the
         // cutoff's second then (within the leeway, so still valid).
@@ -202,8 +199,9 @@ impl TokenService {
             nbf: iat,
             jti: base64_url(&jti),
             sid: family.to_string(),
-            roles: roles.iter().map(|r| r.as_str().to_owned()).collect(),
-            email: Some(email.to_string()),
+            roles: user.roles.iter().map(|r| r.as_str().to_owned()).collect(),
+            email: Some(user.email.to_string()),
+            email_verified: Some(user.email_verified),
         };
         self.keys()
             .sign(&claims)
@@ -260,7 +258,7 @@ impl TokenService {
                 );
             }
         }
-        let access = self.sign_access(user.id, &user.email, &user.roles, &id, now)?;
+        let access = self.sign_access(user, &id, now)?;
         tracing::info!(user = %user.id, family = %id, "tokens issued");
         Ok(self.issued(access, &first))
     }
@@ -367,7 +365,7 @@ impl TokenService {
                 self.revocations.end_family(&family.id).await?;
                 return Err(Error::InvalidGrant);
             };
-            let access = self.sign_access(user.id, &user.email, &user.roles, &id, now)?;
+            let access = self.sign_access(&user, &id, now)?;
             return Ok(self.issued(access, &successor));
         }
         Err(Error::InvalidGrant)
@@ -439,7 +437,7 @@ fn base64_url(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tessera_core::{NewUser, PasswordHash};
+    use tessera_core::{Email, NewUser, PasswordHash, Role};
     use tessera_store::MemoryStore;
 
     struct Fixture {
@@ -534,6 +532,33 @@ mod tests {
             .await;
         assert!(matches!(current, Err(Error::InvalidGrant)));
         assert!(f.service.verify(&third.access_token).is_err());
+    }
+
+    #[tokio::test]
+    async fn access_tokens_carry_email_verified_and_a_refresh_reads_it_afresh() {
+        let f = fixture(TokenConfig::default()).await;
+        UserStore::set_email_verified(f.store.as_ref(), f.user.id, false)
+            .await
+            .unwrap();
+        let user = UserStore::by_id(f.store.as_ref(), f.user.id)
+            .await
+            .unwrap()
+            .unwrap();
+        let first = f.service.issue(&user, None).await.unwrap();
+        let token = f.service.verify(&first.access_token).unwrap();
+        assert!(!token.email_verified);
+        assert_eq!(token.claims.email_verified, Some(false));
+        UserStore::set_email_verified(f.store.as_ref(), f.user.id, true)
+            .await
+            .unwrap();
+        let second = f
+            .service
+            .refresh(&first.refresh_token, f.store.as_ref())
+            .await
+            .unwrap();
+        let token = f.service.verify(&second.access_token).unwrap();
+        assert!(token.email_verified, "the refresh read the user record");
+        assert_eq!(token.claims.email_verified, Some(true));
     }
 
     #[tokio::test]

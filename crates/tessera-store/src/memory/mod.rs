@@ -14,7 +14,7 @@ use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
     Email, PasswordHash, PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore,
-    StoreError, Timestamp, User, UserId, UserStore,
+    StoreError, Timestamp, User, UserCopy, UserId, UserStore,
 };
 
 use crate::lock;
@@ -286,13 +286,12 @@ impl SessionStore for MemoryStore {
             .count() as u64)
     }
 
-    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {
+    async fn update_user_copy(&self, user: UserId, copy: &UserCopy) -> Result<u64, StoreError> {
         let mut sessions = self.sessions_mut();
         let mut changed = 0;
         for id in sessions.user_ids(user) {
             if let Some(session) = sessions.by_id.get_mut(&id).map(Arc::make_mut) {
-                session.roles = roles.to_vec();
-                session.rotate = true;
+                session.set_user_copy(copy);
                 changed += 1;
             }
         }

@@ -7,12 +7,18 @@
 //!
 //! | bytes | content |
 //! |---|---|
-//! | 0 | layout version (1) |
+//! | 0 | layout version (2) |
 //! | 1..17 | `last_seen` and `expires_at`, two big-endian i64 (ms) |
 //! | 17..19 | length `n` of the roles section, big-endian u16 |
-//! | 19..19+n | `0`/`1` (rotate flag), then the roles, space-separated |
+//! | 19..19+n | `0`/`1` (rotate flag), `0`/`1` (`email_verified`), then the roles, space-separated |
 //! | next | the handle: a length byte, then the text; or `0x90` and the 16 bytes a generated handle encodes |
 //! | rest | postcard: user id, e-mail, login time, absolute expiry, IP and user agent (compacted, see `compact.rs`), data (JSON, empty when none) |
+//!
+//! Layout 1, written before sessions carried `email_verified`, differs
+//! only in the roles section, which has no verified flag; it still
+//! decodes, as verified (sessions were only made for accounts an operator
+//! created then, all of them verified). The user-copy script rewrites a
+//! layout 1 record as layout 2.
 //!
 //! Families use `u`, `m` (e-mail, roles, times; the create-family script
 //! reads the login time from it), `g` (generation), `c`/`p`
@@ -122,7 +128,9 @@ struct SessionRest<'a> {
     data: &'a str,
 }
 
-const SESSION_LAYOUT: u8 = 1;
+const SESSION_LAYOUT: u8 = 2;
+/// The layout before the roles section carried the verified flag.
+const SESSION_LAYOUT_1: u8 = 1;
 const HEADER: usize = 19;
 
 /// The `m` field of a family. The create-family script decodes the
@@ -146,7 +154,7 @@ fn times(last_seen: Timestamp, expires_at: Timestamp) -> Vec<u8> {
 
 /// A session as the string Redis keeps.
 pub(crate) fn encode_session(session: &Session) -> Result<Vec<u8>, StoreError> {
-    let roles = roles_section(session.rotate, &session.roles);
+    let roles = roles_section(session.rotate, session.email_verified, &session.roles);
     let handle = handle_section(&session.handle)?;
     let roles_len = u16::try_from(roles.len()).map_err(|_| corrupt("roles"))?;
     let data = data_field(&session.data)?;
@@ -203,9 +211,10 @@ pub(crate) fn touch_field(last_seen: Timestamp, expires_at: Timestamp) -> Value 
     Value::Bytes(times(last_seen, expires_at).into())
 }
 
-/// The roles section: rotate flag and roles.
-pub(crate) fn roles_section(rotate: bool, roles: &[Role]) -> String {
+/// The roles section: rotate flag, verified flag and roles.
+pub(crate) fn roles_section(rotate: bool, email_verified: bool, roles: &[Role]) -> String {
     let mut r = String::from(if rotate { "1" } else { "0" });
+    r.push(if email_verified { '1' } else { '0' });
     for (i, role) in roles.iter().enumerate() {
         if i > 0 {
             r.push(' ');
@@ -213,6 +222,12 @@ pub(crate) fn roles_section(rotate: bool, roles: &[Role]) -> String {
         r.push_str(role.as_str());
     }
     r
+}
+
+/// An e-mail address as the postcard part of a session holds it (varint
+/// length, text), for the user-copy script to splice in.
+pub(crate) fn email_field(email: &Email) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(email.as_str()).map_err(|e| corrupt(&e.to_string()))
 }
 
 /// The data as stored ('' when empty).
@@ -225,7 +240,7 @@ pub(crate) fn data_field(data: &Map<String, Json>) -> Result<String, StoreError>
 
 /// A session from the string Redis keeps.
 pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session, StoreError> {
-    if bytes.len() < HEADER || bytes[0] != SESSION_LAYOUT {
+    if bytes.len() < HEADER || !matches!(bytes[0], SESSION_LAYOUT | SESSION_LAYOUT_1) {
         return Err(corrupt("session layout"));
     }
     let at = |i: usize| {
@@ -238,10 +253,16 @@ pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session,
         .get(HEADER..roles_end)
         .ok_or_else(|| corrupt("roles"))?;
     let section = std::str::from_utf8(section).map_err(|_| corrupt("roles"))?;
-    let (rotate, role_text) = match section.as_bytes().first() {
-        Some(b'0') => (false, &section[1..]),
-        Some(b'1') => (true, &section[1..]),
-        _ => return Err(corrupt("roles")),
+    let flag = |i: usize| match section.as_bytes().get(i) {
+        Some(b'0') => Ok(false),
+        Some(b'1') => Ok(true),
+        _ => Err(corrupt("roles")),
+    };
+    let rotate = flag(0)?;
+    let (email_verified, role_text) = if bytes[0] == SESSION_LAYOUT_1 {
+        (true, &section[1..])
+    } else {
+        (flag(1)?, &section[2..])
     };
     let tag = *bytes.get(roles_end).ok_or_else(|| corrupt("handle"))?;
     let handle_end = roles_end + 1 + usize::from(tag & 0x7f);
@@ -269,6 +290,7 @@ pub(crate) fn decode_session(id: SessionIdHash, bytes: &[u8]) -> Result<Session,
         user_id: UserId::from_uuid(Uuid::from_bytes(rest.user)),
         email: Email::from_sealed(rest.email.to_owned()),
         roles: roles(role_text),
+        email_verified,
         created_at: Timestamp::from_unix_millis(rest.created_at),
         last_seen: at(1),
         expires_at: at(9),
@@ -499,6 +521,7 @@ mod tests {
             user_id: user,
             email: Email::parse("a@example.com").unwrap(),
             roles: vec![Role::parse("admin").unwrap(), Role::parse("ops").unwrap()],
+            email_verified: false,
             created_at: now,
             last_seen: now,
             expires_at: now.plus(std::time::Duration::from_secs(60)),
@@ -530,6 +553,50 @@ mod tests {
             "a generated handle is kept as 16 raw bytes"
         );
         assert!(handle_section(&SessionHandle::new("x".repeat(128))).is_err());
+    }
+
+    /// A session as layout 1 wrote it: no verified flag in the roles
+    /// section (the encoder as it was, kept here).
+    fn encode_layout_1(session: &Session) -> Vec<u8> {
+        let mut v2 = encode_session(session).unwrap();
+        let len = usize::from(u16::from_be_bytes([v2[17], v2[18]]));
+        v2.remove(HEADER + 1);
+        v2[0] = SESSION_LAYOUT_1;
+        v2[17..19].copy_from_slice(&u16::try_from(len - 1).unwrap().to_be_bytes());
+        v2
+    }
+
+    #[test]
+    fn layout_1_records_still_decode_as_verified() {
+        let s = session(SessionHandle::generate());
+        let old = encode_layout_1(&s);
+        // The record as layout 1 spelled it: rotate flag, then the roles.
+        assert_eq!(&old[HEADER..HEADER + 10], b"1admin ops");
+        let decoded = decode_session(s.id_hash, &old).unwrap();
+        assert!(decoded.email_verified);
+        assert_eq!(
+            decoded,
+            Session {
+                email_verified: true,
+                ..s.clone()
+            }
+        );
+        for verified in [false, true] {
+            let s = Session {
+                email_verified: verified,
+                ..s.clone()
+            };
+            let encoded = encode_session(&s).unwrap();
+            assert_eq!(encoded[0], 2);
+            assert_eq!(encoded.len(), old.len() + 1, "one byte more than layout 1");
+            assert_eq!(decode_session(s.id_hash, &encoded).unwrap(), s);
+        }
+        let mut unknown = encode_session(&s).unwrap();
+        unknown[0] = 3;
+        assert!(decode_session(s.id_hash, &unknown).is_err());
+        let mut bad_flag = encode_session(&s).unwrap();
+        bad_flag[HEADER + 1] = b'x';
+        assert!(decode_session(s.id_hash, &bad_flag).is_err());
     }
 
     #[test]

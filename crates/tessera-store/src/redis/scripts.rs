@@ -9,9 +9,9 @@
 
 use fred::types::scripts::Script;
 
-// A session is one string (see `codec.rs`): byte 1..17 hold the activity
-// times, bytes 18..19 the length of the roles section that follows, then a
-// length byte and the public handle. These helpers read and splice it.
+// A session is one string (see `codec.rs`): byte 0 the layout, 1..17 the
+// activity times, bytes 18..19 the length of the roles section that
+// follows, then a length byte and the public handle. These helpers read and splice it.
 const SESSION_LAYOUT: &str = r"
 local function roles_end(v)
   return 19 + string.byte(v, 18) * 256 + string.byte(v, 19)
@@ -19,9 +19,6 @@ end
 local function handle_of(v)
   local at = roles_end(v) + 1
   return string.sub(v, at, at + string.byte(v, at) % 128)
-end
-local function with_roles(v, r)
-  return string.sub(v, 1, 17) .. string.char(math.floor(#r / 256), #r % 256) .. r .. string.sub(v, roles_end(v) + 1)
 end
 ";
 
@@ -236,17 +233,36 @@ redis.call('DEL', idx)
 return n
 ";
 
-/// Sets the roles section (rotate flag and roles) of every live session of
-/// the user. KEYS: index. ARGV: prefix, roles section, channel.
-const SET_ROLES: &str = r"
+/// Rewrites a session with a new copy of its user: the roles section
+/// (`ARGV` section: rotate flag, verified flag, roles) and the e-mail in the
+/// postcard part after the handle (user id, 16 bytes, then the e-mail:
+/// `ARGV` email, varint length and text, replacing the stored one). The
+/// result is layout 2, whatever the layout it had (layout 1 differs only
+/// in the roles section). Needs `SESSION_LAYOUT` and `POSTCARD`.
+const WITH_USER_COPY: &str = r"
+local function with_user_copy(v, section, email)
+  local re = roles_end(v)
+  local at = re + 1
+  local user = at + 1 + string.byte(v, at) % 128
+  local len, after = varint(v, user + 16)
+  return string.char(2) .. string.sub(v, 2, 17) .. string.char(math.floor(#section / 256), #section % 256)
+    .. section .. string.sub(v, re + 1, user + 15) .. email .. string.sub(v, after + len)
+end
+";
+
+/// Sets the copy of the user (e-mail, roles, verified flag; see
+/// `WITH_USER_COPY`) on every live session of the user and marks them for
+/// rotation. KEYS: index. ARGV: prefix, roles section, e-mail field,
+/// channel.
+const SET_USER_COPY: &str = r"
 local idx, prefix = KEYS[1], ARGV[1]
 local n = 0
 for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
   local k = prefix .. m
   local v = redis.call('GET', k)
   if v then
-    redis.call('SET', k, with_roles(v, ARGV[2]), 'KEEPTTL')
-    redis.call('PUBLISH', ARGV[3], m)
+    redis.call('SET', k, with_user_copy(v, ARGV[2], ARGV[3]), 'KEEPTTL')
+    redis.call('PUBLISH', ARGV[4], m)
     n = n + 1
   else
     redis.call('ZREM', idx, m)
@@ -487,7 +503,7 @@ pub(crate) struct Scripts {
     pub list_sessions: Script,
     pub delete_by_handle: Script,
     pub delete_all: Script,
-    pub set_roles: Script,
+    pub set_user_copy: Script,
     pub create_family: Script,
     pub advance_family: Script,
     pub take_families: Script,
@@ -513,7 +529,9 @@ impl Scripts {
             list_sessions: Script::from_lua(LIST_SESSIONS),
             delete_by_handle: Script::from_lua(format!("{SESSION_LAYOUT}{DELETE_BY_HANDLE}")),
             delete_all: Script::from_lua(DELETE_ALL),
-            set_roles: Script::from_lua(format!("{SESSION_LAYOUT}{SET_ROLES}")),
+            set_user_copy: Script::from_lua(format!(
+                "{SESSION_LAYOUT}{POSTCARD}{WITH_USER_COPY}{SET_USER_COPY}"
+            )),
             create_family: Script::from_lua(format!(
                 "{POSTCARD}{FAMILY_CREATED_AT}{CREATE_FAMILY}"
             )),

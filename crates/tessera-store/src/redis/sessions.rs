@@ -9,8 +9,8 @@ use serde_json::{Map, Value as Json};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    PerUserCap, Role, Route, Session, SessionHandle, SessionIdHash, SessionStore, StoreError,
-    Timestamp, UserId,
+    PerUserCap, Route, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
+    UserCopy, UserId,
 };
 
 use fred::bytes::Bytes;
@@ -430,14 +430,15 @@ impl SessionStore for RedisStore {
         Ok(u64::try_from(deleted).unwrap_or(0))
     }
 
-    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {
+    async fn update_user_copy(&self, user: UserId, copy: &UserCopy) -> Result<u64, StoreError> {
         let changed = self
             .eval_int(
-                &self.scripts.set_roles,
+                &self.scripts.set_user_copy,
                 vec![self.keys.user_sessions(user).into()],
                 vec![
                     Value::Bytes(self.keys.session_prefix(Route::of(user))),
-                    Value::from(codec::roles_section(true, roles)),
+                    Value::from(codec::roles_section(true, copy.email_verified, &copy.roles)),
+                    Value::Bytes(codec::email_field(&copy.email)?.into()),
                     self.session_channel(),
                 ],
             )

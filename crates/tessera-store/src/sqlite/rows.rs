@@ -17,7 +17,7 @@ use super::to_store_error;
 macro_rules! session_columns {
     () => {
         "id_hash, handle, user_id, email, roles, created_at, last_seen, expires_at, \
-         absolute_expires_at, ip, user_agent, data, rotate"
+         absolute_expires_at, ip, user_agent, data, rotate, email_verified"
     };
 }
 macro_rules! user_columns {
@@ -77,6 +77,7 @@ pub(super) fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         user_agent: row.get(10)?,
         data,
         rotate: row.get(12)?,
+        email_verified: row.get(13)?,
     })
 }
 
@@ -105,7 +106,7 @@ pub(super) fn insert_session(
     tx.prepare_cached(concat!(
         "INSERT INTO sessions (",
         session_columns!(),
-        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
+        ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"
     ))
     .and_then(|mut stmt| {
         stmt.execute(params![
@@ -122,6 +123,7 @@ pub(super) fn insert_session(
             s.user_agent,
             data,
             s.rotate,
+            s.email_verified,
         ])
     })
     .map_err(to_store_error)?;

@@ -137,6 +137,17 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX tickets_by_user ON tickets (user_id, purpose) WHERE user_id IS NOT NULL;
     CREATE INDEX tickets_by_expiry ON tickets (expires_at);",
+    // 11: the session's copy of the user's `email_verified`. A session from
+    // before takes its user's flag (found by its indexed e-mail, checked
+    // against the id); without a user here (users in PostgreSQL) it counts
+    // as verified: only operators created accounts then, and migration 5
+    // marked all of those verified.
+    "ALTER TABLE sessions ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 1;
+    UPDATE sessions SET email_verified = COALESCE(
+        (SELECT u.email_verified FROM users u
+          WHERE u.email = sessions.email
+            AND lower(replace(u.id, '-', '')) = lower(hex(sessions.user_id))),
+        1);",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

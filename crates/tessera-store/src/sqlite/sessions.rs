@@ -8,8 +8,8 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
-    UserId,
+    PerUserCap, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
+    UserCopy, UserId,
 };
 
 use super::rows::{encode_roles, insert_session, session_columns, session_from_row};
@@ -273,13 +273,16 @@ impl SessionStore for SqliteStore {
         .await
     }
 
-    async fn set_roles_for_user(&self, user: UserId, roles: &[Role]) -> Result<u64, StoreError> {
-        let roles = encode_roles(roles);
+    async fn update_user_copy(&self, user: UserId, copy: &UserCopy) -> Result<u64, StoreError> {
+        let email = copy.email.as_str().to_owned();
+        let roles = encode_roles(&copy.roles);
+        let verified = copy.email_verified;
         self.write(Affected::All, move |tx| {
             let changed = tx
                 .execute(
-                    "UPDATE sessions SET roles = ?2, rotate = 1 WHERE user_id = ?1",
-                    params![user.as_uuid().as_bytes(), roles],
+                    "UPDATE sessions SET email = ?2, roles = ?3, email_verified = ?4, rotate = 1 \
+                     WHERE user_id = ?1",
+                    params![user.as_uuid().as_bytes(), email, roles, verified],
                 )
                 .map_err(to_store_error)?;
             Ok(changed as u64)

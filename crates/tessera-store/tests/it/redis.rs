@@ -164,6 +164,81 @@ async fn revocations_are_announced_to_every_watcher() {
     assert_eq!(event, tessera_store::RevocationEvent::Revoked(revocation));
 }
 
+/// Rewrites every session record under `prefix` the way layout 1 kept
+/// it (no verified flag in the roles section), in place, keeping its TTL.
+/// Returns how many.
+fn downgrade_to_layout_1(prefix: &str) -> String {
+    tessera_testkit::redis_cli(
+        6379,
+        &[
+            "EVAL",
+            "local n = 0
+             for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
+               if redis.call('TYPE', k).ok == 'string' then
+                 local v = redis.call('GET', k)
+                 local len = string.byte(v, 18) * 256 + string.byte(v, 19) - 1
+                 redis.call('SET', k, string.char(1) .. string.sub(v, 2, 17)
+                   .. string.char(math.floor(len / 256), len % 256)
+                   .. string.sub(v, 20, 20) .. string.sub(v, 22), 'KEEPTTL')
+                 n = n + 1
+               end
+             end
+             return n",
+            "0",
+            &format!("{prefix}:*:s:*"),
+        ],
+    )
+}
+
+/// The layout byte of every session record under `prefix`.
+fn layouts(prefix: &str) -> String {
+    tessera_testkit::redis_cli(
+        6379,
+        &[
+            "EVAL",
+            "local out = {}
+             for _, k in ipairs(redis.call('KEYS', ARGV[1])) do
+               if redis.call('TYPE', k).ok == 'string' then
+                 table.insert(out, string.byte(redis.call('GET', k), 1))
+               end
+             end
+             return out",
+            "0",
+            &format!("{prefix}:*:s:*"),
+        ],
+    )
+}
+
+#[tokio::test]
+async fn layout_1_sessions_load_as_verified_and_a_user_copy_update_rewrites_them() {
+    let (store, guard) = redis().await;
+    let now = Timestamp::now();
+    let u = user("alice@example.com");
+    let mut s = start(&u, now);
+    s.data = crate::contract::object(serde_json::json!({"theme": "dark"}));
+    SessionStore::create(store.as_ref(), &s, PerUserCap::UNBOUNDED)
+        .await
+        .unwrap();
+    assert!(!s.email_verified);
+    assert_eq!(layouts(&guard.prefix).trim(), "2");
+    assert_eq!(downgrade_to_layout_1(&guard.prefix).trim(), "1");
+    assert_eq!(layouts(&guard.prefix).trim(), "1");
+    let old = store.load(&s.id_hash, now).await.unwrap().unwrap();
+    let mut expected = s.clone();
+    expected.email_verified = true;
+    assert_eq!(*old, expected, "a layout 1 record counts as verified");
+    let copy = tessera_core::UserCopy {
+        email: tessera_core::Email::parse("alice.new@example.org").unwrap(),
+        roles: vec![Role::parse("admin").unwrap()],
+        email_verified: false,
+    };
+    assert_eq!(store.update_user_copy(u.id, &copy).await.unwrap(), 1);
+    assert_eq!(layouts(&guard.prefix).trim(), "2", "rewritten as layout 2");
+    let updated = store.load(&s.id_hash, now).await.unwrap().unwrap();
+    expected.set_user_copy(&copy);
+    assert_eq!(*updated, expected);
+}
+
 /// Redis memory per session (`used_memory` difference over 2,000
 /// sessions, realistic browser user agent), under the default-length
 /// prefix. A user's first session also pays for the user's index.
@@ -300,11 +375,16 @@ mod near_cache {
             .unwrap();
         assert!(!a.load(&s.id_hash, now).await.unwrap().unwrap().rotate);
         let admin = vec![Role::parse("admin").unwrap()];
-        assert_eq!(b.set_roles_for_user(u.id, &admin).await.unwrap(), 1);
+        let copy = tessera_core::UserCopy {
+            roles: admin.clone(),
+            email_verified: true,
+            ..s.user_copy()
+        };
+        assert_eq!(b.update_user_copy(u.id, &copy).await.unwrap(), 1);
         let started = std::time::Instant::now();
         loop {
             let loaded = a.load(&s.id_hash, now).await.unwrap().unwrap();
-            if loaded.rotate && loaded.roles == admin {
+            if loaded.rotate && loaded.user_copy() == copy {
                 break;
             }
             assert!(

@@ -25,9 +25,9 @@ fn sqlite(session_cache: usize) -> (Arc<SqliteStore>, tempfile::TempDir) {
 contract_tests!(sessions, sqlite(0));
 contract_tests!(tokens, sqlite(0));
 contract_tests!(users, sqlite(0));
+contract_tests!(audit, sqlite(0));
 contract_tests!(tickets, sqlite(0));
 contract_tests!(outbox, sqlite(0));
-contract_tests!(audit, sqlite(0));
 
 /// The contracts again, with the read cache on.
 mod with_cache {
@@ -89,13 +89,19 @@ mod cache {
         let cli = open(&path, 0, Duration::from_secs(60));
         let (u, s) = cached_session(&server).await;
         let roles = vec![Role::parse("auditor").unwrap()];
-        cli.set_roles_for_user(u.id, &roles).await.unwrap();
+        let copy = tessera_core::UserCopy {
+            roles: roles.clone(),
+            email_verified: !s.email_verified,
+            ..s.user_copy()
+        };
+        cli.update_user_copy(u.id, &copy).await.unwrap();
         let loaded = server
             .load(&s.id_hash, Timestamp::now())
             .await
             .unwrap()
             .unwrap();
         assert_eq!(loaded.roles, roles);
+        assert_eq!(loaded.user_copy(), copy);
         assert!(loaded.rotate);
     }
 
@@ -271,19 +277,12 @@ mod durability {
                 .unwrap();
         }
         // Back to schema 2, as a release before the aliases left it.
-        let conn = rusqlite_conn(&path);
-        conn.execute_batch(&format!(
-            "{BEFORE_AUDIT_LOG} {BEFORE_SEALED_CAPS} DROP TABLE session_aliases; \
-             PRAGMA user_version = 2;"
-        ))
-        .unwrap();
-        drop(conn);
+        roll_back(&path, 2);
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         let version: i64 = rusqlite_conn(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 7);
-        assert_eq!(version, 8);
+        assert_eq!(version, DOWN.last().unwrap().0);
         assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
         let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
         let grace_until = now.plus(Duration::from_secs(60));
@@ -292,31 +291,43 @@ mod durability {
         assert_eq!(through_old.id_hash, next.id_hash);
     }
 
-    /// Undoes migration 7 (the mail outbox) and 5 (whether an address is
-    /// verified).
-    const BEFORE_EMAIL_VERIFIED: &str = "DROP TABLE mail_outbox;
-        ALTER TABLE users DROP COLUMN email_verified;";
+    /// What undoes each migration (by the version it brought the schema to),
+    /// for tests that open a database an older release left behind. A new
+    /// migration adds its line.
+    const DOWN: &[(i64, &str)] = &[
+        (3, "DROP TABLE session_aliases;"),
+        (
+            4,
+            "DROP INDEX revocations_sealed_by_user;
+            ALTER TABLE revocations DROP COLUMN user_id;",
+        ),
+        (5, "ALTER TABLE users DROP COLUMN email_verified;"),
+        // 6 re-normalised stored addresses: nothing to undo.
+        (7, "DROP TABLE mail_outbox;"),
+        (
+            8,
+            "DROP TABLE audit_log;
+            CREATE TABLE audit_events (
+                at      INTEGER NOT NULL,
+                kind    TEXT NOT NULL,
+                user_id TEXT,
+                detail  TEXT NOT NULL
+            );
+            CREATE INDEX audit_events_by_time ON audit_events (at);",
+        ),
+        (10, "DROP TABLE tickets;"),
+        (11, "ALTER TABLE sessions DROP COLUMN email_verified;"),
+    ];
 
-    /// Undoes migrations 7, 5 and 4 (the user of a sealed revocation).
-    const BEFORE_SEALED_CAPS: &str = "DROP TABLE mail_outbox;
-        ALTER TABLE users DROP COLUMN email_verified;
-    /// Undoes migration 8 (the audit log with actors and ids).
-    const BEFORE_AUDIT_LOG: &str = "DROP TABLE audit_log;
-        CREATE TABLE audit_events (
-            at      INTEGER NOT NULL,
-            kind    TEXT NOT NULL,
-            user_id TEXT,
-            detail  TEXT NOT NULL
-        );
-        CREATE INDEX audit_events_by_time ON audit_events (at);";
-
-    /// Undoes migrations 8 and 5 (whether an address is verified).
-    const BEFORE_EMAIL_VERIFIED: &str = "ALTER TABLE users DROP COLUMN email_verified;";
-
-    /// Undoes migrations 8, 5 and 4 (the user of a sealed revocation).
-    const BEFORE_SEALED_CAPS: &str = "ALTER TABLE users DROP COLUMN email_verified;
-        DROP INDEX revocations_sealed_by_user;
-        ALTER TABLE revocations DROP COLUMN user_id;";
+    /// Takes the database at `path` back to schema `version`, newest first.
+    fn roll_back(path: &std::path::Path, version: i64) {
+        let conn = rusqlite_conn(path);
+        for (to, sql) in DOWN.iter().rev().filter(|(to, _)| *to > version) {
+            conn.execute_batch(sql)
+                .unwrap_or_else(|e| panic!("undoing migration {to}: {e}"));
+        }
+        conn.pragma_update(None, "user_version", version).unwrap();
+    }
 
     #[tokio::test]
     async fn audit_events_from_before_the_audit_log_are_kept() {
@@ -324,14 +335,13 @@ mod durability {
         let path = dir.path().join("tessera.db");
         drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
         let user = UserId::generate();
+        roll_back(&path, 7);
         let conn = rusqlite_conn(&path);
         conn.execute_batch(&format!(
-            "{BEFORE_AUDIT_LOG}
-            INSERT INTO audit_events (at, kind, user_id, detail)
+            "INSERT INTO audit_events (at, kind, user_id, detail)
                 VALUES (1000, 'refresh_token_reused', '{user}', 'family revoked');
             INSERT INTO audit_events (at, kind, user_id, detail)
-                VALUES (2000, 'refresh_token_reused', NULL, 'again');
-            PRAGMA user_version = 7;"
+                VALUES (2000, 'refresh_token_reused', NULL, 'again');"
         ))
         .unwrap();
         drop(conn);
@@ -358,12 +368,7 @@ mod durability {
             let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
             UserStore::create(&store, &u).await.unwrap();
         }
-        let conn = rusqlite_conn(&path);
-        conn.execute_batch(&format!(
-            "{BEFORE_AUDIT_LOG} {BEFORE_EMAIL_VERIFIED} PRAGMA user_version = 4;"
-        ))
-        .unwrap();
-        drop(conn);
+        roll_back(&path, 4);
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         let loaded = store.by_id(u.id).await.unwrap().unwrap();
         assert!(
@@ -373,6 +378,50 @@ mod durability {
         let later = user("bob@example.com");
         UserStore::create(&store, &later).await.unwrap();
         assert!(!store.by_id(later.id).await.unwrap().unwrap().email_verified);
+    }
+
+    #[tokio::test]
+    async fn sessions_from_before_they_carried_email_verified_take_their_users_flag() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let now = Timestamp::now();
+        let mut verified = user("alice@example.com");
+        verified.email_verified = true;
+        let unverified = user("bob@example.com");
+        // Users kept elsewhere (PostgreSQL): no row here to read.
+        let elsewhere = user("carol@example.com");
+        let sessions: Vec<_> = [&verified, &unverified, &elsewhere]
+            .into_iter()
+            .map(|u| crate::contract::start(u, now))
+            .collect();
+        {
+            let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+            for u in [&verified, &unverified] {
+                UserStore::create(&store, u).await.unwrap();
+            }
+            for s in &sessions {
+                SessionStore::create(&store, s, PerUserCap::UNBOUNDED)
+                    .await
+                    .unwrap();
+            }
+        }
+        roll_back(&path, 10);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let flags: Vec<bool> = loaded_flags(&store, &sessions, now).await;
+        assert_eq!(flags, [true, false, true]);
+    }
+
+    async fn loaded_flags(
+        store: &SqliteStore,
+        sessions: &[tessera_core::Session],
+        now: Timestamp,
+    ) -> Vec<bool> {
+        let mut flags = Vec::new();
+        for s in sessions {
+            let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+            flags.push(loaded.email_verified);
+        }
+        flags
     }
 
     #[tokio::test]
@@ -390,12 +439,7 @@ mod durability {
             let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
             store.save_revocation(&cutoff).await.unwrap();
         }
-        let conn = rusqlite_conn(&path);
-        conn.execute_batch(&format!(
-            "{BEFORE_AUDIT_LOG} {BEFORE_SEALED_CAPS} PRAGMA user_version = 3;"
-        ))
-        .unwrap();
-        drop(conn);
+        roll_back(&path, 3);
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(
             store.load_revocations(now, None).await.unwrap(),

@@ -1,8 +1,8 @@
 //! `tessera user ...`: account administration on the data directory.
 //!
 //! These commands work on the embedded database directly, so they work
-//! whether or not a server is running on it. Role changes, disabling and
-//! password changes reach the user's sessions the same way the admin API
+//! whether or not a server is running on it. Role changes, verification,
+//! disabling and password changes reach the user's sessions the same way the admin API
 //! does (see `tessera_axum::accounts`).
 
 use std::io::{BufRead, IsTerminal};
@@ -63,6 +63,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             email,
             roles,
             password_stdin,
+            unverified,
         } => {
             let email = parse_email(&email)?;
             let roles = parse_roles(&roles)?;
@@ -72,7 +73,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 email,
                 roles,
                 password_hash: hash,
-                email_verified: true,
+                email_verified: !unverified,
             }
             .into_user(Timestamp::now());
             match users.create(&user).await {
@@ -122,6 +123,28 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 change.user.email,
                 role_list(&change.user.roles),
                 change.sessions_affected
+            );
+        }
+        UserCommand::Verify { email } => {
+            let email = parse_email(&email)?;
+            let change = found(
+                accounts.set_email_verified_by_email(&email, true).await?,
+                &email,
+            )?;
+            println!(
+                "{} address verified ({} live sessions updated)",
+                change.user.email, change.sessions_affected
+            );
+        }
+        UserCommand::Unverify { email } => {
+            let email = parse_email(&email)?;
+            let change = found(
+                accounts.set_email_verified_by_email(&email, false).await?,
+                &email,
+            )?;
+            println!(
+                "{} address no longer verified ({} live sessions updated, {} token families ended)",
+                change.user.email, change.sessions_affected, change.families_ended
             );
         }
         UserCommand::Disable { email } => {

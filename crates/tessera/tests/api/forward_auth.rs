@@ -95,6 +95,7 @@ async fn a_session_cookie_reaches_the_app_with_the_identity_headers() {
     assert_eq!(seen["X-Auth-Email"], "alice@example.com");
     assert_eq!(seen["X-Auth-Roles"], "admin");
     assert_eq!(seen["X-Auth-User-Id"].as_str().unwrap().len(), 36);
+    assert_eq!(seen["X-Auth-Email-Verified"], "true");
 }
 
 #[tokio::test]

@@ -251,6 +251,7 @@ async fn a_session_survives_a_role_change_and_ends_at_logout(proxy: Proxy) {
     let seen = browser.app("/reports").await;
     assert_eq!(seen["X-Auth-Email"], "alice@example.com");
     assert_eq!(roles(&seen), ["admin"]);
+    assert_eq!(seen["X-Auth-Email-Verified"], "true");
 
     let patch = browser
         .send(
@@ -409,6 +410,7 @@ async fn headers_a_client_forges_are_not_believed(proxy: Proxy) {
             .header("x-auth-user-id", "00000000-0000-0000-0000-000000000000")
             .header("x-auth-email", "root@example.com")
             .header("x-auth-roles", "admin,root")
+            .header("x-auth-email-verified", "false")
             .header("x-tessera-set-cookie", "evil=1; Path=/")
     };
     let anonymous = browser
@@ -429,6 +431,7 @@ async fn headers_a_client_forges_are_not_believed(proxy: Proxy) {
     assert_eq!(seen["X-Auth-Email"], "alice@example.com", "{proxy:?}");
     assert_eq!(roles(&seen), ["admin"]);
     assert_eq!(seen["X-Auth-User-Id"].as_str().unwrap().len(), 36);
+    assert_eq!(seen["X-Auth-Email-Verified"], "true", "{proxy:?}");
 
     // A cross-site POST that claims to be a GET is still a POST.
     for claim in [None, Some("GET")] {

@@ -9,7 +9,7 @@ import sys
 
 class Echo(http.server.BaseHTTPRequestHandler):
     def _answer(self):
-        seen = {k: self.headers.get(k) for k in ("X-Auth-User-Id", "X-Auth-Email", "X-Auth-Roles")}
+        seen = {k: self.headers.get(k) for k in ("X-Auth-User-Id", "X-Auth-Email", "X-Auth-Roles", "X-Auth-Email-Verified")}
         seen["headers"] = sorted(k.lower() for k in self.headers.keys())
         body = json.dumps(seen).encode()
         self.send_response(200)

@@ -100,7 +100,7 @@ macro_rules! contract_tests {
             per_user_listing_sees_only_that_users_live_sessions,
             delete_by_handle_only_touches_the_owners_session,
             delete_all_for_user_ends_every_session_of_that_user,
-            role_changes_reach_live_sessions_and_flag_rotation,
+            user_copy_changes_reach_live_sessions_and_flag_rotation,
             purge_removes_only_expired_sessions,
             rotation_keeps_changes_made_since_the_session_was_read,
             a_create_past_the_cap_ends_the_oldest_sessions,

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use tessera_core::{
-    PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError, Timestamp,
+    Email, PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore, StoreError,
+    Timestamp, UserCopy,
 };
 
 use super::{meta, object, policy, rotation_key, start, start_with_id, user};
@@ -517,24 +518,49 @@ pub async fn delete_all_for_user_ends_every_session_of_that_user(store: Arc<dyn 
     assert!(store.load(&theirs.id_hash, now).await.unwrap().is_some());
 }
 
-pub async fn role_changes_reach_live_sessions_and_flag_rotation(store: Arc<dyn SessionStore>) {
+pub async fn user_copy_changes_reach_live_sessions_and_flag_rotation(store: Arc<dyn SessionStore>) {
     let now = Timestamp::now();
     let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
-    let a = start(&alice, now);
+    let mut a = start(&alice, now);
+    a.data = object(json!({"theme": "dark"}));
+    let a2 = start(&alice, now);
     let b = start(&bob, now);
-    store.create(&a, PerUserCap::UNBOUNDED).await.unwrap();
-    store.create(&b, PerUserCap::UNBOUNDED).await.unwrap();
-    let roles = vec![
-        Role::parse("admin").unwrap(),
-        Role::parse("member").unwrap(),
-    ];
-    assert_eq!(store.set_roles_for_user(alice.id, &roles).await.unwrap(), 1);
-    let loaded = store.load(&a.id_hash, now).await.unwrap().unwrap();
-    assert_eq!(loaded.roles, roles);
-    assert!(loaded.rotate);
+    for s in [&a, &a2, &b] {
+        store.create(s, PerUserCap::UNBOUNDED).await.unwrap();
+    }
+    assert!(!a.email_verified, "the fixture's user is unverified");
+    // A longer address (its length no longer fits in one byte of a
+    // varint), then a shorter one: the copy replaces the old one whole.
+    let long = format!("{}@{}.example.com", "a".repeat(60), "b".repeat(70));
+    for (email, verified) in [(long.as_str(), true), ("al@example.org", false)] {
+        let copy = UserCopy {
+            email: Email::parse(email).unwrap(),
+            roles: vec![
+                Role::parse("admin").unwrap(),
+                Role::parse("member").unwrap(),
+            ],
+            email_verified: verified,
+        };
+        assert_eq!(store.update_user_copy(alice.id, &copy).await.unwrap(), 2);
+        for s in [&a, &a2] {
+            let loaded = store.load(&s.id_hash, now).await.unwrap().unwrap();
+            let mut expected = s.clone();
+            expected.set_user_copy(&copy);
+            assert_eq!(*loaded, expected, "only the copy changed, rotation flagged");
+            assert!(loaded.rotate);
+        }
+        let listed = store.list_for_user(alice.id, now).await.unwrap();
+        assert!(listed.iter().all(|s| s.user_copy() == copy && s.rotate));
+    }
     let other = store.load(&b.id_hash, now).await.unwrap().unwrap();
-    assert!(!other.rotate);
-    assert_eq!(other.roles, b.roles);
+    assert_eq!(*other, b, "another user's session is untouched");
+    assert_eq!(
+        store
+            .update_user_copy(user("carol@example.com").id, &b.user_copy())
+            .await
+            .unwrap(),
+        0
+    );
 }
 
 pub async fn purge_removes_only_expired_sessions(store: Arc<dyn SessionStore>) {
@@ -565,7 +591,12 @@ pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<d
     store.create(&s, PerUserCap::UNBOUNDED).await.unwrap();
     let read = store.load(&s.id_hash, now).await.unwrap().unwrap();
     let admin = vec![Role::parse("admin").unwrap()];
-    store.set_roles_for_user(u.id, &admin).await.unwrap();
+    let copy = UserCopy {
+        email: Email::parse("new@example.com").unwrap(),
+        roles: admin.clone(),
+        email_verified: true,
+    };
+    store.update_user_copy(u.id, &copy).await.unwrap();
     store
         .merge_data(&s.id_hash, &object(json!({"theme": "dark"})), 1024)
         .await
@@ -580,6 +611,7 @@ pub async fn rotation_keeps_changes_made_since_the_session_was_read(store: Arc<d
         .unwrap()
         .unwrap();
     assert_eq!(rotated.roles, admin, "the role change is kept");
+    assert_eq!(rotated.user_copy(), copy, "so is the rest of the copy");
     assert_eq!(
         Value::Object(rotated.data.clone()),
         json!({"theme": "dark"})
