@@ -32,6 +32,20 @@ pub struct AccountChange {
     pub families_ended: u64,
 }
 
+/// How a password changes ([`Accounts::change_password`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PasswordChange {
+    /// Set by the user, an admin or an operator: every credential of the
+    /// user ends (`password_changed`).
+    Changed,
+    /// Set by the user, who asked to stay logged in elsewhere
+    /// (`password_changed`).
+    KeepingSessions,
+    /// Set through a mailed recovery link: every credential ends
+    /// (`password_reset`).
+    Reset,
+}
+
 /// Account operations over the user store, the session store and the
 /// revocations.
 #[derive(Clone)]
@@ -144,6 +158,7 @@ impl Accounts {
     /// Store errors.
     pub async fn set_email_verified(
         &self,
+        context: &AuditContext,
         user: UserId,
         verified: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
@@ -159,6 +174,14 @@ impl Accounts {
         } else {
             0
         };
+        let event = if verified {
+            context.event_about(AuditKind::EmailVerified, user.id)
+        } else {
+            context
+                .event_about(AuditKind::UserUpdated, user.id)
+                .detail("address marked unverified")
+        };
+        self.audit.record_now(event).await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -173,11 +196,12 @@ impl Accounts {
     /// Store errors.
     pub async fn set_email_verified_by_email(
         &self,
+        context: &AuditContext,
         email: &Email,
         verified: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
         match self.users.by_email(email).await? {
-            Some(user) => self.set_email_verified(user.id, verified).await,
+            Some(user) => self.set_email_verified(context, user.id, verified).await,
             None => Ok(None),
         }
     }
@@ -250,18 +274,49 @@ impl Accounts {
         email: &Email,
         hash: &PasswordHash,
     ) -> Result<Option<AccountChange>, StoreError> {
+        self.change_password(context, email, hash, PasswordChange::Changed)
+            .await
+    }
+
+    /// Sets a new password hash, recorded and with the effects `how` says.
+    /// `Ok(None)` if no such user.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn change_password(
+        &self,
+        context: &AuditContext,
+        email: &Email,
+        hash: &PasswordHash,
+        how: PasswordChange,
+    ) -> Result<Option<AccountChange>, StoreError> {
         let Some(mut user) = self.users.by_email(email).await? else {
             return Ok(None);
         };
         self.users.set_password_hash(user.id, hash).await?;
         user.password_hash = hash.clone();
-        let (sessions_affected, families_ended) = self.end_credentials(user.id).await?;
+        let (sessions_affected, families_ended) = match how {
+            PasswordChange::KeepingSessions => (0, 0),
+            PasswordChange::Changed | PasswordChange::Reset => {
+                self.end_credentials(user.id).await?
+            }
+        };
+        let (kind, detail) = match how {
+            PasswordChange::Reset => (
+                AuditKind::PasswordReset,
+                ended(sessions_affected, families_ended),
+            ),
+            PasswordChange::Changed => (
+                AuditKind::PasswordChanged,
+                ended(sessions_affected, families_ended),
+            ),
+            PasswordChange::KeepingSessions => {
+                (AuditKind::PasswordChanged, "sessions kept".to_owned())
+            }
+        };
         self.audit
-            .record_now(
-                context
-                    .event_about(AuditKind::PasswordChanged, user.id)
-                    .detail(ended(sessions_affected, families_ended)),
-            )
+            .record_now(context.event_about(kind, user.id).detail(detail))
             .await?;
         Ok(Some(AccountChange {
             user,

@@ -14,7 +14,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cors;
 use crate::error::{ApiError, error_body};
-use crate::routes::{admin, forward_auth, health, login, profile, sessions, token};
+use crate::routes::{
+    account, admin, forward_auth, health, login, profile, recovery, sessions, signup, token,
+};
 use crate::state::AppState;
 
 /// The whole HTTP API over `state`.
@@ -36,6 +38,11 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/token/refresh", post(token::refresh))
         .route("/token/revoke", post(token::revoke))
         .route("/.well-known/jwks.json", get(token::jwks))
+        .route("/signup", post(signup::signup))
+        .route("/email/verify", post(signup::verify_email))
+        .route("/email/verify/resend", post(signup::resend_verification))
+        .route("/password/forgot", post(recovery::forgot))
+        .route("/password/reset", post(recovery::reset))
         .merge(protected)
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
@@ -115,6 +122,8 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ),
         ProtectedRoute::new(Method::POST, "/logout", login::logout),
         ProtectedRoute::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
+        ProtectedRoute::new(Method::POST, "/password", account::change_password),
+        ProtectedRoute::new(Method::POST, "/email", account::request_email_change),
     ]
 }
 

@@ -31,6 +31,26 @@ pub enum ApiError {
     /// A refresh token that is unknown, expired, revoked or reused.
     #[error("invalid or expired refresh token")]
     InvalidGrant,
+    /// The password checked out, but the account's address is not verified
+    /// and `require_verified_email` is on.
+    #[error("verify your e-mail address before logging in")]
+    EmailNotVerified,
+    /// A mailed link's ticket that is malformed, unknown, expired, used, or
+    /// for another purpose: one answer for all.
+    #[error("this link is invalid or has expired")]
+    InvalidTicket,
+    /// `POST /signup` while `registration = closed`.
+    #[error("sign-up is closed")]
+    RegistrationClosed,
+    /// `POST /signup` without a valid invite while `registration = invite`.
+    #[error("sign-up requires a valid invite")]
+    InviteRequired,
+    /// The address belongs to another account.
+    #[error("that address belongs to another account")]
+    EmailTaken,
+    /// A new password that the password policy refuses.
+    #[error("{0}")]
+    WeakPassword(String),
     /// Authenticated, but without the role the route needs.
     #[error("this requires the {0} role")]
     Forbidden(&'static str),
@@ -99,6 +119,12 @@ impl ApiError {
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
             Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
             Self::InvalidGrant => (StatusCode::UNAUTHORIZED, "invalid_grant"),
+            Self::EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified"),
+            Self::InvalidTicket => (StatusCode::BAD_REQUEST, "invalid_ticket"),
+            Self::RegistrationClosed => (StatusCode::FORBIDDEN, "registration_closed"),
+            Self::InviteRequired => (StatusCode::FORBIDDEN, "invite_required"),
+            Self::EmailTaken => (StatusCode::CONFLICT, "email_taken"),
+            Self::WeakPassword(_) => (StatusCode::BAD_REQUEST, "weak_password"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

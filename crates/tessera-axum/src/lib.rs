@@ -65,6 +65,7 @@ pub mod hashing;
 pub mod json;
 pub mod mail;
 pub mod routes;
+pub mod self_service;
 pub mod server;
 mod shares;
 pub mod startup;

@@ -49,6 +49,11 @@ pub fn spawn_maintenance(
                     Err(error) => tracing::warn!(%error, "purging expired sessions failed"),
                 }
                 state.throttle.prune();
+                match state.tickets.purge_expired_tickets(Timestamp::now()).await {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::debug!(purged, "expired tickets purged"),
+                    Err(error) => tracing::warn!(%error, "purging expired tickets failed"),
+                }
                 if let Err(error) = state.tokens.purge().await {
                     tracing::warn!(%error, "purging expired token state failed");
                 }

@@ -18,7 +18,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use tessera_core::{Outbox, PasswordHasher, SessionStore, StoreError, TokenStore, UserStore};
+use tessera_core::{
+    Outbox, PasswordHasher, SessionStore, StoreError, TicketStore, TokenStore, UserStore,
+};
 use tessera_store::{
     MemoryStore, PostgresOptions, PostgresUserStore, RedisOptions, RedisStore, RedisThrottle,
     RevocationEvent, SqliteOptions, SqliteStore,
@@ -187,23 +189,36 @@ pub async fn open_stores(
         None
     };
     let embedded = || database.clone().expect("opened when needed");
-    // The outbox lives with the users.
-    let (users, outbox): (Arc<dyn UserStore>, Arc<dyn Outbox>) = match &config.users {
-        UserBackend::Sqlite => (Arc::new(embedded()), Arc::new(embedded())),
-        UserBackend::Postgres { url, options } => {
-            let postgres = Arc::new(
-                PostgresUserStore::connect(url, options.clone())
-                    .await
-                    .map_err(store("the PostgreSQL user store (database_url)"))?,
-            );
-            (Arc::clone(&postgres) as Arc<dyn UserStore>, postgres)
-        }
-    };
+    // Users and what lives beside them (tickets, the outbox) share one store.
+    let (users, tickets, outbox): (Arc<dyn UserStore>, Arc<dyn TicketStore>, Arc<dyn Outbox>) =
+        match &config.users {
+            UserBackend::Sqlite => {
+                let database = Arc::new(embedded());
+                (
+                    Arc::clone(&database) as _,
+                    Arc::clone(&database) as _,
+                    database as _,
+                )
+            }
+            UserBackend::Postgres { url, options } => {
+                let postgres = Arc::new(
+                    PostgresUserStore::connect(url, options.clone())
+                        .await
+                        .map_err(store("the PostgreSQL user store (database_url)"))?,
+                );
+                (
+                    Arc::clone(&postgres) as _,
+                    Arc::clone(&postgres) as _,
+                    postgres as _,
+                )
+            }
+        };
     let local = || Arc::new(LocalBuckets::default());
     Ok(match &config.sessions {
         SessionBackend::Sqlite => OpenStores {
             backends: Backends {
                 users,
+                tickets,
                 outbox,
                 ..Backends::single(Arc::new(embedded()))
             },
@@ -216,6 +231,7 @@ pub async fn open_stores(
                     sessions: Arc::clone(&memory) as Arc<dyn SessionStore>,
                     tokens: memory as Arc<dyn TokenStore>,
                     users,
+                    tickets,
                     outbox,
                     throttle: local(),
                 },
@@ -225,6 +241,7 @@ pub async fn open_stores(
         SessionBackend::Memory => OpenStores {
             backends: Backends {
                 users,
+                tickets,
                 outbox,
                 ..Backends::single(Arc::new(embedded()))
             },
@@ -243,6 +260,7 @@ pub async fn open_stores(
                     sessions: Arc::new(redis.clone()),
                     tokens: Arc::new(redis.clone()),
                     users,
+                    tickets,
                     outbox,
                     throttle: Arc::new(RedisThrottle::new(redis.clone())),
                 },

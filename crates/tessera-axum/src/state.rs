@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use ipnet::IpNet;
 use tessera_core::{
     ChainKey, DeviceKey, Outbox, PasswordHasher, PerUserCap, SessionPolicy, SessionStore,
-    ThrottleStore, TokenStore, UserStore,
+    ThrottleStore, TicketStore, TokenStore, UserStore,
 };
 use tessera_token::KeySet;
 
@@ -17,6 +17,7 @@ use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
 use crate::hashing::HashingPool;
 use crate::mail::{Mail, MailConfig};
+use crate::self_service::SelfServiceConfig;
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
 use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
 
@@ -79,6 +80,8 @@ pub struct AppConfig {
     pub access_token_cookie: bool,
     /// Outgoing mail: transport, sender address, templates, retries.
     pub mail: MailConfig,
+    /// Sign-up, verification, recovery and the other self-service flows.
+    pub self_service: SelfServiceConfig,
 }
 
 impl Default for AppConfig {
@@ -108,6 +111,7 @@ impl Default for AppConfig {
             tokens: TokenConfig::default(),
             access_token_cookie: false,
             mail: MailConfig::default(),
+            self_service: SelfServiceConfig::default(),
         }
     }
 }
@@ -149,6 +153,8 @@ pub struct Backends {
     pub sessions: Arc<dyn SessionStore>,
     /// Users and the audit log.
     pub users: Arc<dyn UserStore>,
+    /// Tickets (mailed single-use links), beside the users.
+    pub tickets: Arc<dyn TicketStore>,
     /// Refresh families and revocations.
     pub tokens: Arc<dyn TokenStore>,
     /// Login-throttling buckets: shared by a cluster (Redis), or this
@@ -164,12 +170,13 @@ impl Backends {
     /// SQLite), with this process's throttling buckets.
     pub fn single<S>(store: Arc<S>) -> Self
     where
-        S: SessionStore + UserStore + TokenStore + Outbox,
+        S: SessionStore + UserStore + TokenStore + TicketStore + Outbox,
     {
         Self {
             sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
             users: Arc::clone(&store) as Arc<dyn UserStore>,
             outbox: Arc::clone(&store) as Arc<dyn Outbox>,
+            tickets: Arc::clone(&store) as Arc<dyn TicketStore>,
             tokens: store as Arc<dyn TokenStore>,
             throttle: Arc::new(LocalBuckets::default()),
         }
@@ -217,6 +224,7 @@ pub struct AppState {
     pub(crate) config: AppConfig,
     pub(crate) sessions: Arc<dyn SessionStore>,
     pub(crate) users: Arc<dyn UserStore>,
+    pub(crate) tickets: Arc<dyn TicketStore>,
     pub(crate) sealer: Option<CookieSealer>,
     pub(crate) accounts: Accounts,
     pub(crate) audit: AuditTrail,
@@ -288,6 +296,7 @@ impl AppState {
             mail: Mail::new(config.mail.is_configured().then_some(backends.outbox)),
             sessions: backends.sessions,
             users: backends.users,
+            tickets: backends.tickets,
             config,
             store_up: AtomicBool::new(true),
             users_up: AtomicBool::new(true),

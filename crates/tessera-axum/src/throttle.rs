@@ -51,6 +51,10 @@ pub struct ThrottleSettings {
     /// How long a device cookie vouches for an earlier login (each
     /// successful login issues a fresh one).
     pub device_lifetime: Duration,
+    /// Mails one address may be sent on request (sign-up, recovery,
+    /// verification), whoever asks: by default three at once, then one a
+    /// minute.
+    pub per_address_mail: BucketRule,
 }
 
 /// Default lifetime of a device cookie: half a year.
@@ -68,6 +72,7 @@ impl Default for ThrottleSettings {
             ipv6_prefix: 64,
             per_ipv6_site: site_rule(per_ip),
             device_lifetime: DEFAULT_DEVICE_LIFETIME,
+            per_address_mail: BucketRule::new(3, 1).expect("valid"),
         }
     }
 }
@@ -270,8 +275,9 @@ impl LoginThrottle {
         }
     }
 
-    /// An IPv4 address, or the IPv6 network of `ipv6_prefix` around it.
-    fn client_key(&self, ip: IpAddr) -> String {
+    /// A client's throttling key (and its share of the hashing queue): an
+    /// IPv4 address, or the IPv6 network of `ipv6_prefix` around it.
+    pub fn client_key(&self, ip: IpAddr) -> String {
         network_text(ip, self.settings.ipv6_prefix)
     }
 
@@ -319,6 +325,34 @@ impl LoginThrottle {
             let _ = self.store.update(kind, &name, rule, 1).await;
         }
         self.devices.issue(&attempt.account, Timestamp::now())
+    }
+
+    /// Takes a token for a request that mails `address` (sign-up, a
+    /// recovery or verification mail): from the client's bucket (the
+    /// per-IP rule) and from the address's ([`MAIL_PER_ADDRESS`]), alike
+    /// for addresses with and without an account. Never given back: each
+    /// such request costs, so nobody can flood a mailbox or the outbox.
+    ///
+    /// # Errors
+    ///
+    /// As [`LoginThrottle::begin`].
+    pub async fn mail_attempt(&self, ip: IpAddr, address: &str) -> Result<(), Refusal> {
+        let buckets = [
+            ("mail_ip", self.client_key(ip), self.settings.per_ip),
+            (
+                "mail_to",
+                account_key(address),
+                self.settings.per_address_mail,
+            ),
+        ];
+        for (kind, name, rule) in buckets {
+            match self.store.update(kind, &name, rule, -1).await {
+                Ok(wait) if wait == Duration::ZERO => {}
+                Ok(wait) => return Err(Refusal::Wait(wait)),
+                Err(e) => return Err(Refusal::Unavailable(e)),
+            }
+        }
+        Ok(())
     }
 
     /// How long a device cookie is good for.

@@ -11,6 +11,7 @@ use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::{DEFAULT_COOKIE_NAME, DEFAULT_DOMAIN_COOKIE_NAME, SessionCookie};
 use tessera_axum::csrf::HttpUrl;
 use tessera_axum::hashing::fair_share;
+use tessera_axum::self_service::{AccountLinks, SelfServiceConfig};
 use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
@@ -70,11 +71,43 @@ impl Settings {
             ipv6_prefix: self.login_ipv6_prefix,
             per_ipv6_site: site_rule(per_ip),
             device_lifetime: Duration::from_secs(self.login_device_lifetime.max(1)),
+            per_address_mail: BucketRule::new(
+                self.mail_address_burst,
+                self.mail_address_per_minute,
+            )
+            .context("mail_address_burst and mail_address_per_minute")?,
         };
         let hash_workers = self.hash_workers.unwrap_or(defaults.hash_workers).max(1);
         let session_storage = match self.session_storage {
             StorageKind::Server => SessionStorage::Server,
             StorageKind::Cookie => SessionStorage::Cookie(crate::keyfiles::cookie_key(self)?),
+        };
+        let public_url = self
+            .public_url
+            .as_deref()
+            .map(HttpUrl::parse)
+            .transpose()
+            .context("public_url")?;
+        let account_pages_url = self
+            .account_pages_url
+            .as_deref()
+            .map(HttpUrl::parse)
+            .transpose()
+            .context("account_pages_url")?;
+        let ttl = |name: &str, seconds: u64| {
+            if seconds == 0 {
+                bail!("{name} must be at least 1 second");
+            }
+            Ok(Duration::from_secs(seconds))
+        };
+        let self_service = SelfServiceConfig {
+            registration: self.registration,
+            require_verified_email: self.require_verified_email,
+            verification_ttl: ttl("email_verification_ttl", self.email_verification_ttl)?,
+            reset_ttl: ttl("password_reset_ttl", self.password_reset_ttl)?,
+            invite_ttl: ttl("invite_ttl", self.invite_ttl)?,
+            email_change_ttl: ttl("email_change_ttl", self.email_change_ttl)?,
+            links: AccountLinks::new(account_pages_url.or_else(|| public_url.clone())),
         };
         let app = AppConfig {
             policy,
@@ -83,12 +116,7 @@ impl Settings {
             session_storage,
             trusted_proxies: self.trusted_proxies.clone(),
             allowed_origins: self.allowed_origins.clone(),
-            public_url: self
-                .public_url
-                .as_deref()
-                .map(HttpUrl::parse)
-                .transpose()
-                .context("public_url")?,
+            public_url,
             login_url: self
                 .login_url
                 .as_deref()
@@ -109,6 +137,7 @@ impl Settings {
             tokens: self.token_config()?,
             access_token_cookie: self.jwt_access_token_cookie,
             mail: tessera_axum::MailConfig::default(),
+            self_service,
         };
         let sessions = match self.store {
             StoreKind::Sqlite => SessionBackend::Sqlite,

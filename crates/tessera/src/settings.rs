@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::SameSitePolicy;
+use tessera_axum::self_service::Registration;
 use tessera_axum::{AppConfig, Maintenance};
 use tessera_store::{RedisOptions, SqliteOptions, Synchronous};
 
@@ -160,6 +161,30 @@ pub struct Settings {
     /// generated into the data directory.
     pub session_cookie_key: Option<String>,
 
+    // Self-service flows (`tessera_axum::self_service::SelfServiceConfig`).
+    /// Mails one address may be sent on request (sign-up, recovery,
+    /// verification) at once, whoever asks.
+    pub mail_address_burst: u32,
+    /// ... and per minute after that.
+    pub mail_address_per_minute: u32,
+    /// Who may sign up: `closed` (operators and the admin API only),
+    /// `invite` (holders of an invite) or `open`.
+    pub registration: Registration,
+    /// Refuse logins to accounts whose address is not verified.
+    pub require_verified_email: bool,
+    /// Seconds an address-verification link works.
+    pub email_verification_ttl: u64,
+    /// Seconds a password-reset link works.
+    pub password_reset_ttl: u64,
+    /// Seconds an invite works.
+    pub invite_ttl: u64,
+    /// Seconds the link confirming a new address works.
+    pub email_change_ttl: u64,
+    /// Base URL of the pages mailed links open (`verify-email`,
+    /// `reset-password`, `accept-invite`, `confirm-email`); default
+    /// `public_url`.
+    pub account_pages_url: Option<String>,
+
     // Connections (`tessera_axum::connections::ConnectionLimits`).
     /// Seconds a connection may take to send a request head, counted from
     /// when the server waits for one: so also how long a silent connection
@@ -260,6 +285,16 @@ impl Default for Settings {
             redis_near_cache: redis.near_cache,
             session_storage: StorageKind::Server,
             session_cookie_key: None,
+
+            mail_address_burst: app.throttle.per_address_mail.burst(),
+            mail_address_per_minute: app.throttle.per_address_mail.per_minute(),
+            registration: app.self_service.registration,
+            require_verified_email: app.self_service.require_verified_email,
+            email_verification_ttl: app.self_service.verification_ttl.as_secs(),
+            password_reset_ttl: app.self_service.reset_ttl.as_secs(),
+            invite_ttl: app.self_service.invite_ttl.as_secs(),
+            email_change_ttl: app.self_service.email_change_ttl.as_secs(),
+            account_pages_url: None,
 
             header_read_timeout: connections.header_read_timeout.as_secs(),
             body_read_timeout: connections.body_read_timeout.as_secs(),

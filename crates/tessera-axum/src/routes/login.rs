@@ -39,6 +39,15 @@ fn remembered() -> bool {
 }
 
 impl Credentials {
+    /// Credentials typed again by a logged-in user to confirm a change.
+    pub fn confirming(email: &Email, password: String) -> Self {
+        Self {
+            email: email.as_str().to_owned(),
+            password,
+            remember: true,
+        }
+    }
+
     /// Whether the client asked to be remembered.
     pub fn remember(&self) -> bool {
         self.remember
@@ -124,6 +133,10 @@ pub async fn authenticate(
         _ => return Err(ApiError::InvalidCredentials),
     };
     let token = state.throttle.finish_success(&attempt).await;
+    // Only now, with the password checked: a guesser learns nothing.
+    if state.config.self_service.require_verified_email && !user.email_verified {
+        return Err(ApiError::EmailNotVerified);
+    }
     let device_cookie = device.issue_sealed(token, Some(state.throttle.device_lifetime()));
     Ok(Authenticated {
         user,
@@ -174,6 +187,30 @@ pub async fn login(
     } = authenticate(&state, ip, &headers, credentials).await?;
 
     end_presented_session(&state, &headers).await?;
+    let (cookie, session) = start_session(&state, &user, ip, &headers, remember).await?;
+    tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
+    let body = SessionBody::of(&session);
+    let cookies = AppendHeaders([
+        (header::SET_COOKIE, cookie),
+        (header::SET_COOKIE, device_cookie),
+    ]);
+    Ok((cookies, Json(body)).into_response())
+}
+
+/// Starts a session for `user` (as a login does: a fresh id, the user's
+/// oldest sessions ended past `max_sessions_per_user`) and returns its
+/// `Set-Cookie` value. Sealed-cookie mode stores nothing.
+///
+/// # Errors
+///
+/// 503 when the session store does not answer.
+pub async fn start_session(
+    state: &AppState,
+    user: &User,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    remember: bool,
+) -> Result<(HeaderValue, tessera_core::Session), ApiError> {
     let now = Timestamp::now();
     let meta = SessionMeta {
         ip: Some(ip.to_string()),
@@ -184,9 +221,9 @@ pub async fn login(
     };
     let policy = &state.config.policy;
     let (id, session) = if remember {
-        policy.start(&user, meta, now)
+        policy.start(user, meta, now)
     } else {
-        policy.start_transient(&user, meta, now)
+        policy.start_transient(user, meta, now)
     };
     let max_age = policy.cookie_max_age(&session, now);
     let cookie = match &state.sealer {
@@ -207,13 +244,7 @@ pub async fn login(
             state.config.cookie.issue(&id, max_age)
         }
     };
-    tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
-    let body = SessionBody::of(&session);
-    let cookies = AppendHeaders([
-        (header::SET_COOKIE, cookie),
-        (header::SET_COOKIE, device_cookie),
-    ]);
-    Ok((cookies, Json(body)).into_response())
+    Ok((cookie, session))
 }
 
 /// Ends the session whose cookie came with a login request: a login always

@@ -1,11 +1,15 @@
 //! HTTP handlers, one module per resource.
 
+pub mod account;
 pub mod admin;
 pub mod forward_auth;
 pub mod health;
 pub mod login;
+pub mod mailed;
 pub mod profile;
+pub mod recovery;
 pub mod sessions;
+pub mod signup;
 pub mod token;
 
 use serde::{Serialize, Serializer};

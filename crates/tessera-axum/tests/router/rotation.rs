@@ -16,7 +16,7 @@ use tessera_axum::app::protected_routes;
 use tessera_axum::{AppConfig, Credential};
 use tessera_core::{ChainKey, Email, Role, RotationKey, SessionId, Timestamp};
 
-use crate::support::{App, Call};
+use crate::support::{App, Call, PASSWORD};
 
 /// Short, so that the test can wait it out; long enough for the checks
 /// made within it on a loaded machine (each is timed, see `within_grace`).
@@ -80,6 +80,20 @@ fn cases() -> Vec<Case> {
                 StatusCode::OK,
                 Rotated,
             )
+        },
+        Case {
+            body: Some(json!({"current_password": PASSWORD,
+                              "new_password": "another long passphrase",
+                              "end_other_sessions": false})),
+            ..case(Method::POST, "/password", StatusCode::OK, Rotated)
+        },
+        Case {
+            body: Some(json!({"new_email": "elsewhere@example.com", "password": PASSWORD})),
+            ..case(Method::POST, "/email", StatusCode::ACCEPTED, Rotated)
+        },
+        Case {
+            body: Some(json!({"password": PASSWORD})),
+            ..case(Method::DELETE, "/account", StatusCode::OK, ClearedByHandler)
         },
     ]
 }

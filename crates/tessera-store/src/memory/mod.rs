@@ -1,8 +1,8 @@
 //! Sessions and users in process memory.
 
-mod tickets;
-mod outbox;
 mod audit;
+mod outbox;
+mod tickets;
 mod tokens;
 
 use std::collections::{HashMap, HashSet};

@@ -15,8 +15,8 @@ use tokio_postgres::error::SqlState;
 
 use schema::MIGRATIONS;
 
-mod outbox;
 mod audit;
+mod outbox;
 mod schema;
 mod tickets;
 mod users;

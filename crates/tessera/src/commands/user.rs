@@ -128,7 +128,9 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Verify { email } => {
             let email = parse_email(&email)?;
             let change = found(
-                accounts.set_email_verified_by_email(&email, true).await?,
+                accounts
+                    .set_email_verified_by_email(&cli, &email, true)
+                    .await?,
                 &email,
             )?;
             println!(
@@ -139,7 +141,9 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::Unverify { email } => {
             let email = parse_email(&email)?;
             let change = found(
-                accounts.set_email_verified_by_email(&email, false).await?,
+                accounts
+                    .set_email_verified_by_email(&cli, &email, false)
+                    .await?,
                 &email,
             )?;
             println!(

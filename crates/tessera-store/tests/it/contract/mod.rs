@@ -5,8 +5,8 @@
 //! them on a backend. Below: the fixtures the checks (and the backend
 //! files) build their records with.
 
-pub mod outbox;
 pub mod audit;
+pub mod outbox;
 pub mod sessions;
 pub mod tickets;
 pub mod tokens;

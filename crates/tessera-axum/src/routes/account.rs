@@ -1,0 +1,227 @@
+//! The logged-in user's own account: `POST /password`, `POST /email`,
+//! `POST /email/confirm` and `DELETE /account`.
+//!
+//! Each change asks for the current password again (checked as a login is:
+//! throttled, on the hashing pool), and goes through [`Accounts`], so it has
+//! the same effects as the admin API and the CLI.
+//!
+//! [`Accounts`]: crate::accounts::Accounts
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{AppendHeaders, IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::{AuditKind, Notice, Password, TicketPurpose, Timestamp, User};
+
+use crate::accounts::PasswordChange;
+use crate::audit::AuditContext;
+use crate::caller::{Caller, Credential};
+use crate::client_ip::client_ip;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::login::{Authenticated, Credentials, authenticate, start_session};
+use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, parse_ticket, send};
+use crate::routes::signup::TicketRequest;
+use crate::state::AppState;
+
+/// Checks the caller's password again, as a login would (throttled, no
+/// difference between a wrong password and anything else).
+async fn confirm_password(
+    state: &AppState,
+    caller: &Caller,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    password: String,
+) -> Result<User, ApiError> {
+    let credentials = Credentials::confirming(caller.email(), password);
+    let Authenticated { user, .. } = authenticate(state, ip, headers, credentials).await?;
+    if user.id != caller.user_id() {
+        return Err(ApiError::InvalidCredentials);
+    }
+    Ok(user)
+}
+
+/// Body of `POST /password`. `Debug` never shows the passwords.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewPassword {
+    current_password: String,
+    new_password: String,
+    #[serde(default = "yes")]
+    end_other_sessions: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl std::fmt::Debug for NewPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NewPassword")
+            .field("end_other_sessions", &self.end_other_sessions)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `POST /password`: `{"current_password", "new_password"[,
+/// "end_other_sessions"]}`. With `end_other_sessions` (the default) every
+/// session, refresh family, access token and sealed cookie of the user ends,
+/// as after a reset; a browser caller gets a fresh session cookie in the
+/// answer and stays logged in, a bearer caller logs in again. Without it,
+/// only the password changes. A notice is mailed either way.
+///
+/// # Errors
+///
+/// 401 `invalid_credentials` (wrong current password), 400
+/// `weak_password`, 429, 503.
+pub async fn change_password(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    context: AuditContext,
+    headers: HeaderMap,
+    ApiJson(change): ApiJson<NewPassword>,
+) -> Response {
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let context = context.by(&caller);
+    let result = change_password_for(&state, &caller, &context, ip, &headers, change).await;
+    match result {
+        // The caller's credential ended with the rest: nothing of it to reply with.
+        Ok(Some(response)) => response,
+        Ok(None) => {
+            caller
+                .reply(&state, Json(json!({"sessions_ended": 0})))
+                .await
+        }
+        Err(e) => caller.reply(&state, e).await,
+    }
+}
+
+async fn change_password_for(
+    state: &AppState,
+    caller: &Caller,
+    context: &AuditContext,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    change: NewPassword,
+) -> Result<Option<Response>, ApiError> {
+    let user = confirm_password(state, caller, ip, headers, change.current_password).await?;
+    let client = state.throttle.client_key(ip);
+    let hash = hash_new_password(
+        state,
+        &client,
+        Password::new(change.new_password),
+        &user.email,
+    )
+    .await?;
+    if !change.end_other_sessions {
+        state
+            .accounts
+            .change_password(context, &user.email, &hash, PasswordChange::KeepingSessions)
+            .await?
+            .ok_or(ApiError::Unauthenticated)?;
+        tracing::info!(user = %user.id, "password changed, sessions kept");
+        send(state, &user.email, Notice::PasswordChanged).await?;
+        return Ok(None);
+    }
+    let change = state
+        .accounts
+        .change_password(context, &user.email, &hash, PasswordChange::Changed)
+        .await?
+        .ok_or(ApiError::Unauthenticated)?;
+    tracing::info!(user = %user.id, "password changed, every session ended");
+    send(state, &user.email, Notice::PasswordChanged).await?;
+    let ended = change.sessions_affected + change.families_ended;
+    let body = Json(json!({"sessions_ended": ended}));
+    Ok(Some(match caller.credential() {
+        Credential::Stored(_) | Credential::Sealed { .. } => {
+            let (cookie, _) = start_session(state, &change.user, ip, headers, true).await?;
+            (AppendHeaders([(header::SET_COOKIE, cookie)]), body).into_response()
+        }
+        Credential::Bearer { .. } => body.into_response(),
+    }))
+}
+
+/// Body of `POST /email`. `Debug` never shows the password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmailChange {
+    new_email: String,
+    password: String,
+}
+
+impl std::fmt::Debug for EmailChange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EmailChange { .. }")
+    }
+}
+
+/// `POST /email`: `{"new_email", "password"}` → `202`. Nothing changes yet:
+/// the new address is mailed a confirmation link (`POST /email/confirm`)
+/// and the current one a notice. The answer is the same whether or not the
+/// new address belongs to another account (which then gets no mail).
+///
+/// # Errors
+///
+/// 401 `invalid_credentials`, 400 `invalid_email` (or the address the
+/// account already has), 429, 503.
+pub async fn request_email_change(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    context: AuditContext,
+    headers: HeaderMap,
+    ApiJson(change): ApiJson<EmailChange>,
+) -> Response {
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let context = context.by(&caller);
+    let result = email_change_for(&state, &caller, &context, ip, &headers, change).await;
+    caller.reply(&state, result).await
+}
+
+async fn email_change_for(
+    state: &AppState,
+    caller: &Caller,
+    context: &AuditContext,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    change: EmailChange,
+) -> Result<Response, ApiError> {
+    let new_email = parse_email(&change.new_email)?;
+    let user = confirm_password(state, caller, ip, headers, change.password).await?;
+    if new_email == user.email {
+        return Err(ApiError::bad_request(
+            "same_email",
+            "that is the account's address already",
+        ));
+    }
+    if state.users.by_email(&new_email).await?.is_none() {
+        let link = issue_ticket(
+            state,
+            TicketPurpose::ChangeEmail,
+            Some(user.id),
+            &new_email,
+            Vec::new(),
+        )
+        .await?;
+        send(state, &new_email, Notice::ConfirmEmailChange { link }).await?;
+    }
+    send(
+        state,
+        &user.email,
+        Notice::EmailChangeRequested {
+            new_email: new_email.clone(),
+        },
+    )
+    .await?;
+    tracing::info!(user = %user.id, "e-mail change requested");
+    state
+        .audit()
+        .record(context.event_about(AuditKind::EmailChangeRequested, user.id));
+    Ok(crate::routes::mailed::accepted())
+}

@@ -1,0 +1,190 @@
+//! What the flows that mail a link share: tickets and their links, the mail
+//! throttle, new-password checks, and the work done after a `202`.
+//!
+//! A flow that takes an address from anyone (`/signup`, `/password/forgot`,
+//! `/email/verify/resend`) answers `202` with one body once it has checked
+//! the input, taken its throttle tokens and looked the address up — the same
+//! steps whatever it found. What depends on whether the address has an
+//! account (creating it, a ticket, the mail) is done after the answer, so
+//! neither the body nor the time reveals it.
+
+use std::future::Future;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::Json;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tessera_core::{
+    Email, Notice, OutgoingMail, Password, PasswordHash, Role, Ticket, TicketPurpose, TicketSecret,
+    Timestamp, User, UserId,
+};
+
+use crate::error::ApiError;
+use crate::state::AppState;
+use crate::throttle::Refusal;
+
+/// What every address-taking flow answers: `202` and one fixed body.
+pub fn accepted() -> Response {
+    (
+        StatusCode::ACCEPTED,
+        Json(json!({
+            "status": "accepted",
+            "message": "If the address can receive it, a message with a link is on its way."
+        })),
+    )
+        .into_response()
+}
+
+/// Parses an address from a request body.
+///
+/// # Errors
+///
+/// 400 `invalid_email`.
+pub fn parse_email(raw: &str) -> Result<Email, ApiError> {
+    Email::parse(raw).map_err(|e| ApiError::bad_request("invalid_email", e.to_string()))
+}
+
+/// Parses a ticket from a request body; anything malformed is the same
+/// [`ApiError::InvalidTicket`] as an unknown or used one.
+///
+/// # Errors
+///
+/// 400 `invalid_ticket`.
+pub fn parse_ticket(raw: &str) -> Result<TicketSecret, ApiError> {
+    TicketSecret::parse(raw.trim()).map_err(|_| ApiError::InvalidTicket)
+}
+
+/// Takes the mail throttle's tokens for `ip` mailing `address`.
+///
+/// # Errors
+///
+/// 429 with `Retry-After`; 503 when the buckets' store is down.
+pub async fn throttle_mail(state: &AppState, ip: IpAddr, address: &str) -> Result<(), ApiError> {
+    state
+        .throttle
+        .mail_attempt(ip, address)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Wait(retry_after) => ApiError::Throttled { retry_after },
+            Refusal::Unavailable(e) => ApiError::from(e),
+        })
+}
+
+/// Checks a new password against the policy and hashes it on the hashing
+/// pool (in `client`'s share).
+///
+/// # Errors
+///
+/// 400 `weak_password`; 503 `busy` when the pool is full.
+pub async fn hash_new_password(
+    state: &AppState,
+    client: &str,
+    password: Password,
+    email: &Email,
+) -> Result<PasswordHash, ApiError> {
+    check_new_password(state, &password, email).await?;
+    state
+        .hashing
+        .run_for(client, move |hasher| hasher.hash(&password))
+        .await
+        .map_err(|_| ApiError::Busy {
+            retry_after: Duration::from_secs(1),
+        })?
+        .map_err(|e| ApiError::Internal(format!("hashing failed: {e}")))
+}
+
+/// The password policy for a new password of the account at `email`.
+///
+/// # Errors
+///
+/// 400 `weak_password` naming the rule.
+pub async fn check_new_password(
+    _state: &AppState,
+    password: &Password,
+    _email: &Email,
+) -> Result<(), ApiError> {
+    password
+        .check_policy()
+        .map_err(|e| ApiError::WeakPassword(e.to_string()))
+}
+
+/// Issues a ticket for `purpose` and returns the link that carries it.
+///
+/// # Errors
+///
+/// 503 when the store does not answer.
+pub async fn issue_ticket(
+    state: &AppState,
+    purpose: TicketPurpose,
+    user: Option<UserId>,
+    email: &Email,
+    roles: Vec<Role>,
+) -> Result<String, ApiError> {
+    let ttl = state.config.self_service.ttl(purpose);
+    let (secret, ticket) =
+        Ticket::issue(purpose, user, email.clone(), roles, Timestamp::now(), ttl);
+    state.tickets.create_ticket(&ticket).await?;
+    Ok(state.config.self_service.links.link(purpose, &secret))
+}
+
+/// Queues a mail (durably; the sender delivers it in the background).
+///
+/// # Errors
+///
+/// 503 when the outbox does not answer.
+pub async fn send(state: &AppState, to: &Email, notice: Notice) -> Result<(), ApiError> {
+    state
+        .mail()
+        .send(OutgoingMail {
+            to: to.clone(),
+            notice,
+        })
+        .await?;
+    Ok(())
+}
+
+/// Mails `user` a fresh password-reset link.
+///
+/// # Errors
+///
+/// 503 when a store does not answer.
+pub async fn mail_reset_link(state: &AppState, user: &User) -> Result<String, ApiError> {
+    let link = issue_ticket(
+        state,
+        TicketPurpose::ResetPassword,
+        Some(user.id),
+        &user.email,
+        Vec::new(),
+    )
+    .await?;
+    send(
+        state,
+        &user.email,
+        Notice::ResetPassword { link: link.clone() },
+    )
+    .await?;
+    Ok(link)
+}
+
+/// Runs the part of a flow that depends on whether an address has an
+/// account, after the answer has gone: failures are logged, never shown.
+pub fn after_answer<F>(what: &'static str, work: F)
+where
+    F: Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    tokio::spawn(async move {
+        if let Err(error) = work.await {
+            tracing::warn!(%error, flow = what, "account flow failed after its answer");
+        }
+    });
+}
+
+/// The client's `User-Agent`, for the audit trail.
+pub fn user_agent(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|ua| ua.chars().take(256).collect())
+}

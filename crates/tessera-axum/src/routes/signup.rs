@@ -1,0 +1,289 @@
+//! `POST /signup`, `POST /email/verify` and `POST /email/verify/resend`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::{
+    AuditKind, Email, NewUser, Notice, Password, PasswordHash, StoreError, TicketPurpose,
+    TicketSecret, Timestamp, User,
+};
+
+use crate::audit::AuditContext;
+use crate::error::ApiError;
+use crate::json::ApiJson;
+use crate::routes::UserView;
+use crate::routes::login::login_origin;
+use crate::routes::mailed::{
+    accepted, after_answer, hash_new_password, issue_ticket, parse_email, parse_ticket, send,
+    throttle_mail,
+};
+use crate::self_service::Registration;
+use crate::state::AppState;
+
+/// Body of `POST /signup`. `Debug` never shows the password.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SignupRequest {
+    email: String,
+    password: String,
+    #[serde(default)]
+    invite: Option<String>,
+}
+
+/// `POST /signup`: `{"email", "password"[, "invite"]}`.
+///
+/// Without an invite (`registration = open`): `202` with one body whether
+/// or not the address has an account, after the same work (the password is
+/// checked and hashed either way). Then, after the answer, a new address
+/// gets an unverified account and a verification mail, a known one a mail
+/// saying so with a recovery link.
+///
+/// With an invite (`registration = invite` or `open`): the invite is
+/// redeemed (once), its address must be the one given, and the account is
+/// created verified with the invite's roles: `201` with the user, `409` if
+/// the address has an account by now.
+///
+/// # Errors
+///
+/// 403 `registration_closed` / `invite_required`, 400 `invalid_email` /
+/// `weak_password`, 429, 503; 403 for a cross-site request.
+pub async fn signup(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    context: AuditContext,
+    method: Method,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<SignupRequest>,
+) -> Result<Response, ApiError> {
+    let ip = login_origin(&state, peer, &method, &headers)?;
+    let invite = match (state.config.self_service.registration, &request.invite) {
+        (Registration::Closed, _) => return Err(ApiError::RegistrationClosed),
+        (Registration::Invite, None) => return Err(ApiError::InviteRequired),
+        (_, Some(text)) => {
+            Some(TicketSecret::parse(text.trim()).map_err(|_| ApiError::InviteRequired)?)
+        }
+        (Registration::Open, None) => None,
+    };
+    let email = parse_email(&request.email)?;
+    throttle_mail(&state, ip, email.as_str()).await?;
+    let client = state.throttle.client_key(ip);
+    let hash = hash_new_password(&state, &client, Password::new(request.password), &email).await?;
+    if let Some(invite) = invite {
+        return accept_invite(&state, &context, &invite, email, hash).await;
+    }
+    let existing = state.users.by_email(&email).await?;
+    let flow_state = Arc::clone(&state);
+    after_answer("signup", async move {
+        register(&flow_state, &context, email, hash, existing).await
+    });
+    Ok(accepted())
+}
+
+/// After the answer: the account and its verification mail, or the mail
+/// telling the owner of a known address that someone tried.
+async fn register(
+    state: &AppState,
+    context: &AuditContext,
+    email: Email,
+    hash: PasswordHash,
+    existing: Option<User>,
+) -> Result<(), ApiError> {
+    let existing = match existing {
+        Some(user) => Some(user),
+        None => {
+            let user = NewUser {
+                email: email.clone(),
+                roles: Vec::new(),
+                password_hash: hash,
+                email_verified: false,
+            }
+            .into_user(Timestamp::now());
+            match state.users.create(&user).await {
+                Ok(()) => {
+                    tracing::info!(user = %user.id, "signed up");
+                    state
+                        .audit()
+                        .record(context.event_about(AuditKind::SignedUp, user.id));
+                    let link = issue_ticket(
+                        state,
+                        TicketPurpose::VerifyEmail,
+                        Some(user.id),
+                        &user.email,
+                        Vec::new(),
+                    )
+                    .await?;
+                    return send(state, &user.email, Notice::VerifyEmail { link }).await;
+                }
+                // Signed up a moment ago by another request.
+                Err(StoreError::Conflict) => state.users.by_email(&email).await?,
+                Err(e) => return Err(e.into()),
+            }
+        }
+    };
+    let Some(user) = existing.filter(|u| !u.disabled) else {
+        return Ok(());
+    };
+    let reset_link = issue_ticket(
+        state,
+        TicketPurpose::ResetPassword,
+        Some(user.id),
+        &user.email,
+        Vec::new(),
+    )
+    .await?;
+    send(state, &user.email, Notice::AlreadyRegistered { reset_link }).await
+}
+
+/// Redeems an invite for `email` and creates the account it grants.
+async fn accept_invite(
+    state: &AppState,
+    context: &AuditContext,
+    invite: &TicketSecret,
+    email: Email,
+    hash: PasswordHash,
+) -> Result<Response, ApiError> {
+    let now = Timestamp::now();
+    let ticket = state
+        .tickets
+        .redeem_ticket(&invite.hash(), TicketPurpose::Invite, now)
+        .await?
+        .ok_or(ApiError::InviteRequired)?;
+    if ticket.email != email {
+        // Not this address's invite: put it back for its owner.
+        state.tickets.create_ticket(&ticket).await?;
+        return Err(ApiError::InviteRequired);
+    }
+    let user = NewUser {
+        email,
+        roles: ticket.roles,
+        password_hash: hash,
+        // The invite reached this address.
+        email_verified: true,
+    }
+    .into_user(now);
+    match state.users.create(&user).await {
+        Ok(()) => {}
+        Err(StoreError::Conflict) => return Err(ApiError::EmailTaken),
+        Err(e) => return Err(e.into()),
+    }
+    tracing::info!(user = %user.id, "signed up with an invite");
+    state
+        .audit()
+        .record(context.event_about(AuditKind::InviteUsed, user.id));
+    state.audit().record(
+        context
+            .event_about(AuditKind::SignedUp, user.id)
+            .detail("with an invite"),
+    );
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user": UserView::of(&user)})),
+    )
+        .into_response())
+}
+
+/// Body of `POST /email/verify` and other ticket-only requests.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TicketRequest {
+    token: String,
+}
+
+impl TicketRequest {
+    /// The ticket as sent.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+/// `POST /email/verify`: `{"token"}` from a verification link → 200, the
+/// address is verified. The ticket works once, for this purpose only, and
+/// only while the account still has the address it was mailed to.
+///
+/// # Errors
+///
+/// 400 `invalid_ticket`, 503.
+pub async fn verify_email(
+    State(state): State<Arc<AppState>>,
+    context: AuditContext,
+    ApiJson(request): ApiJson<TicketRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let secret = parse_ticket(request.token())?;
+    let ticket = state
+        .tickets
+        .redeem_ticket(&secret.hash(), TicketPurpose::VerifyEmail, Timestamp::now())
+        .await?
+        .ok_or(ApiError::InvalidTicket)?;
+    let user = match ticket.user {
+        Some(id) => state.users.by_id(id).await?,
+        None => None,
+    };
+    let user = user
+        .filter(|u| u.email == ticket.email)
+        .ok_or(ApiError::InvalidTicket)?;
+    state
+        .accounts
+        .set_email_verified(&context, user.id, true)
+        .await?;
+    tracing::info!(user = %user.id, "e-mail address verified");
+    Ok(Json(json!({"email_verified": true})))
+}
+
+/// Body of requests that name an address: resend, forgot.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AddressRequest {
+    email: String,
+}
+
+impl AddressRequest {
+    /// The address as parsed.
+    ///
+    /// # Errors
+    ///
+    /// 400 `invalid_email`.
+    pub fn email(&self) -> Result<Email, ApiError> {
+        parse_email(&self.email)
+    }
+}
+
+/// `POST /email/verify/resend`: `{"email"}` → `202`, the same for every
+/// address; an unverified account gets a fresh verification link.
+///
+/// # Errors
+///
+/// 400 `invalid_email`, 429, 503; 403 for a cross-site request.
+pub async fn resend_verification(
+    State(state): State<Arc<AppState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    method: Method,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<AddressRequest>,
+) -> Result<Response, ApiError> {
+    let ip = login_origin(&state, peer, &method, &headers)?;
+    let email = request.email()?;
+    throttle_mail(&state, ip, email.as_str()).await?;
+    let user = state.users.by_email(&email).await?;
+    let flow_state = Arc::clone(&state);
+    after_answer("resend verification", async move {
+        let Some(user) = user.filter(|u| !u.email_verified && !u.disabled) else {
+            return Ok(());
+        };
+        let link = issue_ticket(
+            &flow_state,
+            TicketPurpose::VerifyEmail,
+            Some(user.id),
+            &user.email,
+            Vec::new(),
+        )
+        .await?;
+        send(&flow_state, &user.email, Notice::VerifyEmail { link }).await
+    });
+    Ok(accepted())
+}
