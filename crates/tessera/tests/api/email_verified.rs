@@ -229,6 +229,12 @@ async fn the_cli_creates_verified_accounts_unless_told_otherwise() {
         flags,
         [("alice@example.com", &json!(true)), (BOB, &json!(false))]
     );
+    let out = data.cli(&["user", "verify", "alice@example.com"], "");
+    assert!(out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 live sessions updated"),
+        "already verified: nothing to change"
+    );
     let out = data.cli(&["user", "verify", "nobody@example.com"], "");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no user"));
