@@ -139,7 +139,8 @@ impl Accounts {
 
     /// Marks the user's e-mail address verified or not (the sign-up
     /// verification flow, an operator's `tessera user verify`, an admin's
-    /// change). `Ok(None)` if no such user.
+    /// change). `Ok(None)` if no such user; a flag already as asked changes
+    /// nothing (0 sessions affected).
     ///
     /// Every credential shows the new flag from the user record on:
     /// - live server-side sessions on their next request (their copy of the
@@ -162,6 +163,17 @@ impl Accounts {
         user: UserId,
         verified: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
+        let Some(before) = self.users.by_id(user).await? else {
+            return Ok(None);
+        };
+        if before.email_verified == verified {
+            // Nothing changes: no session is rotated, no cookie ended.
+            return Ok(Some(AccountChange {
+                user: before,
+                sessions_affected: 0,
+                families_ended: 0,
+            }));
+        }
         if !self.users.set_email_verified(user, verified).await? {
             return Ok(None);
         }

@@ -121,8 +121,9 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Replaces the session `old` by `successor` (same user, fresh id), at
     /// the time `successor.last_seen`.
     /// Only the id, `last_seen` and `expires_at` come from `successor` (and
-    /// the rotate flag is cleared): roles and data are what is stored, so a
-    /// change made since the caller read the session is not undone.
+    /// the rotate flag is cleared): the copy of the user (e-mail, roles,
+    /// `email_verified`) and data are what is stored, so a change made since
+    /// the caller read the session is not undone.
     ///
     /// In the same atomic step, `old` becomes an alias of the successor
     /// (see `load`) until `min(grace_until, successor.expires_at)`; when

@@ -11,6 +11,7 @@ mod connections;
 mod cookie_storage;
 mod csrf;
 mod durability;
+mod email_verified;
 mod enumeration;
 mod expiry;
 mod forward_auth;
