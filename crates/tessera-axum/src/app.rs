@@ -14,7 +14,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cors;
 use crate::error::{ApiError, error_body};
-use crate::routes::{admin, forward_auth, health, login, profile, sessions, token};
+use crate::routes::{admin, audit, forward_auth, health, login, profile, sessions, token};
 use crate::state::AppState;
 
 /// The whole HTTP API over `state`.
@@ -115,6 +115,7 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ),
         ProtectedRoute::new(Method::POST, "/logout", login::logout),
         ProtectedRoute::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
+        ProtectedRoute::new(Method::GET, "/admin/v1/audit", audit::list_audit),
     ]
 }
 

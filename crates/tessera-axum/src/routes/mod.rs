@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per resource.
 
 pub mod admin;
+pub mod audit;
 pub mod forward_auth;
 pub mod health;
 pub mod login;
