@@ -15,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::cors;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    account, admin, forward_auth, health, login, profile, recovery, sessions, signup, token,
+    account, admin, audit, forward_auth, health, login, profile, recovery, sessions, signup, token,
 };
 use crate::state::AppState;
 
@@ -124,6 +124,7 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ProtectedRoute::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
         ProtectedRoute::new(Method::POST, "/password", account::change_password),
         ProtectedRoute::new(Method::POST, "/email", account::request_email_change),
+        ProtectedRoute::new(Method::GET, "/admin/v1/audit", audit::list_audit),
     ]
 }
 

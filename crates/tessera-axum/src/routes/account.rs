@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{AuditKind, Notice, Password, TicketPurpose, Timestamp, User};
+use tessera_core::{AuditKind, Notice, Password, TicketPurpose, User};
 
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
@@ -25,8 +25,7 @@ use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::login::{Authenticated, Credentials, authenticate, start_session};
-use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, parse_ticket, send};
-use crate::routes::signup::TicketRequest;
+use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, send};
 use crate::state::AppState;
 
 /// Checks the caller's password again, as a login would (throttled, no

@@ -10,7 +10,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{Email, Password, SessionId, SessionMeta, Timestamp, User, Verification};
+use tessera_core::{
+    Actor, AuditEvent, AuditKind, Email, Password, SessionHandle, SessionId, SessionMeta,
+    Timestamp, User, Verification,
+};
 
 use crate::audit::AuditContext;
 use crate::caller::Caller;
@@ -78,6 +81,21 @@ pub struct Authenticated {
     pub user: User,
     /// `Set-Cookie` value of a fresh device cookie.
     pub device_cookie: HeaderValue,
+    /// Where the login came from, for its audit events.
+    pub context: AuditContext,
+}
+
+impl Authenticated {
+    /// Records the `login_succeeded` event, naming the session (or token
+    /// family) the login started.
+    pub fn record_login(&self, state: &AppState, how: &str, handle: &SessionHandle) {
+        state.audit.record(
+            self.context
+                .event_about(AuditKind::LoginSucceeded, self.user.id)
+                .session(Some(handle.as_str()))
+                .detail(how),
+        );
+    }
 }
 
 /// Checks credentials with throttling, bounded hashing and no enumeration:
@@ -98,6 +116,7 @@ pub async fn authenticate(
     let Credentials {
         email, password, ..
     } = credentials;
+    let context = AuditContext::request(Some(ip), headers);
     let device = state.config.cookie.device_cookie();
     let attempt = state.throttle.attempt(ip, &email, device.read(headers));
     state
@@ -105,7 +124,18 @@ pub async fn authenticate(
         .begin(&attempt)
         .await
         .map_err(|refusal| match refusal {
-            Refusal::Wait(retry_after) => ApiError::Throttled { retry_after },
+            Refusal::Wait(retry_after) => {
+                // A channel send: under a flood the bounded queue drops
+                // (and counts) rather than growing or slowing anyone down.
+                // The account is not looked up for it.
+                state
+                    .audit
+                    .record(context.event(AuditKind::LoginThrottled).detail(format!(
+                        "refused before any check; retry after {} s",
+                        retry_after.as_secs()
+                    )));
+                ApiError::Throttled { retry_after }
+            }
             Refusal::Unavailable(e) => ApiError::from(e),
         })?;
     let user = match Email::parse(&email) {
@@ -130,7 +160,22 @@ pub async fn authenticate(
             }
             user
         }
-        _ => return Err(ApiError::InvalidCredentials),
+        (user, verification) => {
+            let (subject, why) = match (&user, verification) {
+                (None, _) => (None, "no such account"),
+                (Some(u), Verification::Valid { .. }) if u.disabled => {
+                    (Some(u.id), "account disabled")
+                }
+                (Some(u), _) => (Some(u.id), "wrong password"),
+            };
+            state.audit.record(
+                context
+                    .event(AuditKind::LoginFailed)
+                    .subject(subject)
+                    .detail(why),
+            );
+            return Err(ApiError::InvalidCredentials);
+        }
     };
     let token = state.throttle.finish_success(&attempt).await;
     // Only now, with the password checked: a guesser learns nothing.
@@ -141,6 +186,7 @@ pub async fn authenticate(
     Ok(Authenticated {
         user,
         device_cookie,
+        context,
     })
 }
 
@@ -181,18 +227,17 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let ip = login_origin(&state, peer, &method, &headers)?;
     let remember = credentials.remember();
-    let Authenticated {
-        user,
-        device_cookie,
-    } = authenticate(&state, ip, &headers, credentials).await?;
+    let authenticated = authenticate(&state, ip, &headers, credentials).await?;
+    let user = &authenticated.user;
 
     end_presented_session(&state, &headers).await?;
-    let (cookie, session) = start_session(&state, &user, ip, &headers, remember).await?;
+    let (cookie, session) = start_session(&state, user, ip, &headers, remember).await?;
     tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
+    authenticated.record_login(&state, "session", &session.handle);
     let body = SessionBody::of(&session);
     let cookies = AppendHeaders([
         (header::SET_COOKIE, cookie),
-        (header::SET_COOKIE, device_cookie),
+        (header::SET_COOKIE, authenticated.device_cookie),
     ]);
     Ok((cookies, Json(body)).into_response())
 }
@@ -239,6 +284,17 @@ pub async fn start_session(
                     session = %old.handle.as_str(),
                     max = cap.get(),
                     "session ended: past max_sessions_per_user"
+                );
+                state.audit.record(
+                    AuditEvent::new(AuditKind::SessionEnded, Actor::System)
+                        .subject(user.id)
+                        .ip(ip)
+                        .user_agent(session.user_agent.clone())
+                        .session(Some(old.handle.as_str()))
+                        .detail(format!(
+                            "the oldest past max_sessions_per_user ({}), at a new login",
+                            cap.get()
+                        )),
                 );
             }
             state.config.cookie.issue(&id, max_age)
@@ -307,7 +363,13 @@ async fn end_sessions(
             .await?;
         sessions + families
     } else {
-        caller.credential().end(state).await?.0
+        let ended = caller.credential().end(state).await?.0;
+        state.audit.record(
+            context
+                .event_about(AuditKind::LoggedOut, caller.user_id())
+                .detail(format!("{ended} ended")),
+        );
+        ended
     };
     tracing::info!(user = %caller.user_id(), ended, everywhere = request.everywhere, "logout");
     let mut response = (

@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod audit;
 pub mod forward_auth;
 pub mod health;
 pub mod login;

@@ -5,6 +5,7 @@ mod helpers;
 
 mod account_changes;
 mod admin;
+mod audit;
 mod cluster;
 mod config;
 mod connections;
