@@ -30,5 +30,8 @@ pub use store::{
     AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
     TokenStore, UserStore,
 };
-pub use user::{Email, NewUser, Role, User, UserId};
+pub use user::{
+    AddressCollision, Email, NewUser, Renormalisation, Role, StoredAddress, User, UserId,
+    renormalise,
+};
 pub use user_cap::{InvalidPerUserCap, PerUserCap};

@@ -277,13 +277,46 @@ mod durability {
         let version: i64 = rusqlite_conn(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 6);
         assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
         let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
         let grace_until = now.plus(Duration::from_secs(60));
         assert!(store.rotate(&s.id_hash, &next, grace_until).await.unwrap());
         let through_old = store.load(&s.id_hash, now).await.unwrap().unwrap();
         assert_eq!(through_old.id_hash, next.id_hash);
+    }
+
+    #[tokio::test]
+    async fn addresses_stored_by_the_old_rules_are_renormalised_and_collisions_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        // Schema 5 (migration 6 changes rows, not tables), written as the
+        // old rules left it: one row per spelling.
+        let conn = rusqlite_conn(&path);
+        conn.execute_batch("PRAGMA user_version = 5;").unwrap();
+        let mut ids = Vec::new();
+        for (n, email) in crate::contract::OLD_SPELLINGS.iter().enumerate() {
+            let id = UserId::generate();
+            conn.execute(
+                "INSERT INTO users (id, email, roles, disabled, password_hash, created_at, \
+                 email_verified) VALUES (?1, ?2, 'member', 0, '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA', ?3, 1)",
+                rusqlite::params![id.to_string(), email, 1_700_000_000_000_i64 + n as i64],
+            )
+            .unwrap();
+            ids.push(id);
+        }
+        drop(conn);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let version: i64 = rusqlite_conn(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, 6);
+        crate::contract::check_renormalised(&store, &ids).await;
+        // Opening again changes nothing.
+        drop(store);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        crate::contract::check_renormalised(&store, &ids).await;
     }
 
     /// Undoes migration 5 (whether an address is verified).
