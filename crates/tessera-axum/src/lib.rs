@@ -62,6 +62,7 @@ pub mod csrf;
 pub mod error;
 pub mod hashing;
 pub mod json;
+pub mod passwords;
 pub mod routes;
 pub mod server;
 mod shares;

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, DeviceKey, PasswordHasher, PerUserCap, SessionPolicy, SessionStore, ThrottleStore,
-    TokenStore, UserStore,
+    ChainKey, DeviceKey, Email, Password, PasswordHasher, PerUserCap, SessionPolicy, SessionStore,
+    ThrottleStore, TokenStore, UserStore,
 };
 use tessera_token::KeySet;
 
@@ -14,7 +14,9 @@ use crate::accounts::Accounts;
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
+use crate::error::ApiError;
 use crate::hashing::HashingPool;
+use crate::passwords::{NewPasswordRefused, NewPasswordRules};
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
 use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
 
@@ -75,6 +77,8 @@ pub struct AppConfig {
     /// Hand browsers the access token in an `HttpOnly` cookie
     /// (`__Host-tessera-at`) instead of the JSON body.
     pub access_token_cookie: bool,
+    /// The rules a new password must pass (never applied at login).
+    pub new_passwords: NewPasswordRules,
 }
 
 impl Default for AppConfig {
@@ -103,6 +107,7 @@ impl Default for AppConfig {
             max_sessions_per_user: PerUserCap::new(100).expect("not 0"),
             tokens: TokenConfig::default(),
             access_token_cookie: false,
+            new_passwords: NewPasswordRules::default(),
         }
     }
 }
@@ -332,5 +337,35 @@ impl AppState {
     /// The login throttle, e.g. for periodic pruning.
     pub fn throttle(&self) -> &LoginThrottle {
         &self.throttle
+    }
+}
+
+impl AppState {
+    /// Checks a new password for the account at `email` against every rule
+    /// (`AppConfig::new_passwords`): for sign-up, reset and change, never
+    /// for login.
+    ///
+    /// # Errors
+    ///
+    /// 400 `weak_password` with the rule broken in the message; 503
+    /// `password_check_unavailable` when the breached-password service did
+    /// not answer and `breached_password_fail` is `closed`.
+    pub async fn check_new_password(
+        &self,
+        password: &Password,
+        email: &Email,
+    ) -> Result<(), ApiError> {
+        self.config
+            .new_passwords
+            .check(password, email)
+            .await
+            .map_err(|refused| match refused {
+                NewPasswordRefused::Weak(weak) => {
+                    ApiError::bad_request("weak_password", weak.to_string())
+                }
+                NewPasswordRefused::Unchecked(cause) => {
+                    ApiError::PasswordCheckUnavailable(cause.to_string())
+                }
+            })
     }
 }

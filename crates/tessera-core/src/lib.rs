@@ -21,7 +21,10 @@ pub mod user_cap;
 pub use clock::Timestamp;
 pub use device::{DeviceId, DeviceKey};
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
-pub use password::{Password, PasswordHash, PasswordHasher, Verification};
+pub use password::{
+    InvalidPasswordPolicy, Password, PasswordHash, PasswordHasher, PasswordPolicy, Verification,
+    WeakPassword,
+};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
