@@ -4,6 +4,7 @@
 mod helpers;
 
 mod account_changes;
+mod addresses;
 mod admin;
 mod cluster;
 mod config;
@@ -20,6 +21,7 @@ mod interop;
 mod lab;
 mod login;
 mod login_redirect;
+mod password_policy;
 mod passwords;
 mod postgres_users;
 mod proxies;
