@@ -61,6 +61,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             password_stdin,
         } => {
             let email = parse_email(&email)?;
+            warn_if_mixed_script(&email);
             let roles = parse_roles(&roles)?;
             let password = read_new_password(password_stdin)?;
             check_new_password(&config.app.new_passwords, &password, &email).await?;
@@ -158,16 +159,19 @@ fn found(change: Option<AccountChange>, email: &Email) -> anyhow::Result<Account
     change.ok_or_else(|| anyhow!("no user with e-mail {email}"))
 }
 
-/// Parses an address; warns on standard error when it mixes scripts.
 fn parse_email(raw: &str) -> anyhow::Result<Email> {
-    let email = Email::parse(raw).map_err(|e| anyhow!("{raw:?}: {e}"))?;
+    Email::parse(raw).map_err(|e| anyhow!("{raw:?}: {e}"))
+}
+
+/// Warns on standard error about a new account's address that mixes
+/// scripts (UTS #39), as look-alikes of other addresses do.
+fn warn_if_mixed_script(email: &Email) {
     if email.mixed_script() {
         eprintln!(
             "warning: {email} mixes scripts (Unicode UTS #39), as look-alikes of other \
              addresses do"
         );
     }
-    Ok(email)
 }
 
 /// The rules for a new password, the breached-password service included.
@@ -326,7 +330,10 @@ async fn import(store: &dyn UserStore, file: &Path) -> anyhow::Result<ExitCode> 
             })
         })();
         match parsed {
-            Ok(user) => users.push(user),
+            Ok(user) => {
+                warn_if_mixed_script(&user.email);
+                users.push(user)
+            }
             Err(e) => problems.push(format!("record {line} ({}): {e:#}", row.email)),
         }
     }

@@ -187,6 +187,20 @@ async fn an_address_that_mixes_scripts_is_warned_about_and_logged_by_id_only() {
         &format!("{PASSWORD}\n"),
     );
     assert!(!stderr(&plain).contains("mixes scripts"));
+    // Import warns the same way ("google" with two Cyrillic "о").
+    let hash = tessera_core::PasswordHasher::new(1024, 1, 1)
+        .unwrap()
+        .hash(&tessera_core::Password::new(PASSWORD))
+        .unwrap();
+    let file = data.path().join("import.json");
+    std::fs::write(
+        &file,
+        json!([{"email": "g\u{43e}\u{43e}gle@example.com", "hash": hash.as_str()}]).to_string(),
+    )
+    .unwrap();
+    let out = data.cli(&["user", "import", file.to_str().unwrap()], "");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("mixes scripts"), "{}", stderr(&out));
 
     let server = Server::start_on(data, Options::default());
     let response = server.login_response(spoof, PASSWORD).await;
