@@ -300,3 +300,85 @@ async fn old_rows_are_migrated_and_collisions_reported() {
 fn uuid_like(n: u8) -> String {
     format!("00000000-0000-4000-8000-0000000000{n:02x}")
 }
+
+/// `psql -c SQL` on database `db` of the local PostgreSQL.
+fn psql(db: &str, sql: &str) {
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-d", db, "-qc", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "{sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A throwaway database on the local PostgreSQL, dropped afterwards.
+struct TempDb(String);
+
+impl TempDb {
+    fn create() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos();
+        let name = format!("tessera_addr_{}_{nanos}", std::process::id());
+        psql("postgres", &format!("CREATE DATABASE {name}"));
+        Self(name)
+    }
+}
+
+impl Drop for TempDb {
+    fn drop(&mut self) {
+        psql(
+            "postgres",
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.0),
+        );
+    }
+}
+
+/// The same upgrade on PostgreSQL (schema 2 → 3), through `tessera migrate`.
+#[test]
+fn old_rows_in_postgres_are_migrated_by_tessera_migrate() {
+    let db = TempDb::create();
+    let url = format!("postgres://postgres@127.0.0.1:5432/{}", db.0);
+    let env = [
+        ("TESSERA_USERS", "postgres"),
+        ("TESSERA_DATABASE_URL", url.as_str()),
+    ];
+    let data = DataDir::new();
+    let out = data.cli_with_env(
+        &["user", "add", "old@example.com", "--password-stdin"],
+        &format!("{PASSWORD}\n"),
+        &env,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let nfc = uuid_like(7);
+    psql(
+        &db.0,
+        &format!(
+            "UPDATE users SET email = 'jose\u{301}@b\u{fc}cher.example', created_at = 1;
+             INSERT INTO users (id, email, roles, disabled, password_hash, created_at, email_verified)
+               SELECT '{nfc}', 'jos\u{e9}@b\u{fc}cher.example', roles, disabled, password_hash, 2, TRUE
+               FROM users;
+             UPDATE tessera_schema SET version = 2;"
+        ),
+    );
+    let out = data.cli_with_env(&["migrate"], "", &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("1 accounts keep an address"), "{stdout}");
+    assert!(stdout.contains(&nfc), "{stdout}");
+    let out = data.cli_with_env(&["user", "list", "--json"], "", &env);
+    let users: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let emails: Vec<&str> = users.iter().map(|u| u["email"].as_str().unwrap()).collect();
+    assert!(
+        emails.contains(&"jos\u{e9}@xn--bcher-kva.example"),
+        "{emails:?}"
+    );
+    assert!(
+        emails.contains(&"jos\u{e9}@b\u{fc}cher.example"),
+        "{emails:?}"
+    );
+}
