@@ -380,3 +380,12 @@ fn role_list(roles: &[Role]) -> String {
 fn ended(sessions: u64, families: u64) -> String {
     format!("{sessions} sessions and {families} token families ended")
 }
+/// Logs a warning (the user id, never the address) when the user's address
+/// mixes scripts (UTS #39), the mark of an address made to look like
+/// another's. For operators to review; nothing is refused. Called at login
+/// and wherever an account is created.
+pub fn warn_if_mixed_script(user: &tessera_core::User) {
+    if user.email.mixed_script() {
+        tracing::warn!(user = %user.id, "the account's e-mail address mixes scripts (possible look-alike)");
+    }
+}

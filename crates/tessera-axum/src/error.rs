@@ -99,6 +99,10 @@ pub enum ApiError {
     /// A store (sessions, users or tokens) did not answer. Fail closed.
     #[error("a store is unavailable, try again shortly")]
     StoreUnavailable(String),
+    /// A new password could not be checked against known breaches and
+    /// `breached_password_fail` is `closed`. Details go to the log only.
+    #[error("the password could not be checked against known breaches; try again shortly")]
+    PasswordCheckUnavailable(String),
     /// A bug or an impossible state. Details go to the log only.
     #[error("internal error")]
     Internal(String),
@@ -141,6 +145,10 @@ impl ApiError {
             Self::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),
+            Self::PasswordCheckUnavailable(_) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "password_check_unavailable",
+            ),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
@@ -158,13 +166,18 @@ impl IntoResponse for ApiError {
             Self::StoreUnavailable(cause) => {
                 tracing::warn!(%cause, "store unavailable, failing closed")
             }
+            Self::PasswordCheckUnavailable(cause) => {
+                tracing::warn!(%cause, "breached-password check failed, refusing the password")
+            }
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ => {}
         }
         let mut response = (status, Json(error_body(code, &self.to_string()))).into_response();
         let retry_after = match &self {
             Self::Throttled { retry_after } | Self::Busy { retry_after } => Some(*retry_after),
-            Self::StoreUnavailable(_) => Some(Duration::from_secs(1)),
+            Self::StoreUnavailable(_) | Self::PasswordCheckUnavailable(_) => {
+                Some(Duration::from_secs(1))
+            }
             _ => None,
         };
         // RFC 6750 §3: tell API clients how to authenticate.

@@ -64,6 +64,7 @@ pub mod error;
 pub mod hashing;
 pub mod json;
 pub mod mail;
+pub mod passwords;
 pub mod routes;
 pub mod self_service;
 pub mod server;

@@ -5,8 +5,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, DeviceKey, Outbox, PasswordHasher, PerUserCap, SessionPolicy, SessionStore,
-    ThrottleStore, TicketStore, TokenStore, UserStore,
+    ChainKey, DeviceKey, Email, Outbox, Password, PasswordHasher, PerUserCap, SessionPolicy,
+    SessionStore, ThrottleStore, TicketStore, TokenStore, UserStore,
 };
 use tessera_token::KeySet;
 
@@ -15,8 +15,10 @@ use crate::audit::{AuditTrail, AuditTrailConfig};
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
+use crate::error::ApiError;
 use crate::hashing::HashingPool;
 use crate::mail::{Mail, MailConfig};
+use crate::passwords::{NewPasswordRefused, NewPasswordRules};
 use crate::self_service::SelfServiceConfig;
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
 use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
@@ -82,6 +84,8 @@ pub struct AppConfig {
     pub mail: MailConfig,
     /// Sign-up, verification, recovery and the other self-service flows.
     pub self_service: SelfServiceConfig,
+    /// The rules a new password must pass (never applied at login).
+    pub new_passwords: NewPasswordRules,
 }
 
 impl Default for AppConfig {
@@ -112,6 +116,7 @@ impl Default for AppConfig {
             access_token_cookie: false,
             mail: MailConfig::default(),
             self_service: SelfServiceConfig::default(),
+            new_passwords: NewPasswordRules::default(),
         }
     }
 }
@@ -368,5 +373,35 @@ impl AppState {
     /// The login throttle, e.g. for periodic pruning.
     pub fn throttle(&self) -> &LoginThrottle {
         &self.throttle
+    }
+}
+
+impl AppState {
+    /// Checks a new password for the account at `email` against every rule
+    /// (`AppConfig::new_passwords`): for sign-up, reset and change, never
+    /// for login.
+    ///
+    /// # Errors
+    ///
+    /// 400 `weak_password` with the rule broken in the message; 503
+    /// `password_check_unavailable` when the breached-password service did
+    /// not answer and `breached_password_fail` is `closed`.
+    pub async fn check_new_password(
+        &self,
+        password: &Password,
+        email: &Email,
+    ) -> Result<(), ApiError> {
+        self.config
+            .new_passwords
+            .check(password, email)
+            .await
+            .map_err(|refused| match refused {
+                NewPasswordRefused::Weak(weak) => {
+                    ApiError::bad_request("weak_password", weak.to_string())
+                }
+                NewPasswordRefused::Unchecked(cause) => {
+                    ApiError::PasswordCheckUnavailable(cause.to_string())
+                }
+            })
     }
 }

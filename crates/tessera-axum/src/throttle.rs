@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use tessera_core::{BucketRule, DeviceId, DeviceKey, StoreError, ThrottleStore, Timestamp};
+use tessera_core::{BucketRule, DeviceId, DeviceKey, Email, StoreError, ThrottleStore, Timestamp};
 
 use crate::client_ip::client_network;
 
@@ -36,7 +36,7 @@ use crate::client_ip::client_network;
 pub struct ThrottleSettings {
     /// Per client: an IPv4 address, or an IPv6 network of `ipv6_prefix`.
     pub per_ip: BucketRule,
-    /// Per account (the e-mail address as typed, normalised), shared by
+    /// Per account (the canonical address, see `Email::parse`), shared by
     /// every client without a device cookie for it; also the budget of each
     /// device that has one.
     pub per_account: BucketRule,
@@ -375,15 +375,20 @@ fn network_text(ip: IpAddr, ipv6_prefix: u8) -> String {
     }
 }
 
-/// The account as throttled: the address as typed, trimmed, lower-cased
-/// and cut to a length no real address exceeds.
+/// The account as throttled: the canonical address (`Email::parse`), so
+/// that every spelling of one address draws from one budget; input that is
+/// no address, trimmed, lower-cased and cut to a length no real address
+/// exceeds.
 fn account_key(account: &str) -> String {
-    account
-        .trim()
-        .to_lowercase()
-        .chars()
-        .take(MAX_ACCOUNT_KEY)
-        .collect()
+    match Email::parse(account) {
+        Ok(email) => email.into(),
+        Err(_) => account
+            .trim()
+            .to_lowercase()
+            .chars()
+            .take(MAX_ACCOUNT_KEY)
+            .collect(),
+    }
 }
 
 #[cfg(test)]
@@ -433,6 +438,25 @@ mod tests {
         assert!(
             wait > Duration::ZERO && wait <= Duration::from_secs(1),
             "{wait:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn every_spelling_of_an_address_draws_from_one_budget() {
+        let t = throttle(100, 3);
+        let other: IpAddr = "198.51.100.1".parse().unwrap();
+        for spelling in [
+            "jos\u{e9}@b\u{fc}cher.example",
+            "JOSE\u{301}@xn--bcher-kva.example.",
+            "\u{ff4a}\u{ff4f}\u{ff53}\u{e9}@B\u{dc}CHER.example",
+        ] {
+            begin(&t, IP, spelling).await.unwrap();
+        }
+        assert!(
+            begin(&t, other, "jos\u{e9}@xn--bcher-kva.example")
+                .await
+                .is_err(),
+            "three spellings emptied one account's budget"
         );
     }
 

@@ -31,7 +31,10 @@ pub use mail::{
     ClaimToken, ClaimedMail, MessageId, MessageState, Notice, Outbox, OutboxRecord, OutboxStats,
     OutgoingMail, Retry,
 };
-pub use password::{Password, PasswordHash, PasswordHasher, Verification};
+pub use password::{
+    InvalidPasswordPolicy, Password, PasswordHash, PasswordHasher, PasswordPolicy, Verification,
+    WeakPassword,
+};
 pub use route::Route;
 pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy, UserCopy};
@@ -41,5 +44,8 @@ pub use store::{
     UserStore,
 };
 pub use ticket::{Ticket, TicketHash, TicketPurpose, TicketSecret, TicketStore};
-pub use user::{Email, NewUser, Role, User, UserId};
+pub use user::{
+    AddressCollision, Email, NewUser, Renormalisation, Role, StoredAddress, User, UserId,
+    renormalise,
+};
 pub use user_cap::{InvalidPerUserCap, PerUserCap};

@@ -15,16 +15,22 @@
 //! Hashing is CPU-bound for tens of milliseconds: callers on an async runtime
 //! must run it on a blocking thread (the server does, with bounded concurrency).
 
+use std::collections::HashSet;
 use std::fmt;
+use std::sync::LazyLock;
 
 use argon2::password_hash::phc;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
+use sha1::{Digest as _, Sha1};
 use thiserror::Error;
 use unicode_normalization::UnicodeNormalization;
+
+use crate::user::Email;
 use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
 
-/// Shortest password accepted when one is set.
+/// Shortest password accepted when one is set, and the lowest minimum a
+/// [`PasswordPolicy`] may have (NIST SP 800-63B, single-factor).
 pub const MIN_PASSWORD_CHARS: usize = 8;
 /// Longest password accepted when one is set; longer ones are never truncated.
 pub const MAX_PASSWORD_CHARS: usize = 1024;
@@ -39,32 +45,27 @@ impl Password {
         Self(plaintext.into())
     }
 
-    /// Checks the rules for a *new* password: 8 to 1024 characters once
-    /// normalised, and no control characters (OpaqueString refuses them:
-    /// they cannot be typed the same way twice).
+    /// Checks the default [`PasswordPolicy`] for a *new* password, with no
+    /// address to compare it with.
     ///
     /// # Errors
     ///
     /// [`PasswordError::Policy`] with the rule that was broken.
     pub fn check_policy(&self) -> Result<(), PasswordError> {
-        let normalized = self.normalized();
-        if normalized.chars().any(char::is_control) {
-            return Err(PasswordError::Policy(
-                "a password may not contain control characters".into(),
-            ));
-        }
-        let chars = normalized.chars().count();
-        if chars < MIN_PASSWORD_CHARS {
-            return Err(PasswordError::Policy(format!(
-                "a password needs at least {MIN_PASSWORD_CHARS} characters"
-            )));
-        }
-        if chars > MAX_PASSWORD_CHARS {
-            return Err(PasswordError::Policy(format!(
-                "a password may have at most {MAX_PASSWORD_CHARS} characters"
-            )));
-        }
-        Ok(())
+        PasswordPolicy::default()
+            .check(self, None)
+            .map_err(PasswordError::from)
+    }
+
+    /// The k-anonymity range key of this password for a breached-password
+    /// service (Have I Been Pwned's range API): the upper-case hex SHA-1 of
+    /// the normalised password, split after 5 characters. Only the prefix
+    /// leaves the process; the suffix is compared locally.
+    pub fn breach_range_key(&self) -> (String, String) {
+        let digest = Sha1::digest(self.normalized().as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02X}")).collect();
+        let (prefix, suffix) = hex.split_at(5);
+        (prefix.to_owned(), suffix.to_owned())
     }
 
     /// The password as it is hashed: non-ASCII spaces mapped to U+0020,
@@ -98,6 +99,124 @@ impl Password {
 impl fmt::Debug for Password {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Password(<redacted>)")
+    }
+}
+
+/// Common passwords of 8 or more characters, lower-cased, most common first
+/// (zxcvbn's list; `data/README.md` says where it comes from).
+const COMMON_PASSWORDS: &str = include_str!("../data/common-passwords.txt");
+
+fn common_passwords() -> &'static HashSet<&'static str> {
+    static SET: LazyLock<HashSet<&'static str>> =
+        LazyLock::new(|| COMMON_PASSWORDS.lines().filter(|l| !l.is_empty()).collect());
+    &SET
+}
+
+/// The rules a *new* password must meet (NIST SP 800-63B §5.1.1.2): a
+/// length between a minimum (at least 8) and 1024 characters once
+/// normalised, no control characters, not a common password (compared
+/// case-insensitively with a list shipped in the binary), and not containing
+/// the local part of the account's address (when it has 3 or more
+/// characters). No composition rules. Never applied at login.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PasswordPolicy {
+    min_length: usize,
+}
+
+impl Default for PasswordPolicy {
+    fn default() -> Self {
+        Self {
+            min_length: MIN_PASSWORD_CHARS,
+        }
+    }
+}
+
+/// Why a new password was refused: which rule it broke.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum WeakPassword {
+    /// Shorter than the minimum.
+    #[error("a password needs at least {0} characters")]
+    TooShort(usize),
+    /// Longer than [`MAX_PASSWORD_CHARS`].
+    #[error("a password may have at most {MAX_PASSWORD_CHARS} characters")]
+    TooLong,
+    /// Holds a control character.
+    #[error("a password may not contain control characters")]
+    ControlCharacter,
+    /// On the list of common passwords.
+    #[error("this password is one of the most common passwords; choose another")]
+    Common,
+    /// Contains the local part of the account's address.
+    #[error("a password may not contain the account's e-mail name")]
+    ContainsEmail,
+    /// Found in a breached-password corpus.
+    #[error("this password appears in known data breaches; choose another")]
+    Breached,
+}
+
+impl From<WeakPassword> for PasswordError {
+    fn from(weak: WeakPassword) -> Self {
+        Self::Policy(weak.to_string())
+    }
+}
+
+/// A minimum password length below [`MIN_PASSWORD_CHARS`] or above
+/// [`MAX_PASSWORD_CHARS`].
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error(
+    "password_min_length must be between {MIN_PASSWORD_CHARS} and {MAX_PASSWORD_CHARS} (got {0})"
+)]
+pub struct InvalidPasswordPolicy(pub usize);
+
+impl PasswordPolicy {
+    /// A policy with this minimum length.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidPasswordPolicy`] below 8 (NIST's floor for a password that
+    /// is the only factor) or above the maximum.
+    pub fn new(min_length: usize) -> Result<Self, InvalidPasswordPolicy> {
+        if (MIN_PASSWORD_CHARS..=MAX_PASSWORD_CHARS).contains(&min_length) {
+            Ok(Self { min_length })
+        } else {
+            Err(InvalidPasswordPolicy(min_length))
+        }
+    }
+
+    /// The shortest password accepted, in characters.
+    pub fn min_length(&self) -> usize {
+        self.min_length
+    }
+
+    /// Checks a new password, for the account at `email` if known. Cheap
+    /// (no hashing, one set lookup): fine on an async worker.
+    ///
+    /// # Errors
+    ///
+    /// The first rule the password breaks.
+    pub fn check(&self, password: &Password, email: Option<&Email>) -> Result<(), WeakPassword> {
+        let normalized = password.normalized();
+        if normalized.chars().any(char::is_control) {
+            return Err(WeakPassword::ControlCharacter);
+        }
+        let chars = normalized.chars().count();
+        if chars < self.min_length {
+            return Err(WeakPassword::TooShort(self.min_length));
+        }
+        if chars > MAX_PASSWORD_CHARS {
+            return Err(WeakPassword::TooLong);
+        }
+        let folded = normalized.to_lowercase();
+        if common_passwords().contains(folded.as_str()) {
+            return Err(WeakPassword::Common);
+        }
+        if let Some((local, _)) = email.and_then(|e| e.as_str().split_once('@'))
+            && local.chars().count() >= 3
+            && folded.contains(&local.to_lowercase())
+        {
+            return Err(WeakPassword::ContainsEmail);
+        }
+        Ok(())
     }
 }
 
@@ -430,6 +549,97 @@ mod tests {
         assert!(Password::new("short").check_policy().is_err());
         assert!(Password::new("long enough").check_policy().is_ok());
         assert!(Password::new("x".repeat(1025)).check_policy().is_err());
+    }
+
+    fn email(raw: &str) -> Email {
+        Email::parse(raw).unwrap()
+    }
+
+    #[test]
+    fn the_minimum_is_a_setting_no_lower_than_8() {
+        assert!(PasswordPolicy::new(7).is_err());
+        assert!(PasswordPolicy::new(1025).is_err());
+        let twelve = PasswordPolicy::new(12).unwrap();
+        assert_eq!(
+            twelve.check(&Password::new("elevenchars"), None),
+            Err(WeakPassword::TooShort(12))
+        );
+        assert!(twelve.check(&Password::new("twelve chars"), None).is_ok());
+        // Characters, not bytes: 8 accented letters are 8.
+        assert!(
+            PasswordPolicy::default()
+                .check(
+                    &Password::new("\u{e9}\u{e8}\u{ea}\u{eb}\u{e0}\u{e2}\u{f4}\u{fb}"),
+                    None
+                )
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn common_passwords_are_refused_whatever_their_case() {
+        let policy = PasswordPolicy::default();
+        for common in ["password", "PASSWORD1", "Baseball", "qwerty123", "iloveyou"] {
+            let result = policy.check(&Password::new(common), None);
+            if common.len() >= 8 {
+                assert_eq!(result, Err(WeakPassword::Common), "{common}");
+            }
+        }
+        assert_eq!(
+            policy.check(&Password::new("Password123"), None),
+            Err(WeakPassword::Common)
+        );
+        assert!(
+            policy
+                .check(&Password::new("correct horse battery"), None)
+                .is_ok()
+        );
+        // No composition rules: a long lower-case phrase is fine.
+        assert!(
+            policy
+                .check(&Password::new("purple monkey dishwasher"), None)
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_password_containing_the_address_name_is_refused() {
+        let policy = PasswordPolicy::default();
+        let alice = email("Alice.Smith@example.com");
+        assert_eq!(
+            policy.check(&Password::new("my ALICE.SMITH pass"), Some(&alice)),
+            Err(WeakPassword::ContainsEmail)
+        );
+        assert!(
+            policy
+                .check(&Password::new("my ALICE.SMITH pass"), None)
+                .is_ok()
+        );
+        // A local part under 3 characters is not compared.
+        let al = email("al@example.com");
+        assert!(
+            policy
+                .check(&Password::new("totally al secret"), Some(&al))
+                .is_ok()
+        );
+        // Compared after normalisation: NFD and NFC are one name.
+        let jose = email("jos\u{e9}@example.com");
+        assert_eq!(
+            policy.check(&Password::new("JOSE\u{301} rocks 2024"), Some(&jose)),
+            Err(WeakPassword::ContainsEmail)
+        );
+    }
+
+    #[test]
+    fn the_breach_range_key_is_the_sha1_of_the_normalised_password() {
+        // SHA-1("password") = 5BAA61E4C9B93F3F0682250B6CF8331B7EE68FD8
+        let (prefix, suffix) = Password::new("password").breach_range_key();
+        assert_eq!(prefix, "5BAA6");
+        assert_eq!(suffix, "1E4C9B93F3F0682250B6CF8331B7EE68FD8");
+        assert_eq!(
+            Password::new(NFD).breach_range_key(),
+            Password::new(NFC).breach_range_key()
+        );
     }
 
     #[test]

@@ -3,8 +3,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use idna::uts46::{AsciiDenyList, DnsLength, Hyphens, Uts46, verify_dns_length};
+use precis_profiles::UsernameCaseMapped;
+use precis_profiles::precis_core::profile::PrecisFastInvocation;
+use precis_profiles::precis_core::{DerivedPropertyValue, FreeformClass, StringClass};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use unicode_properties::{GeneralCategory, UnicodeGeneralCategory};
+use unicode_security::MixedScript;
 use uuid::Uuid;
 
 use crate::clock::Timestamp;
@@ -48,15 +54,33 @@ impl FromStr for UserId {
 /// Why an e-mail address or a role name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 pub enum InvalidUserField {
-    /// Not of the form `local@domain`, or longer than 254 characters.
+    /// Not of the form `local@domain`, or longer than 254 characters, or a
+    /// local part or domain that PRECIS or IDNA refuse.
     #[error("not a valid e-mail address")]
     Email,
+    /// The address holds an invisible character: a format (Cf) or
+    /// default-ignorable code point such as a zero-width space, U+FEFF or a
+    /// bidi control, or a control character.
+    #[error(
+        "the e-mail address contains an invisible, formatting or direction-control character (such as a zero-width space)"
+    )]
+    EmailInvisible,
     /// Roles are 1–64 characters of `a-z 0-9 _ - . :`.
     #[error("role names are 1-64 characters of a-z, 0-9, '_', '-', '.', ':'")]
     Role,
 }
 
-/// An e-mail address, trimmed and lower-cased so that lookups are exact.
+/// An e-mail address in its one canonical spelling, so that lookups are
+/// exact and two spellings of one address cannot be two accounts.
+///
+/// The local part is enforced with the PRECIS `UsernameCaseMapped` profile
+/// (RFC 8265: full- and half-width forms mapped to their plain forms, lower
+/// case, NFC; spaces, symbols and other code points outside the
+/// `IdentifierClass` refused). The domain is its IDNA A-label (UTS #46,
+/// nontransitional, STD3 rules: `Bücher.example` and
+/// `xn--bcher-kva.example` are one domain), without a trailing dot. Format,
+/// control and default-ignorable code points (zero-width spaces, U+FEFF,
+/// bidi controls) are refused anywhere rather than dropped.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(try_from = "String")]
 pub struct Email(String);
@@ -67,37 +91,102 @@ impl Serialize for Email {
     }
 }
 
+/// Longest address accepted, in bytes of the canonical form (RFC 5321's
+/// path limit less the angle brackets).
+const MAX_EMAIL_LEN: usize = 254;
+
 impl Email {
-    /// Normalises and checks an address.
+    /// Normalises and checks an address (see the type's documentation).
     ///
     /// # Errors
     ///
-    /// [`InvalidUserField::Email`] when it is not `local@domain` or too long.
+    /// [`InvalidUserField::EmailInvisible`] for an invisible or control
+    /// character anywhere; [`InvalidUserField::Email`] when it is not
+    /// `local@domain`, too long, or refused by PRECIS or IDNA.
     pub fn parse(raw: &str) -> Result<Self, InvalidUserField> {
-        let normalised = raw.trim().to_lowercase();
-        let valid = normalised.len() <= 254
-            && !normalised
-                .chars()
-                .any(|c| c.is_whitespace() || c.is_control())
-            && matches!(normalised.split_once('@'), Some((local, domain))
-                if !local.is_empty() && !domain.is_empty() && !domain.contains('@'));
-        if valid {
-            Ok(Self(normalised))
-        } else {
-            Err(InvalidUserField::Email)
+        let trimmed = raw.trim();
+        if trimmed.chars().any(is_invisible) {
+            return Err(InvalidUserField::EmailInvisible);
         }
+        if trimmed.chars().any(char::is_whitespace) {
+            return Err(InvalidUserField::Email);
+        }
+        let Some((local, domain)) = trimmed.split_once('@') else {
+            return Err(InvalidUserField::Email);
+        };
+        if local.is_empty() || domain.is_empty() || domain.contains('@') {
+            return Err(InvalidUserField::Email);
+        }
+        let local = UsernameCaseMapped::enforce(local).map_err(|_| InvalidUserField::Email)?;
+        let domain = canonical_domain(domain).ok_or(InvalidUserField::Email)?;
+        let normalised = format!("{local}@{domain}");
+        if normalised.len() > MAX_EMAIL_LEN {
+            return Err(InvalidUserField::Email);
+        }
+        Ok(Self(normalised))
     }
 
     /// Wraps an address this system validated before and carried in
-    /// authenticated form (a sealed cookie); skips re-validation.
+    /// authenticated form (a sealed cookie) or stored; skips re-validation.
+    /// A stored address may predate the current rules (see
+    /// [`Email::is_canonical`]).
     pub fn from_sealed(normalised: String) -> Self {
         Self(normalised)
+    }
+
+    /// Whether this is the canonical spelling [`Email::parse`] gives: false
+    /// for an address stored under older rules that a migration could not
+    /// rewrite (another account already had its canonical spelling).
+    pub fn is_canonical(&self) -> bool {
+        Self::parse(&self.0).is_ok_and(|parsed| parsed == *self)
+    }
+
+    /// Whether the local part, or a label of the domain, mixes scripts
+    /// (UTS #39 single-script test: `pаypal` with a Cyrillic `а`), the mark
+    /// of an address made to look like another. A warning, not a refusal:
+    /// such addresses exist and deliver mail.
+    pub fn mixed_script(&self) -> bool {
+        let Some((local, domain)) = self.0.split_once('@') else {
+            return false;
+        };
+        let (unicode_domain, _) = idna::domain_to_unicode(domain);
+        !local.is_single_script() || unicode_domain.split('.').any(|l| !l.is_single_script())
     }
 
     /// The normalised address.
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// A character that renders as nothing (or changes the rendering of what
+/// surrounds it) and so cannot tell two addresses apart for a reader:
+/// format characters (Cf: zero-width space and joiners, U+FEFF, bidi
+/// controls, soft hyphen), controls, and the other default-ignorable code
+/// points (variation selectors, Hangul fillers), which PRECIS's
+/// `FreeformClass` refuses.
+fn is_invisible(c: char) -> bool {
+    c.general_category() == GeneralCategory::Format
+        || c.is_control()
+        || matches!(
+            FreeformClass::default().get_value_from_char(c),
+            DerivedPropertyValue::Disallowed
+        )
+}
+
+/// The domain as its A-label (UTS #46 ToASCII, STD3 rules), without a
+/// trailing dot; `None` if IDNA refuses it or a label is empty or too long.
+fn canonical_domain(domain: &str) -> Option<String> {
+    let ascii = Uts46::new()
+        .to_ascii(
+            domain.as_bytes(),
+            AsciiDenyList::STD3,
+            Hyphens::Allow,
+            DnsLength::Ignore,
+        )
+        .ok()?;
+    let ascii = ascii.strip_suffix('.').unwrap_or(&ascii);
+    verify_dns_length(ascii, false).then(|| ascii.to_owned())
 }
 
 impl TryFrom<String> for Email {
@@ -117,6 +206,85 @@ impl fmt::Display for Email {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A user's address as a store holds it, for [`renormalise`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredAddress {
+    /// The user.
+    pub id: UserId,
+    /// The address as stored (normalised by the rules of its time).
+    pub email: String,
+    /// When the account was created.
+    pub created_at: Timestamp,
+}
+
+/// An account whose stored address is not in its canonical spelling after
+/// [`renormalise`]: another account holds that spelling, or the address no
+/// longer parses. Such an account is left as it was (never merged or
+/// deleted) for an operator to resolve; logins reach the holder.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AddressCollision {
+    /// The account left with its old spelling.
+    pub user: UserId,
+    /// Its stored address.
+    pub stored: String,
+    /// The canonical spelling; `None` if the address no longer parses.
+    pub canonical: Option<String>,
+    /// The account that holds the canonical spelling, if any.
+    pub holder: Option<UserId>,
+}
+
+/// What re-normalising stored addresses changes, and what it cannot.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Renormalisation {
+    /// Accounts whose stored address becomes its canonical spelling.
+    /// Applying them in any order never takes a spelling another row holds.
+    pub updates: Vec<(UserId, Email)>,
+    /// Accounts that keep a non-canonical spelling.
+    pub collisions: Vec<AddressCollision>,
+}
+
+/// Re-normalises stored addresses with the rules of [`Email::parse`].
+///
+/// Every group of accounts whose addresses are one canonical address gets
+/// that address on one account: the one that already holds the canonical
+/// spelling (its users' logins already reach it), else the oldest (by
+/// creation, then id). The others keep their stored spelling and are
+/// reported, as are addresses that no longer parse. Run on rows that are
+/// already canonical, it changes nothing and reports the leftovers of
+/// earlier runs.
+pub fn renormalise(rows: &[StoredAddress]) -> Renormalisation {
+    use std::collections::BTreeMap;
+    let mut groups: BTreeMap<Email, Vec<&StoredAddress>> = BTreeMap::new();
+    let mut plan = Renormalisation::default();
+    for row in rows {
+        match Email::parse(&row.email) {
+            Ok(canonical) => groups.entry(canonical).or_default().push(row),
+            Err(_) => plan.collisions.push(AddressCollision {
+                user: row.id,
+                stored: row.email.clone(),
+                canonical: None,
+                holder: None,
+            }),
+        }
+    }
+    for (canonical, mut members) in groups {
+        members.sort_by_key(|m| (m.email != canonical.as_str(), m.created_at, m.id));
+        let holder = members[0];
+        if holder.email != canonical.as_str() {
+            plan.updates.push((holder.id, canonical.clone()));
+        }
+        for other in &members[1..] {
+            plan.collisions.push(AddressCollision {
+                user: other.id,
+                stored: other.email.clone(),
+                canonical: Some(canonical.as_str().to_owned()),
+                holder: Some(holder.id),
+            });
+        }
+    }
+    plan
 }
 
 /// A role name such as `admin`. Roles are plain labels; the server decides
@@ -252,6 +420,146 @@ mod tests {
         );
     }
 
+    /// Spellings of one address that used to be separate accounts
+    /// (issue 11): each is one address, or is refused.
+    #[test]
+    fn every_spelling_of_one_address_is_one_address() {
+        let same = [
+            "jos\u{e9}@b\u{fc}cher.example",
+            "jose\u{301}@bu\u{308}cher.example",
+            "JOS\u{c9}@B\u{dc}CHER.EXAMPLE",
+            "Jose\u{301}@Bu\u{308}cher.Example",
+            "  jos\u{e9}@b\u{fc}cher.example\t",
+            "\u{ff4a}\u{ff4f}\u{ff53}\u{e9}@b\u{fc}cher.example",
+            "\u{ff2a}\u{ff2f}\u{ff33}\u{c9}@b\u{fc}cher.example",
+            "jos\u{e9}@b\u{fc}cher.example.",
+            "jos\u{e9}@xn--bcher-kva.example",
+            "jos\u{e9}@XN--BCHER-KVA.EXAMPLE",
+            "jos\u{e9}@xn--bcher-kva.example.",
+            "jos\u{e9}@b\u{fc}cher\u{3002}example",
+            "jos\u{e9}@\u{ff42}\u{fc}\u{ff43}\u{ff48}\u{ff45}\u{ff52}\u{ff0e}example",
+        ];
+        for spelling in same {
+            assert_eq!(
+                Email::parse(spelling).map(|e| e.as_str().to_owned()),
+                Ok("jos\u{e9}@xn--bcher-kva.example".to_owned()),
+                "{spelling:?}"
+            );
+        }
+        let refused = [
+            "jos\u{200b}\u{e9}@b\u{fc}cher.example",
+            "\u{feff}jos\u{e9}@b\u{fc}cher.example",
+            "jos\u{e9}@b\u{fc}ch\u{200b}er.example",
+            "jos\u{e9}\u{202e}@b\u{fc}cher.example",
+            "jo\u{ad}s\u{e9}@b\u{fc}cher.example",
+            "jos\u{e9}\u{200d}@b\u{fc}cher.example",
+            "jos\u{e9}\u{fe0f}@b\u{fc}cher.example",
+        ];
+        for spelling in refused {
+            assert_eq!(
+                Email::parse(spelling),
+                Err(InvalidUserField::EmailInvisible),
+                "{spelling:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn parsing_is_idempotent_and_ascii_addresses_keep_their_old_form() {
+        for raw in [
+            "alice@example.com",
+            "a.b+tag@sub.example.org",
+            "jos\u{e9}@xn--bcher-kva.example",
+            "\u{7528}\u{6237}@\u{4f8b}\u{5b50}.\u{5e7f}\u{544a}",
+            "stra\u{df}e@example.com",
+        ] {
+            let once = Email::parse(raw).unwrap();
+            assert_eq!(Email::parse(once.as_str()).unwrap(), once, "{raw:?}");
+            assert!(once.is_canonical());
+        }
+        // Addresses the old rules (trim, lower-case) stored stay as they were.
+        for old in ["alice@example.com", "bob.smith+x@mail.example.co.uk"] {
+            assert_eq!(Email::parse(old).unwrap().as_str(), old);
+        }
+        assert!(!Email::from_sealed("jose\u{301}@example.com".into()).is_canonical());
+    }
+
+    #[test]
+    fn mixed_scripts_are_reported_not_refused() {
+        // A Cyrillic "а" in a Latin name, in the local part or the domain.
+        let spoof = Email::parse("p\u{430}ypal@example.com").unwrap();
+        assert!(spoof.mixed_script());
+        let spoof_domain = Email::parse("alice@p\u{430}ypal.com").unwrap();
+        assert!(spoof_domain.mixed_script());
+        for plain in [
+            "alice@example.com",
+            "jos\u{e9}@b\u{fc}cher.example",
+            "\u{432}\u{430}\u{441}\u{44f}@example.com",
+            "\u{7528}\u{6237}@\u{4f8b}\u{5b50}.\u{5e7f}\u{544a}",
+        ] {
+            assert!(!Email::parse(plain).unwrap().mixed_script(), "{plain:?}");
+        }
+    }
+
+    fn stored(email: &str, created: i64) -> StoredAddress {
+        StoredAddress {
+            id: UserId::generate(),
+            email: email.to_owned(),
+            created_at: Timestamp::from_unix_millis(created),
+        }
+    }
+
+    #[test]
+    fn renormalising_gives_the_canonical_spelling_to_one_account_and_reports_the_rest() {
+        let nfd_old = stored("jose\u{301}@example.com", 1);
+        let fullwidth = stored("\u{ff4a}ose\u{301}@example.com", 2);
+        let plain = stored("alice@example.com", 3);
+        let unicode_domain = stored("bob@b\u{fc}cher.example", 4);
+        let zwsp = stored("car\u{200b}ol@example.com", 5);
+        let plan = renormalise(&[
+            fullwidth.clone(),
+            plain,
+            nfd_old.clone(),
+            unicode_domain.clone(),
+            zwsp.clone(),
+        ]);
+        let mut updates = plan.updates.clone();
+        updates.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!(
+            updates,
+            vec![
+                (
+                    unicode_domain.id,
+                    Email::parse("bob@xn--bcher-kva.example").unwrap()
+                ),
+                (nfd_old.id, Email::parse("jos\u{e9}@example.com").unwrap()),
+            ]
+        );
+        assert_eq!(plan.collisions.len(), 2, "{:?}", plan.collisions);
+        assert!(plan.collisions.contains(&AddressCollision {
+            user: fullwidth.id,
+            stored: fullwidth.email.clone(),
+            canonical: Some("jos\u{e9}@example.com".into()),
+            holder: Some(nfd_old.id),
+        }));
+        assert!(plan.collisions.contains(&AddressCollision {
+            user: zwsp.id,
+            stored: zwsp.email.clone(),
+            canonical: None,
+            holder: None,
+        }));
+    }
+
+    #[test]
+    fn the_account_holding_the_canonical_spelling_keeps_it() {
+        let older_nfd = stored("jose\u{301}@example.com", 1);
+        let newer_nfc = stored("jos\u{e9}@example.com", 2);
+        let plan = renormalise(&[older_nfd.clone(), newer_nfc.clone()]);
+        assert!(plan.updates.is_empty());
+        assert_eq!(plan.collisions[0].user, older_nfd.id);
+        assert_eq!(plan.collisions[0].holder, Some(newer_nfc.id));
+    }
+
     #[test]
     fn email_without_local_or_domain_part_is_refused() {
         for bad in [
@@ -262,6 +570,15 @@ mod tests {
             "a@b@c",
             "a b@c.d",
             &"x".repeat(255),
+            &format!("{}@example.com", "x".repeat(250)),
+            "alice@exa mple.com",
+            "alice@exa_mple.com",
+            "alice@.example.com",
+            "alice@example..com",
+            "al ice@example.com",
+            "al\u{a0}ice@example.com",
+            "\u{2603}@example.com",
+            "alice@example.com..",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -18,6 +18,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod addresses;
 #[cfg(any(feature = "memory", feature = "sqlite", feature = "redis"))]
 mod lock;
 #[cfg(feature = "memory")]

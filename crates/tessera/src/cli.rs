@@ -181,6 +181,14 @@ pub enum UserCommand {
         /// The file (`.json` or `.csv`).
         file: PathBuf,
     },
+    /// List accounts whose stored address is not in its canonical spelling
+    /// (left so by the address migration because another account holds
+    /// that spelling, or because it is no longer a valid address).
+    Collisions {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tessera config ...`.

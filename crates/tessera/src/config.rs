@@ -4,6 +4,7 @@
 //! ([`SessionPolicy::new`], [`SessionCookie::new`], [`BucketRule::new`],
 //! [`PerUserCap::new`]).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
@@ -11,17 +12,41 @@ use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::{DEFAULT_COOKIE_NAME, DEFAULT_DOMAIN_COOKIE_NAME, SessionCookie};
 use tessera_axum::csrf::HttpUrl;
 use tessera_axum::hashing::fair_share;
+use tessera_axum::passwords::{BreachCheck, BreachFailure, NewPasswordRules};
 use tessera_axum::self_service::{AccountLinks, SelfServiceConfig};
 use tessera_axum::startup::{SessionBackend, UserBackend};
 use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
 use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
-use tessera_core::{BucketRule, PerUserCap, SessionPolicy};
+use tessera_core::{BucketRule, PasswordPolicy, PerUserCap, SessionPolicy};
 use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions};
 
-use crate::settings::{Settings, StorageKind, StoreKind, UsersKind};
+use crate::settings::{BreachFailKind, Settings, StorageKind, StoreKind, UsersKind};
 
 impl Settings {
+    /// The rules for new passwords: `password_min_length`,
+    /// `breached_password_url`, `breached_password_fail`.
+    ///
+    /// # Errors
+    ///
+    /// A minimum below 8, or a breached-password URL this build cannot use.
+    pub fn new_password_rules(&self) -> anyhow::Result<NewPasswordRules> {
+        let policy =
+            PasswordPolicy::new(self.password_min_length).context("password_min_length")?;
+        let breached = match &self.breached_password_url {
+            None => None,
+            Some(url) => Some(BreachCheck {
+                source: Arc::new(crate::breached::RangeApi::new(url)?),
+                on_failure: match self.breached_password_fail {
+                    BreachFailKind::Open => BreachFailure::Open,
+                    BreachFailKind::Closed => BreachFailure::Closed,
+                },
+                timeout: crate::breached::TIMEOUT,
+            }),
+        };
+        Ok(NewPasswordRules { policy, breached })
+    }
+
     /// The service these settings describe. Reads (or, on first use,
     /// creates) the sealed-cookie key in the data directory when sealed
     /// cookies are on and no `session_cookie_key` is set.
@@ -138,6 +163,7 @@ impl Settings {
             access_token_cookie: self.jwt_access_token_cookie,
             mail: tessera_axum::MailConfig::default(),
             self_service,
+            new_passwords: self.new_password_rules()?,
         };
         let sessions = match self.store {
             StoreKind::Sqlite => SessionBackend::Sqlite,
@@ -309,6 +335,12 @@ mod tests {
                 "0",
                 "max_connections_per_client",
             ),
+            ("TESSERA_PASSWORD_MIN_LENGTH", "7", "password_min_length"),
+            (
+                "TESSERA_BREACHED_PASSWORD_URL",
+                "https://api.pwnedpasswords.com",
+                "breached_password_url",
+            ),
         ] {
             Jail::expect_with(|jail| {
                 jail.set_env(key, value);
@@ -317,6 +349,26 @@ mod tests {
                 Ok(())
             });
         }
+    }
+
+    #[test]
+    fn new_password_settings_reach_the_rules() {
+        Jail::expect_with(|jail| {
+            let rules = load().unwrap().app.new_passwords;
+            assert_eq!(rules.policy, AppConfig::default().new_passwords.policy);
+            assert!(rules.breached.is_none());
+            jail.set_env("TESSERA_PASSWORD_MIN_LENGTH", "12");
+            jail.set_env("TESSERA_BREACHED_PASSWORD_URL", "http://127.0.0.1:9/");
+            jail.set_env("TESSERA_BREACHED_PASSWORD_FAIL", "closed");
+            let rules = load().unwrap().app.new_passwords;
+            assert_eq!(rules.policy.min_length(), 12);
+            let breached = rules.breached.expect("configured");
+            assert_eq!(
+                breached.on_failure,
+                tessera_axum::passwords::BreachFailure::Closed
+            );
+            Ok(())
+        });
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! server or an administrative command. All behaviour lives in the library.
 #![forbid(unsafe_code)]
 
+mod breached;
 mod cli;
 mod commands;
 mod config;

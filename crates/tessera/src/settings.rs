@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::SameSitePolicy;
+use tessera_axum::passwords::BreachFailure;
 use tessera_axum::self_service::Registration;
 use tessera_axum::{AppConfig, Maintenance};
 use tessera_store::{RedisOptions, SqliteOptions, Synchronous};
@@ -206,6 +207,27 @@ pub struct Settings {
     pub max_connections_per_client: usize,
     /// Seconds SIGTERM waits for open connections before dropping them.
     pub shutdown_timeout: u64,
+
+    // New passwords (`tessera_axum::passwords::NewPasswordRules`).
+    /// Shortest new password, in characters (at least 8).
+    pub password_min_length: usize,
+    /// A Have-I-Been-Pwned-style range API (`GET {url}/range/{prefix}`)
+    /// that new passwords are checked against by k-anonymity; `http://`
+    /// (a mirror or a local proxy).
+    pub breached_password_url: Option<String>,
+    /// What an unreachable `breached_password_url` means: `open` (accept
+    /// the password) or `closed` (refuse it for now, 503).
+    pub breached_password_fail: BreachFailKind,
+}
+
+/// `breached_password_fail`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BreachFailKind {
+    /// Accept the password unchecked.
+    Open,
+    /// Refuse it until the service answers.
+    Closed,
 }
 
 /// Where users and the audit log live (`users`).
@@ -305,6 +327,13 @@ impl Default for Settings {
             max_connections: None,
             max_connections_per_client: connections.max_connections_per_client,
             shutdown_timeout: connections.shutdown_timeout.as_secs(),
+
+            password_min_length: app.new_passwords.policy.min_length(),
+            breached_password_url: None,
+            breached_password_fail: match BreachFailure::default() {
+                BreachFailure::Open => BreachFailKind::Open,
+                BreachFailure::Closed => BreachFailKind::Closed,
+            },
         }
     }
 }

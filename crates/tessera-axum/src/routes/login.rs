@@ -158,6 +158,7 @@ pub async fn authenticate(
             if needs_rehash {
                 upgrade_hash(state, &user, password);
             }
+            crate::accounts::warn_if_mixed_script(&user);
             user
         }
         (user, verification) => {

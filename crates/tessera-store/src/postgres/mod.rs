@@ -124,8 +124,9 @@ impl PostgresUserStore {
                 MIGRATIONS.len()
             )));
         }
-        for sql in &MIGRATIONS[version..] {
+        for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
             tx.batch_execute(sql).await.map_err(to_store_error)?;
+            schema::rust_step(&tx, index + 1).await?;
         }
         let latest = i32::try_from(MIGRATIONS.len()).unwrap_or(i32::MAX);
         tx.execute("DELETE FROM tessera_schema", &[])

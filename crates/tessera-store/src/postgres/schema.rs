@@ -1,5 +1,9 @@
 //! The PostgreSQL schema: migrations, tracked in `tessera_schema`.
 
+use tessera_core::{StoreError, StoredAddress, Timestamp, UserId, renormalise};
+
+use super::to_store_error;
+
 /// Each entry moves the schema one version forward; never edit a released one.
 pub(super) const MIGRATIONS: &[&str] = &[
     // 1: users and the audit log.
@@ -23,7 +27,9 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // created by an operator, who vouched for the address.
     "ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE;
     UPDATE users SET email_verified = TRUE;",
-    "SELECT 1;", // 3: reserved for another branch
+    // 3: addresses in their one canonical spelling (PRECIS local part, IDNA
+    // A-label domain): the Rust step in `rust_step` does it.
+    "SELECT 1;",
     // 4: the mail outbox. `body` (the notice as JSON, with any link) and
     // `recipient` are erased once a message is sent or given up; `token` is
     // the current claim, valid until `lease_until`.
@@ -70,3 +76,43 @@ pub(super) const MIGRATIONS: &[&str] = &[
     CREATE INDEX tickets_by_user ON tickets (user_id, purpose) WHERE user_id IS NOT NULL;
     CREATE INDEX tickets_by_expiry ON tickets (expires_at);",
 ];
+
+/// The steps written in Rust, run in the migration's transaction (under
+/// its advisory lock) right after the SQL of the version they belong to.
+pub(super) async fn rust_step(
+    tx: &tokio_postgres::Transaction<'_>,
+    version: usize,
+) -> Result<(), StoreError> {
+    match version {
+        3 => renormalise_emails(tx).await,
+        _ => Ok(()),
+    }
+}
+
+/// Migration 3: every stored address re-normalised by `Email::parse`;
+/// collisions (two rows, one address) are left as they were and logged
+/// with their user ids only.
+async fn renormalise_emails(tx: &tokio_postgres::Transaction<'_>) -> Result<(), StoreError> {
+    let rows = tx
+        .query("SELECT id, email, created_at FROM users FOR UPDATE", &[])
+        .await
+        .map_err(to_store_error)?
+        .iter()
+        .map(|row| StoredAddress {
+            id: UserId::from_uuid(row.get(0)),
+            email: row.get(1),
+            created_at: Timestamp::from_unix_millis(row.get(2)),
+        })
+        .collect::<Vec<_>>();
+    let plan = renormalise(&rows);
+    for (id, email) in &plan.updates {
+        tx.execute(
+            "UPDATE users SET email = $1 WHERE id = $2",
+            &[&email.as_str(), id.as_uuid()],
+        )
+        .await
+        .map_err(to_store_error)?;
+    }
+    crate::addresses::report(plan.updates.len(), &plan.collisions);
+    Ok(())
+}

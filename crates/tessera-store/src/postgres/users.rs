@@ -14,7 +14,7 @@ fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
     let roles: String = row.get(2);
     Ok(User {
         id: UserId::from_uuid(row.get(0)),
-        email: Email::parse(&email).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        email: Email::from_sealed(email),
         roles: roles
             .split_whitespace()
             .map(|r| Role::parse(r).map_err(|e| StoreError::Corrupt(e.to_string())))

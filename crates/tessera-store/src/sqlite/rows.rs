@@ -67,7 +67,7 @@ pub(super) fn session_from_row(row: &Row<'_>) -> rusqlite::Result<Session> {
         id_hash: SessionIdHash::from_bytes(id_hash),
         handle: SessionHandle::new(row.get::<_, String>(1)?),
         user_id: decode_uuid_blob(&user_id)?,
-        email: Email::parse(&email).map_err(|e| corrupt("email")(e.to_string()))?,
+        email: Email::from_sealed(email),
         roles: decode_roles(&roles)?,
         created_at: Timestamp::from_unix_millis(row.get(5)?),
         last_seen: Timestamp::from_unix_millis(row.get(6)?),
@@ -89,7 +89,7 @@ pub(super) fn user_from_row(row: &Row<'_>) -> rusqlite::Result<User> {
         id: id
             .parse()
             .map_err(|e: uuid::Error| corrupt("user id")(e.to_string()))?,
-        email: Email::parse(&email).map_err(|e| corrupt("email")(e.to_string()))?,
+        email: Email::from_sealed(email),
         roles: decode_roles(&roles)?,
         disabled: row.get(3)?,
         password_hash: PasswordHash::from_trusted(row.get(4)?),

@@ -1,7 +1,7 @@
 //! The schema: migrations, tracked with `PRAGMA user_version`.
 
 use rusqlite::Connection;
-use tessera_core::StoreError;
+use tessera_core::{StoreError, StoredAddress, Timestamp, renormalise};
 
 use super::to_store_error;
 
@@ -81,7 +81,9 @@ const MIGRATIONS: &[&str] = &[
     // created by an operator, who vouched for the address.
     "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
     UPDATE users SET email_verified = 1;",
-    "SELECT 1;", // 6: reserved for another branch
+    // 6: addresses in their one canonical spelling (PRECIS local part, IDNA
+    // A-label domain): the Rust step `renormalise_emails` below does it.
+    "SELECT 1;",
     // 7: the mail outbox. `body` (the notice as JSON, with any link) and
     // `recipient` are erased once a message is sent or given up; `token` is
     // the current claim, valid until `lease_until`.
@@ -150,6 +152,56 @@ const MIGRATIONS: &[&str] = &[
         1);",
 ];
 
+/// A migration step written in Rust, run in the migration's transaction
+/// right after the SQL of the version it names (for what SQL cannot do).
+type RustStep = fn(&rusqlite::Transaction<'_>) -> Result<(), StoreError>;
+
+/// `(version, step)`, by version.
+const RUST_STEPS: &[(usize, RustStep)] = &[(6, renormalise_emails)];
+
+/// Migration 6: every stored address re-normalised by `Email::parse`;
+/// collisions (two rows, one address) are left as they were and logged
+/// with their user ids only.
+fn renormalise_emails(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> {
+    let rows = {
+        let mut stmt = tx
+            .prepare("SELECT id, email, created_at FROM users")
+            .map_err(to_store_error)?;
+        stmt.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, i64>(2)?,
+            ))
+        })
+        .map_err(to_store_error)?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(to_store_error)?
+    };
+    let rows = rows
+        .into_iter()
+        .map(|(id, email, created_at)| {
+            Ok(StoredAddress {
+                id: id
+                    .parse()
+                    .map_err(|e| StoreError::Corrupt(format!("user id {id:?}: {e}")))?,
+                email,
+                created_at: Timestamp::from_unix_millis(created_at),
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    let plan = renormalise(&rows);
+    for (id, email) in &plan.updates {
+        tx.execute(
+            "UPDATE users SET email = ?1 WHERE id = ?2",
+            rusqlite::params![email.as_str(), id.to_string()],
+        )
+        .map_err(to_store_error)?;
+    }
+    crate::addresses::report(plan.updates.len(), &plan.collisions);
+    Ok(())
+}
+
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)
@@ -166,6 +218,9 @@ pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     }
     for (index, sql) in MIGRATIONS.iter().enumerate().skip(version) {
         tx.execute_batch(sql).map_err(to_store_error)?;
+        for (_, step) in RUST_STEPS.iter().filter(|(v, _)| *v == index + 1) {
+            step(&tx)?;
+        }
         tx.pragma_update(None, "user_version", (index + 1) as i64)
             .map_err(to_store_error)?;
     }

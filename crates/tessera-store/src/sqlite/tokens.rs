@@ -21,7 +21,7 @@ fn family_from_row(row: &Row<'_>) -> rusqlite::Result<TokenFamily> {
     Ok(TokenFamily {
         id: FamilyId::new(row.get::<_, String>(0)?),
         user_id: decode_uuid_blob(&user_id)?,
-        email: Email::parse(&email).map_err(|e| corrupt("email")(e.to_string()))?,
+        email: Email::from_sealed(email),
         roles: decode_roles(&roles)?,
         created_at: Timestamp::from_unix_millis(row.get(4)?),
         expires_at: Timestamp::from_unix_millis(row.get(5)?),

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tessera_core::{StoreError, UserStore};
+use tessera_core::{StoreError, UserId, UserStore};
 use tessera_store::{PostgresOptions, PostgresUserStore};
 
 use crate::contract::{contract_tests, user};
@@ -70,6 +70,39 @@ async fn nodes_starting_together_migrate_once() {
     assert_eq!(a.migrate().await.unwrap(), 0, "already current");
     UserStore::create(&a, &user("a@example.com")).await.unwrap();
     assert_eq!(b.list().await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn addresses_stored_by_the_old_rules_are_renormalised_and_collisions_kept() {
+    let (store, db) = postgres().await;
+    // Back to schema 2 (migration 3 changes rows, not tables), with rows
+    // as the old rules stored them.
+    let (client, connection) = tokio_postgres::connect(&database_url(&db), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute("UPDATE tessera_schema SET version = 2")
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for (n, email) in crate::contract::OLD_SPELLINGS.iter().enumerate() {
+        let id = UserId::generate();
+        client
+            .execute(
+                "INSERT INTO users (id, email, roles, disabled, password_hash, created_at, \
+                 email_verified) VALUES ($1, $2, 'member', FALSE, \
+                 '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA', $3, TRUE)",
+                &[id.as_uuid(), email, &(1_700_000_000_000_i64 + n as i64)],
+            )
+            .await
+            .unwrap();
+        ids.push(id);
+    }
+    assert_eq!(store.migrate().await.unwrap(), 1);
+    crate::contract::check_renormalised(store.as_ref(), &ids).await;
+    assert_eq!(store.migrate().await.unwrap(), 0);
+    crate::contract::check_renormalised(store.as_ref(), &ids).await;
 }
 
 #[tokio::test]

@@ -330,6 +330,39 @@ mod durability {
     }
 
     #[tokio::test]
+    async fn addresses_stored_by_the_old_rules_are_renormalised_and_collisions_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        // Schema 5 (migration 6 changes rows, not tables), written as the
+        // old rules left it: one row per spelling.
+        roll_back(&path, 5);
+        let conn = rusqlite_conn(&path);
+        let mut ids = Vec::new();
+        for (n, email) in crate::contract::OLD_SPELLINGS.iter().enumerate() {
+            let id = UserId::generate();
+            conn.execute(
+                "INSERT INTO users (id, email, roles, disabled, password_hash, created_at, \
+                 email_verified) VALUES (?1, ?2, 'member', 0, '$argon2id$v=19$m=8,t=1,p=1$c2FsdHNhbHQ$aGFzaA', ?3, 1)",
+                rusqlite::params![id.to_string(), email, 1_700_000_000_000_i64 + n as i64],
+            )
+            .unwrap();
+            ids.push(id);
+        }
+        drop(conn);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let version: i64 = rusqlite_conn(&path)
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, DOWN.last().unwrap().0);
+        crate::contract::check_renormalised(&store, &ids).await;
+        // Opening again changes nothing.
+        drop(store);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        crate::contract::check_renormalised(&store, &ids).await;
+    }
+
+    #[tokio::test]
     async fn audit_events_from_before_the_audit_log_are_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("tessera.db");

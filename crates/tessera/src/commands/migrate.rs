@@ -7,7 +7,7 @@ use anyhow::Context;
 use tessera_axum::startup::UserBackend;
 use tessera_store::{PostgresUserStore, SqliteStore};
 
-use crate::commands::user::create_private_dir;
+use crate::commands::user::{collisions, create_private_dir, print_collisions};
 use crate::settings::Settings;
 
 /// `tessera migrate`: migrations of the configured user store, alone.
@@ -21,16 +21,18 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
         match &config.users {
             UserBackend::Sqlite => {
                 // Opening migrates.
-                SqliteStore::open(&config.database, config.sqlite.clone()).with_context(|| {
-                    format!(
-                        "cannot open the database in {}",
-                        settings.data_dir.display()
-                    )
-                })?;
+                let store = SqliteStore::open(&config.database, config.sqlite.clone())
+                    .with_context(|| {
+                        format!(
+                            "cannot open the database in {}",
+                            settings.data_dir.display()
+                        )
+                    })?;
                 println!(
                     "embedded database {} is up to date",
                     config.database.display()
-                )
+                );
+                print_collisions(&collisions(&store).await?, false)?;
             }
             UserBackend::Postgres { url, options } => {
                 let store = PostgresUserStore::connect(url, options.clone())
@@ -41,6 +43,7 @@ pub fn run(settings: &Settings) -> anyhow::Result<ExitCode> {
                     "postgres user store is up to date ({} migrations pending)",
                     store.migrate().await?
                 );
+                print_collisions(&collisions(&store).await?, false)?;
             }
         }
         Ok(ExitCode::SUCCESS)

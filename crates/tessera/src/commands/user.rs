@@ -14,10 +14,11 @@ use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use tessera_axum::accounts::AccountChange;
 use tessera_axum::audit::{AuditContext, AuditTrail};
+use tessera_axum::passwords::NewPasswordRules;
 use tessera_axum::startup::{Purpose, open_stores};
 use tessera_core::{
-    AuditKind, Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp,
-    UserStore,
+    AddressCollision, AuditKind, Email, NewUser, Password, PasswordHash, PasswordHasher, Role,
+    StoreError, StoredAddress, Timestamp, UserStore, renormalise,
 };
 
 use crate::cli::UserCommand;
@@ -66,8 +67,10 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             unverified,
         } => {
             let email = parse_email(&email)?;
+            warn_if_mixed_script(&email);
             let roles = parse_roles(&roles)?;
             let password = read_new_password(password_stdin)?;
+            check_new_password(&config.app.new_passwords, &password, &email).await?;
             let hash = PasswordHasher::owasp().hash(&password)?;
             let user = NewUser {
                 email,
@@ -173,6 +176,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 bail!("no user with e-mail {email}");
             }
             let password = read_new_password(password_stdin)?;
+            check_new_password(&config.app.new_passwords, &password, &email).await?;
             let hash = PasswordHasher::owasp().hash(&password)?;
             let change = found(accounts.set_password(&cli, &email, &hash).await?, &email)?;
             println!(
@@ -181,6 +185,10 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             );
         }
         UserCommand::Import { file } => return import(users.as_ref(), &audit, &file).await,
+        UserCommand::Collisions { json } => {
+            let collisions = collisions(users.as_ref()).await?;
+            print_collisions(&collisions, json)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -191,6 +199,75 @@ fn found(change: Option<AccountChange>, email: &Email) -> anyhow::Result<Account
 
 fn parse_email(raw: &str) -> anyhow::Result<Email> {
     Email::parse(raw).map_err(|e| anyhow!("{raw:?}: {e}"))
+}
+
+/// Warns on standard error about a new account's address that mixes
+/// scripts (UTS #39), as look-alikes of other addresses do.
+fn warn_if_mixed_script(email: &Email) {
+    if email.mixed_script() {
+        eprintln!(
+            "warning: {email} mixes scripts (Unicode UTS #39), as look-alikes of other \
+             addresses do"
+        );
+    }
+}
+
+/// The rules for a new password, the breached-password service included.
+async fn check_new_password(
+    rules: &NewPasswordRules,
+    password: &Password,
+    email: &Email,
+) -> anyhow::Result<()> {
+    rules
+        .check(password, email)
+        .await
+        .map_err(|refused| anyhow!("{refused}"))
+}
+
+/// Accounts whose stored address is not canonical, as the migration left
+/// them (see `tessera_core::renormalise`).
+pub async fn collisions(users: &dyn UserStore) -> anyhow::Result<Vec<AddressCollision>> {
+    let rows: Vec<StoredAddress> = users
+        .list()
+        .await?
+        .into_iter()
+        .map(|u| StoredAddress {
+            id: u.id,
+            email: u.email.into(),
+            created_at: u.created_at,
+        })
+        .collect();
+    Ok(renormalise(&rows).collisions)
+}
+
+/// Prints collisions as a table or JSON; nothing but a note when there are none.
+pub fn print_collisions(collisions: &[AddressCollision], json: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(collisions)?);
+        return Ok(());
+    }
+    if collisions.is_empty() {
+        println!("no address collisions");
+        return Ok(());
+    }
+    println!(
+        "{} accounts keep an address that is not in its canonical spelling:",
+        collisions.len()
+    );
+    println!(
+        "{:<36}  {:<36}  {:<32}  STORED",
+        "ID", "HOLDER", "CANONICAL"
+    );
+    for c in collisions {
+        println!(
+            "{:<36}  {:<36}  {:<32}  {:?}",
+            c.user,
+            c.holder.map_or_else(|| "-".to_owned(), |h| h.to_string()),
+            c.canonical.as_deref().unwrap_or("(not a valid address)"),
+            c.stored
+        );
+    }
+    Ok(())
 }
 
 fn parse_roles(raw: &[String]) -> anyhow::Result<Vec<Role>> {
@@ -231,7 +308,6 @@ fn read_new_password(from_stdin: bool) -> anyhow::Result<Password> {
         }
         Password::new(first)
     };
-    password.check_policy()?;
     Ok(password)
 }
 
@@ -296,7 +372,10 @@ async fn import(
             })
         })();
         match parsed {
-            Ok(user) => users.push(user),
+            Ok(user) => {
+                warn_if_mixed_script(&user.email);
+                users.push(user)
+            }
             Err(e) => problems.push(format!("record {line} ({}): {e:#}", row.email)),
         }
     }

@@ -4,6 +4,7 @@
 mod helpers;
 
 mod account_changes;
+mod addresses;
 mod admin;
 mod audit;
 mod cluster;
@@ -23,6 +24,7 @@ mod lab;
 mod login;
 mod login_redirect;
 mod mailbox;
+mod password_policy;
 mod passwords;
 mod postgres_users;
 mod proxies;

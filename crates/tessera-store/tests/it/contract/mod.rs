@@ -17,7 +17,7 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 use tessera_core::{
     ChainKey, Email, NewUser, PasswordHash, Role, RotationKey, Session, SessionId, SessionMeta,
-    SessionPolicy, Timestamp, User,
+    SessionPolicy, Timestamp, User, UserId, UserStore,
 };
 
 pub fn user(email: &str) -> User {
@@ -185,3 +185,61 @@ macro_rules! contract_tests {
     };
 }
 pub(crate) use contract_tests;
+
+/// Addresses as the rules before migration 6 (SQLite) / 3 (PostgreSQL)
+/// stored them (trimmed, lower-cased), oldest first: five spellings of one
+/// address, a zero-width space and a BOM the new rules refuse, and a plain
+/// address. Migrating gives the first the canonical spelling
+/// [`OLD_CANONICAL`] and leaves the rest as they were.
+pub const OLD_SPELLINGS: &[&str] = &[
+    "jose\u{301}@b\u{fc}cher.example",
+    "jos\u{e9}@b\u{fc}cher.example",
+    "jos\u{200b}\u{e9}@b\u{fc}cher.example",
+    "\u{ff4a}\u{ff4f}\u{ff53}\u{e9}@b\u{fc}cher.example",
+    "jos\u{e9}@b\u{fc}cher.example.",
+    "alice@example.com",
+    "\u{feff}bob@example.com",
+];
+
+/// The canonical spelling of the first five [`OLD_SPELLINGS`].
+pub const OLD_CANONICAL: &str = "jos\u{e9}@xn--bcher-kva.example";
+
+/// Checks a store after the migration of [`OLD_SPELLINGS`] (ids in order).
+pub async fn check_renormalised(store: &dyn UserStore, ids: &[UserId]) {
+    let canonical = Email::parse(OLD_CANONICAL).unwrap();
+    let holder = store.by_email(&canonical).await.unwrap().unwrap();
+    assert_eq!(
+        holder.id, ids[0],
+        "the oldest account has the canonical spelling"
+    );
+    for (id, old) in ids.iter().zip(OLD_SPELLINGS).skip(1) {
+        let user = store.by_id(*id).await.unwrap().unwrap();
+        assert_eq!(user.email.as_str(), *old, "a collision keeps its spelling");
+    }
+    // Every spelling a client may type reaches the one account.
+    for typed in [
+        "JOSE\u{301}@B\u{dc}CHER.EXAMPLE",
+        "jos\u{e9}@xn--bcher-kva.example.",
+    ] {
+        let email = Email::parse(typed).unwrap();
+        assert_eq!(store.by_email(&email).await.unwrap().unwrap().id, ids[0]);
+    }
+    let listed = store.list().await.unwrap();
+    assert_eq!(listed.len(), OLD_SPELLINGS.len());
+    let plan = tessera_core::renormalise(
+        &listed
+            .iter()
+            .map(|u| tessera_core::StoredAddress {
+                id: u.id,
+                email: u.email.as_str().to_owned(),
+                created_at: u.created_at,
+            })
+            .collect::<Vec<_>>(),
+    );
+    assert!(plan.updates.is_empty(), "{:?}", plan.updates);
+    let mut reported: Vec<_> = plan.collisions.iter().map(|c| c.user).collect();
+    reported.sort();
+    let mut expected = vec![ids[1], ids[2], ids[3], ids[4], ids[6]];
+    expected.sort();
+    assert_eq!(reported, expected);
+}
