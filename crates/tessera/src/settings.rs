@@ -392,9 +392,12 @@ impl Settings {
             toml::Value::try_from(self).context("settings are not representable as TOML")?;
         if let Some(table) = value.as_table_mut() {
             for (key, entry) in table.iter_mut() {
+                // Settings about passwords are not secrets.
+                let public = ["password_min_length", "breached_password_fail"];
                 if ["secret", "password", "key", "url"]
                     .iter()
                     .any(|s| key.contains(s))
+                    && !public.contains(&key.as_str())
                 {
                     *entry = toml::Value::String("<redacted>".into());
                 }

@@ -248,3 +248,30 @@ fn an_unreachable_service_passes_when_open_and_refuses_when_closed() {
     assert!(!ok);
     assert!(stderr.contains("could not be checked"), "{stderr}");
 }
+
+#[test]
+fn config_print_shows_the_policy_and_redacts_the_service_url() {
+    let out = std::process::Command::new(BIN)
+        .args(["config", "print"])
+        .env_remove("TESSERA_CONFIG")
+        .env("TESSERA_PASSWORD_MIN_LENGTH", "12")
+        .env("TESSERA_BREACHED_PASSWORD_FAIL", "closed")
+        .env(
+            "TESSERA_BREACHED_PASSWORD_URL",
+            "http://user:hunter2@127.0.0.1:9",
+        )
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let printed = String::from_utf8_lossy(&out.stdout);
+    assert!(printed.contains("password_min_length = 12"), "{printed}");
+    assert!(
+        printed.contains("breached_password_fail = \"closed\""),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("breached_password_url = \"<redacted>\""),
+        "{printed}"
+    );
+    assert!(!printed.contains("hunter2"));
+}
