@@ -48,9 +48,6 @@ pub enum ApiError {
     /// The address belongs to another account.
     #[error("that address belongs to another account")]
     EmailTaken,
-    /// A new password that the password policy refuses.
-    #[error("{0}")]
-    WeakPassword(String),
     /// Authenticated, but without the role the route needs.
     #[error("this requires the {0} role")]
     Forbidden(&'static str),
@@ -128,7 +125,6 @@ impl ApiError {
             Self::RegistrationClosed => (StatusCode::FORBIDDEN, "registration_closed"),
             Self::InviteRequired => (StatusCode::FORBIDDEN, "invite_required"),
             Self::EmailTaken => (StatusCode::CONFLICT, "email_taken"),
-            Self::WeakPassword(_) => (StatusCode::BAD_REQUEST, "weak_password"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
             Self::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),

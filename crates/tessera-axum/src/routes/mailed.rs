@@ -99,15 +99,14 @@ pub async fn hash_new_password(
 ///
 /// # Errors
 ///
-/// 400 `weak_password` naming the rule.
+/// 400 `weak_password` naming the rule; 503 when the breached-password
+/// service is down and its failures close.
 pub async fn check_new_password(
-    _state: &AppState,
+    state: &AppState,
     password: &Password,
-    _email: &Email,
+    email: &Email,
 ) -> Result<(), ApiError> {
-    password
-        .check_policy()
-        .map_err(|e| ApiError::WeakPassword(e.to_string()))
+    state.check_new_password(password, email).await
 }
 
 /// Issues a ticket for `purpose` and returns the link that carries it.

@@ -107,6 +107,7 @@ async fn register(
             match state.users.create(&user).await {
                 Ok(()) => {
                     tracing::info!(user = %user.id, "signed up");
+                    crate::accounts::warn_if_mixed_script(&user);
                     state
                         .audit()
                         .record(context.event_about(AuditKind::SignedUp, user.id));
@@ -173,6 +174,7 @@ async fn accept_invite(
         Err(e) => return Err(e.into()),
     }
     tracing::info!(user = %user.id, "signed up with an invite");
+    crate::accounts::warn_if_mixed_script(&user);
     state
         .audit()
         .record(context.event_about(AuditKind::InviteUsed, user.id));
