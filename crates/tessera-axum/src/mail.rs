@@ -8,6 +8,10 @@
 //! `.eml` files), retrying with exponential backoff. A slow or dead SMTP
 //! server delays mail, never a request.
 
+mod sender;
+pub mod templates;
+pub mod transport;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -16,6 +20,8 @@ use std::time::Duration;
 
 use tessera_core::{Outbox, OutboxStats, OutgoingMail, StoreError, Timestamp};
 use tokio::sync::Notify;
+
+use crate::state::AppState;
 
 /// Where mail goes (setting `mail`).
 #[derive(Debug, Clone, Default)]
@@ -258,6 +264,8 @@ pub struct MailConfig {
     pub transport: MailTransport,
     /// The `From:` of every message, e.g. `Example <noreply@example.com>`.
     pub from: String,
+    /// The name messages give the service (`{{ site }}` in the templates).
+    pub site_name: String,
     /// Templates replacing the built-in ones, by file name
     /// (`verify_email.subject.txt`, `verify_email.txt`, `verify_email.html`,
     /// `layout.html`, ...): their contents, read by the binary.
@@ -280,6 +288,7 @@ impl Default for MailConfig {
         Self {
             transport: MailTransport::None,
             from: "tessera <noreply@localhost>".to_owned(),
+            site_name: "tessera".to_owned(),
             templates: BTreeMap::new(),
             retry: RetryPolicy::default(),
             lease: Duration::from_secs(120),
@@ -295,6 +304,73 @@ impl MailConfig {
     pub fn is_configured(&self) -> bool {
         !matches!(self.transport, MailTransport::None)
     }
+
+    /// The transport's name, for logs and `/health`.
+    pub fn transport_name(&self) -> &'static str {
+        match self.transport {
+            MailTransport::None => "none",
+            MailTransport::File { .. } => "file",
+            MailTransport::Smtp(_) => "smtp",
+        }
+    }
+
+    /// Checks what can be checked without sending: `from` parses, the
+    /// templates (with their overrides) load and render, the TLS settings
+    /// are usable.
+    ///
+    /// # Errors
+    ///
+    /// [`MailSetupError`] naming the setting.
+    pub fn check(&self) -> Result<(), MailSetupError> {
+        transport::parse_from(&self.from)?;
+        templates::Templates::new(&self.templates, &self.site_name)?;
+        if let MailTransport::Smtp(smtp) = &self.transport {
+            transport::tls(smtp)?;
+        }
+        Ok(())
+    }
+}
+
+/// Mail settings that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum MailSetupError {
+    /// The transport or `mail_from`.
+    #[error(transparent)]
+    Transport(#[from] transport::TransportError),
+    /// A template.
+    #[error(transparent)]
+    Template(#[from] templates::TemplateError),
+}
+
+/// Starts the background sender for `state` (when mail is configured):
+/// the task [`Service::start`](crate::Service::start) spawns.
+///
+/// # Errors
+///
+/// [`MailSetupError`] when the transport, `mail_from` or a template cannot
+/// be used.
+pub fn spawn_sender(
+    state: &Arc<AppState>,
+) -> Result<Option<tokio::task::JoinHandle<()>>, MailSetupError> {
+    let config = state.config().mail.clone();
+    let (Some(outbox), Some(transport)) = (
+        state.mail().outbox().cloned(),
+        transport::Transport::new(&config.transport)?,
+    ) else {
+        return Ok(None);
+    };
+    let sender = sender::Sender {
+        state: Arc::clone(state),
+        outbox,
+        transport: Arc::new(transport),
+        templates: Arc::new(templates::Templates::new(
+            &config.templates,
+            &config.site_name,
+        )?),
+        from: transport::parse_from(&config.from)?,
+        config,
+    };
+    Ok(Some(tokio::spawn(sender.run())))
 }
 
 /// The outbox statistics `/health` shows, refreshed by the sender (so

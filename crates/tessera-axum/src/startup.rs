@@ -356,6 +356,15 @@ impl Service {
             tracing::info!(restored, "revocation list loaded");
         }
         let mut tasks = spawn_maintenance(Arc::clone(&state), maintenance);
+        if let Some(sender) =
+            crate::mail::spawn_sender(&state).map_err(|e| StartupError::Setup(e.to_string()))?
+        {
+            tracing::info!(
+                transport = state.config().mail.transport_name(),
+                "mail sender started"
+            );
+            tasks.push(sender);
+        }
         if let Some(events) = announcements {
             tasks.push(tokio::spawn(apply_announced_revocations(
                 events,

@@ -12,6 +12,7 @@ use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::{DEFAULT_COOKIE_NAME, DEFAULT_DOMAIN_COOKIE_NAME, SessionCookie};
 use tessera_axum::csrf::HttpUrl;
 use tessera_axum::hashing::fair_share;
+use tessera_axum::mail::{MailConfig, MailTransport, RetryPolicy, SmtpConfig, SmtpUrl};
 use tessera_axum::passwords::{BreachCheck, BreachFailure, NewPasswordRules};
 use tessera_axum::self_service::{AccountLinks, SelfServiceConfig};
 use tessera_axum::startup::{SessionBackend, UserBackend};
@@ -21,7 +22,27 @@ use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
 use tessera_core::{BucketRule, PasswordPolicy, PerUserCap, SessionPolicy};
 use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions};
 
-use crate::settings::{BreachFailKind, Settings, StorageKind, StoreKind, UsersKind};
+use crate::settings::{BreachFailKind, MailKind, Settings, StorageKind, StoreKind, UsersKind};
+
+/// The templates in `dir` (every regular file ending in `.txt` or `.html`),
+/// by file name. Unknown names are refused later, by the library.
+fn read_templates(
+    dir: &std::path::Path,
+) -> anyhow::Result<std::collections::BTreeMap<String, String>> {
+    let context = || format!("mail_templates: cannot read {}", dir.display());
+    let mut templates = std::collections::BTreeMap::new();
+    for entry in std::fs::read_dir(dir).with_context(context)? {
+        let entry = entry.with_context(context)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !(name.ends_with(".txt") || name.ends_with(".html")) || !entry.path().is_file() {
+            continue;
+        }
+        let text = std::fs::read_to_string(entry.path())
+            .with_context(|| format!("mail_templates: cannot read {name}"))?;
+        templates.insert(name, text);
+    }
+    Ok(templates)
+}
 
 impl Settings {
     /// The rules for new passwords: `password_min_length`,
@@ -161,7 +182,7 @@ impl Settings {
                 .context("max_sessions_per_user")?,
             tokens: self.token_config()?,
             access_token_cookie: self.jwt_access_token_cookie,
-            mail: tessera_axum::MailConfig::default(),
+            mail: self.mail_config()?,
             self_service,
             new_passwords: self.new_password_rules()?,
         };
@@ -231,6 +252,69 @@ impl Settings {
         };
         limits.check()?;
         Ok(limits)
+    }
+
+    /// The mailer: transport, sender, templates (read from
+    /// `mail_templates`), retries. Checked here (`mail_from`, templates,
+    /// TLS), so that `tessera serve` refuses bad mail settings at start.
+    fn mail_config(&self) -> anyhow::Result<MailConfig> {
+        let defaults = MailConfig::default();
+        let transport = match self.mail {
+            MailKind::None => MailTransport::None,
+            MailKind::File => MailTransport::File {
+                dir: self.data_dir.join("mail"),
+            },
+            MailKind::Smtp => {
+                let raw = self
+                    .smtp_url
+                    .as_ref()
+                    .context("mail = \"smtp\" needs smtp_url (TESSERA_SMTP_URL)")?;
+                let url = SmtpUrl::parse(&raw.0).context("smtp_url")?;
+                let tls_ca = self
+                    .smtp_tls_ca
+                    .as_ref()
+                    .map(|path| {
+                        std::fs::read(path)
+                            .with_context(|| format!("smtp_tls_ca: cannot read {}", path.display()))
+                    })
+                    .transpose()?;
+                if self.smtp_timeout == 0 || self.smtp_pool_size == 0 {
+                    bail!("smtp_timeout and smtp_pool_size must be at least 1");
+                }
+                MailTransport::Smtp(SmtpConfig {
+                    insecure: self.smtp_insecure,
+                    tls_ca,
+                    timeout: Duration::from_secs(self.smtp_timeout),
+                    pool_size: self.smtp_pool_size,
+                    ..SmtpConfig::new(url)
+                })
+            }
+        };
+        let templates = match &self.mail_templates {
+            None => Default::default(),
+            Some(dir) => read_templates(dir)?,
+        };
+        if self.mail_max_attempts == 0 {
+            bail!("mail_max_attempts must be at least 1");
+        }
+        let config = MailConfig {
+            transport,
+            from: self.mail_from.clone(),
+            site_name: self.mail_site_name.clone(),
+            templates,
+            retry: RetryPolicy {
+                max_attempts: self.mail_max_attempts,
+                max_age: Duration::from_secs(self.mail_max_age),
+                ..defaults.retry
+            },
+            ..defaults
+        };
+        if config.is_configured() {
+            config
+                .check()
+                .context("mail settings (mail_from, mail_templates, smtp_tls_ca)")?;
+        }
+        Ok(config)
     }
 
     /// Token lifetimes and names.
@@ -367,6 +451,68 @@ mod tests {
                 breached.on_failure,
                 tessera_axum::passwords::BreachFailure::Closed
             );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mail_settings_reach_the_typed_config_and_the_smtp_password_shows_nowhere() {
+        Jail::expect_with(|jail| {
+            assert!(!load().unwrap().app.mail.is_configured(), "default none");
+            jail.set_env("TESSERA_MAIL", "smtp");
+            let error = format!("{:#}", load().unwrap_err());
+            assert!(error.contains("smtp_url"), "{error}");
+            jail.set_env(
+                "TESSERA_SMTP_URL",
+                "smtps://robot:hunter2secret@relay.example:2465",
+            );
+            jail.set_env("TESSERA_MAIL_FROM", "Example <noreply@example.com>");
+            jail.set_env("TESSERA_MAIL_MAX_ATTEMPTS", "3");
+            let settings = Settings::load(None, FlagSettings::default()).unwrap();
+            let config = settings.resolve().unwrap();
+            let tessera_axum::mail::MailTransport::Smtp(smtp) = &config.app.mail.transport else {
+                panic!("smtp expected");
+            };
+            assert_eq!(smtp.url.port, 2465);
+            assert_eq!(config.app.mail.retry.max_attempts, 3);
+            for shown in [
+                format!("{settings:?}"),
+                format!("{config:?}"),
+                settings.to_redacted_toml().unwrap(),
+            ] {
+                assert!(!shown.contains("hunter2secret"), "{shown}");
+            }
+            jail.set_env("TESSERA_SMTP_URL", "http://relay.example");
+            let error = format!("{:#}", load().unwrap_err());
+            assert!(error.contains("smtp_url"), "{error}");
+            jail.set_env("TESSERA_MAIL", "file");
+            jail.set_env("TESSERA_MAIL_FROM", "not an address");
+            let error = format!("{:#}", load().unwrap_err());
+            assert!(error.contains("mail_from"), "{error}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn mail_templates_are_read_from_the_directory_and_checked() {
+        Jail::expect_with(|jail| {
+            jail.create_dir("templates")?;
+            jail.create_file("templates/invite.subject.txt", "Join {{ site }} today")?;
+            jail.set_env("TESSERA_MAIL", "file");
+            jail.set_env("TESSERA_MAIL_TEMPLATES", "templates");
+            let config = load().unwrap();
+            assert_eq!(
+                config
+                    .app
+                    .mail
+                    .templates
+                    .get("invite.subject.txt")
+                    .map(String::as_str),
+                Some("Join {{ site }} today")
+            );
+            jail.create_file("templates/invtie.html", "typo")?;
+            let error = format!("{:#}", load().unwrap_err());
+            assert!(error.contains("invtie.html"), "{error}");
             Ok(())
         });
     }

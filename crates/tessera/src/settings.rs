@@ -14,6 +14,7 @@ use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
 use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::SameSitePolicy;
+use tessera_axum::mail::{SmtpConfig, SmtpUrl};
 use tessera_axum::passwords::BreachFailure;
 use tessera_axum::self_service::Registration;
 use tessera_axum::{AppConfig, Maintenance};
@@ -218,6 +219,35 @@ pub struct Settings {
     /// What an unreachable `breached_password_url` means: `open` (accept
     /// the password) or `closed` (refuse it for now, 503).
     pub breached_password_fail: BreachFailKind,
+    // Mail (`tessera_axum::mail::MailConfig`).
+    /// Where mail goes: `none` (default), `smtp` (`smtp_url`) or `file`
+    /// (one `.eml` per message under `<data_dir>/mail/`, for development).
+    pub mail: MailKind,
+    /// The SMTP relay: `smtp://[user:password@]host[:port]` (STARTTLS
+    /// required, port 587) or `smtps://...` (TLS, port 465). Never printed.
+    pub smtp_url: Option<SecretSetting>,
+    /// Allow plain-text SMTP (`smtp://` without STARTTLS): only for a relay
+    /// on the same host.
+    pub smtp_insecure: bool,
+    /// A PEM file of extra root certificates for the relay's TLS (a private
+    /// CA).
+    pub smtp_tls_ca: Option<PathBuf>,
+    /// Seconds to connect to the relay or wait for one of its answers.
+    pub smtp_timeout: u64,
+    /// Connections kept open to the relay.
+    pub smtp_pool_size: u32,
+    /// The `From:` of every message, e.g. `Example <noreply@example.com>`.
+    pub mail_from: String,
+    /// The name messages give the service (`{{ site }}` in templates).
+    pub mail_site_name: String,
+    /// A directory of templates replacing the built-in ones, by file name
+    /// (`verify_email.html`, `verify_email.txt`, `verify_email.subject.txt`,
+    /// `layout.html`, ...).
+    pub mail_templates: Option<PathBuf>,
+    /// Attempts before a message is given up (undeliverable).
+    pub mail_max_attempts: u32,
+    /// Seconds after which a message that still fails is given up.
+    pub mail_max_age: u64,
 }
 
 /// `breached_password_fail`.
@@ -228,6 +258,30 @@ pub enum BreachFailKind {
     Open,
     /// Refuse it until the service answers.
     Closed,
+}
+
+/// Where mail goes (`mail`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MailKind {
+    /// Nowhere.
+    None,
+    /// An SMTP relay (`smtp_url`).
+    Smtp,
+    /// `.eml` files under `<data_dir>/mail/`.
+    File,
+}
+
+/// A setting that may carry a credential: `Debug` never shows it (and
+/// `tessera config print` redacts it by name).
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SecretSetting(pub String);
+
+impl std::fmt::Debug for SecretSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 /// Where users and the audit log live (`users`).
@@ -257,6 +311,7 @@ impl Default for Settings {
         let redis = RedisOptions::default();
         let sqlite = SqliteOptions::default();
         let connections = ConnectionLimits::default();
+        let smtp = SmtpConfig::new(SmtpUrl::parse("smtp://localhost").expect("a valid URL"));
         let tokens = &app.tokens;
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
@@ -334,6 +389,17 @@ impl Default for Settings {
                 BreachFailure::Open => BreachFailKind::Open,
                 BreachFailure::Closed => BreachFailKind::Closed,
             },
+            mail: MailKind::None,
+            smtp_url: None,
+            smtp_insecure: false,
+            smtp_tls_ca: None,
+            smtp_timeout: smtp.timeout.as_secs(),
+            smtp_pool_size: smtp.pool_size,
+            mail_from: app.mail.from.clone(),
+            mail_site_name: app.mail.site_name.clone(),
+            mail_templates: None,
+            mail_max_attempts: app.mail.retry.max_attempts,
+            mail_max_age: app.mail.retry.max_age.as_secs(),
         }
     }
 }

@@ -9,6 +9,16 @@ use serde_json::{Value, json};
 
 use crate::state::AppState;
 
+/// Outbox figures as the sender last saw them (no store call here).
+fn mail(state: &AppState) -> Value {
+    let stats = state.mail().stats();
+    json!({
+        "transport": state.config().mail.transport_name(),
+        "pending": stats.pending,
+        "undeliverable": stats.undeliverable,
+    })
+}
+
 /// 200 while the session store answered its last probe, 503 otherwise.
 /// The probe runs in the background, so this route costs no store call.
 pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
@@ -39,6 +49,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
             "status": if state.users_up() { "up" } else { "down" },
         },
         "revocations": revocations,
+        "mail": mail(&state),
     });
     (status, Json(body))
 }
