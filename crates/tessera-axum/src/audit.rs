@@ -76,7 +76,8 @@ enum Sink {
 
 struct Inner {
     sink: Sink,
-    dropped: AtomicU64,
+    /// Shared with the writer, which counts what the store refused.
+    dropped: Arc<AtomicU64>,
     /// Drops already reported.
     reported: AtomicU64,
     /// When drops were last reported (unix millis).
@@ -108,8 +109,10 @@ impl AuditTrail {
     /// trail is gone and the queue is drained.
     pub fn spawn(users: Arc<dyn UserStore>, config: AuditTrailConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
-        tokio::spawn(write_batches(users, rx, config.batch.max(1)));
-        Self::with_sink(Sink::Queue(tx))
+        let trail = Self::with_sink(Sink::Queue(tx));
+        let lost = Arc::clone(&trail.inner.dropped);
+        tokio::spawn(write_batches(users, rx, config.batch.max(1), lost));
+        trail
     }
 
     /// A trail that writes straight to `users` (for commands, which run no
@@ -125,7 +128,7 @@ impl AuditTrail {
         Self {
             inner: Arc::new(Inner {
                 sink,
-                dropped: AtomicU64::new(0),
+                dropped: Arc::new(AtomicU64::new(0)),
                 reported: AtomicU64::new(0),
                 last_report: AtomicI64::new(0),
             }),
@@ -222,7 +225,12 @@ fn report_drops(inner: &Inner) {
 }
 
 /// The background writer: appends what arrives, up to `batch` at a time.
-async fn write_batches(users: Arc<dyn UserStore>, mut rx: mpsc::Receiver<Message>, batch: usize) {
+async fn write_batches(
+    users: Arc<dyn UserStore>,
+    mut rx: mpsc::Receiver<Message>,
+    batch: usize,
+    lost: Arc<AtomicU64>,
+) {
     let mut events = Vec::with_capacity(batch);
     let mut waiting = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -237,7 +245,9 @@ async fn write_batches(users: Arc<dyn UserStore>, mut rx: mpsc::Receiver<Message
             }
         }
         if !events.is_empty() {
-            append(users.as_ref(), &events).await;
+            if !append(users.as_ref(), &events).await {
+                lost.fetch_add(events.len() as u64, Ordering::Relaxed);
+            }
             events.clear();
         }
         for done in waiting.drain(..) {
@@ -248,10 +258,11 @@ async fn write_batches(users: Arc<dyn UserStore>, mut rx: mpsc::Receiver<Message
 
 /// Appends one batch, retrying once after a pause; a batch the store
 /// refuses twice is logged and lost (the writer must keep draining).
-async fn append(users: &dyn UserStore, events: &[AuditEvent]) {
+/// Whether it was written.
+async fn append(users: &dyn UserStore, events: &[AuditEvent]) -> bool {
     for attempt in 0..2 {
         match users.record_audit_batch(events).await {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(error) if attempt == 0 => {
                 tracing::warn!(%error, events = events.len(), "audit write failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -261,6 +272,7 @@ async fn append(users: &dyn UserStore, events: &[AuditEvent]) {
             }
         }
     }
+    false
 }
 
 /// Who caused an event and from where; every event of one request or

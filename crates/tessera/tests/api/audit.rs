@@ -657,4 +657,7 @@ async fn every_entry_point_records_the_same_events() {
         !all.contains("another long passphrase") && !all.contains(BOB),
         "{all}"
     );
+    // Nothing was dropped, and /health says so.
+    let health: Value = server.get("/health", None).await.json().await.unwrap();
+    assert_eq!(health["audit"]["dropped"], 0, "{health}");
 }
