@@ -215,6 +215,18 @@ async fn every_event_is_recorded_and_readable(users: Users) {
     assert_eq!(refused["actor"], json!({"type": "anonymous"}));
     assert_eq!(refused["subject"], Value::Null);
     assert_from_client(&refused);
+    // More refusals from the same client within the window: no more rows
+    // (they cost the client nothing, so they must not cost a write each).
+    for _ in 0..20 {
+        let response = post(
+            &server,
+            "/login",
+            None,
+            json!({"email": "nobody@example.com", "password": WRONG}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
 
     // An admin's role change.
     let response = with_cookie(
@@ -319,6 +331,11 @@ async fn every_event_is_recorded_and_readable(users: Users) {
     }
     let all: Value = serde_json::from_str(&everything).unwrap();
     let all = all["events"].as_array().unwrap().clone();
+    let throttled = all
+        .iter()
+        .filter(|e| e["kind"] == "login_throttled")
+        .count();
+    assert_eq!(throttled, 1, "one throttled event per client per window");
     assert!(all.len() >= 9, "{all:?}");
 
     // Filters.
