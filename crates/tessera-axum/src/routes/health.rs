@@ -50,6 +50,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
         },
         "revocations": revocations,
         "mail": mail(&state),
+        "audit": {"dropped": state.audit().dropped()},
     });
     (status, Json(body))
 }

@@ -24,6 +24,9 @@ use crate::routes::SessionBody;
 use crate::state::AppState;
 use crate::throttle::Refusal;
 
+/// At most one `login_throttled` audit event per client this often.
+const THROTTLED_SAMPLE: Duration = Duration::from_secs(10);
+
 /// Credentials. `Debug` never shows the password (see [`Password`]).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,15 +128,18 @@ pub async fn authenticate(
         .await
         .map_err(|refusal| match refusal {
             Refusal::Wait(retry_after) => {
-                // A channel send: under a flood the bounded queue drops
-                // (and counts) rather than growing or slowing anyone down.
-                // The account is not looked up for it.
-                state
-                    .audit
-                    .record(context.event(AuditKind::LoginThrottled).detail(format!(
+                // Refusals cost an attacker no hashing: at most one event
+                // per client every THROTTLED_SAMPLE, with a count, and a
+                // channel send (under a flood the bounded queue drops and
+                // counts). The account is not looked up for it.
+                state.audit.record_sampled(
+                    attempt.client(),
+                    THROTTLED_SAMPLE,
+                    context.event(AuditKind::LoginThrottled).detail(format!(
                         "refused before any check; retry after {} s",
                         retry_after.as_secs()
-                    )));
+                    )),
+                );
                 ApiError::Throttled { retry_after }
             }
             Refusal::Unavailable(e) => ApiError::from(e),

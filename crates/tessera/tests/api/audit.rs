@@ -215,6 +215,18 @@ async fn every_event_is_recorded_and_readable(users: Users) {
     assert_eq!(refused["actor"], json!({"type": "anonymous"}));
     assert_eq!(refused["subject"], Value::Null);
     assert_from_client(&refused);
+    // More refusals from the same client within the window: no more rows
+    // (they cost the client nothing, so they must not cost a write each).
+    for _ in 0..20 {
+        let response = post(
+            &server,
+            "/login",
+            None,
+            json!({"email": "nobody@example.com", "password": WRONG}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+    }
 
     // An admin's role change.
     let response = with_cookie(
@@ -319,6 +331,11 @@ async fn every_event_is_recorded_and_readable(users: Users) {
     }
     let all: Value = serde_json::from_str(&everything).unwrap();
     let all = all["events"].as_array().unwrap().clone();
+    let throttled = all
+        .iter()
+        .filter(|e| e["kind"] == "login_throttled")
+        .count();
+    assert_eq!(throttled, 1, "one throttled event per client per window");
     assert!(all.len() >= 9, "{all:?}");
 
     // Filters.
@@ -484,4 +501,180 @@ async fn every_event_is_recorded_and_readable_on_sqlite() {
 #[tokio::test]
 async fn every_event_is_recorded_and_readable_on_postgres() {
     every_event_is_recorded_and_readable(Users::Postgres(Database::create())).await;
+}
+
+/// All events of `kind` about `subject`, oldest first, once at least `n`
+/// have been written.
+async fn events_about(
+    server: &Server,
+    admin: &str,
+    kind: &str,
+    subject: &str,
+    n: usize,
+) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let (status, body) = audit(
+            server,
+            admin,
+            &format!("?kind={kind}&user={subject}&limit=500"),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let body: Value = serde_json::from_str(&body).unwrap();
+        let mut events = body["events"].as_array().unwrap().clone();
+        if events.len() >= n {
+            events.reverse();
+            return events;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{} of {n} {kind} events",
+            events.len()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Sessions ended by the cap, by handle and everywhere; and the same
+/// account change from the admin API and from the CLI leaves the same event
+/// (only the actor differs).
+#[tokio::test]
+async fn every_entry_point_records_the_same_events() {
+    let server = Server::start_with(Options::default().env("TESSERA_MAX_SESSIONS_PER_USER", 2));
+    server.data.add_user(BOB, &[]);
+    let admin = server.login_alice().await;
+    let mut handles = Vec::new();
+    let mut cookies = Vec::new();
+    for _ in 0..3 {
+        let response = post(
+            &server,
+            "/login",
+            None,
+            json!({"email": BOB, "password": PASSWORD}),
+        )
+        .await;
+        assert_eq!(response.status(), StatusCode::OK);
+        cookies.push(session_cookie(response.headers()).unwrap());
+        let body: Value = response.json().await.unwrap();
+        handles.push(body["session"]["handle"].as_str().unwrap().to_owned());
+    }
+    let profile: Value = server
+        .get("/profile", Some(&cookies[2]))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let bob = profile["user"]["id"].as_str().unwrap().to_owned();
+
+    // The third login ended the first session: by tessera, at bob's login.
+    let capped = events_about(&server, &admin, "session_ended", &bob, 1).await;
+    assert_eq!(capped[0]["actor"], json!({"type": "system"}));
+    assert_eq!(capped[0]["session"], handles[0].as_str());
+    assert_from_client(&capped[0]);
+
+    // Bob ends his second session from his third.
+    let response = with_cookie(
+        server.request(Method::DELETE, &format!("/sessions/{}", handles[1])),
+        Some(&cookies[2]),
+    )
+    .header("user-agent", UA)
+    .send()
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::NO_CONTENT);
+    let by_handle = events_about(&server, &admin, "session_ended", &bob, 2).await;
+    assert_eq!(by_handle[1]["actor"], json!({"type": "user", "id": bob}));
+    assert_eq!(by_handle[1]["session"], handles[1].as_str());
+    assert!(
+        by_handle[1]["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&handles[2])
+    );
+    assert_from_client(&by_handle[1]);
+
+    // Log out everywhere.
+    let response = post(
+        &server,
+        "/logout",
+        Some(&cookies[2]),
+        json!({"everywhere": true}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let everywhere = events_about(&server, &admin, "session_ended", &bob, 3).await;
+    assert_eq!(everywhere[2]["actor"], json!({"type": "user", "id": bob}));
+    assert_eq!(everywhere[2]["session"], handles[2].as_str());
+    assert!(
+        everywhere[2]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("everywhere")
+    );
+
+    // Disable and enable: once by the admin API, once by the CLI.
+    for disabled in [true, false] {
+        let response = with_cookie(
+            server.request(Method::PATCH, &format!("/admin/users/{BOB}")),
+            Some(&admin),
+        )
+        .header("user-agent", UA)
+        .json(&json!({"disabled": disabled}))
+        .send()
+        .await
+        .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    for command in ["disable", "enable"] {
+        let out = server.data.cli(&["user", command, BOB], "");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for kind in ["user_disabled", "user_enabled"] {
+        let events = events_about(&server, &admin, kind, &bob, 2).await;
+        assert_eq!(events.len(), 2, "{kind}: one per change");
+        assert_eq!(events[0]["actor"]["type"], "user", "{kind}: the admin API");
+        assert_from_client(&events[0]);
+        assert_eq!(
+            events[1]["actor"],
+            json!({"type": "cli"}),
+            "{kind}: the CLI"
+        );
+        assert_eq!(events[1]["ip"], Value::Null);
+    }
+    // Roles and password from the CLI.
+    let out = server
+        .data
+        .cli(&["user", "set-role", BOB, "--role", "editor"], "");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let roles = events_about(&server, &admin, "roles_changed", &bob, 1).await;
+    assert_eq!(roles[0]["actor"], json!({"type": "cli"}));
+    assert_eq!(roles[0]["detail"], "roles: editor (were: -)");
+    let out = server.data.cli(
+        &["user", "passwd", BOB, "--password-stdin"],
+        "another long passphrase\n",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let changed = events_about(&server, &admin, "password_changed", &bob, 1).await;
+    assert_eq!(changed[0]["actor"], json!({"type": "cli"}));
+    let (_, all) = audit(&server, &admin, "?limit=500").await;
+    assert!(
+        !all.contains("another long passphrase") && !all.contains(BOB),
+        "{all}"
+    );
+    // Nothing was dropped, and /health says so.
+    let health: Value = server.get("/health", None).await.json().await.unwrap();
+    assert_eq!(health["audit"]["dropped"], 0, "{health}");
 }
