@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod apikey;
 pub mod clock;
 pub mod device;
 pub mod family;
@@ -18,6 +19,7 @@ pub mod store;
 pub mod user;
 pub mod user_cap;
 
+pub use apikey::{ApiKey, ApiKeyId, ApiKeyToken, InvalidApiKey};
 pub use clock::Timestamp;
 pub use device::{DeviceId, DeviceKey};
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
@@ -27,8 +29,8 @@ pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
 pub use store::SealedRevocation;
 pub use store::{
-    AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore,
-    TokenStore, UserStore,
+    ApiKeyStore, AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError,
+    ThrottleStore, TokenStore, UserStore,
 };
-pub use user::{Email, NewUser, Role, User, UserId};
+pub use user::{Email, NewUser, Role, User, UserCursor, UserId, UserPage, UserQuery};
 pub use user_cap::{InvalidPerUserCap, PerUserCap};

@@ -23,4 +23,20 @@ pub(super) const MIGRATIONS: &[&str] = &[
     // created by an operator, who vouched for the address.
     "ALTER TABLE users ADD COLUMN email_verified BOOLEAN NOT NULL DEFAULT FALSE;
     UPDATE users SET email_verified = TRUE;",
+    // 3: reserved for another branch
+    "SELECT 1;",
+    // 4: reserved for another branch
+    "SELECT 1;",
+    // 5: reserved for another branch
+    "SELECT 1;",
+    // 6: API keys for machines: the SHA-256 of the secret, never the secret.
+    "CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        roles       TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT,
+        last_used   BIGINT,
+        secret_hash BYTEA NOT NULL
+    );",
 ];

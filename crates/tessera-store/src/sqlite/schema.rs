@@ -81,6 +81,22 @@ const MIGRATIONS: &[&str] = &[
     // created by an operator, who vouched for the address.
     "ALTER TABLE users ADD COLUMN email_verified INTEGER NOT NULL DEFAULT 0;
     UPDATE users SET email_verified = 1;",
+    // 6: reserved for another branch
+    "SELECT 1;",
+    // 7: reserved for another branch
+    "SELECT 1;",
+    // 8: reserved for another branch
+    "SELECT 1;",
+    // 9: API keys for machines: the SHA-256 of the secret, never the secret.
+    "CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        roles       TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        last_used   INTEGER,
+        secret_hash BLOB NOT NULL
+    );",
 ];
 
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {

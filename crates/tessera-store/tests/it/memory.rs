@@ -13,3 +13,4 @@ fn memory() -> (Arc<MemoryStore>, ()) {
 contract_tests!(sessions, memory());
 contract_tests!(tokens, memory());
 contract_tests!(users, memory());
+contract_tests!(apikeys, memory());

@@ -54,6 +54,7 @@ async fn postgres() -> (Arc<PostgresUserStore>, PgDatabase) {
 }
 
 contract_tests!(users, postgres().await);
+contract_tests!(apikeys, postgres().await);
 
 #[tokio::test]
 async fn nodes_starting_together_migrate_once() {

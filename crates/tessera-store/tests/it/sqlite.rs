@@ -25,6 +25,7 @@ fn sqlite(session_cache: usize) -> (Arc<SqliteStore>, tempfile::TempDir) {
 contract_tests!(sessions, sqlite(0));
 contract_tests!(tokens, sqlite(0));
 contract_tests!(users, sqlite(0));
+contract_tests!(apikeys, sqlite(0));
 
 /// The contracts again, with the read cache on.
 mod with_cache {

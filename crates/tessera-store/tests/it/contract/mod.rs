@@ -5,6 +5,7 @@
 //! them on a backend. Below: the fixtures the checks (and the backend
 //! files) build their records with.
 
+pub mod apikeys;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -67,7 +68,8 @@ pub fn object(value: Value) -> Map<String, Value> {
 ///   one `#[tokio::test]` per check, each on a fresh store from `make()`: an
 ///   expression giving `(Arc<Store>, guard)`, where the guard (a temporary
 ///   directory, a database, a key prefix) lives until the test ends. Likewise
-///   `tokens` (`mod token_store`) and `users` (`mod user_store`). A failure
+///   `tokens` (`mod token_store`), `users` (`mod user_store`) and
+///   `apikeys` (`mod api_key_store`). A failure
 ///   names the backend and the clause.
 /// - `contract_tests!(sessions, in_sequence: make())` runs the checks one
 ///   after the other within the current test, naming each as it starts, for
@@ -126,6 +128,17 @@ macro_rules! contract_tests {
             duplicate_emails_conflict,
             list_is_ordered_by_email,
             updates_change_one_field_and_report_unknown_users,
+            pages_see_every_matching_user_once_in_order,
+            pages_have_no_gaps_when_users_come_and_go,
+            an_email_prefix_is_literal,
+            delete_removes_only_that_user,
+        );
+    };
+    (apikeys, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run apikeys, api_key_store, ApiKeyStore, [$($how)+]:
+            keys_load_as_stored_and_ids_are_unique,
+            a_deleted_key_is_gone,
+            touch_changes_only_last_used,
         );
     };
     (@run $checks:ident, $tests:ident, $trait:ident, [in_sequence: $make:expr]: $($check:ident,)+) => {
