@@ -9,7 +9,10 @@
 
 use std::sync::Arc;
 
-use tessera_core::{Email, PasswordHash, Role, SessionStore, StoreError, User, UserId, UserStore};
+use tessera_core::{
+    Email, NewUser, PasswordHash, Role, SessionStore, StoreError, Timestamp, User, UserId,
+    UserStore,
+};
 
 use crate::tokens::Revocations;
 
@@ -61,6 +64,20 @@ impl Accounts {
         }
     }
 
+    /// Creates a user. `Ok(None)` if the address is taken.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn create_user(&self, new_user: NewUser) -> Result<Option<User>, StoreError> {
+        let user = new_user.into_user(Timestamp::now());
+        match self.users.create(&user).await {
+            Ok(()) => Ok(Some(user)),
+            Err(StoreError::Conflict) => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
     /// Replaces the user's roles. Live server-side sessions get the new
     /// roles on their next request, under a fresh session id; sealed cookie
     /// sessions are ended (the new roles apply from the next login).
@@ -74,15 +91,28 @@ impl Accounts {
         email: &Email,
         roles: &[Role],
     ) -> Result<Option<AccountChange>, StoreError> {
-        let Some(user) = self.users.by_email(email).await? else {
+        match self.users.by_email(email).await? {
+            Some(user) => self.set_roles_of(user.id, roles).await,
+            None => Ok(None),
+        }
+    }
+
+    /// [`Accounts::set_roles`] for the user with this id.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_roles_of(
+        &self,
+        id: UserId,
+        roles: &[Role],
+    ) -> Result<Option<AccountChange>, StoreError> {
+        if !self.users.set_roles(id, roles).await? {
+            return Ok(None);
+        }
+        let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
         };
-        self.users.set_roles(user.id, roles).await?;
-        let user = self
-            .users
-            .by_id(user.id)
-            .await?
-            .ok_or(StoreError::Conflict)?;
         let sessions_affected = self
             .sessions
             .set_roles_for_user(user.id, &user.roles)
@@ -111,11 +141,28 @@ impl Accounts {
         email: &Email,
         disabled: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
-        let Some(mut user) = self.users.by_email(email).await? else {
+        match self.users.by_email(email).await? {
+            Some(user) => self.set_disabled_of(user.id, disabled).await,
+            None => Ok(None),
+        }
+    }
+
+    /// [`Accounts::set_disabled`] for the user with this id.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_disabled_of(
+        &self,
+        id: UserId,
+        disabled: bool,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        if !self.users.set_disabled(id, disabled).await? {
+            return Ok(None);
+        }
+        let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
         };
-        self.users.set_disabled(user.id, disabled).await?;
-        user.disabled = disabled;
         let (sessions_affected, families_ended) = if disabled {
             self.end_everything(user.id).await?
         } else {
@@ -150,6 +197,100 @@ impl Accounts {
             user,
             sessions_affected,
             families_ended,
+        }))
+    }
+
+    /// Gives the user a new address (already normalised by [`Email`]) and
+    /// ends every session, refresh family, access token and sealed cookie
+    /// of the user: each carries the old address (the name apps were told
+    /// in `/profile` and forward-auth headers), and an operator changing a
+    /// login name is often repairing a taken-over account. `Ok(None)` if no
+    /// such user.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] if another user has the address; store
+    /// errors.
+    pub async fn set_email(
+        &self,
+        id: UserId,
+        email: &Email,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        let Some(before) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        if before.email == *email {
+            return Ok(Some(AccountChange {
+                user: before,
+                sessions_affected: 0,
+                families_ended: 0,
+            }));
+        }
+        if !self.users.set_email(id, email).await? {
+            return Ok(None);
+        }
+        let (sessions_affected, families_ended) = self.end_everything(id).await?;
+        let Some(user) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+            families_ended,
+        }))
+    }
+
+    /// Marks the user's address verified or not (an operator vouching for
+    /// it, or taking that back). Credentials are left alone. `Ok(None)` if
+    /// no such user.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_email_verified(
+        &self,
+        id: UserId,
+        verified: bool,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        if !self.users.set_email_verified(id, verified).await? {
+            return Ok(None);
+        }
+        Ok(self.users.by_id(id).await?.map(|user| AccountChange {
+            user,
+            sessions_affected: 0,
+            families_ended: 0,
+        }))
+    }
+
+    /// Deletes the user and ends everything attached: every server-side
+    /// session, refresh family, access token and sealed cookie (the
+    /// per-user cutoff is kept in the token store, so it outlives the user
+    /// row for as long as any credential it refuses). The user is disabled
+    /// first, so that no login can start while this runs, and credentials
+    /// are ended again once the row is gone, so that a login that was
+    /// already past its password check leaves nothing behind. API keys
+    /// belong to no user: none go. Returns the user as they were, or
+    /// `Ok(None)` if there is no such user. Used by the admin API, `tessera
+    /// user delete` and self-service account deletion.
+    ///
+    /// # Errors
+    ///
+    /// Store errors (the user may then be disabled and logged out, but not
+    /// yet deleted: retrying finishes it).
+    pub async fn delete_user(&self, id: UserId) -> Result<Option<AccountChange>, StoreError> {
+        let Some(user) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        self.users.set_disabled(id, true).await?;
+        let (sessions, families) = self.end_everything(id).await?;
+        if !self.users.delete_user(id).await? {
+            return Ok(None);
+        }
+        let (late_sessions, late_families) = self.end_everything(id).await?;
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected: sessions + late_sessions,
+            families_ended: families + late_families,
         }))
     }
 

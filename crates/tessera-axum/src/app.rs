@@ -14,7 +14,9 @@ use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cors;
 use crate::error::{ApiError, error_body};
-use crate::routes::{admin, forward_auth, health, login, profile, sessions, token};
+use crate::routes::{
+    admin, admin_v1, apikeys, forward_auth, health, login, profile, sessions, token,
+};
 use crate::state::AppState;
 
 /// The whole HTTP API over `state`.
@@ -115,6 +117,29 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ),
         ProtectedRoute::new(Method::POST, "/logout", login::logout),
         ProtectedRoute::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
+        ProtectedRoute::new(Method::POST, "/admin/v1/users", admin_v1::create),
+        ProtectedRoute::new(Method::GET, "/admin/v1/users", admin_v1::list),
+        ProtectedRoute::new(Method::GET, "/admin/v1/users/{id}", admin_v1::get),
+        ProtectedRoute::new(Method::PATCH, "/admin/v1/users/{id}", admin_v1::patch),
+        ProtectedRoute::new(Method::DELETE, "/admin/v1/users/{id}", admin_v1::delete),
+        ProtectedRoute::new(
+            Method::GET,
+            "/admin/v1/users/{id}/sessions",
+            admin_v1::sessions,
+        ),
+        ProtectedRoute::new(
+            Method::DELETE,
+            "/admin/v1/users/{id}/sessions",
+            admin_v1::end_sessions,
+        ),
+        ProtectedRoute::new(
+            Method::DELETE,
+            "/admin/v1/users/{id}/sessions/{session}",
+            admin_v1::end_session,
+        ),
+        ProtectedRoute::new(Method::POST, "/admin/v1/apikeys", apikeys::create),
+        ProtectedRoute::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
+        ProtectedRoute::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),
     ]
 }
 

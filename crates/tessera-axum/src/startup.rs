@@ -18,7 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use tessera_core::{PasswordHasher, SessionStore, StoreError, TokenStore, UserStore};
+use tessera_core::{ApiKeyStore, PasswordHasher, SessionStore, StoreError, TokenStore, UserStore};
 use tessera_store::{
     MemoryStore, PostgresOptions, PostgresUserStore, RedisOptions, RedisStore, RedisThrottle,
     RevocationEvent, SqliteOptions, SqliteStore,
@@ -187,19 +187,27 @@ pub async fn open_stores(
         None
     };
     let embedded = || database.clone().expect("opened when needed");
-    let users: Arc<dyn UserStore> = match &config.users {
-        UserBackend::Sqlite => Arc::new(embedded()),
-        UserBackend::Postgres { url, options } => Arc::new(
-            PostgresUserStore::connect(url, options.clone())
-                .await
-                .map_err(store("the PostgreSQL user store (database_url)"))?,
-        ),
+    // API keys live beside the users, in the same database.
+    let (users, api_keys): (Arc<dyn UserStore>, Arc<dyn ApiKeyStore>) = match &config.users {
+        UserBackend::Sqlite => {
+            let db = Arc::new(embedded());
+            (Arc::clone(&db) as Arc<dyn UserStore>, db)
+        }
+        UserBackend::Postgres { url, options } => {
+            let db = Arc::new(
+                PostgresUserStore::connect(url, options.clone())
+                    .await
+                    .map_err(store("the PostgreSQL user store (database_url)"))?,
+            );
+            (Arc::clone(&db) as Arc<dyn UserStore>, db)
+        }
     };
     let local = || Arc::new(LocalBuckets::default());
     Ok(match &config.sessions {
         SessionBackend::Sqlite => OpenStores {
             backends: Backends {
                 users,
+                api_keys,
                 ..Backends::single(Arc::new(embedded()))
             },
             redis: None,
@@ -211,6 +219,7 @@ pub async fn open_stores(
                     sessions: Arc::clone(&memory) as Arc<dyn SessionStore>,
                     tokens: memory as Arc<dyn TokenStore>,
                     users,
+                    api_keys,
                     throttle: local(),
                 },
                 redis: None,
@@ -219,6 +228,7 @@ pub async fn open_stores(
         SessionBackend::Memory => OpenStores {
             backends: Backends {
                 users,
+                api_keys,
                 ..Backends::single(Arc::new(embedded()))
             },
             redis: None,
@@ -236,6 +246,7 @@ pub async fn open_stores(
                     sessions: Arc::new(redis.clone()),
                     tokens: Arc::new(redis.clone()),
                     users,
+                    api_keys,
                     throttle: Arc::new(RedisThrottle::new(redis.clone())),
                 },
                 redis: Some(redis),

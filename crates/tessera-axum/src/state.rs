@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, DeviceKey, PasswordHasher, PerUserCap, SessionPolicy, SessionStore, ThrottleStore,
-    TokenStore, UserStore,
+    ApiKeyStore, ChainKey, DeviceKey, PasswordHasher, PerUserCap, SessionPolicy, SessionStore,
+    ThrottleStore, TokenStore, UserStore,
 };
 use tessera_token::KeySet;
 
 use crate::accounts::Accounts;
+use crate::apikeys::ApiKeys;
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
@@ -148,6 +149,8 @@ pub struct Backends {
     /// Login-throttling buckets: shared by a cluster (Redis), or this
     /// process's own ([`LocalBuckets`]).
     pub throttle: Arc<dyn ThrottleStore>,
+    /// API keys (beside the users).
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 impl Backends {
@@ -155,11 +158,12 @@ impl Backends {
     /// SQLite), with this process's throttling buckets.
     pub fn single<S>(store: Arc<S>) -> Self
     where
-        S: SessionStore + UserStore + TokenStore,
+        S: SessionStore + UserStore + TokenStore + ApiKeyStore,
     {
         Self {
             sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
             users: Arc::clone(&store) as Arc<dyn UserStore>,
+            api_keys: Arc::clone(&store) as Arc<dyn ApiKeyStore>,
             tokens: store as Arc<dyn TokenStore>,
             throttle: Arc::new(LocalBuckets::default()),
         }
@@ -213,6 +217,7 @@ pub struct AppState {
     pub(crate) throttle: LoginThrottle,
     pub(crate) origins: OriginPolicy,
     pub(crate) tokens: TokenService,
+    pub(crate) api_keys: ApiKeys,
     store_up: AtomicBool,
     users_up: AtomicBool,
 }
@@ -270,6 +275,7 @@ impl AppState {
             .requiring_origin(config.cookie.same_site() == SameSitePolicy::None),
             tokens,
             sealer,
+            api_keys: ApiKeys::new(backends.api_keys),
             sessions: backends.sessions,
             users: backends.users,
             config,
@@ -291,6 +297,11 @@ impl AppState {
     /// Account changes, with all their effects.
     pub fn accounts(&self) -> &Accounts {
         &self.accounts
+    }
+
+    /// API keys: create, list, revoke, verify.
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.api_keys
     }
 
     /// The session store.

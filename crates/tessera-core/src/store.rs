@@ -214,6 +214,13 @@ pub trait UserStore: Send + Sync + 'static {
     /// Disables or re-enables the user.
     async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError>;
 
+    /// Gives the user a new e-mail address.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] if another user has it.
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError>;
+
     /// Marks the user's address verified or not.
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError>;
 
@@ -382,6 +389,13 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Ends one family. Returns whether it existed.
     async fn delete_family(&self, id: &FamilyId) -> Result<bool, StoreError>;
+
+    /// The user's live families at `now`, oldest (by `created_at`) first.
+    async fn families_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<TokenFamily>, StoreError>;
 
     /// Ends every family of the user and returns them.
     async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError>;

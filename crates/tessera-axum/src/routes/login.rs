@@ -265,13 +265,14 @@ async fn end_sessions(
     caller: &Caller,
     request: &LogoutRequest,
 ) -> Result<Response, ApiError> {
+    let (user, _) = caller.user("logout")?;
     let ended = if request.everywhere {
-        let (sessions, families) = state.accounts.end_everything(caller.user_id()).await?;
+        let (sessions, families) = state.accounts.end_everything(user).await?;
         sessions + families
     } else {
         caller.credential().end(state).await?.0
     };
-    tracing::info!(user = %caller.user_id(), ended, everywhere = request.everywhere, "logout");
+    tracing::info!(%user, ended, everywhere = request.everywhere, "logout");
     let mut response = (
         [(header::SET_COOKIE, state.config.cookie.clear())],
         Json(json!({"sessions_ended": ended})),

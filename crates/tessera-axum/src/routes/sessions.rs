@@ -48,7 +48,7 @@ async fn delete(
     handle: SessionHandle,
 ) -> Result<StatusCode, ApiError> {
     if caller.credential().end_session(state, &handle).await? {
-        tracing::info!(user = %caller.user_id(), session = handle.as_str(), "session ended by its user");
+        tracing::info!(user = %caller.credential().principal(), session = handle.as_str(), "session ended by its user");
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("no such session"))

@@ -167,6 +167,36 @@ impl TokenService {
         self.keys().jwks()
     }
 
+    /// The user's live refresh families, oldest first (for the admin API).
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn families_of(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<TokenFamily>, StoreError> {
+        self.store.families_for_user(user, now).await
+    }
+
+    /// Ends the user's refresh family named `handle` and refuses its access
+    /// tokens. `false` if the user has no live family of that name.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn end_family_of(&self, user: UserId, handle: &str) -> Result<bool, StoreError> {
+        let id = FamilyId::new(handle);
+        match self.store.load_family(&id, Timestamp::now()).await? {
+            Some(family) if family.user_id == user => {
+                self.revocations.end_family(&id).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// The revocations every credential is checked against.
     pub fn revocations(&self) -> &Arc<Revocations> {
         &self.revocations

@@ -371,6 +371,17 @@ impl UserStore for MemoryStore {
         Ok(self.update_user(id, |u| u.disabled = disabled))
     }
 
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        if users.values().any(|u| u.email == *email && u.id != id) {
+            return Err(StoreError::Conflict);
+        }
+        Ok(users
+            .get_mut(&id)
+            .map(|u| u.email = email.clone())
+            .is_some())
+    }
+
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError> {
         Ok(self.update_user(id, |u| u.email_verified = verified))
     }

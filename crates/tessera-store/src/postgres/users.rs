@@ -171,6 +171,19 @@ impl UserStore for PostgresUserStore {
         .await
     }
 
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError> {
+        let email = email.as_str().to_owned();
+        self.with(|c| async move {
+            c.execute(
+                "UPDATE users SET email = $2 WHERE id = $1",
+                &[id.as_uuid(), &email],
+            )
+            .await
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError> {
         self.with(|c| async move {
             c.execute(

@@ -176,6 +176,15 @@ impl UserStore for SqliteStore {
         .await
     }
 
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError> {
+        self.update_user(
+            id,
+            "email",
+            rusqlite::types::Value::Text(email.as_str().to_owned()),
+        )
+        .await
+    }
+
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError> {
         self.update_user(
             id,

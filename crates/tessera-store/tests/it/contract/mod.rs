@@ -119,6 +119,7 @@ macro_rules! contract_tests {
             concurrent_family_creates_never_pass_the_cap,
             past_the_cap_the_oldest_sealed_revocations_collapse_into_a_cutoff,
             lapsed_sealed_revocations_do_not_count_against_the_cap,
+            a_users_live_families_are_listed_oldest_first,
         );
     };
     (users, $($how:tt)+) => {
@@ -132,6 +133,7 @@ macro_rules! contract_tests {
             pages_have_no_gaps_when_users_come_and_go,
             an_email_prefix_is_literal,
             delete_removes_only_that_user,
+            set_email_moves_the_address_and_refuses_a_taken_one,
         );
     };
     (apikeys, $($how:tt)+) => {

@@ -272,3 +272,23 @@ pub async fn delete_removes_only_that_user(store: Arc<dyn UserStore>) {
     // The address is free again.
     store.create(&user("alice@example.com")).await.unwrap();
 }
+
+pub async fn set_email_moves_the_address_and_refuses_a_taken_one(store: Arc<dyn UserStore>) {
+    let alice = user("alice@example.com");
+    let bob = user("bob@example.com");
+    store.create(&alice).await.unwrap();
+    store.create(&bob).await.unwrap();
+    let new = Email::parse("alice@example.org").unwrap();
+    assert!(store.set_email(alice.id, &new).await.unwrap());
+    assert_eq!(store.by_email(&new).await.unwrap().unwrap().id, alice.id);
+    assert_eq!(store.by_email(&alice.email).await.unwrap(), None);
+    let err = store.set_email(alice.id, &bob.email).await.unwrap_err();
+    assert!(matches!(err, StoreError::Conflict), "{err:?}");
+    assert_eq!(store.by_id(alice.id).await.unwrap().unwrap().email, new);
+    assert!(
+        !store
+            .set_email(user("x@example.com").id, &alice.email)
+            .await
+            .unwrap()
+    );
+}
