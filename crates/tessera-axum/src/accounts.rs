@@ -6,14 +6,18 @@
 //! effect whichever way it comes: the user record, the user's server-side
 //! sessions, refresh families and access tokens, and sealed cookie sessions,
 //! refused by a cutoff kept as long as the longest-lived of them.
+//!
+//! Each change records one audit event ([`AuditContext`] says who made it
+//! and from where), so every entry point leaves the same trace.
 
 use std::sync::Arc;
 
 use tessera_core::{
-    Email, NewUser, PasswordHash, Role, SessionStore, StoreError, Timestamp, User, UserId,
-    UserStore,
+    AuditKind, Email, NewUser, PasswordHash, Role, SessionStore, StoreError, Timestamp, User,
+    UserId, UserStore,
 };
 
+use crate::audit::{AuditContext, AuditTrail};
 use crate::tokens::Revocations;
 
 /// What an account change did.
@@ -36,6 +40,7 @@ pub struct Accounts {
     sessions: Arc<dyn SessionStore>,
     revocations: Arc<Revocations>,
     sealed_sessions: bool,
+    audit: AuditTrail,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -49,33 +54,57 @@ impl std::fmt::Debug for Accounts {
 impl Accounts {
     /// Operations over these stores. `sealed_sessions`: sessions live in
     /// sealed cookies (`session_storage = cookie`), which cannot be updated
-    /// from here, only refused.
+    /// from here, only refused. Changes are recorded in `audit`.
     pub fn new(
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
         revocations: Arc<Revocations>,
         sealed_sessions: bool,
+        audit: AuditTrail,
     ) -> Self {
         Self {
             users,
             sessions,
             revocations,
             sealed_sessions,
+            audit,
         }
     }
 
-    /// Creates a user. `Ok(None)` if the address is taken.
+    /// Where the changes are recorded.
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
+    }
+
+    /// Creates a user (recorded as `user_created`). `Ok(None)` if the
+    /// address is taken.
     ///
     /// # Errors
     ///
     /// Store errors.
-    pub async fn create_user(&self, new_user: NewUser) -> Result<Option<User>, StoreError> {
+    pub async fn create_user(
+        &self,
+        context: &AuditContext,
+        new_user: NewUser,
+    ) -> Result<Option<User>, StoreError> {
         let user = new_user.into_user(Timestamp::now());
         match self.users.create(&user).await {
-            Ok(()) => Ok(Some(user)),
-            Err(StoreError::Conflict) => Ok(None),
-            Err(other) => Err(other),
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(None),
+            Err(other) => return Err(other),
         }
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::UserCreated, user.id)
+                    .detail(format!(
+                        "roles: {}; email_verified: {}",
+                        role_list(&user.roles),
+                        user.email_verified
+                    )),
+            )
+            .await?;
+        Ok(Some(user))
     }
 
     /// Replaces the user's roles. Live server-side sessions get the new
@@ -88,11 +117,12 @@ impl Accounts {
     /// Store errors.
     pub async fn set_roles(
         &self,
+        context: &AuditContext,
         email: &Email,
         roles: &[Role],
     ) -> Result<Option<AccountChange>, StoreError> {
         match self.users.by_email(email).await? {
-            Some(user) => self.set_roles_of(user.id, roles).await,
+            Some(user) => self.set_roles_of(context, user.id, roles).await,
             None => Ok(None),
         }
     }
@@ -104,9 +134,14 @@ impl Accounts {
     /// Store errors.
     pub async fn set_roles_of(
         &self,
+        context: &AuditContext,
         id: UserId,
         roles: &[Role],
     ) -> Result<Option<AccountChange>, StoreError> {
+        let Some(user) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        let before = role_list(&user.roles);
         if !self.users.set_roles(id, roles).await? {
             return Ok(None);
         }
@@ -122,6 +157,16 @@ impl Accounts {
         } else {
             0
         };
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::RolesChanged, user.id)
+                    .detail(format!(
+                        "roles: {} (were: {before})",
+                        role_list(&user.roles)
+                    )),
+            )
+            .await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -138,11 +183,12 @@ impl Accounts {
     /// Store errors.
     pub async fn set_disabled(
         &self,
+        context: &AuditContext,
         email: &Email,
         disabled: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
         match self.users.by_email(email).await? {
-            Some(user) => self.set_disabled_of(user.id, disabled).await,
+            Some(user) => self.set_disabled_of(context, user.id, disabled).await,
             None => Ok(None),
         }
     }
@@ -154,6 +200,7 @@ impl Accounts {
     /// Store errors.
     pub async fn set_disabled_of(
         &self,
+        context: &AuditContext,
         id: UserId,
         disabled: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
@@ -164,10 +211,21 @@ impl Accounts {
             return Ok(None);
         };
         let (sessions_affected, families_ended) = if disabled {
-            self.end_everything(user.id).await?
+            self.end_credentials(user.id).await?
         } else {
             (0, 0)
         };
+        let (kind, detail) = if disabled {
+            (
+                AuditKind::UserDisabled,
+                ended(sessions_affected, families_ended),
+            )
+        } else {
+            (AuditKind::UserEnabled, String::new())
+        };
+        self.audit
+            .record_now(context.event_about(kind, user.id).detail(detail))
+            .await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -184,6 +242,7 @@ impl Accounts {
     /// Store errors.
     pub async fn set_password(
         &self,
+        context: &AuditContext,
         email: &Email,
         hash: &PasswordHash,
     ) -> Result<Option<AccountChange>, StoreError> {
@@ -192,7 +251,14 @@ impl Accounts {
         };
         self.users.set_password_hash(user.id, hash).await?;
         user.password_hash = hash.clone();
-        let (sessions_affected, families_ended) = self.end_everything(user.id).await?;
+        let (sessions_affected, families_ended) = self.end_credentials(user.id).await?;
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::PasswordChanged, user.id)
+                    .detail(ended(sessions_affected, families_ended)),
+            )
+            .await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -204,8 +270,8 @@ impl Accounts {
     /// ends every session, refresh family, access token and sealed cookie
     /// of the user: each carries the old address (the name apps were told
     /// in `/profile` and forward-auth headers), and an operator changing a
-    /// login name is often repairing a taken-over account. `Ok(None)` if no
-    /// such user.
+    /// login name is often repairing a taken-over account. Recorded as
+    /// `user_updated` (without either address). `Ok(None)` if no such user.
     ///
     /// # Errors
     ///
@@ -213,6 +279,7 @@ impl Accounts {
     /// errors.
     pub async fn set_email(
         &self,
+        context: &AuditContext,
         id: UserId,
         email: &Email,
     ) -> Result<Option<AccountChange>, StoreError> {
@@ -229,10 +296,20 @@ impl Accounts {
         if !self.users.set_email(id, email).await? {
             return Ok(None);
         }
-        let (sessions_affected, families_ended) = self.end_everything(id).await?;
+        let (sessions_affected, families_ended) = self.end_credentials(id).await?;
         let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
         };
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::UserUpdated, id)
+                    .detail(format!(
+                        "email changed; {}",
+                        ended(sessions_affected, families_ended)
+                    )),
+            )
+            .await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -241,21 +318,32 @@ impl Accounts {
     }
 
     /// Marks the user's address verified or not (an operator vouching for
-    /// it, or taking that back). Credentials are left alone. `Ok(None)` if
-    /// no such user.
+    /// it, or taking that back; recorded as `user_updated`). Credentials are
+    /// left alone. `Ok(None)` if no such user.
     ///
     /// # Errors
     ///
     /// Store errors.
     pub async fn set_email_verified(
         &self,
+        context: &AuditContext,
         id: UserId,
         verified: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
         if !self.users.set_email_verified(id, verified).await? {
             return Ok(None);
         }
-        Ok(self.users.by_id(id).await?.map(|user| AccountChange {
+        let Some(user) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::UserUpdated, id)
+                    .detail(format!("email_verified: {verified}")),
+            )
+            .await?;
+        Ok(Some(AccountChange {
             user,
             sessions_affected: 0,
             families_ended: 0,
@@ -269,7 +357,8 @@ impl Accounts {
     /// first, so that no login can start while this runs, and credentials
     /// are ended again once the row is gone, so that a login that was
     /// already past its password check leaves nothing behind. API keys
-    /// belong to no user: none go. Returns the user as they were, or
+    /// belong to no user: none go. Recorded as `user_deleted`, naming the
+    /// user by id only (no address). Returns the user as they were, or
     /// `Ok(None)` if there is no such user. Used by the admin API, `tessera
     /// user delete` and self-service account deletion.
     ///
@@ -277,32 +366,75 @@ impl Accounts {
     ///
     /// Store errors (the user may then be disabled and logged out, but not
     /// yet deleted: retrying finishes it).
-    pub async fn delete_user(&self, id: UserId) -> Result<Option<AccountChange>, StoreError> {
+    pub async fn delete_user(
+        &self,
+        context: &AuditContext,
+        id: UserId,
+    ) -> Result<Option<AccountChange>, StoreError> {
         let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
         };
         self.users.set_disabled(id, true).await?;
-        let (sessions, families) = self.end_everything(id).await?;
+        let (sessions, families) = self.end_credentials(id).await?;
         if !self.users.delete_user(id).await? {
             return Ok(None);
         }
-        let (late_sessions, late_families) = self.end_everything(id).await?;
+        let (late_sessions, late_families) = self.end_credentials(id).await?;
+        let (sessions, families) = (sessions + late_sessions, families + late_families);
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::UserDeleted, id)
+                    .detail(ended(sessions, families)),
+            )
+            .await?;
         Ok(Some(AccountChange {
             user,
-            sessions_affected: sessions + late_sessions,
-            families_ended: families + late_families,
+            sessions_affected: sessions,
+            families_ended: families,
         }))
     }
 
-    /// "Log out everywhere": ends every credential of the user. Returns the
-    /// server-side sessions and the refresh families ended.
+    /// "Log out everywhere": ends every credential of the user (recorded as
+    /// `session_ended`). Returns the server-side sessions and the refresh
+    /// families ended.
     ///
     /// # Errors
     ///
     /// Store errors.
-    pub async fn end_everything(&self, user: UserId) -> Result<(u64, u64), StoreError> {
+    pub async fn end_everything(
+        &self,
+        context: &AuditContext,
+        user: UserId,
+    ) -> Result<(u64, u64), StoreError> {
+        let (sessions, families) = self.end_credentials(user).await?;
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::SessionEnded, user)
+                    .detail(format!("everywhere: {}", ended(sessions, families))),
+            )
+            .await?;
+        Ok((sessions, families))
+    }
+
+    /// Ends every credential of the user, recording nothing (the caller
+    /// records the change that required it).
+    async fn end_credentials(&self, user: UserId) -> Result<(u64, u64), StoreError> {
         let sessions = self.sessions.delete_all_for_user(user).await?;
         let families = self.revocations.end_user(user).await?;
         Ok((sessions, families))
     }
+}
+
+fn role_list(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        "-".into()
+    } else {
+        roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
+    }
+}
+
+fn ended(sessions: u64, families: u64) -> String {
+    format!("{sessions} sessions and {families} token families ended")
 }

@@ -12,13 +12,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tessera_core::{
-    ApiKey, ApiKeyId, ApiKeyStore, ApiKeyToken, InvalidApiKey, Role, StoreError, Timestamp,
+    Actor, ApiKey, ApiKeyId, ApiKeyStore, ApiKeyToken, AuditEvent, AuditKind, InvalidApiKey, Role,
+    StoreError, Timestamp,
 };
 
+use crate::audit::{AuditContext, AuditTrail};
 use crate::error::ApiError;
 
 /// How often `last_used` is written for a key in use.
 pub const LAST_USED_INTERVAL: Duration = Duration::from_secs(60);
+
+/// A key's use is recorded in the audit trail when it was last used longer
+/// ago than this (or never): its first use in each hour.
+pub const USE_AUDIT_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Why a key could not be created.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +54,7 @@ impl From<Error> for ApiError {
 #[derive(Clone)]
 pub struct ApiKeys {
     store: Arc<dyn ApiKeyStore>,
+    audit: AuditTrail,
 }
 
 impl std::fmt::Debug for ApiKeys {
@@ -66,9 +73,11 @@ pub struct CreatedKey {
 }
 
 impl ApiKeys {
-    /// Key operations over `store`.
-    pub fn new(store: Arc<dyn ApiKeyStore>) -> Self {
-        Self { store }
+    /// Key operations over `store`, recorded in `audit` (`api_key_created`,
+    /// `api_key_revoked`, and `api_key_used` at a key's first use in each
+    /// hour, not on every request).
+    pub fn new(store: Arc<dyn ApiKeyStore>, audit: AuditTrail) -> Self {
+        Self { store, audit }
     }
 
     /// Creates a key named `name` holding `roles`, working until
@@ -79,6 +88,7 @@ impl ApiKeys {
     /// An unusable name, an expiry not in the future, store errors.
     pub async fn create(
         &self,
+        context: &AuditContext,
         name: &str,
         roles: Vec<Role>,
         expires_at: Option<Timestamp>,
@@ -89,6 +99,16 @@ impl ApiKeys {
         }
         let (key, token) = ApiKey::generate(name, roles, expires_at, now)?;
         self.store.create_api_key(&key).await?;
+        self.audit
+            .record_now(context.event(AuditKind::ApiKeyCreated).detail(format!(
+                "key {} ({}); roles: {}; expires: {}",
+                key.id,
+                key.name,
+                role_list(&key.roles),
+                key.expires_at
+                    .map_or_else(|| "never".to_owned(), Timestamp::to_rfc3339)
+            )))
+            .await?;
         Ok(CreatedKey { key, token })
     }
 
@@ -107,11 +127,25 @@ impl ApiKeys {
     /// # Errors
     ///
     /// Store errors.
-    pub async fn revoke(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+    pub async fn revoke(
+        &self,
+        context: &AuditContext,
+        id: &ApiKeyId,
+    ) -> Result<Option<ApiKey>, StoreError> {
         let Some(key) = self.store.api_key(id).await? else {
             return Ok(None);
         };
-        Ok(self.store.delete_api_key(id).await?.then_some(key))
+        if !self.store.delete_api_key(id).await? {
+            return Ok(None);
+        }
+        self.audit
+            .record_now(
+                context
+                    .event(AuditKind::ApiKeyRevoked)
+                    .detail(format!("key {} ({})", key.id, key.name)),
+            )
+            .await?;
+        Ok(Some(key))
     }
 
     /// Checks a presented key (`tsk_...`): the stored key, if it exists,
@@ -133,6 +167,17 @@ impl ApiKeys {
         let due = key
             .last_used
             .is_none_or(|last| now >= last.plus(LAST_USED_INTERVAL));
+        if key
+            .last_used
+            .is_none_or(|last| now >= last.plus(USE_AUDIT_INTERVAL))
+        {
+            // Never waits: a channel send.
+            self.audit.record(
+                AuditEvent::new(AuditKind::ApiKeyUsed, Actor::ApiKey(key.id.to_string()))
+                    .at(now)
+                    .detail(format!("key {} ({})", key.id, key.name)),
+            );
+        }
         if due {
             // Bookkeeping: a failed write does not refuse the request.
             match self.store.touch_api_key(&key.id, now).await {
@@ -143,5 +188,13 @@ impl ApiKeys {
             }
         }
         Ok(Arc::new(key))
+    }
+}
+
+fn role_list(roles: &[Role]) -> String {
+    if roles.is_empty() {
+        "-".into()
+    } else {
+        roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
     }
 }

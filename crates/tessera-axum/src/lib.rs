@@ -55,6 +55,7 @@
 pub mod accounts;
 pub mod apikeys;
 pub mod app;
+pub mod audit;
 pub mod caller;
 pub mod client_ip;
 pub mod connections;
@@ -73,6 +74,7 @@ pub mod throttle;
 pub mod tokens;
 
 pub use app::router;
+pub use audit::{AuditContext, AuditTrail};
 pub use caller::{Caller, Credential};
 pub use error::ApiError;
 pub use server::Maintenance;

@@ -12,6 +12,7 @@ use tessera_token::KeySet;
 
 use crate::accounts::Accounts;
 use crate::apikeys::ApiKeys;
+use crate::audit::{AuditTrail, AuditTrailConfig};
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::{SameSitePolicy, SessionCookie};
 use crate::csrf::{HttpUrl, OriginPolicy};
@@ -131,9 +132,10 @@ impl AppConfig {
         users: Arc<dyn UserStore>,
         sessions: Arc<dyn SessionStore>,
         revocations: Arc<Revocations>,
+        audit: AuditTrail,
     ) -> Accounts {
         let sealed = matches!(self.session_storage, SessionStorage::Cookie(_));
-        Accounts::new(users, sessions, revocations, sealed)
+        Accounts::new(users, sessions, revocations, sealed, audit)
     }
 }
 
@@ -213,6 +215,7 @@ pub struct AppState {
     pub(crate) users: Arc<dyn UserStore>,
     pub(crate) sealer: Option<CookieSealer>,
     pub(crate) accounts: Accounts,
+    pub(crate) audit: AuditTrail,
     pub(crate) hashing: HashingPool,
     pub(crate) throttle: LoginThrottle,
     pub(crate) origins: OriginPolicy,
@@ -234,7 +237,7 @@ impl std::fmt::Debug for AppState {
 
 impl AppState {
     /// Assembles the state from settings, stores, token keys and a password
-    /// hasher.
+    /// hasher. Starts the audit trail's writer: call within a Tokio runtime.
     pub fn new(
         config: AppConfig,
         backends: Backends,
@@ -254,12 +257,16 @@ impl AppState {
             SessionStorage::Server => None,
             SessionStorage::Cookie(key) => Some(CookieSealer::new(key, config.cookie.name())),
         };
+        let audit = AuditTrail::spawn(Arc::clone(&backends.users), AuditTrailConfig::default());
         Arc::new(Self {
             accounts: config.accounts(
                 Arc::clone(&backends.users),
                 Arc::clone(&backends.sessions),
                 revocations,
+                audit.clone(),
             ),
+            api_keys: ApiKeys::new(backends.api_keys, audit.clone()),
+            audit,
             hashing: HashingPool::new(
                 hasher,
                 config.hash_workers,
@@ -275,7 +282,6 @@ impl AppState {
             .requiring_origin(config.cookie.same_site() == SameSitePolicy::None),
             tokens,
             sealer,
-            api_keys: ApiKeys::new(backends.api_keys),
             sessions: backends.sessions,
             users: backends.users,
             config,
@@ -302,6 +308,11 @@ impl AppState {
     /// API keys: create, list, revoke, verify.
     pub fn api_keys(&self) -> &ApiKeys {
         &self.api_keys
+    }
+
+    /// Where audit events go (never blocks: see [`AuditTrail::record`]).
+    pub fn audit(&self) -> &AuditTrail {
+        &self.audit
     }
 
     /// The session store.

@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod apikey;
+pub mod audit;
 pub mod clock;
 pub mod device;
 pub mod family;
@@ -20,6 +21,9 @@ pub mod user;
 pub mod user_cap;
 
 pub use apikey::{ApiKey, ApiKeyId, ApiKeyToken, InvalidApiKey};
+pub use audit::{
+    Actor, AuditEvent, AuditId, AuditKind, AuditOrder, AuditPage, AuditQuery, AuditRecord,
+};
 pub use clock::Timestamp;
 pub use device::{DeviceId, DeviceKey};
 pub use family::{ChainKey, FamilyId, Presented, RefreshToken, TokenFamily};
@@ -29,7 +33,7 @@ pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy};
 pub use store::SealedRevocation;
 pub use store::{
-    ApiKeyStore, AuditEvent, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError,
+    ApiKeyStore, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError,
     ThrottleStore, TokenStore, UserStore,
 };
 pub use user::{Email, NewUser, Role, User, UserCursor, UserId, UserPage, UserQuery};

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use thiserror::Error;
 
 use crate::apikey::{ApiKey, ApiKeyId};
+use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::clock::Timestamp;
 use crate::family::{FamilyId, TokenFamily};
 use crate::password::PasswordHash;
@@ -230,8 +231,21 @@ pub trait UserStore: Send + Sync + 'static {
     /// Appends a security event to the audit log (kept with the users).
     async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError>;
 
-    /// The most recent audit events, newest first.
-    async fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError>;
+    /// Appends several events at once, in order (one transaction where the
+    /// backend has them).
+    async fn record_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        for event in events {
+            self.record_audit(event).await?;
+        }
+        Ok(())
+    }
+
+    /// One page of the audit log (see [`AuditQuery`]).
+    async fn audit_events(&self, query: &AuditQuery) -> Result<AuditPage, StoreError>;
+
+    /// Retention: removes the events from before `before`; the only way
+    /// events leave the log. Returns how many went.
+    async fn purge_audit(&self, before: Timestamp) -> Result<u64, StoreError>;
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -433,19 +447,6 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Forgets expired families and revocations. Returns how many.
     async fn purge_expired_tokens(&self, now: Timestamp) -> Result<u64, StoreError>;
-}
-
-/// A security-relevant event, kept in the audit log.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct AuditEvent {
-    /// When it happened.
-    pub at: Timestamp,
-    /// What happened, e.g. `refresh_token_reused`.
-    pub kind: String,
-    /// Whose account it concerns.
-    pub user: Option<UserId>,
-    /// The cause and context, for people reading the log.
-    pub detail: String,
 }
 
 /// The shape of one kind of login-throttling bucket: how many failures a

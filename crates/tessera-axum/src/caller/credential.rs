@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use serde_json::{Map, Value};
-use tessera_core::{ApiKey, Email, Role, Session, SessionHandle, Timestamp, UserId};
+use tessera_core::{Actor, ApiKey, Email, Role, Session, SessionHandle, Timestamp, UserId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -115,6 +115,15 @@ impl Credential {
             Self::Stored(_) | Self::Sealed { .. } => true,
             Self::Bearer { from_cookie, .. } => *from_cookie,
             Self::ApiKey(_) => false,
+        }
+    }
+
+    /// Who this credential makes the caller, for the audit trail.
+    pub fn actor(&self) -> Actor {
+        match self {
+            Self::Stored(session) | Self::Sealed { session, .. } => Actor::User(session.user_id),
+            Self::Bearer { token, .. } => Actor::User(token.user_id),
+            Self::ApiKey(key) => Actor::ApiKey(key.id.to_string()),
         }
     }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tessera_core::{Email, Role};
 
+use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -31,16 +32,19 @@ pub struct UserPatch {
 pub async fn patch_user(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     Path(email): Path<String>,
     ApiJson(patch): ApiJson<UserPatch>,
 ) -> Response {
-    let result = apply(&state, &caller, &email, patch).await;
+    let context = context.by(&caller);
+    let result = apply(&state, &caller, &context, &email, patch).await;
     caller.reply(&state, result).await
 }
 
 async fn apply(
     state: &AppState,
     caller: &Caller,
+    context: &AuditContext,
     email: &str,
     patch: UserPatch,
 ) -> Result<Json<Value>, ApiError> {
@@ -58,7 +62,7 @@ async fn apply(
     if let Some(roles) = &patch.roles {
         let change = state
             .accounts
-            .set_roles(&email, roles)
+            .set_roles(context, &email, roles)
             .await?
             .ok_or(ApiError::NotFound("no such user"))?;
         sessions_affected += change.sessions_affected + change.families_ended;
@@ -67,7 +71,7 @@ async fn apply(
     if let Some(disabled) = patch.disabled {
         let change = state
             .accounts
-            .set_disabled(&email, disabled)
+            .set_disabled(context, &email, disabled)
             .await?
             .ok_or(ApiError::NotFound("no such user"))?;
         sessions_affected += change.sessions_affected + change.families_ended;

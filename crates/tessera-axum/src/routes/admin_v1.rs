@@ -18,6 +18,7 @@ use tessera_core::{
     user::MAX_PAGE,
 };
 
+use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -81,8 +82,10 @@ pub struct CreateUser {
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     body: Result<ApiJson<CreateUser>, ApiError>,
 ) -> Response {
+    let context = context.by(&caller);
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let ApiJson(body) = body?;
@@ -108,7 +111,7 @@ pub async fn create(
         };
         let user = state
             .accounts
-            .create_user(new_user)
+            .create_user(&context, new_user)
             .await?
             .ok_or_else(conflict)?;
         tracing::info!(admin = %caller.credential().principal(), user = %user.id, "user created by admin");
@@ -234,9 +237,11 @@ pub struct UserPatch {
 pub async fn patch(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     Path(id): Path<String>,
     body: Result<ApiJson<UserPatch>, ApiError>,
 ) -> Response {
+    let context = context.by(&caller);
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let id = parse_id(&id)?;
@@ -261,19 +266,19 @@ pub async fn patch(
             Ok::<_, ApiError>(())
         };
         if let Some(email) = &patch.email {
-            match accounts.set_email(id, email).await {
+            match accounts.set_email(&context, id, email).await {
                 Err(tessera_core::StoreError::Conflict) => return Err(conflict()),
                 other => apply(other?)?,
             }
         }
         if let Some(roles) = &patch.roles {
-            apply(accounts.set_roles_of(id, roles).await?)?;
+            apply(accounts.set_roles_of(&context, id, roles).await?)?;
         }
         if let Some(disabled) = patch.disabled {
-            apply(accounts.set_disabled_of(id, disabled).await?)?;
+            apply(accounts.set_disabled_of(&context, id, disabled).await?)?;
         }
         if let Some(verified) = patch.email_verified {
-            apply(accounts.set_email_verified(id, verified).await?)?;
+            apply(accounts.set_email_verified(&context, id, verified).await?)?;
         }
         tracing::info!(admin = %caller.credential().principal(), user = %id, ?patch, "user changed by admin");
         Ok(Json(
@@ -290,12 +295,18 @@ pub async fn patch(
 pub async fn delete(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     Path(id): Path<String>,
 ) -> Response {
+    let context = context.by(&caller);
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let id = parse_id(&id)?;
-        let change = state.accounts.delete_user(id).await?.ok_or_else(no_user)?;
+        let change = state
+            .accounts
+            .delete_user(&context, id)
+            .await?
+            .ok_or_else(no_user)?;
         tracing::info!(
             admin = %caller.credential().principal(),
             user = %id,
@@ -350,13 +361,15 @@ pub async fn sessions(
 pub async fn end_sessions(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     Path(id): Path<String>,
 ) -> Response {
+    let context = context.by(&caller);
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let id = parse_id(&id)?;
         state.users.by_id(id).await?.ok_or_else(no_user)?;
-        let (sessions, families) = state.accounts.end_everything(id).await?;
+        let (sessions, families) = state.accounts.end_everything(&context, id).await?;
         tracing::info!(admin = %caller.credential().principal(), user = %id, sessions, families, "sessions ended by admin");
         Ok::<_, ApiError>(Json(
             json!({"sessions_ended": sessions, "families_ended": families}),
@@ -372,8 +385,10 @@ pub async fn end_sessions(
 pub async fn end_session(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     Path((id, handle)): Path<(String, String)>,
 ) -> Response {
+    let context = context.by(&caller);
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let id = parse_id(&id)?;
@@ -384,6 +399,11 @@ pub async fn end_session(
         if !ended {
             return Err(ApiError::NotFound("no such session"));
         }
+        state.audit.record(
+            context
+                .event_about(tessera_core::AuditKind::SessionEnded, id)
+                .detail(format!("session {} ended by an admin", handle.as_str())),
+        );
         tracing::info!(admin = %caller.credential().principal(), user = %id, session = handle.as_str(), "session ended by admin");
         Ok(StatusCode::NO_CONTENT.into_response())
     }

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tessera_core::{ApiKey, ApiKeyId, Role, Timestamp};
 
+use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::json::ApiJson;
@@ -62,8 +63,10 @@ pub struct CreateKey {
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     body: Result<ApiJson<CreateKey>, ApiError>,
 ) -> Response {
+    let context = context.by(&caller);
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let ApiJson(body) = body?;
@@ -81,7 +84,7 @@ pub async fn create(
         };
         let created = state
             .api_keys
-            .create(&body.name, body.roles, expires_at)
+            .create(&context, &body.name, body.roles, expires_at)
             .await?;
         tracing::info!(admin = %caller.credential().principal(), key = %created.key.id, "API key created");
         Ok::<_, ApiError>((
@@ -113,15 +116,17 @@ pub async fn list(State(state): State<Arc<AppState>>, caller: Caller) -> Respons
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     Path(id): Path<String>,
 ) -> Response {
+    let context = context.by(&caller);
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let id = ApiKeyId::parse(&id)
             .map_err(|_| ApiError::bad_request("invalid_id", "API key ids are 16 characters"))?;
         state
             .api_keys
-            .revoke(&id)
+            .revoke(&context, &id)
             .await?
             .ok_or(ApiError::NotFound("no such API key"))?;
         tracing::info!(admin = %caller.credential().principal(), key = %id, "API key revoked");

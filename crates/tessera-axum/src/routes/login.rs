@@ -12,6 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_core::{Email, Password, SessionId, SessionMeta, Timestamp, User, Verification};
 
+use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::client_ip::client_ip;
 use crate::error::ApiError;
@@ -254,20 +255,23 @@ pub struct LogoutRequest {
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     OptionalJson(request): OptionalJson<LogoutRequest>,
 ) -> Response {
-    let result = end_sessions(&state, &caller, &request).await;
+    let context = context.by(&caller);
+    let result = end_sessions(&state, &caller, &context, &request).await;
     caller.reply(&state, result).await
 }
 
 async fn end_sessions(
     state: &AppState,
     caller: &Caller,
+    context: &AuditContext,
     request: &LogoutRequest,
 ) -> Result<Response, ApiError> {
     let (user, _) = caller.user("logout")?;
     let ended = if request.everywhere {
-        let (sessions, families) = state.accounts.end_everything(user).await?;
+        let (sessions, families) = state.accounts.end_everything(context, user).await?;
         sessions + families
     } else {
         caller.credential().end(state).await?.0

@@ -365,16 +365,18 @@ impl TokenService {
                 }
                 Presented::PreviousInGrace => token.successor(&self.chain),
                 Presented::Reused => {
-                    let event = tessera_core::AuditEvent {
-                        at: now,
-                        kind: "refresh_token_reused".into(),
-                        user: Some(family.user_id),
-                        detail: format!(
-                            "a refresh token of family {id} was presented after it had been rotated \
-                             (generation {}); the family and its access tokens were revoked",
-                            family.generation
-                        ),
-                    };
+                    let event = tessera_core::AuditEvent::new(
+                        tessera_core::AuditKind::RefreshTokenReused,
+                        tessera_core::Actor::Anonymous,
+                    )
+                    .at(now)
+                    .subject(family.user_id)
+                    .session(Some(id.to_string()))
+                    .detail(format!(
+                        "a refresh token was presented after it had been rotated \
+                         (generation {}); the family and its access tokens were revoked",
+                        family.generation
+                    ));
                     if let Err(error) = users.record_audit(&event).await {
                         tracing::error!(%error, "could not write the audit log");
                     }

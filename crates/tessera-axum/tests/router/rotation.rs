@@ -13,7 +13,7 @@ use anyhow::{Context, ensure};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tessera_axum::app::protected_routes;
-use tessera_axum::{AppConfig, Credential};
+use tessera_axum::{AppConfig, AuditContext, Credential};
 use tessera_core::{ChainKey, Email, Role, RotationKey, SessionId, Timestamp};
 
 use crate::support::{App, Call};
@@ -167,7 +167,7 @@ impl Target {
         let key = app
             .state
             .api_keys()
-            .create("rotation", Vec::new(), None)
+            .create(&AuditContext::cli(), "rotation", Vec::new(), None)
             .await?;
         Ok(Self {
             id: user.id.to_string(),
@@ -264,7 +264,11 @@ async fn carry_out(app: &App, n: usize, case: &Case) -> anyhow::Result<Ids> {
     let change = app
         .state
         .accounts()
-        .set_roles(&Email::parse(&email)?, &roles)
+        .set_roles(
+            &tessera_axum::AuditContext::system(),
+            &Email::parse(&email)?,
+            &roles,
+        )
         .await?
         .context("the user exists")?;
     ensure!(
@@ -460,7 +464,11 @@ async fn read_then_rotated_by_another_request(
     let roles = [Role::parse("editor")?];
     app.state
         .accounts()
-        .set_roles(&Email::parse(email)?, &roles)
+        .set_roles(
+            &tessera_axum::AuditContext::system(),
+            &Email::parse(email)?,
+            &roles,
+        )
         .await?;
     let id = SessionId::parse(&login.cookie)?;
     let now = Timestamp::now();

@@ -1,5 +1,6 @@
 //! Sessions and users in process memory.
 
+mod audit;
 mod tokens;
 
 use std::collections::{HashMap, HashSet};
@@ -23,7 +24,7 @@ pub struct MemoryStore {
     sessions: RwLock<Sessions>,
     users: RwLock<HashMap<UserId, User>>,
     tokens: tokens::TokenState,
-    audit: std::sync::Mutex<Vec<tessera_core::AuditEvent>>,
+    audit: std::sync::Mutex<audit::AuditLog>,
     api_keys: RwLock<HashMap<ApiKeyId, ApiKey>>,
 }
 
@@ -391,16 +392,19 @@ impl UserStore for MemoryStore {
     }
 
     async fn record_audit(&self, event: &tessera_core::AuditEvent) -> Result<(), StoreError> {
-        lock::lock(&self.audit).push(event.clone());
+        lock::lock(&self.audit).append(event.clone());
         Ok(())
     }
 
     async fn audit_events(
         &self,
-        limit: usize,
-    ) -> Result<Vec<tessera_core::AuditEvent>, StoreError> {
-        let audit = lock::lock(&self.audit);
-        Ok(audit.iter().rev().take(limit).cloned().collect())
+        query: &tessera_core::AuditQuery,
+    ) -> Result<tessera_core::AuditPage, StoreError> {
+        Ok(lock::lock(&self.audit).page(query))
+    }
+
+    async fn purge_audit(&self, before: Timestamp) -> Result<u64, StoreError> {
+        Ok(lock::lock(&self.audit).purge(before))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -16,6 +16,7 @@ use tokio_postgres::error::SqlState;
 use schema::MIGRATIONS;
 
 mod apikeys;
+mod audit;
 mod schema;
 mod users;
 

@@ -27,8 +27,18 @@ pub(super) const MIGRATIONS: &[&str] = &[
     "SELECT 1;",
     // 4: reserved for another branch
     "SELECT 1;",
-    // 5: reserved for another branch
-    "SELECT 1;",
+    // 5: the audit log people read: who did it (actor), from where (ip,
+    // user agent), with which session (its handle); `id` is the cursor of
+    // its pages. Events from before were written by tessera itself.
+    "ALTER TABLE audit_events
+        ADD COLUMN actor_kind TEXT NOT NULL DEFAULT 'system',
+        ADD COLUMN actor_id   TEXT,
+        ADD COLUMN ip         TEXT,
+        ADD COLUMN user_agent TEXT,
+        ADD COLUMN session    TEXT;
+    ALTER TABLE audit_events ALTER COLUMN actor_kind DROP DEFAULT;
+    CREATE INDEX audit_events_by_user ON audit_events (user_id, id) WHERE user_id IS NOT NULL;
+    CREATE INDEX audit_events_by_kind ON audit_events (kind, id);",
     // 6: API keys for machines: the SHA-256 of the secret, never the secret.
     "CREATE TABLE api_keys (
         id          TEXT PRIMARY KEY,

@@ -210,39 +210,22 @@ impl UserStore for PostgresUserStore {
     }
 
     async fn record_audit(&self, event: &AuditEvent) -> Result<(), StoreError> {
-        let event = event.clone();
-        self.with(|c| async move {
-            let user = event.user.map(|u| *u.as_uuid());
-            c.execute(
-                "INSERT INTO audit_events (at, kind, user_id, detail) VALUES ($1, $2, $3, $4)",
-                &[&event.at.unix_millis(), &event.kind, &user, &event.detail],
-            )
-            .await
-            .map(|_| ())
-        })
-        .await
+        self.append_audit(vec![event.clone()]).await
     }
 
-    async fn audit_events(&self, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self
-            .with(|c| async move {
-                c.query(
-                    "SELECT at, kind, user_id, detail FROM audit_events ORDER BY at DESC, id DESC LIMIT $1",
-                    &[&limit],
-                )
-                .await
-            })
-            .await?;
-        Ok(rows
-            .iter()
-            .map(|row| AuditEvent {
-                at: Timestamp::from_unix_millis(row.get(0)),
-                kind: row.get(1),
-                user: row.get::<_, Option<uuid::Uuid>>(2).map(UserId::from_uuid),
-                detail: row.get(3),
-            })
-            .collect())
+    async fn record_audit_batch(&self, events: &[AuditEvent]) -> Result<(), StoreError> {
+        self.append_audit(events.to_vec()).await
+    }
+
+    async fn audit_events(
+        &self,
+        query: &tessera_core::AuditQuery,
+    ) -> Result<tessera_core::AuditPage, StoreError> {
+        self.audit_page(query).await
+    }
+
+    async fn purge_audit(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.purge_audit_before(before).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

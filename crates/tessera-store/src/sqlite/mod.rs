@@ -17,6 +17,7 @@
 //! contracts, `change_signal.rs` the cross-process change announcements.
 
 mod apikeys;
+mod audit;
 mod change_signal;
 mod rows;
 mod schema;

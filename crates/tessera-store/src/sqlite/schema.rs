@@ -85,8 +85,28 @@ const MIGRATIONS: &[&str] = &[
     "SELECT 1;",
     // 7: reserved for another branch
     "SELECT 1;",
-    // 8: reserved for another branch
-    "SELECT 1;",
+    // 8: the audit log people read: who did it (actor), from where (ip,
+    // user agent), with which session (its handle), and an id that is never
+    // reused (AUTOINCREMENT, even after retention empties the table), the
+    // cursor of its pages. Events from before were written by tessera itself.
+    "CREATE TABLE audit_log (
+        id         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at         INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        actor_kind TEXT NOT NULL,
+        actor_id   TEXT,
+        user_id    TEXT,
+        ip         TEXT,
+        user_agent TEXT,
+        session    TEXT,
+        detail     TEXT NOT NULL
+    );
+    INSERT INTO audit_log (at, kind, actor_kind, user_id, detail)
+        SELECT at, kind, 'system', user_id, detail FROM audit_events ORDER BY rowid;
+    DROP TABLE audit_events;
+    CREATE INDEX audit_log_by_user ON audit_log (user_id, id) WHERE user_id IS NOT NULL;
+    CREATE INDEX audit_log_by_kind ON audit_log (kind, id);
+    CREATE INDEX audit_log_by_time ON audit_log (at);",
     // 9: API keys for machines: the SHA-256 of the secret, never the secret.
     "CREATE TABLE api_keys (
         id          TEXT PRIMARY KEY,

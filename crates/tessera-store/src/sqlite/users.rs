@@ -204,41 +204,25 @@ impl UserStore for SqliteStore {
     }
 
     async fn record_audit(&self, event: &tessera_core::AuditEvent) -> Result<(), StoreError> {
-        let event = event.clone();
-        self.write(Affected::Nothing, move |tx| {
-            tx.execute(
-                "INSERT INTO audit_events (at, kind, user_id, detail) VALUES (?1, ?2, ?3, ?4)",
-                params![
-                    event.at.unix_millis(),
-                    event.kind,
-                    event.user.map(|u| u.to_string()),
-                    event.detail
-                ],
-            )
-            .map_err(to_store_error)?;
-            Ok(())
-        })
-        .await
+        self.append_audit(vec![event.clone()]).await
+    }
+
+    async fn record_audit_batch(
+        &self,
+        events: &[tessera_core::AuditEvent],
+    ) -> Result<(), StoreError> {
+        self.append_audit(events.to_vec()).await
     }
 
     async fn audit_events(
         &self,
-        limit: usize,
-    ) -> Result<Vec<tessera_core::AuditEvent>, StoreError> {
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.read(|conn| {
-            conn.prepare_cached("SELECT at, kind, user_id, detail FROM audit_events ORDER BY at DESC, rowid DESC LIMIT ?1")?
-                .query_map([limit], |row| {
-                    let user: Option<String> = row.get(2)?;
-                    Ok(tessera_core::AuditEvent {
-                        at: Timestamp::from_unix_millis(row.get(0)?),
-                        kind: row.get(1)?,
-                        user: user.and_then(|u| u.parse().ok()),
-                        detail: row.get(3)?,
-                    })
-                })?
-                .collect()
-        })
+        query: &tessera_core::AuditQuery,
+    ) -> Result<tessera_core::AuditPage, StoreError> {
+        self.audit_page(query)
+    }
+
+    async fn purge_audit(&self, before: Timestamp) -> Result<u64, StoreError> {
+        self.purge_audit_before(before).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

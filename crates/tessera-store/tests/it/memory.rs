@@ -14,3 +14,4 @@ contract_tests!(sessions, memory());
 contract_tests!(tokens, memory());
 contract_tests!(users, memory());
 contract_tests!(apikeys, memory());
+contract_tests!(audit, memory());

@@ -55,6 +55,7 @@ async fn postgres() -> (Arc<PostgresUserStore>, PgDatabase) {
 
 contract_tests!(users, postgres().await);
 contract_tests!(apikeys, postgres().await);
+contract_tests!(audit, postgres().await);
 
 #[tokio::test]
 async fn nodes_starting_together_migrate_once() {

@@ -26,6 +26,7 @@ contract_tests!(sessions, sqlite(0));
 contract_tests!(tokens, sqlite(0));
 contract_tests!(users, sqlite(0));
 contract_tests!(apikeys, sqlite(0));
+contract_tests!(audit, sqlite(0));
 
 /// The contracts again, with the read cache on.
 mod with_cache {
@@ -33,6 +34,7 @@ mod with_cache {
     contract_tests!(sessions, sqlite(1000));
     contract_tests!(tokens, sqlite(1000));
     contract_tests!(users, sqlite(1000));
+    contract_tests!(audit, sqlite(1000));
 }
 
 /// The SQLite read cache stays correct when other processes write.
@@ -270,7 +272,8 @@ mod durability {
         // Back to schema 2, as a release before the aliases left it.
         let conn = rusqlite_conn(&path);
         conn.execute_batch(&format!(
-            "{BEFORE_SEALED_CAPS} DROP TABLE session_aliases; PRAGMA user_version = 2;"
+            "{BEFORE_API_KEYS} {BEFORE_AUDIT_LOG} {BEFORE_SEALED_CAPS} DROP TABLE session_aliases; \
+             PRAGMA user_version = 2;"
         ))
         .unwrap();
         drop(conn);
@@ -278,7 +281,7 @@ mod durability {
         let version: i64 = rusqlite_conn(&path)
             .query_row("PRAGMA user_version", [], |r| r.get(0))
             .unwrap();
-        assert_eq!(version, 5);
+        assert_eq!(version, 9);
         assert!(store.load(&s.id_hash, now).await.unwrap().is_some());
         let (_, next) = policy().successor(&s, &id, &crate::contract::rotation_key(), now);
         let grace_until = now.plus(Duration::from_secs(60));
@@ -287,13 +290,57 @@ mod durability {
         assert_eq!(through_old.id_hash, next.id_hash);
     }
 
-    /// Undoes migration 5 (whether an address is verified).
+    /// Undoes migration 9 (API keys).
+    const BEFORE_API_KEYS: &str = "DROP TABLE api_keys;";
+
+    /// Undoes migration 8 (the audit log with actors and ids).
+    const BEFORE_AUDIT_LOG: &str = "DROP TABLE audit_log;
+        CREATE TABLE audit_events (
+            at      INTEGER NOT NULL,
+            kind    TEXT NOT NULL,
+            user_id TEXT,
+            detail  TEXT NOT NULL
+        );
+        CREATE INDEX audit_events_by_time ON audit_events (at);";
+
+    /// Undoes migrations 8 and 5 (whether an address is verified).
     const BEFORE_EMAIL_VERIFIED: &str = "ALTER TABLE users DROP COLUMN email_verified;";
 
-    /// Undoes migrations 5 and 4 (the user of a sealed revocation).
+    /// Undoes migrations 8, 5 and 4 (the user of a sealed revocation).
     const BEFORE_SEALED_CAPS: &str = "ALTER TABLE users DROP COLUMN email_verified;
         DROP INDEX revocations_sealed_by_user;
         ALTER TABLE revocations DROP COLUMN user_id;";
+
+    #[tokio::test]
+    async fn audit_events_from_before_the_audit_log_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        drop(SqliteStore::open(&path, SqliteOptions::default()).unwrap());
+        let user = UserId::generate();
+        let conn = rusqlite_conn(&path);
+        conn.execute_batch(&format!(
+            "{BEFORE_API_KEYS} {BEFORE_AUDIT_LOG}
+            INSERT INTO audit_events (at, kind, user_id, detail)
+                VALUES (1000, 'refresh_token_reused', '{user}', 'family revoked');
+            INSERT INTO audit_events (at, kind, user_id, detail)
+                VALUES (2000, 'refresh_token_reused', NULL, 'again');
+            PRAGMA user_version = 7;"
+        ))
+        .unwrap();
+        drop(conn);
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let page = store
+            .audit_events(&tessera_core::AuditQuery::latest(10))
+            .await
+            .unwrap();
+        let events: Vec<_> = page.events.iter().map(|r| &r.event).collect();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0].detail, "again");
+        assert_eq!(events[1].subject, Some(user));
+        assert_eq!(events[1].actor, tessera_core::Actor::System);
+        assert_eq!(events[1].kind, tessera_core::AuditKind::RefreshTokenReused);
+        assert!(page.events[0].id > page.events[1].id);
+    }
 
     #[tokio::test]
     async fn users_from_before_email_verification_count_as_verified() {
@@ -305,8 +352,10 @@ mod durability {
             UserStore::create(&store, &u).await.unwrap();
         }
         let conn = rusqlite_conn(&path);
-        conn.execute_batch(&format!("{BEFORE_EMAIL_VERIFIED} PRAGMA user_version = 4;"))
-            .unwrap();
+        conn.execute_batch(&format!(
+            "{BEFORE_API_KEYS} {BEFORE_AUDIT_LOG} {BEFORE_EMAIL_VERIFIED} PRAGMA user_version = 4;"
+        ))
+        .unwrap();
         drop(conn);
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         let loaded = store.by_id(u.id).await.unwrap().unwrap();
@@ -335,8 +384,10 @@ mod durability {
             store.save_revocation(&cutoff).await.unwrap();
         }
         let conn = rusqlite_conn(&path);
-        conn.execute_batch(&format!("{BEFORE_SEALED_CAPS} PRAGMA user_version = 3;"))
-            .unwrap();
+        conn.execute_batch(&format!(
+            "{BEFORE_API_KEYS} {BEFORE_AUDIT_LOG} {BEFORE_SEALED_CAPS} PRAGMA user_version = 3;"
+        ))
+        .unwrap();
         drop(conn);
         let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
         assert_eq!(

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, anyhow, bail};
 use tessera_axum::apikeys::ApiKeys;
+use tessera_axum::audit::{AuditContext, AuditTrail};
 use tessera_axum::routes::apikeys::ApiKeyView;
 use tessera_axum::startup::{Purpose, open_stores};
 use tessera_core::{ApiKeyId, Role, Timestamp};
@@ -28,7 +29,8 @@ async fn run_async(settings: &Settings, command: ApiKeyCommand) -> anyhow::Resul
     create_private_dir(&settings.data_dir)?;
     let config = settings.resolve()?;
     let backends = open_stores(&config, Purpose::Command).await?.backends;
-    let keys = ApiKeys::new(backends.api_keys);
+    let cli = AuditContext::cli();
+    let keys = ApiKeys::new(backends.api_keys, AuditTrail::direct(backends.users));
     match command {
         ApiKeyCommand::Create {
             name,
@@ -47,7 +49,7 @@ async fn run_async(settings: &Settings, command: ApiKeyCommand) -> anyhow::Resul
                 .map(parse_lifetime)
                 .transpose()?
                 .map(|lifetime| Timestamp::now().plus(lifetime));
-            let created = keys.create(&name, roles, expires_at).await?;
+            let created = keys.create(&cli, &name, roles, expires_at).await?;
             eprintln!(
                 "created API key {} ({}); it is shown once, store it now:",
                 created.key.id, created.key.name
@@ -84,7 +86,7 @@ async fn run_async(settings: &Settings, command: ApiKeyCommand) -> anyhow::Resul
         ApiKeyCommand::Revoke { id } => {
             let id = ApiKeyId::parse(&id).map_err(|_| anyhow!("{id:?} is not an API key id"))?;
             let key = keys
-                .revoke(&id)
+                .revoke(&cli, &id)
                 .await?
                 .ok_or_else(|| anyhow!("no API key with id {id}"))?;
             println!("revoked API key {} ({})", key.id, key.name);

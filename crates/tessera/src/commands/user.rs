@@ -13,9 +13,11 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use tessera_axum::accounts::AccountChange;
+use tessera_axum::audit::{AuditContext, AuditTrail};
 use tessera_axum::startup::{Purpose, open_stores};
 use tessera_core::{
-    Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp, UserStore,
+    AuditKind, Email, NewUser, Password, PasswordHash, PasswordHasher, Role, StoreError, Timestamp,
+    UserStore,
 };
 
 use crate::cli::UserCommand;
@@ -46,12 +48,16 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
     let config = settings.resolve()?;
     let backends = open_stores(&config, Purpose::Command).await?.backends;
     let users = Arc::clone(&backends.users);
-    // The same account changes, with the same effects, as the admin API.
+    // The same account changes, with the same effects (and audit events,
+    // written before the command exits), as the admin API.
+    let audit = AuditTrail::direct(Arc::clone(&backends.users));
     let accounts = config.app.accounts(
         Arc::clone(&backends.users),
         Arc::clone(&backends.sessions),
         config.app.revocations(Arc::clone(&backends.tokens)),
+        audit.clone(),
     );
+    let cli = AuditContext::cli();
     match command {
         UserCommand::Add {
             email,
@@ -75,6 +81,12 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 }
                 other => other?,
             }
+            audit
+                .record_now(
+                    cli.event_about(AuditKind::UserCreated, user.id)
+                        .detail(format!("roles: {}", role_list(&user.roles))),
+                )
+                .await?;
             println!(
                 "created {} ({}) roles: {}",
                 user.email,
@@ -104,7 +116,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         UserCommand::SetRole { email, roles } => {
             let email = parse_email(&email)?;
             let roles = parse_roles(&roles)?;
-            let change = found(accounts.set_roles(&email, &roles).await?, &email)?;
+            let change = found(accounts.set_roles(&cli, &email, &roles).await?, &email)?;
             println!(
                 "{} now has roles: {} ({} live sessions updated)",
                 change.user.email,
@@ -114,7 +126,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         }
         UserCommand::Disable { email } => {
             let email = parse_email(&email)?;
-            let change = found(accounts.set_disabled(&email, true).await?, &email)?;
+            let change = found(accounts.set_disabled(&cli, &email, true).await?, &email)?;
             println!(
                 "{} disabled ({} sessions ended, {} token families ended)",
                 change.user.email, change.sessions_affected, change.families_ended
@@ -122,7 +134,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         }
         UserCommand::Enable { email } => {
             let email = parse_email(&email)?;
-            let change = found(accounts.set_disabled(&email, false).await?, &email)?;
+            let change = found(accounts.set_disabled(&cli, &email, false).await?, &email)?;
             println!("{} enabled", change.user.email);
         }
         UserCommand::Passwd {
@@ -135,7 +147,7 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             }
             let password = read_new_password(password_stdin)?;
             let hash = PasswordHasher::owasp().hash(&password)?;
-            let change = found(accounts.set_password(&email, &hash).await?, &email)?;
+            let change = found(accounts.set_password(&cli, &email, &hash).await?, &email)?;
             println!(
                 "password changed for {} ({} sessions ended)",
                 change.user.email, change.sessions_affected
@@ -147,13 +159,13 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 .by_email(&email)
                 .await?
                 .ok_or_else(|| anyhow!("no user with e-mail {email}"))?;
-            let change = found(accounts.delete_user(user.id).await?, &email)?;
+            let change = found(accounts.delete_user(&cli, user.id).await?, &email)?;
             println!(
                 "{} deleted ({} sessions ended, {} token families ended)",
                 change.user.email, change.sessions_affected, change.families_ended
             );
         }
-        UserCommand::Import { file } => return import(users.as_ref(), &file).await,
+        UserCommand::Import { file } => return import(users.as_ref(), &audit, &file).await,
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -236,7 +248,11 @@ fn roles_field<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<
 }
 
 /// Imports every row or none: all rows are validated before anything is written.
-async fn import(store: &dyn UserStore, file: &Path) -> anyhow::Result<ExitCode> {
+async fn import(
+    store: &dyn UserStore,
+    audit: &AuditTrail,
+    file: &Path,
+) -> anyhow::Result<ExitCode> {
     let text =
         std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
     let rows: Vec<ImportRow> = match file.extension().and_then(|e| e.to_str()) {
@@ -279,7 +295,14 @@ async fn import(store: &dyn UserStore, file: &Path) -> anyhow::Result<ExitCode> 
     for new_user in users {
         let user = new_user.into_user(Timestamp::now());
         match store.create(&user).await {
-            Ok(()) => created += 1,
+            Ok(()) => {
+                created += 1;
+                audit.record(
+                    AuditContext::cli()
+                        .event_about(AuditKind::UserCreated, user.id)
+                        .detail(format!("imported; roles: {}", role_list(&user.roles))),
+                );
+            }
             Err(StoreError::Conflict) => {
                 eprintln!("skipped {}: already exists", user.email);
                 skipped += 1;
@@ -287,6 +310,7 @@ async fn import(store: &dyn UserStore, file: &Path) -> anyhow::Result<ExitCode> 
             Err(e) => return Err(e.into()),
         }
     }
+    audit.flush().await?;
     println!("imported {created} users, skipped {skipped} existing");
     Ok(ExitCode::SUCCESS)
 }

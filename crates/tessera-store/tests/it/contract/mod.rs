@@ -1,11 +1,12 @@
 //! The store contracts, written once.
 //!
-//! `sessions`, `users` and `tokens` hold the checks of one trait each, as
+//! `sessions`, `users`, `audit` and `tokens` hold the checks of one trait each, as
 //! `pub async fn check(store: Arc<dyn Trait>)`; [`contract_tests!`] runs
 //! them on a backend. Below: the fixtures the checks (and the backend
 //! files) build their records with.
 
 pub mod apikeys;
+pub mod audit;
 pub mod sessions;
 pub mod tokens;
 pub mod users;
@@ -124,7 +125,6 @@ macro_rules! contract_tests {
     };
     (users, $($how:tt)+) => {
         $crate::contract::contract_tests!(@run users, user_store, UserStore, [$($how)+]:
-            audit_events_are_kept_newest_first,
             users_are_found_by_email_and_id,
             duplicate_emails_conflict,
             list_is_ordered_by_email,
@@ -141,6 +141,16 @@ macro_rules! contract_tests {
             keys_load_as_stored_and_ids_are_unique,
             a_deleted_key_is_gone,
             touch_changes_only_last_used,
+        );
+    };
+    (audit, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run audit, audit_log, UserStore, [$($how)+]:
+            every_field_round_trips,
+            pages_are_newest_first_by_default,
+            filters_select_by_user_kind_and_time,
+            pages_have_no_duplicates_or_gaps_while_events_are_appended,
+            a_follower_sees_every_concurrent_append_once,
+            retention_removes_only_older_events_and_ids_are_never_reused,
         );
     };
     (@run $checks:ident, $tests:ident, $trait:ident, [in_sequence: $make:expr]: $($check:ident,)+) => {

@@ -2,28 +2,9 @@
 
 use std::sync::Arc;
 
-use tessera_core::{
-    Email, PasswordHash, Role, StoreError, Timestamp, UserCursor, UserQuery, UserStore,
-};
+use tessera_core::{Email, PasswordHash, Role, StoreError, UserCursor, UserQuery, UserStore};
 
 use super::user;
-
-pub async fn audit_events_are_kept_newest_first(store: Arc<dyn UserStore>) {
-    let u = user("alice@example.com");
-    for (i, kind) in ["first", "second", "third"].into_iter().enumerate() {
-        let event = tessera_core::AuditEvent {
-            at: Timestamp::from_unix_millis(1_000 + i as i64),
-            kind: kind.into(),
-            user: Some(u.id),
-            detail: format!("event {i}"),
-        };
-        store.record_audit(&event).await.unwrap();
-    }
-    let events = store.audit_events(2).await.unwrap();
-    let kinds: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
-    assert_eq!(kinds, ["third", "second"]);
-    assert_eq!(events[0].user, Some(u.id));
-}
 
 pub async fn users_are_found_by_email_and_id(store: Arc<dyn UserStore>) {
     let u = user("Alice@Example.com");
