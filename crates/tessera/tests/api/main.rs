@@ -5,6 +5,8 @@ mod helpers;
 
 mod account_changes;
 mod admin;
+mod admin_v1;
+mod apikeys;
 mod cluster;
 mod config;
 mod connections;

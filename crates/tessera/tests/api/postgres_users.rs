@@ -8,10 +8,10 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 /// A fresh database on the local PostgreSQL, dropped afterwards.
-struct Database(String);
+pub(crate) struct Database(String);
 
 impl Database {
-    fn create() -> Self {
+    pub(crate) fn create() -> Self {
         let name = format!(
             "tessera_it_{}",
             std::process::id() as u64 * 1000 + rand_suffix()
@@ -20,7 +20,7 @@ impl Database {
         Self(name)
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
     }
 }
