@@ -588,6 +588,25 @@ async fn deleting_a_user_ends_the_cookie_the_bearer_token_and_the_refresh_token_
     all_refused(&server, &logins, Duration::ZERO).await;
     let users = server.data.cli(&["user", "list"], "");
     assert!(!String::from_utf8_lossy(&users.stdout).contains("bob@"));
+    // The audit trail keeps the deletion, by id, without the address.
+    let db = rusqlite::Connection::open(server.data.path().join("tessera.db")).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    let row: (String, String, String) = loop {
+        let found = db.query_row(
+            "SELECT user_id, actor_kind, detail FROM audit_log WHERE kind = 'user_deleted'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        );
+        match found {
+            Ok(row) => break row,
+            Err(_) if Instant::now() < deadline => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("no user_deleted event: {e}"),
+        }
+    };
+    assert_eq!((row.0.as_str(), row.1.as_str()), (id.as_str(), "user"));
+    assert!(!row.2.contains("bob"), "{}", row.2);
 }
 
 #[tokio::test]
