@@ -30,7 +30,10 @@ const DEMO_USER: &str = "demo@example.com";
 
 /// The app's own route, for logged-in users only.
 async fn hello(State(tessera): State<Arc<AppState>>, caller: Caller) -> Response {
-    let greeting = format!("Hello, {}! You are logged in.\n", caller.email());
+    // A user's credential, not a machine's API key (403 for those).
+    let greeting = caller
+        .user("user")
+        .map(|(_, email)| format!("Hello, {email}! You are logged in.\n"));
     // `reply` carries out what the credential needs on the way out (a fresh
     // session id after a privilege change, a re-sealed cookie).
     caller.reply(&tessera, greeting).await

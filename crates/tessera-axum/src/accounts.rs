@@ -1,8 +1,7 @@
 //! Account changes, with every effect they must have.
 //!
-//! The one place that changes an account: `PATCH /admin/users/{email}`,
-//! the `tessera user` commands (and the self-service flows to come) all call
-//! [`Accounts`], so a role change, a disable or a new password has the same
+//! The one place that changes an account: the admin API, the `tessera
+//! user` commands and the self-service flows all call [`Accounts`], so a role change, a disable or a new password has the same
 //! effect whichever way it comes: the user record, the user's server-side
 //! sessions, refresh families and access tokens, and sealed cookie sessions,
 //! refused by a cutoff kept as long as the longest-lived of them.
@@ -13,8 +12,8 @@
 use std::sync::Arc;
 
 use tessera_core::{
-    AuditKind, Email, PasswordHash, Role, SessionStore, StoreError, User, UserCopy, UserId,
-    UserStore,
+    AuditKind, Email, NewUser, PasswordHash, Role, SessionStore, StoreError, Timestamp, User,
+    UserCopy, UserId, UserStore,
 };
 
 use crate::audit::{AuditContext, AuditTrail};
@@ -90,6 +89,37 @@ impl Accounts {
         &self.audit
     }
 
+    /// Creates a user (recorded as `user_created`). `Ok(None)` if the
+    /// address is taken.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn create_user(
+        &self,
+        context: &AuditContext,
+        new_user: NewUser,
+    ) -> Result<Option<User>, StoreError> {
+        let user = new_user.into_user(Timestamp::now());
+        match self.users.create(&user).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict) => return Ok(None),
+            Err(other) => return Err(other),
+        }
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::UserCreated, user.id)
+                    .detail(format!(
+                        "roles: {}; email_verified: {}",
+                        role_list(&user.roles),
+                        user.email_verified
+                    )),
+            )
+            .await?;
+        Ok(Some(user))
+    }
+
     /// Replaces the user's roles. Live server-side sessions get the new
     /// roles on their next request, under a fresh session id; sealed cookie
     /// sessions are ended (the new roles apply from the next login).
@@ -104,16 +134,33 @@ impl Accounts {
         email: &Email,
         roles: &[Role],
     ) -> Result<Option<AccountChange>, StoreError> {
-        let Some(user) = self.users.by_email(email).await? else {
+        match self.users.by_email(email).await? {
+            Some(user) => self.set_roles_of(context, user.id, roles).await,
+            None => Ok(None),
+        }
+    }
+
+    /// [`Accounts::set_roles`] for the user with this id.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_roles_of(
+        &self,
+        context: &AuditContext,
+        id: UserId,
+        roles: &[Role],
+    ) -> Result<Option<AccountChange>, StoreError> {
+        let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
         };
         let before = role_list(&user.roles);
-        self.users.set_roles(user.id, roles).await?;
-        let user = self
-            .users
-            .by_id(user.id)
-            .await?
-            .ok_or(StoreError::Conflict)?;
+        if !self.users.set_roles(id, roles).await? {
+            return Ok(None);
+        }
+        let Some(user) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
         let sessions_affected = self.refresh_user_copy(&user).await?;
         let families_ended = if self.sealed_sessions {
             self.revocations.end_user(user.id).await?
@@ -127,6 +174,180 @@ impl Accounts {
                     .detail(format!(
                         "roles: {} (were: {before})",
                         role_list(&user.roles)
+                    )),
+            )
+            .await?;
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+            families_ended,
+        }))
+    }
+
+    /// Disables the user, ending every session, refresh family, access token
+    /// and sealed cookie at once; or re-enables them. `Ok(None)` if no such
+    /// user.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_disabled(
+        &self,
+        context: &AuditContext,
+        email: &Email,
+        disabled: bool,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        match self.users.by_email(email).await? {
+            Some(user) => self.set_disabled_of(context, user.id, disabled).await,
+            None => Ok(None),
+        }
+    }
+
+    /// [`Accounts::set_disabled`] for the user with this id.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_disabled_of(
+        &self,
+        context: &AuditContext,
+        id: UserId,
+        disabled: bool,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        if !self.users.set_disabled(id, disabled).await? {
+            return Ok(None);
+        }
+        let Some(user) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        let (sessions_affected, families_ended) = if disabled {
+            self.end_credentials(user.id).await?
+        } else {
+            (0, 0)
+        };
+        let (kind, detail) = if disabled {
+            (
+                AuditKind::UserDisabled,
+                ended(sessions_affected, families_ended),
+            )
+        } else {
+            (AuditKind::UserEnabled, String::new())
+        };
+        self.audit
+            .record_now(context.event_about(kind, user.id).detail(detail))
+            .await?;
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+            families_ended,
+        }))
+    }
+
+    /// Sets a new password hash and ends every session, refresh family,
+    /// access token and sealed cookie of the user (OWASP: a password change
+    /// invalidates existing sessions). `Ok(None)` if no such user.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn set_password(
+        &self,
+        context: &AuditContext,
+        email: &Email,
+        hash: &PasswordHash,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        self.change_password(context, email, hash, PasswordChange::Changed)
+            .await
+    }
+
+    /// Sets a new password hash, recorded and with the effects `how` says.
+    /// `Ok(None)` if no such user.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn change_password(
+        &self,
+        context: &AuditContext,
+        email: &Email,
+        hash: &PasswordHash,
+        how: PasswordChange,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        let Some(mut user) = self.users.by_email(email).await? else {
+            return Ok(None);
+        };
+        self.users.set_password_hash(user.id, hash).await?;
+        user.password_hash = hash.clone();
+        let (sessions_affected, families_ended) = match how {
+            PasswordChange::KeepingSessions => (0, 0),
+            PasswordChange::Changed | PasswordChange::Reset => {
+                self.end_credentials(user.id).await?
+            }
+        };
+        let (kind, detail) = match how {
+            PasswordChange::Reset => (
+                AuditKind::PasswordReset,
+                ended(sessions_affected, families_ended),
+            ),
+            PasswordChange::Changed => (
+                AuditKind::PasswordChanged,
+                ended(sessions_affected, families_ended),
+            ),
+            PasswordChange::KeepingSessions => {
+                (AuditKind::PasswordChanged, "sessions kept".to_owned())
+            }
+        };
+        self.audit
+            .record_now(context.event_about(kind, user.id).detail(detail))
+            .await?;
+        Ok(Some(AccountChange {
+            user,
+            sessions_affected,
+            families_ended,
+        }))
+    }
+
+    /// Gives the user a new address (already normalised by [`Email`]) and
+    /// ends every session, refresh family, access token and sealed cookie
+    /// of the user: each carries the old address (the name apps were told
+    /// in `/profile` and forward-auth headers), and an operator changing a
+    /// login name is often repairing a taken-over account. Recorded as
+    /// `user_updated` (without either address). `Ok(None)` if no such user.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] if another user has the address; store
+    /// errors.
+    pub async fn set_email(
+        &self,
+        context: &AuditContext,
+        id: UserId,
+        email: &Email,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        let Some(before) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        if before.email == *email {
+            return Ok(Some(AccountChange {
+                user: before,
+                sessions_affected: 0,
+                families_ended: 0,
+            }));
+        }
+        if !self.users.set_email(id, email).await? {
+            return Ok(None);
+        }
+        let (sessions_affected, families_ended) = self.end_credentials(id).await?;
+        let Some(user) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
+        self.audit
+            .record_now(
+                context
+                    .event_about(AuditKind::UserUpdated, id)
+                    .detail(format!(
+                        "email changed; {}",
+                        ended(sessions_affected, families_ended)
                     )),
             )
             .await?;
@@ -232,39 +453,41 @@ impl Accounts {
             .await
     }
 
-    /// Disables the user, ending every session, refresh family, access token
-    /// and sealed cookie at once; or re-enables them. `Ok(None)` if no such
-    /// user.
+    /// Moves the user to the address a confirmation link was mailed to
+    /// (`POST /email/confirm`): the address counts as verified (the link
+    /// reached it), live server-side sessions show it from their next
+    /// request (under a fresh id), access tokens from their next refresh,
+    /// and sealed cookie sessions, which cannot be changed from here, end.
+    /// The user asked for it and proved both the password and the mailbox,
+    /// so nothing else ends (an admin's change, [`Accounts::set_email`], is
+    /// a repair and ends everything). Recorded as `email_changed` (without
+    /// either address). `Ok(None)` if no such user.
     ///
     /// # Errors
     ///
-    /// Store errors.
-    pub async fn set_disabled(
+    /// [`StoreError::Conflict`] if another user has the address by now;
+    /// store errors.
+    pub async fn confirm_email_change(
         &self,
         context: &AuditContext,
+        id: UserId,
         email: &Email,
-        disabled: bool,
     ) -> Result<Option<AccountChange>, StoreError> {
-        let Some(mut user) = self.users.by_email(email).await? else {
+        if !self.users.set_email(id, email).await? {
+            return Ok(None);
+        }
+        self.users.set_email_verified(id, true).await?;
+        let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
         };
-        self.users.set_disabled(user.id, disabled).await?;
-        user.disabled = disabled;
-        let (sessions_affected, families_ended) = if disabled {
-            self.end_credentials(user.id).await?
+        let sessions_affected = self.refresh_user_copy(&user).await?;
+        let families_ended = if self.sealed_sessions {
+            self.revocations.end_user(user.id).await?
         } else {
-            (0, 0)
-        };
-        let (kind, detail) = if disabled {
-            (
-                AuditKind::UserDisabled,
-                ended(sessions_affected, families_ended),
-            )
-        } else {
-            (AuditKind::UserEnabled, String::new())
+            0
         };
         self.audit
-            .record_now(context.event_about(kind, user.id).detail(detail))
+            .record_now(context.event_about(AuditKind::EmailChanged, id))
             .await?;
         Ok(Some(AccountChange {
             user,
@@ -273,67 +496,48 @@ impl Accounts {
         }))
     }
 
-    /// Sets a new password hash and ends every session, refresh family,
-    /// access token and sealed cookie of the user (OWASP: a password change
-    /// invalidates existing sessions). `Ok(None)` if no such user.
+    /// Deletes the user and ends everything attached: every server-side
+    /// session, refresh family, access token and sealed cookie (the
+    /// per-user cutoff is kept in the token store, so it outlives the user
+    /// row for as long as any credential it refuses). The user is disabled
+    /// first, so that no login can start while this runs, and credentials
+    /// are ended again once the row is gone, so that a login that was
+    /// already past its password check leaves nothing behind. API keys
+    /// belong to no user: none go. Recorded as `user_deleted`, naming the
+    /// user by id only (no address). Returns the user as they were, or
+    /// `Ok(None)` if there is no such user. Used by the admin API, `tessera
+    /// user delete` and self-service account deletion.
     ///
     /// # Errors
     ///
-    /// Store errors.
-    pub async fn set_password(
+    /// Store errors (the user may then be disabled and logged out, but not
+    /// yet deleted: retrying finishes it).
+    pub async fn delete_user(
         &self,
         context: &AuditContext,
-        email: &Email,
-        hash: &PasswordHash,
+        id: UserId,
     ) -> Result<Option<AccountChange>, StoreError> {
-        self.change_password(context, email, hash, PasswordChange::Changed)
-            .await
-    }
-
-    /// Sets a new password hash, recorded and with the effects `how` says.
-    /// `Ok(None)` if no such user.
-    ///
-    /// # Errors
-    ///
-    /// Store errors.
-    pub async fn change_password(
-        &self,
-        context: &AuditContext,
-        email: &Email,
-        hash: &PasswordHash,
-        how: PasswordChange,
-    ) -> Result<Option<AccountChange>, StoreError> {
-        let Some(mut user) = self.users.by_email(email).await? else {
+        let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
         };
-        self.users.set_password_hash(user.id, hash).await?;
-        user.password_hash = hash.clone();
-        let (sessions_affected, families_ended) = match how {
-            PasswordChange::KeepingSessions => (0, 0),
-            PasswordChange::Changed | PasswordChange::Reset => {
-                self.end_credentials(user.id).await?
-            }
-        };
-        let (kind, detail) = match how {
-            PasswordChange::Reset => (
-                AuditKind::PasswordReset,
-                ended(sessions_affected, families_ended),
-            ),
-            PasswordChange::Changed => (
-                AuditKind::PasswordChanged,
-                ended(sessions_affected, families_ended),
-            ),
-            PasswordChange::KeepingSessions => {
-                (AuditKind::PasswordChanged, "sessions kept".to_owned())
-            }
-        };
+        self.users.set_disabled(id, true).await?;
+        let (sessions, families) = self.end_credentials(id).await?;
+        if !self.users.delete_user(id).await? {
+            return Ok(None);
+        }
+        let (late_sessions, late_families) = self.end_credentials(id).await?;
+        let (sessions, families) = (sessions + late_sessions, families + late_families);
         self.audit
-            .record_now(context.event_about(kind, user.id).detail(detail))
+            .record_now(
+                context
+                    .event_about(AuditKind::UserDeleted, id)
+                    .detail(ended(sessions, families)),
+            )
             .await?;
         Ok(Some(AccountChange {
             user,
-            sessions_affected,
-            families_ended,
+            sessions_affected: sessions,
+            families_ended: families,
         }))
     }
 

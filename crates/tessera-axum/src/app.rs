@@ -15,7 +15,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::cors;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    account, admin, audit, forward_auth, health, login, profile, recovery, sessions, signup, token,
+    account, admin, admin_v1, apikeys, audit, forward_auth, health, login, profile, recovery,
+    sessions, signup, token,
 };
 use crate::state::AppState;
 
@@ -125,6 +126,29 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ProtectedRoute::new(Method::POST, "/password", account::change_password),
         ProtectedRoute::new(Method::POST, "/email", account::request_email_change),
         ProtectedRoute::new(Method::GET, "/admin/v1/audit", audit::list_audit),
+        ProtectedRoute::new(Method::POST, "/admin/v1/users", admin_v1::create),
+        ProtectedRoute::new(Method::GET, "/admin/v1/users", admin_v1::list),
+        ProtectedRoute::new(Method::GET, "/admin/v1/users/{id}", admin_v1::get),
+        ProtectedRoute::new(Method::PATCH, "/admin/v1/users/{id}", admin_v1::patch),
+        ProtectedRoute::new(Method::DELETE, "/admin/v1/users/{id}", admin_v1::delete),
+        ProtectedRoute::new(
+            Method::GET,
+            "/admin/v1/users/{id}/sessions",
+            admin_v1::sessions,
+        ),
+        ProtectedRoute::new(
+            Method::DELETE,
+            "/admin/v1/users/{id}/sessions",
+            admin_v1::end_sessions,
+        ),
+        ProtectedRoute::new(
+            Method::DELETE,
+            "/admin/v1/users/{id}/sessions/{session}",
+            admin_v1::end_session,
+        ),
+        ProtectedRoute::new(Method::POST, "/admin/v1/apikeys", apikeys::create),
+        ProtectedRoute::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
+        ProtectedRoute::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),
     ]
 }
 

@@ -393,7 +393,7 @@ impl AuditContext {
     pub fn by(mut self, caller: &Caller) -> Self {
         let credential = caller.credential();
         self.actor = credential.actor();
-        self.session = Some(credential.handle().as_str().to_owned());
+        self.session = credential.handle().map(|h| h.as_str().to_owned());
         self
     }
 

@@ -28,6 +28,10 @@ pub enum ApiError {
     /// A bearer token that is malformed, forged, expired or revoked.
     #[error("invalid access token: {0}")]
     InvalidToken(tessera_token::TokenError),
+    /// An API key that is malformed, unknown, revoked or expired (one
+    /// answer for all, so that it tells nothing about which keys exist).
+    #[error("invalid API key")]
+    InvalidApiKey,
     /// A refresh token that is unknown, expired, revoked or reused.
     #[error("invalid or expired refresh token")]
     InvalidGrant,
@@ -51,12 +55,19 @@ pub enum ApiError {
     /// Authenticated, but without the role the route needs.
     #[error("this requires the {0} role")]
     Forbidden(&'static str),
+    /// An API key used where only a user's credential makes sense (logout,
+    /// sessions, profile, forward auth).
+    #[error("an API key has no {0}: API keys are for the admin API")]
+    ApiKeyNotAccepted(&'static str),
     /// A state-changing request that came from another site.
     #[error("cross-site request refused")]
     CrossSite,
     /// No such resource.
     #[error("{0}")]
     NotFound(&'static str),
+    /// The request conflicts with what exists (an e-mail address taken).
+    #[error("{0}")]
+    Conflict(&'static str),
     /// The route exists but not for this method.
     #[error("method not allowed")]
     MethodNotAllowed,
@@ -118,7 +129,9 @@ impl ApiError {
         match self {
             Self::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
             Self::InvalidCredentials => (StatusCode::UNAUTHORIZED, "invalid_credentials"),
-            Self::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            Self::InvalidToken(_) | Self::InvalidApiKey => {
+                (StatusCode::UNAUTHORIZED, "invalid_token")
+            }
             Self::InvalidGrant => (StatusCode::UNAUTHORIZED, "invalid_grant"),
             Self::EmailNotVerified => (StatusCode::FORBIDDEN, "email_not_verified"),
             Self::InvalidTicket => (StatusCode::BAD_REQUEST, "invalid_ticket"),
@@ -126,8 +139,10 @@ impl ApiError {
             Self::InviteRequired => (StatusCode::FORBIDDEN, "invite_required"),
             Self::EmailTaken => (StatusCode::CONFLICT, "email_taken"),
             Self::Forbidden(_) => (StatusCode::FORBIDDEN, "forbidden"),
+            Self::ApiKeyNotAccepted(_) => (StatusCode::FORBIDDEN, "api_key_not_accepted"),
             Self::CrossSite => (StatusCode::FORBIDDEN, "cross_site_request"),
             Self::NotFound(_) => (StatusCode::NOT_FOUND, "not_found"),
+            Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
             Self::BadRequest { code, .. } => (StatusCode::BAD_REQUEST, code),
             Self::PayloadTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
@@ -178,7 +193,9 @@ impl IntoResponse for ApiError {
         };
         // RFC 6750 §3: tell API clients how to authenticate.
         let challenge = match &self {
-            Self::InvalidToken(_) => Some("Bearer realm=\"tessera\", error=\"invalid_token\""),
+            Self::InvalidToken(_) | Self::InvalidApiKey => {
+                Some("Bearer realm=\"tessera\", error=\"invalid_token\"")
+            }
             Self::Unauthenticated => Some("Bearer realm=\"tessera\""),
             _ => None,
         };

@@ -21,7 +21,8 @@
 //! use tessera_axum::{AppState, Caller, Service, ServiceConfig, TokenKeys};
 //!
 //! async fn hello(State(tessera): State<Arc<AppState>>, caller: Caller) -> Response {
-//!     let greeting = format!("Hello, {}!", caller.email());
+//!     // A user's credential (an API key, a machine's, is refused: 403).
+//!     let greeting = caller.user("user").map(|(_, email)| format!("Hello, {email}!"));
 //!     // Carries out what the credential needs on the way out (a fresh
 //!     // session id after a privilege change, a re-sealed cookie).
 //!     caller.reply(&tessera, greeting).await
@@ -52,6 +53,7 @@
 #![deny(missing_docs)]
 
 pub mod accounts;
+pub mod apikeys;
 pub mod app;
 pub mod audit;
 pub mod caller;

@@ -19,7 +19,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use tessera_core::{
-    Outbox, PasswordHasher, SessionStore, StoreError, TicketStore, TokenStore, UserStore,
+    ApiKeyStore, Outbox, PasswordHasher, SessionStore, StoreError, TicketStore, TokenStore,
+    UserStore,
 };
 use tessera_store::{
     MemoryStore, PostgresOptions, PostgresUserStore, RedisOptions, RedisStore, RedisThrottle,
@@ -189,30 +190,22 @@ pub async fn open_stores(
         None
     };
     let embedded = || database.clone().expect("opened when needed");
-    // Users and what lives beside them (tickets, the outbox) share one store.
-    let (users, tickets, outbox): (Arc<dyn UserStore>, Arc<dyn TicketStore>, Arc<dyn Outbox>) =
-        match &config.users {
-            UserBackend::Sqlite => {
-                let database = Arc::new(embedded());
-                (
-                    Arc::clone(&database) as _,
-                    Arc::clone(&database) as _,
-                    database as _,
-                )
-            }
-            UserBackend::Postgres { url, options } => {
-                let postgres = Arc::new(
-                    PostgresUserStore::connect(url, options.clone())
-                        .await
-                        .map_err(store("the PostgreSQL user store (database_url)"))?,
-                );
-                (
-                    Arc::clone(&postgres) as _,
-                    Arc::clone(&postgres) as _,
-                    postgres as _,
-                )
-            }
-        };
+    // Users and what lives beside them (tickets, the outbox, API keys) share
+    // one store.
+    let stores: AccountStores = match &config.users {
+        UserBackend::Sqlite => AccountStores::of(Arc::new(embedded())),
+        UserBackend::Postgres { url, options } => AccountStores::of(Arc::new(
+            PostgresUserStore::connect(url, options.clone())
+                .await
+                .map_err(store("the PostgreSQL user store (database_url)"))?,
+        )),
+    };
+    let AccountStores {
+        users,
+        tickets,
+        outbox,
+        api_keys,
+    } = stores;
     let local = || Arc::new(LocalBuckets::default());
     Ok(match &config.sessions {
         SessionBackend::Sqlite => OpenStores {
@@ -220,6 +213,7 @@ pub async fn open_stores(
                 users,
                 tickets,
                 outbox,
+                api_keys,
                 ..Backends::single(Arc::new(embedded()))
             },
             redis: None,
@@ -233,6 +227,7 @@ pub async fn open_stores(
                     users,
                     tickets,
                     outbox,
+                    api_keys,
                     throttle: local(),
                 },
                 redis: None,
@@ -243,6 +238,7 @@ pub async fn open_stores(
                 users,
                 tickets,
                 outbox,
+                api_keys,
                 ..Backends::single(Arc::new(embedded()))
             },
             redis: None,
@@ -262,12 +258,35 @@ pub async fn open_stores(
                     users,
                     tickets,
                     outbox,
+                    api_keys,
                     throttle: Arc::new(RedisThrottle::new(redis.clone())),
                 },
                 redis: Some(redis),
             }
         }
     })
+}
+
+/// The stores that live beside the users (SQLite or PostgreSQL).
+struct AccountStores {
+    users: Arc<dyn UserStore>,
+    tickets: Arc<dyn TicketStore>,
+    outbox: Arc<dyn Outbox>,
+    api_keys: Arc<dyn ApiKeyStore>,
+}
+
+impl AccountStores {
+    fn of<S>(store: Arc<S>) -> Self
+    where
+        S: UserStore + TicketStore + Outbox + ApiKeyStore,
+    {
+        Self {
+            users: Arc::clone(&store) as _,
+            tickets: Arc::clone(&store) as _,
+            outbox: Arc::clone(&store) as _,
+            api_keys: store as _,
+        }
+    }
 }
 
 /// Where a running service finds new signing keys (the binary: the key file

@@ -5,12 +5,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use ipnet::IpNet;
 use tessera_core::{
-    ChainKey, DeviceKey, Email, Outbox, Password, PasswordHasher, PerUserCap, SessionPolicy,
-    SessionStore, ThrottleStore, TicketStore, TokenStore, UserStore,
+    ApiKeyStore, ChainKey, DeviceKey, Email, Outbox, Password, PasswordHasher, PerUserCap,
+    SessionPolicy, SessionStore, ThrottleStore, TicketStore, TokenStore, UserStore,
 };
 use tessera_token::KeySet;
 
 use crate::accounts::Accounts;
+use crate::apikeys::ApiKeys;
 use crate::audit::{AuditTrail, AuditTrailConfig};
 use crate::caller::sealed::{CookieKey, CookieSealer};
 use crate::cookies::{SameSitePolicy, SessionCookie};
@@ -168,6 +169,8 @@ pub struct Backends {
     /// The mail outbox: in the user store (SQLite or PostgreSQL; memory for
     /// the memory store).
     pub outbox: Arc<dyn Outbox>,
+    /// API keys (beside the users).
+    pub api_keys: Arc<dyn ApiKeyStore>,
 }
 
 impl Backends {
@@ -175,13 +178,14 @@ impl Backends {
     /// SQLite), with this process's throttling buckets.
     pub fn single<S>(store: Arc<S>) -> Self
     where
-        S: SessionStore + UserStore + TokenStore + TicketStore + Outbox,
+        S: SessionStore + UserStore + TokenStore + TicketStore + Outbox + ApiKeyStore,
     {
         Self {
             sessions: Arc::clone(&store) as Arc<dyn SessionStore>,
             users: Arc::clone(&store) as Arc<dyn UserStore>,
             outbox: Arc::clone(&store) as Arc<dyn Outbox>,
             tickets: Arc::clone(&store) as Arc<dyn TicketStore>,
+            api_keys: Arc::clone(&store) as Arc<dyn ApiKeyStore>,
             tokens: store as Arc<dyn TokenStore>,
             throttle: Arc::new(LocalBuckets::default()),
         }
@@ -238,6 +242,7 @@ pub struct AppState {
     pub(crate) origins: OriginPolicy,
     pub(crate) tokens: TokenService,
     pub(crate) mail: Mail,
+    pub(crate) api_keys: ApiKeys,
     store_up: AtomicBool,
     users_up: AtomicBool,
 }
@@ -283,6 +288,7 @@ impl AppState {
                 revocations,
                 audit.clone(),
             ),
+            api_keys: ApiKeys::new(backends.api_keys, audit.clone()),
             audit,
             hashing: HashingPool::new(
                 hasher,
@@ -327,6 +333,11 @@ impl AppState {
     /// Outgoing mail (see [`Mail::send`]).
     pub fn mail(&self) -> &Mail {
         &self.mail
+    }
+
+    /// API keys: create, list, revoke, verify.
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.api_keys
     }
 
     /// Where audit events go (never blocks: see [`AuditTrail::record`]).

@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod apikey;
 pub mod audit;
 pub mod clock;
 pub mod device;
@@ -21,6 +22,7 @@ pub mod ticket;
 pub mod user;
 pub mod user_cap;
 
+pub use apikey::{ApiKey, ApiKeyId, ApiKeyToken, InvalidApiKey};
 pub use audit::{
     Actor, AuditEvent, AuditId, AuditKind, AuditOrder, AuditPage, AuditQuery, AuditRecord,
 };
@@ -40,12 +42,12 @@ pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy, UserCopy};
 pub use store::SealedRevocation;
 pub use store::{
-    BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError, ThrottleStore, TokenStore,
-    UserStore,
+    ApiKeyStore, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError,
+    ThrottleStore, TokenStore, UserStore,
 };
 pub use ticket::{Ticket, TicketHash, TicketPurpose, TicketSecret, TicketStore};
 pub use user::{
-    AddressCollision, Email, NewUser, Renormalisation, Role, StoredAddress, User, UserId,
-    renormalise,
+    AddressCollision, Email, NewUser, Renormalisation, Role, StoredAddress, User, UserCursor,
+    UserId, UserPage, UserQuery, renormalise,
 };
 pub use user_cap::{InvalidPerUserCap, PerUserCap};

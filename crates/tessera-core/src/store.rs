@@ -11,13 +11,14 @@ use async_trait::async_trait;
 use serde_json::{Map, Value};
 use thiserror::Error;
 
+use crate::apikey::{ApiKey, ApiKeyId};
 use crate::audit::{AuditEvent, AuditPage, AuditQuery};
 use crate::clock::Timestamp;
 use crate::family::{FamilyId, TokenFamily};
 use crate::password::PasswordHash;
 use crate::secret::{SessionHandle, SessionIdHash};
 use crate::session::{Session, UserCopy};
-use crate::user::{Email, Role, User, UserId};
+use crate::user::{Email, Role, User, UserId, UserPage, UserQuery};
 use crate::user_cap::PerUserCap;
 
 /// What a store can report. Deliberately narrow: callers decide policy.
@@ -198,11 +199,31 @@ pub trait UserStore: Send + Sync + 'static {
     /// All users, ordered by e-mail address.
     async fn list(&self) -> Result<Vec<User>, StoreError>;
 
+    /// One page of the users matching `query`, ordered by (email, id),
+    /// starting after its cursor, at most [`UserQuery::page_size`] of them;
+    /// `next` is set when more match. Walking the pages sees every matching
+    /// user that existed throughout exactly once (no duplicates, no gaps),
+    /// whatever is created or deleted meanwhile. An e-mail prefix is
+    /// literal: `%`, `_` and `\` match only themselves.
+    async fn list_page(&self, query: &UserQuery) -> Result<UserPage, StoreError>;
+
+    /// Deletes the user record. Returns whether it existed. Ending the
+    /// user's credentials is the caller's part (see `Accounts::delete_user`
+    /// in tessera-axum); audit events that name the user stay.
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError>;
+
     /// Replaces the user's roles.
     async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError>;
 
     /// Disables or re-enables the user.
     async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError>;
+
+    /// Gives the user a new e-mail address.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] if another user has it.
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError>;
 
     /// Marks the user's address verified or not.
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError>;
@@ -231,6 +252,34 @@ pub trait UserStore: Send + Sync + 'static {
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Where API keys live (beside the users: the same database).
+///
+/// Contract, checked by the conformance suite: ids are unique (a second
+/// create with a taken id is [`StoreError::Conflict`]); a key loads as it
+/// was stored (the secret's hash included, never a secret); a deleted key is
+/// gone at once for every caller; `touch_api_key` changes only `last_used`.
+#[async_trait]
+pub trait ApiKeyStore: Send + Sync + 'static {
+    /// Stores a new key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] if the id is taken.
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError>;
+
+    /// The key with this id (expired or not: expiry is the caller's check).
+    async fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError>;
+
+    /// Every key, oldest first.
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError>;
+
+    /// Deletes (revokes) the key. Returns whether it existed.
+    async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool, StoreError>;
+
+    /// Records a use at `at`. Returns whether the key exists.
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<bool, StoreError>;
 }
 
 /// Serialised size of session data in bytes, as stores measure it against
@@ -357,6 +406,13 @@ pub trait TokenStore: Send + Sync + 'static {
 
     /// Ends one family. Returns whether it existed.
     async fn delete_family(&self, id: &FamilyId) -> Result<bool, StoreError>;
+
+    /// The user's live families at `now`, oldest (by `created_at`) first.
+    async fn families_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<TokenFamily>, StoreError>;
 
     /// Ends every family of the user and returns them.
     async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError>;

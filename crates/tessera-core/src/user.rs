@@ -68,6 +68,9 @@ pub enum InvalidUserField {
     /// Roles are 1–64 characters of `a-z 0-9 _ - . :`.
     #[error("role names are 1-64 characters of a-z, 0-9, '_', '-', '.', ':'")]
     Role,
+    /// A page cursor that this system did not hand out.
+    #[error("not a cursor from a previous page")]
+    Cursor,
 }
 
 /// An e-mail address in its one canonical spelling, so that lookups are
@@ -413,6 +416,135 @@ impl NewUser {
             password_hash: self.password_hash,
             created_at: now,
         }
+    }
+}
+
+/// Most users one page of [`UserQuery`] holds.
+pub const MAX_PAGE: usize = 500;
+
+/// Where a page of users ends: the last user's (email, id). Opaque to
+/// clients (base64url of `email` + `\n` + id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserCursor {
+    /// E-mail address of the last user on the previous page.
+    pub email: String,
+    /// Id of that user.
+    pub id: UserId,
+}
+
+impl UserCursor {
+    /// The cursor after `user`.
+    pub fn after(user: &User) -> Self {
+        Self {
+            email: user.email.as_str().to_owned(),
+            id: user.id,
+        }
+    }
+
+    /// The cursor as a client sees it.
+    pub fn encode(&self) -> String {
+        use base64::Engine;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(format!("{}\n{}", self.email, self.id))
+    }
+
+    /// Reads a cursor a client sent back.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidUserField::Cursor`] for anything [`UserCursor::encode`] did
+    /// not produce.
+    pub fn decode(raw: &str) -> Result<Self, InvalidUserField> {
+        use base64::Engine;
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(raw)
+            .map_err(|_| InvalidUserField::Cursor)?;
+        let text = String::from_utf8(bytes).map_err(|_| InvalidUserField::Cursor)?;
+        let (email, id) = text.split_once('\n').ok_or(InvalidUserField::Cursor)?;
+        Ok(Self {
+            email: email.to_owned(),
+            id: id.parse().map_err(|_| InvalidUserField::Cursor)?,
+        })
+    }
+}
+
+/// One page of the user list: filters, size and where to start. Users come
+/// ordered by (email, id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserQuery {
+    /// Only addresses starting with this (compared as stored: lower case).
+    /// Characters are literal (no wildcards).
+    pub email_prefix: Option<String>,
+    /// Only users holding this role.
+    pub role: Option<Role>,
+    /// Only disabled (`true`) or enabled (`false`) users.
+    pub disabled: Option<bool>,
+    /// Only verified (`true`) or unverified (`false`) addresses.
+    pub verified: Option<bool>,
+    /// Most users on the page (1 to [`MAX_PAGE`]; stores clamp to that).
+    pub limit: usize,
+    /// Start after this user (`None`: from the first).
+    pub after: Option<UserCursor>,
+}
+
+impl Default for UserQuery {
+    fn default() -> Self {
+        Self {
+            email_prefix: None,
+            role: None,
+            disabled: None,
+            verified: None,
+            limit: 50,
+            after: None,
+        }
+    }
+}
+
+impl UserQuery {
+    /// The page size a store should use: `limit` within 1..=[`MAX_PAGE`].
+    pub fn page_size(&self) -> usize {
+        self.limit.clamp(1, MAX_PAGE)
+    }
+
+    /// Whether `user` passes the filters (not the cursor).
+    pub fn matches(&self, user: &User) -> bool {
+        self.email_prefix
+            .as_deref()
+            .is_none_or(|p| user.email.as_str().starts_with(p))
+            && self.role.as_ref().is_none_or(|r| user.roles.contains(r))
+            && self.disabled.is_none_or(|d| user.disabled == d)
+            && self.verified.is_none_or(|v| user.email_verified == v)
+    }
+
+    /// Whether `user` comes after the cursor.
+    pub fn is_after_cursor(&self, user: &User) -> bool {
+        self.after
+            .as_ref()
+            .is_none_or(|c| (user.email.as_str(), user.id) > (c.email.as_str(), c.id))
+    }
+}
+
+/// One page of users, and where the next starts (`None`: this was the last).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserPage {
+    /// The users, ordered by (email, id).
+    pub users: Vec<User>,
+    /// The cursor of the next page.
+    pub next: Option<UserCursor>,
+}
+
+impl UserPage {
+    /// A page from up to `page_size + 1` matching users in order (a store
+    /// reads one more than the page to learn whether another follows).
+    pub fn from_rows(mut rows: Vec<User>, page_size: usize) -> Self {
+        let more = rows.len() > page_size;
+        rows.truncate(page_size);
+        let next = if more {
+            rows.last().map(UserCursor::after)
+        } else {
+            None
+        };
+        Self { users: rows, next }
     }
 }
 

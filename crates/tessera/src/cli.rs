@@ -33,6 +33,9 @@ pub enum Command {
     /// Read the audit log in the data directory's user store.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Manage API keys (credentials for machines) in the data directory.
+    #[command(subcommand)]
+    Apikey(ApiKeyCommand),
     /// Inspect the effective settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -175,6 +178,12 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Delete a user: ends every session, refresh token, access token and
+    /// sealed cookie of theirs, then removes the account.
+    Delete {
+        /// E-mail address.
+        email: String,
+    },
     /// Import users with existing password hashes (argon2 or bcrypt) from a
     /// JSON array or a CSV file with the columns email,hash,roles.
     Import {
@@ -188,6 +197,34 @@ pub enum UserCommand {
         /// Print JSON instead of a table.
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// `tessera apikey ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum ApiKeyCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        /// What the key is for (shown in lists and logs).
+        #[arg(long)]
+        name: String,
+        /// Role to grant (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+        /// Lifetime, such as 90d, 12h, 30m (default: until revoked).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
+    },
+    /// List keys (never their secrets).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a key by its id: every node refuses it from its next request.
+    Revoke {
+        /// The key's id (the 16 characters after `tsk_`).
+        id: String,
     },
 }
 

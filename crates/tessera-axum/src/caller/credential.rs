@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use axum::http::HeaderValue;
 use serde_json::{Map, Value};
-use tessera_core::{Actor, Email, Role, Session, SessionHandle, Timestamp, UserId};
+use tessera_core::{Actor, ApiKey, Email, Role, Session, SessionHandle, Timestamp, UserId};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -39,6 +39,10 @@ pub enum Credential {
         /// `Authorization` header.
         from_cookie: bool,
     },
+    /// An API key (`Authorization: Bearer tsk_...`): a machine, not a user.
+    /// It has roles but no user, session or login: operations on those
+    /// answer 403 `api_key_not_accepted`.
+    ApiKey(Arc<ApiKey>),
 }
 
 /// The session that a stored session's id names now, if a rotation has
@@ -60,27 +64,31 @@ async fn successor_of(
 pub struct Ended(pub u64);
 
 impl Credential {
-    /// The user the credential belongs to.
-    pub fn user_id(&self) -> UserId {
+    /// The user the credential belongs to; `None` for an API key.
+    pub fn user_id(&self) -> Option<UserId> {
         match self {
-            Self::Stored(session) | Self::Sealed { session, .. } => session.user_id,
-            Self::Bearer { token, .. } => token.user_id,
+            Self::Stored(session) | Self::Sealed { session, .. } => Some(session.user_id),
+            Self::Bearer { token, .. } => Some(token.user_id),
+            Self::ApiKey(_) => None,
         }
     }
 
-    /// The user's e-mail address, as the credential carries it.
-    pub fn email(&self) -> &Email {
+    /// The user's e-mail address, as the credential carries it; `None` for
+    /// an API key.
+    pub fn email(&self) -> Option<&Email> {
         match self {
-            Self::Stored(session) | Self::Sealed { session, .. } => &session.email,
-            Self::Bearer { token, .. } => &token.email,
+            Self::Stored(session) | Self::Sealed { session, .. } => Some(&session.email),
+            Self::Bearer { token, .. } => Some(&token.email),
+            Self::ApiKey(_) => None,
         }
     }
 
-    /// The user's roles, as the credential carries them.
+    /// The roles, as the credential carries them (a user's, or the key's).
     pub fn roles(&self) -> &[Role] {
         match self {
             Self::Stored(session) | Self::Sealed { session, .. } => &session.roles,
             Self::Bearer { token, .. } => &token.roles,
+            Self::ApiKey(key) => &key.roles,
         }
     }
 
@@ -90,6 +98,8 @@ impl Credential {
         match self {
             Self::Stored(session) | Self::Sealed { session, .. } => session.email_verified,
             Self::Bearer { token, .. } => token.email_verified,
+            // A machine has no address.
+            Self::ApiKey(_) => false,
         }
     }
 
@@ -97,7 +107,15 @@ impl Credential {
     pub fn session(&self) -> Option<&Session> {
         match self {
             Self::Stored(session) | Self::Sealed { session, .. } => Some(session),
-            Self::Bearer { .. } => None,
+            Self::Bearer { .. } | Self::ApiKey(_) => None,
+        }
+    }
+
+    /// The API key, for a machine caller.
+    pub fn api_key(&self) -> Option<&ApiKey> {
+        match self {
+            Self::ApiKey(key) => Some(key),
+            _ => None,
         }
     }
 
@@ -107,24 +125,34 @@ impl Credential {
         match self {
             Self::Stored(_) | Self::Sealed { .. } => true,
             Self::Bearer { from_cookie, .. } => *from_cookie,
+            Self::ApiKey(_) => false,
         }
     }
 
     /// Who this credential makes the caller, for the audit trail.
     pub fn actor(&self) -> Actor {
         match self {
-            Self::Stored(_) | Self::Sealed { .. } | Self::Bearer { .. } => {
-                Actor::User(self.user_id())
-            }
+            Self::Stored(session) | Self::Sealed { session, .. } => Actor::User(session.user_id),
+            Self::Bearer { token, .. } => Actor::User(token.user_id),
+            Self::ApiKey(key) => Actor::ApiKey(key.id.to_string()),
         }
     }
 
     /// The public name of this login: the session's handle, or the refresh
-    /// family of an access token.
-    pub fn handle(&self) -> &SessionHandle {
+    /// family of an access token; `None` for an API key (no login).
+    pub fn handle(&self) -> Option<&SessionHandle> {
         match self {
-            Self::Stored(session) | Self::Sealed { session, .. } => &session.handle,
-            Self::Bearer { token, .. } => &token.handle,
+            Self::Stored(session) | Self::Sealed { session, .. } => Some(&session.handle),
+            Self::Bearer { token, .. } => Some(&token.handle),
+            Self::ApiKey(_) => None,
+        }
+    }
+
+    /// Who the caller is, for logs: the user's id or the key's.
+    pub fn principal(&self) -> String {
+        match self {
+            Self::ApiKey(key) => format!("apikey:{}", key.id),
+            _ => self.user_id().map(|u| u.to_string()).unwrap_or_default(),
         }
     }
 
@@ -158,6 +186,8 @@ impl Credential {
                 state.tokens.revocations().end_family(&token.family).await?;
                 Ok(Ended(1))
             }
+            // A key is revoked through the admin API, not logged out.
+            Self::ApiKey(_) => Err(ApiError::ApiKeyNotAccepted("logout")),
         }
     }
 
@@ -168,7 +198,8 @@ impl Credential {
     /// # Errors
     ///
     /// 401 for an access token (it has no session data) or a session that
-    /// ended meanwhile; 413 when the data would outgrow its limit.
+    /// ended meanwhile; 403 for an API key; 413 when the data would outgrow
+    /// its limit.
     pub async fn merge_data(
         &self,
         state: &AppState,
@@ -212,6 +243,7 @@ impl Credential {
                 Ok((session.data, Some(cookie)))
             }
             Self::Bearer { .. } => Err(ApiError::Unauthenticated),
+            Self::ApiKey(_) => Err(ApiError::ApiKeyNotAccepted("session data")),
         }
     }
 
@@ -222,17 +254,13 @@ impl Credential {
     ///
     /// Store errors.
     pub async fn sessions(&self, state: &AppState) -> Result<Vec<(Session, bool)>, ApiError> {
-        if let Self::Sealed { session, .. } = self {
-            return Ok(vec![(Session::clone(session), true)]);
-        }
-        let this = match self {
-            Self::Stored(session) => Some(session.id_hash),
-            _ => None,
+        let (user, this) = match self {
+            Self::Sealed { session, .. } => return Ok(vec![(Session::clone(session), true)]),
+            Self::ApiKey(_) => return Err(ApiError::ApiKeyNotAccepted("sessions")),
+            Self::Stored(session) => (session.user_id, Some(session.id_hash)),
+            Self::Bearer { token, .. } => (token.user_id, None),
         };
-        let sessions = state
-            .sessions
-            .list_for_user(self.user_id(), Timestamp::now())
-            .await?;
+        let sessions = state.sessions.list_for_user(user, Timestamp::now()).await?;
         Ok(sessions
             .into_iter()
             .map(|s| {
@@ -253,16 +281,18 @@ impl Credential {
         state: &AppState,
         handle: &SessionHandle,
     ) -> Result<bool, ApiError> {
-        if let Self::Sealed { session, .. } = self {
-            if *handle != session.handle {
-                return Ok(false);
+        let user = match self {
+            Self::Sealed { session, .. } => {
+                if *handle != session.handle {
+                    return Ok(false);
+                }
+                state.tokens.revocations().end_sealed(session).await?;
+                return Ok(true);
             }
-            state.tokens.revocations().end_sealed(session).await?;
-            return Ok(true);
-        }
-        Ok(state
-            .sessions
-            .delete_by_handle(self.user_id(), handle)
-            .await?)
+            Self::ApiKey(_) => return Err(ApiError::ApiKeyNotAccepted("sessions")),
+            Self::Stored(session) => session.user_id,
+            Self::Bearer { token, .. } => token.user_id,
+        };
+        Ok(state.sessions.delete_by_handle(user, handle).await?)
     }
 }

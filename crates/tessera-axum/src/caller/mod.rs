@@ -2,8 +2,9 @@
 //!
 //! Handlers take a [`Caller`] argument. Extracting it decides, here and
 //! nowhere else, which [`Credential`] the request carries: a bearer access
-//! token (header, or the access-token cookie), a sealed cookie session, or a
-//! session id cookie whose session lives in the store. It refuses cross-site
+//! token (header, or the access-token cookie), an API key (a bearer that
+//! starts with `tsk_`), a sealed cookie session, or a session id cookie
+//! whose session lives in the store. It refuses cross-site
 //! state changes made with an ambient (cookie) credential, verifies the
 //! credential (an unknown, malformed, expired or revoked one is a 401, a
 //! store failure a 503) and records activity at most every `touch_interval`.
@@ -34,7 +35,7 @@ use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use tessera_core::{Email, Role, Route, Session, SessionId, Timestamp, UserId};
+use tessera_core::{ApiKeyToken, Email, Role, Route, Session, SessionId, Timestamp, UserId};
 
 pub use credential::Credential;
 
@@ -69,14 +70,27 @@ impl Caller {
         &self.credential
     }
 
-    /// The caller's user id.
-    pub fn user_id(&self) -> UserId {
+    /// The caller's user id; `None` for an API key (a machine).
+    pub fn user_id(&self) -> Option<UserId> {
         self.credential.user_id()
     }
 
-    /// The caller's e-mail address.
-    pub fn email(&self) -> &Email {
+    /// The caller's e-mail address; `None` for an API key (a machine).
+    pub fn email(&self) -> Option<&Email> {
         self.credential.email()
+    }
+
+    /// The caller's user id and address, for routes only a user's
+    /// credential makes sense for.
+    ///
+    /// # Errors
+    ///
+    /// [`ApiError::ApiKeyNotAccepted`] for an API key, naming `what`.
+    pub fn user(&self, what: &'static str) -> Result<(UserId, &Email), ApiError> {
+        match (self.user_id(), self.email()) {
+            (Some(id), Some(email)) => Ok((id, email)),
+            _ => Err(ApiError::ApiKeyNotAccepted(what)),
+        }
     }
 
     /// The caller's roles, as their credential carries them.
@@ -217,6 +231,14 @@ async fn credential(
     state: &AppState,
 ) -> Result<(Credential, Option<StoredId>), ApiError> {
     if let Some(token) = bearer_token(&parts.headers) {
+        if ApiKeyToken::looks_like(token) {
+            // A machine's key: looked up on every request (a revocation
+            // reaches every node at once), never mistaken for a token.
+            return Ok((
+                Credential::ApiKey(state.api_keys.verify(token).await?),
+                None,
+            ));
+        }
         // Not an ambient credential: no CSRF check, no store call.
         return Ok((
             Credential::Bearer {

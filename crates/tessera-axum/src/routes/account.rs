@@ -37,9 +37,10 @@ async fn confirm_password(
     headers: &HeaderMap,
     password: String,
 ) -> Result<User, ApiError> {
-    let credentials = Credentials::confirming(caller.email(), password);
+    let (id, email) = caller.user("this change")?;
+    let credentials = Credentials::confirming(email, password);
     let Authenticated { user, .. } = authenticate(state, ip, headers, credentials).await?;
-    if user.id != caller.user_id() {
+    if user.id != id {
         return Err(ApiError::InvalidCredentials);
     }
     Ok(user)
@@ -142,7 +143,7 @@ async fn change_password_for(
             let (cookie, _) = start_session(state, &change.user, ip, headers, true).await?;
             (AppendHeaders([(header::SET_COOKIE, cookie)]), body).into_response()
         }
-        Credential::Bearer { .. } => body.into_response(),
+        Credential::Bearer { .. } | Credential::ApiKey(_) => body.into_response(),
     }))
 }
 

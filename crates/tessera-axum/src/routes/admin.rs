@@ -78,7 +78,7 @@ async fn apply(
         result = Some(change.user);
     }
     let user = result.ok_or(ApiError::NotFound("no such user"))?;
-    tracing::info!(admin = %caller.user_id(), user = %user.id, ?patch, "user changed by admin");
+    tracing::info!(admin = %caller.credential().principal(), user = %user.id, ?patch, "user changed by admin");
     Ok(Json(
         json!({"user": UserView::of(&user), "sessions_affected": sessions_affected}),
     ))

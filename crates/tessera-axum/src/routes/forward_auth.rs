@@ -68,6 +68,11 @@ pub async fn verify(
     {
         return refused.into_response();
     }
+    // Forward auth names a user to the app: a machine's key has none.
+    let (user_id, email) = match caller.user("user to forward") {
+        Ok(user) => user,
+        Err(refused) => return caller.reply(&state, refused).await,
+    };
     let mut headers = HeaderMap::new();
     let roles = caller
         .roles()
@@ -76,8 +81,8 @@ pub async fn verify(
         .collect::<Vec<_>>()
         .join(",");
     for (name, value) in [
-        (USER_ID_HEADER, caller.user_id().to_string()),
-        (EMAIL_HEADER, caller.email().to_string()),
+        (USER_ID_HEADER, user_id.to_string()),
+        (EMAIL_HEADER, email.to_string()),
         (ROLES_HEADER, roles),
         (EMAIL_VERIFIED_HEADER, caller.email_verified().to_string()),
     ] {

@@ -363,22 +363,20 @@ async fn end_sessions(
     context: &AuditContext,
     request: &LogoutRequest,
 ) -> Result<Response, ApiError> {
+    let (user, _) = caller.user("logout")?;
     let ended = if request.everywhere {
-        let (sessions, families) = state
-            .accounts
-            .end_everything(context, caller.user_id())
-            .await?;
+        let (sessions, families) = state.accounts.end_everything(context, user).await?;
         sessions + families
     } else {
         let ended = caller.credential().end(state).await?.0;
         state.audit.record(
             context
-                .event_about(AuditKind::LoggedOut, caller.user_id())
+                .event_about(AuditKind::LoggedOut, user)
                 .detail(format!("{ended} ended")),
         );
         ended
     };
-    tracing::info!(user = %caller.user_id(), ended, everywhere = request.everywhere, "logout");
+    tracing::info!(%user, ended, everywhere = request.everywhere, "logout");
     let mut response = (
         [(header::SET_COOKIE, state.config.cookie.clear())],
         Json(json!({"sessions_ended": ended})),

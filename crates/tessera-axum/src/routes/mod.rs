@@ -2,6 +2,8 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_v1;
+pub mod apikeys;
 pub mod audit;
 pub mod forward_auth;
 pub mod health;
@@ -17,6 +19,7 @@ use serde::{Serialize, Serializer};
 use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, User, UserId};
 
 use crate::caller::{Caller, Credential};
+use crate::error::ApiError;
 use crate::tokens::AccessToken;
 
 /// A user as the API shows it (never the password hash). Borrows from the
@@ -43,15 +46,15 @@ impl<'a> UserView<'a> {
         }
     }
 
-    /// The user as their credential knows them.
-    pub fn of_caller(caller: &'a Caller) -> Self {
-        Self {
-            id: caller.user_id(),
-            email: caller.email(),
+    /// The user as their credential knows them; `None` for an API key.
+    pub fn of_caller(caller: &'a Caller) -> Option<Self> {
+        Some(Self {
+            id: caller.user_id()?,
+            email: caller.email()?,
             roles: caller.roles(),
             email_verified: caller.email_verified(),
             disabled: None,
-        }
+        })
     }
 
     fn of_session(session: &'a Session) -> Self {
@@ -109,11 +112,14 @@ impl<'a> SessionView<'a> {
         }
     }
 
-    /// What the caller is logged in with.
-    pub fn of_caller(caller: &'a Caller) -> Self {
+    /// What the caller is logged in with; `None` for an API key (no login).
+    pub fn of_caller(caller: &'a Caller) -> Option<Self> {
         match caller.credential() {
-            Credential::Stored(session) | Credential::Sealed { session, .. } => Self::of(session),
-            Credential::Bearer { token, .. } => Self::of_token(token),
+            Credential::Stored(session) | Credential::Sealed { session, .. } => {
+                Some(Self::of(session))
+            }
+            Credential::Bearer { token, .. } => Some(Self::of_token(token)),
+            Credential::ApiKey(_) => None,
         }
     }
 
@@ -141,11 +147,16 @@ impl<'a> SessionBody<'a> {
     }
 
     /// The body for the caller.
-    pub fn of_caller(caller: &'a Caller) -> Self {
-        Self {
-            user: UserView::of_caller(caller),
-            session: SessionView::of_caller(caller),
-        }
+    ///
+    /// # Errors
+    ///
+    /// 403 for an API key: it has neither user nor session.
+    pub fn of_caller(caller: &'a Caller) -> Result<Self, ApiError> {
+        let refused = || ApiError::ApiKeyNotAccepted("profile");
+        Ok(Self {
+            user: UserView::of_caller(caller).ok_or_else(refused)?,
+            session: SessionView::of_caller(caller).ok_or_else(refused)?,
+        })
     }
 }
 

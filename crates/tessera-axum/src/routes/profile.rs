@@ -17,7 +17,7 @@ use crate::state::AppState;
 /// `GET /profile`: who is logged in, and since when. Served from the
 /// credential alone: at most one store read per request.
 pub async fn profile(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
-    let body = Json(SessionBody::of_caller(&caller));
+    let body = SessionBody::of_caller(&caller).map(Json);
     caller.reply(&state, body).await
 }
 
@@ -29,7 +29,9 @@ pub async fn read_session(State(state): State<Arc<AppState>>, caller: Caller) ->
         .credential()
         .session()
         .map_or(&empty, |session| &session.data);
-    let body = Json(json!({"session": SessionView::of_caller(&caller), "data": data}));
+    let body = SessionView::of_caller(&caller)
+        .map(|session| Json(json!({"session": session, "data": data})))
+        .ok_or(ApiError::ApiKeyNotAccepted("session"));
     caller.reply(&state, body).await
 }
 

@@ -52,11 +52,12 @@ async fn delete(
     handle: SessionHandle,
 ) -> Result<StatusCode, ApiError> {
     if caller.credential().end_session(state, &handle).await? {
-        tracing::info!(user = %caller.user_id(), session = handle.as_str(), "session ended by its user");
+        tracing::info!(user = %caller.credential().principal(), session = handle.as_str(), "session ended by its user");
         let by = context.session.as_deref().unwrap_or("-");
         state.audit.record(
             context
-                .event_about(AuditKind::SessionEnded, caller.user_id())
+                .event(AuditKind::SessionEnded)
+                .subject(caller.user_id())
                 .session(Some(handle.as_str()))
                 .detail(format!("by its user, from session {by}")),
         );

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tessera_core::{
     ChainKey, FamilyId, PerUserCap, Presented, RefreshToken, RotationKey, StoreError, Timestamp,
-    TokenFamily, TokenStore, User, UserStore,
+    TokenFamily, TokenStore, User, UserId, UserStore,
 };
 use tessera_token::claims::Audience;
 use tessera_token::jwk::Jwks;
@@ -178,6 +178,36 @@ impl TokenService {
     /// The public keys.
     pub fn jwks(&self) -> Jwks {
         self.keys().jwks()
+    }
+
+    /// The user's live refresh families, oldest first (for the admin API).
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn families_of(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<TokenFamily>, StoreError> {
+        self.store.families_for_user(user, now).await
+    }
+
+    /// Ends the user's refresh family named `handle` and refuses its access
+    /// tokens. `false` if the user has no live family of that name.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn end_family_of(&self, user: UserId, handle: &str) -> Result<bool, StoreError> {
+        let id = FamilyId::new(handle);
+        match self.store.load_family(&id, Timestamp::now()).await? {
+            Some(family) if family.user_id == user => {
+                self.revocations.end_family(&id).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// The revocations every credential is checked against.

@@ -13,7 +13,7 @@ use anyhow::{Context, ensure};
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
 use tessera_axum::app::protected_routes;
-use tessera_axum::{AppConfig, Credential};
+use tessera_axum::{AppConfig, AuditContext, Credential};
 use tessera_core::{ChainKey, Email, Role, RotationKey, SessionId, Timestamp};
 
 use crate::support::{App, Call, PASSWORD};
@@ -96,15 +96,112 @@ fn cases() -> Vec<Case> {
             body: Some(json!({"password": PASSWORD})),
             ..case(Method::DELETE, "/account", StatusCode::OK, ClearedByHandler)
         },
+        Case {
+            body: Some(json!({"email": "created@example.com", "password": "long enough secret"})),
+            ..case(
+                Method::POST,
+                "/admin/v1/users",
+                StatusCode::CREATED,
+                Rotated,
+            )
+        },
+        case(Method::GET, "/admin/v1/users", StatusCode::OK, Rotated),
+        case(Method::GET, "/admin/v1/users/{id}", StatusCode::OK, Rotated),
+        Case {
+            body: Some(json!({"email_verified": false})),
+            ..case(
+                Method::PATCH,
+                "/admin/v1/users/{id}",
+                StatusCode::OK,
+                Rotated,
+            )
+        },
+        case(
+            Method::DELETE,
+            "/admin/v1/users/{id}",
+            StatusCode::NO_CONTENT,
+            Rotated,
+        ),
+        case(
+            Method::GET,
+            "/admin/v1/users/{id}/sessions",
+            StatusCode::OK,
+            Rotated,
+        ),
+        case(
+            Method::DELETE,
+            "/admin/v1/users/{id}/sessions",
+            StatusCode::OK,
+            Rotated,
+        ),
+        case(
+            Method::DELETE,
+            "/admin/v1/users/{id}/sessions/{session}",
+            StatusCode::NO_CONTENT,
+            Rotated,
+        ),
+        Case {
+            body: Some(json!({"name": "ci", "roles": ["admin"]})),
+            ..case(
+                Method::POST,
+                "/admin/v1/apikeys",
+                StatusCode::CREATED,
+                Rotated,
+            )
+        },
+        case(Method::GET, "/admin/v1/apikeys", StatusCode::OK, Rotated),
+        case(
+            Method::DELETE,
+            "/admin/v1/apikeys/{key}",
+            StatusCode::NO_CONTENT,
+            Rotated,
+        ),
     ]
 }
 
+/// What the admin routes of one case are about: a user of its own (so that
+/// deleting it leaves the other cases theirs), one of that user's
+/// sessions, and an API key.
+struct Target {
+    id: String,
+    session: String,
+    key: String,
+}
+
+impl Target {
+    async fn new(app: &App, n: usize) -> anyhow::Result<Self> {
+        let email = format!("target-{n}@example.com");
+        app.add_user(&email, &[]).await;
+        let user = app
+            .state
+            .users()
+            .by_email(&Email::parse(&email)?)
+            .await?
+            .context("the target exists")?;
+        let session = app.login(&email).await.handle;
+        let key = app
+            .state
+            .api_keys()
+            .create(&AuditContext::cli(), "rotation", Vec::new(), None)
+            .await?;
+        Ok(Self {
+            id: user.id.to_string(),
+            session,
+            key: key.key.id.to_string(),
+        })
+    }
+}
+
 /// The concrete path: `{handle}` is the user's other session, `{email}` the
-/// bystander. A new parameter needs a value here.
-fn fill(template: &str, other_handle: &str) -> String {
+/// bystander, `{id}`, `{session}` and `{key}` the case's [`Target`]. A new
+/// parameter needs a value here.
+fn fill(template: &str, other_handle: &str, target: &Target) -> String {
     let path = template
         .replace("{handle}", other_handle)
-        .replace("{email}", BYSTANDER);
+        .replace("{email}", BYSTANDER)
+        .replace("{id}", &target.id)
+        .replace("{session}", &target.session)
+        .replace("{key}", &target.key);
     assert!(
         !path.contains('{'),
         "no value for a parameter of {template}"
@@ -195,8 +292,12 @@ async fn carry_out(app: &App, n: usize, case: &Case) -> anyhow::Result<Ids> {
         change.sessions_affected
     );
 
-    let mut call =
-        Call::new(case.method.clone(), &fill(case.path, &other.handle)).cookie(&this.cookie);
+    let target = Target::new(app, n).await?;
+    let mut call = Call::new(
+        case.method.clone(),
+        &fill(case.path, &other.handle, &target),
+    )
+    .cookie(&this.cookie);
     if let Some(body) = &case.body {
         call = call.json(body);
     }

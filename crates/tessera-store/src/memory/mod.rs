@@ -13,8 +13,9 @@ use serde_json::{Map, Value};
 use tessera_core::merge::merge_patch;
 use tessera_core::store::data_size;
 use tessera_core::{
-    Email, PasswordHash, PerUserCap, Role, Session, SessionHandle, SessionIdHash, SessionStore,
-    StoreError, Timestamp, User, UserCopy, UserId, UserStore,
+    ApiKey, ApiKeyId, ApiKeyStore, Email, PasswordHash, PerUserCap, Role, Session, SessionHandle,
+    SessionIdHash, SessionStore, StoreError, Timestamp, User, UserCopy, UserId, UserPage,
+    UserQuery, UserStore,
 };
 
 use crate::lock;
@@ -28,6 +29,7 @@ pub struct MemoryStore {
     tickets: tickets::Tickets,
     outbox: outbox::OutboxState,
     audit: std::sync::Mutex<audit::AuditLog>,
+    api_keys: RwLock<HashMap<ApiKeyId, ApiKey>>,
 }
 
 #[derive(Debug, Default)]
@@ -347,6 +349,23 @@ impl UserStore for MemoryStore {
         Ok(all)
     }
 
+    async fn list_page(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        let size = query.page_size();
+        let mut matching: Vec<User> = self
+            .users()
+            .values()
+            .filter(|u| query.matches(u) && query.is_after_cursor(u))
+            .cloned()
+            .collect();
+        matching.sort_by(|a, b| (a.email.as_str(), a.id).cmp(&(b.email.as_str(), b.id)));
+        matching.truncate(size + 1);
+        Ok(UserPage::from_rows(matching, size))
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        Ok(self.users_mut().remove(&id).is_some())
+    }
+
     async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
         let roles = tessera_core::user::normalise_roles(roles.to_vec());
         Ok(self.update_user(id, |u| u.roles = roles))
@@ -354,6 +373,17 @@ impl UserStore for MemoryStore {
 
     async fn set_disabled(&self, id: UserId, disabled: bool) -> Result<bool, StoreError> {
         Ok(self.update_user(id, |u| u.disabled = disabled))
+    }
+
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError> {
+        let mut users = self.users_mut();
+        if users.values().any(|u| u.email == *email && u.id != id) {
+            return Err(StoreError::Conflict);
+        }
+        Ok(users
+            .get_mut(&id)
+            .map(|u| u.email = email.clone())
+            .is_some())
     }
 
     async fn set_email_verified(&self, id: UserId, verified: bool) -> Result<bool, StoreError> {
@@ -382,5 +412,38 @@ impl UserStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+}
+
+#[async_trait]
+impl ApiKeyStore for MemoryStore {
+    async fn create_api_key(&self, key: &ApiKey) -> Result<(), StoreError> {
+        let mut keys = lock::write(&self.api_keys);
+        if keys.contains_key(&key.id) {
+            return Err(StoreError::Conflict);
+        }
+        keys.insert(key.id.clone(), key.clone());
+        Ok(())
+    }
+
+    async fn api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKey>, StoreError> {
+        Ok(lock::read(&self.api_keys).get(id).cloned())
+    }
+
+    async fn list_api_keys(&self) -> Result<Vec<ApiKey>, StoreError> {
+        let mut all: Vec<ApiKey> = lock::read(&self.api_keys).values().cloned().collect();
+        all.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(all)
+    }
+
+    async fn delete_api_key(&self, id: &ApiKeyId) -> Result<bool, StoreError> {
+        Ok(lock::write(&self.api_keys).remove(id).is_some())
+    }
+
+    async fn touch_api_key(&self, id: &ApiKeyId, at: Timestamp) -> Result<bool, StoreError> {
+        Ok(lock::write(&self.api_keys)
+            .get_mut(id)
+            .map(|k| k.last_used = Some(at))
+            .is_some())
     }
 }

@@ -206,6 +206,23 @@ impl TokenStore for MemoryStore {
         Ok(self.tokens().remove_family(id).is_some())
     }
 
+    async fn families_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<TokenFamily>, StoreError> {
+        let tokens = self.tokens();
+        let mut live: Vec<TokenFamily> = tokens
+            .user_family_ids(user)
+            .iter()
+            .filter_map(|id| tokens.families.get(id))
+            .filter(|f| now < f.expires_at)
+            .cloned()
+            .collect();
+        live.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
+        Ok(live)
+    }
+
     async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError> {
         let mut tokens = self.tokens();
         let ids = tokens.user_family_ids(user);

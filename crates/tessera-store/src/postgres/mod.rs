@@ -15,6 +15,7 @@ use tokio_postgres::error::SqlState;
 
 use schema::MIGRATIONS;
 
+mod apikeys;
 mod audit;
 mod outbox;
 mod schema;

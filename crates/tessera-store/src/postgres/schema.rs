@@ -61,7 +61,16 @@ pub(super) const MIGRATIONS: &[&str] = &[
     ALTER TABLE audit_events ALTER COLUMN actor_kind DROP DEFAULT;
     CREATE INDEX audit_events_by_user ON audit_events (user_id, id) WHERE user_id IS NOT NULL;
     CREATE INDEX audit_events_by_kind ON audit_events (kind, id);",
-    "SELECT 1;", // 6: reserved for another branch
+    // 6: API keys for machines: the SHA-256 of the secret, never the secret.
+    "CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        roles       TEXT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT,
+        last_used   BIGINT,
+        secret_hash BYTEA NOT NULL
+    );",
     // 7: tickets, the single-use secrets mailed as links (only their
     // SHA-256 is kept).
     "CREATE TABLE tickets (

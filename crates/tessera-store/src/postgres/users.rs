@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use tessera_core::{
-    AuditEvent, Email, PasswordHash, Role, StoreError, Timestamp, User, UserId, UserStore,
+    AuditEvent, Email, PasswordHash, Role, StoreError, Timestamp, User, UserId, UserPage,
+    UserQuery, UserStore,
 };
 
 use super::PostgresUserStore;
@@ -26,7 +27,7 @@ fn user_from_row(row: &tokio_postgres::Row) -> Result<User, StoreError> {
     })
 }
 
-fn encode_roles(roles: &[Role]) -> String {
+pub(super) fn encode_roles(roles: &[Role]) -> String {
     roles.iter().map(Role::as_str).collect::<Vec<_>>().join(" ")
 }
 
@@ -97,6 +98,54 @@ impl UserStore for PostgresUserStore {
         rows.iter().map(user_from_row).collect()
     }
 
+    async fn list_page(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        use tokio_postgres::types::ToSql;
+        let size = query.page_size();
+        let limit = i64::try_from(size + 1).unwrap_or(i64::MAX);
+        let prefix = query.email_prefix.clone();
+        let role = query.role.as_ref().map(|r| format!(" {} ", r.as_str()));
+        let after_email = query.after.as_ref().map(|c| c.email.clone());
+        let after_id = query.after.as_ref().map(|c| *c.id.as_uuid());
+        let (disabled, verified) = (query.disabled, query.verified);
+        // Byte order (COLLATE "C"), as the other stores and the cursor
+        // compare; the prefix is literal (starts_with, no LIKE wildcards).
+        let sql = format!(
+            "SELECT {USER_COLUMNS} FROM users
+             WHERE ($1::TEXT IS NULL OR starts_with(email, $1))
+               AND ($2::TEXT IS NULL OR position($2 IN ' ' || roles || ' ') > 0)
+               AND ($3::BOOLEAN IS NULL OR disabled = $3)
+               AND ($4::BOOLEAN IS NULL OR email_verified = $4)
+               AND ($5::TEXT IS NULL OR (email COLLATE \"C\", id) > ($5 COLLATE \"C\", $6::UUID))
+             ORDER BY email COLLATE \"C\", id
+             LIMIT $7"
+        );
+        let rows = self
+            .with(|c| async move {
+                let args: [&(dyn ToSql + Sync); 7] = [
+                    &prefix,
+                    &role,
+                    &disabled,
+                    &verified,
+                    &after_email,
+                    &after_id,
+                    &limit,
+                ];
+                c.query(&sql, &args).await
+            })
+            .await?;
+        let users = rows.iter().map(user_from_row).collect::<Result<_, _>>()?;
+        Ok(UserPage::from_rows(users, size))
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        self.with(|c| async move {
+            c.execute("DELETE FROM users WHERE id = $1", &[id.as_uuid()])
+                .await
+                .map(|n| n > 0)
+        })
+        .await
+    }
+
     async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
         let roles = encode_roles(&tessera_core::user::normalise_roles(roles.to_vec()));
         self.with(|c| async move {
@@ -115,6 +164,19 @@ impl UserStore for PostgresUserStore {
             c.execute(
                 "UPDATE users SET disabled = $2 WHERE id = $1",
                 &[id.as_uuid(), &disabled],
+            )
+            .await
+            .map(|n| n > 0)
+        })
+        .await
+    }
+
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError> {
+        let email = email.as_str().to_owned();
+        self.with(|c| async move {
+            c.execute(
+                "UPDATE users SET email = $2 WHERE id = $1",
+                &[id.as_uuid(), &email],
             )
             .await
             .map(|n| n > 0)

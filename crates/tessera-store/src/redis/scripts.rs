@@ -357,6 +357,21 @@ redis.call('DEL', idx)
 return out
 ";
 
+/// A user's families, read only (as `TAKE_FAMILIES`, deleting nothing).
+/// KEYS: the user's family index. ARGV: the family key prefix.
+const LIST_FAMILIES: &str = r"
+local idx, prefix = KEYS[1], ARGV[1]
+local out = {}
+for _, m in ipairs(redis.call('ZRANGE', idx, 0, -1)) do
+  local fields = redis.call('HGETALL', prefix .. m)
+  if #fields > 0 then
+    table.insert(out, m)
+    table.insert(out, fields)
+  end
+end
+return out
+";
+
 /// Records a revocation and announces it on the channel. A per-user cutoff
 /// (`U` or `B`) never moves back. KEYS: data, saved, until.
 /// ARGV: id encoded until channel before ('' unless a cutoff).
@@ -507,6 +522,7 @@ pub(crate) struct Scripts {
     pub create_family: Script,
     pub advance_family: Script,
     pub take_families: Script,
+    pub list_families: Script,
     pub save_revocation: Script,
     pub save_sealed_revocation: Script,
     pub load_revocations: Script,
@@ -537,6 +553,7 @@ impl Scripts {
             )),
             advance_family: Script::from_lua(ADVANCE_FAMILY),
             take_families: Script::from_lua(TAKE_FAMILIES),
+            list_families: Script::from_lua(LIST_FAMILIES),
             save_revocation: Script::from_lua(SAVE_REVOCATION),
             save_sealed_revocation: Script::from_lua(SAVE_SEALED_REVOCATION),
             load_revocations: Script::from_lua(LOAD_REVOCATIONS),

@@ -110,6 +110,31 @@ impl TokenStore for RedisStore {
         Ok(deleted == 1)
     }
 
+    async fn families_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<TokenFamily>, StoreError> {
+        let records = codec::records(
+            self.eval(
+                &self.scripts.list_families,
+                vec![self.keys.user_families(user).into()],
+                vec![Value::from(self.keys.family_prefix(Route::of(user)))],
+            )
+            .await?,
+        )?;
+        let mut families = Vec::with_capacity(records.len());
+        for (member, value) in records {
+            let fields = Fields::from_value(value)?;
+            let family = codec::decode_family(codec::family_id_from_member(&member)?, &fields)?;
+            if family.user_id == user && now < family.expires_at {
+                families.push(family);
+            }
+        }
+        families.sort_by(|a, b| (a.created_at, a.id.as_str()).cmp(&(b.created_at, b.id.as_str())));
+        Ok(families)
+    }
+
     async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError> {
         let records = codec::records(
             self.eval(

@@ -16,6 +16,7 @@
 //! and row decoding, `sessions.rs`/`users.rs`/`tokens.rs` the three
 //! contracts, `change_signal.rs` the cross-process change announcements.
 
+mod apikeys;
 mod audit;
 mod change_signal;
 mod outbox;

@@ -125,7 +125,16 @@ const MIGRATIONS: &[&str] = &[
     CREATE INDEX audit_log_by_user ON audit_log (user_id, id) WHERE user_id IS NOT NULL;
     CREATE INDEX audit_log_by_kind ON audit_log (kind, id);
     CREATE INDEX audit_log_by_time ON audit_log (at);",
-    "SELECT 1;", // 9: reserved for another branch
+    // 9: API keys for machines: the SHA-256 of the secret, never the secret.
+    "CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        roles       TEXT NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        last_used   INTEGER,
+        secret_hash BLOB NOT NULL
+    );",
     // 10: tickets, the single-use secrets mailed as links (only their
     // SHA-256 is kept).
     "CREATE TABLE tickets (

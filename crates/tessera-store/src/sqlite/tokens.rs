@@ -219,6 +219,24 @@ impl TokenStore for SqliteStore {
         .await
     }
 
+    async fn families_for_user(
+        &self,
+        user: UserId,
+        now: Timestamp,
+    ) -> Result<Vec<TokenFamily>, StoreError> {
+        self.read(|conn| {
+            conn.prepare_cached(&format!(
+                "SELECT {FAMILY_COLUMNS} FROM token_families
+                 WHERE user_id = ?1 AND expires_at > ?2 ORDER BY created_at, id"
+            ))?
+            .query_map(
+                params![user.as_uuid().as_bytes(), now.unix_millis()],
+                family_from_row,
+            )?
+            .collect()
+        })
+    }
+
     async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError> {
         self.write(Affected::Nothing, move |tx| {
             let families = tx

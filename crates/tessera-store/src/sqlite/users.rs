@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use tessera_core::{
-    Email, PasswordHash, Role, SessionStore, StoreError, Timestamp, User, UserId, UserStore,
+    Email, PasswordHash, Role, SessionStore, StoreError, Timestamp, User, UserId, UserPage,
+    UserQuery, UserStore,
 };
 
 use super::rows::{encode_roles, user_columns, user_from_row};
@@ -76,6 +77,90 @@ impl UserStore for SqliteStore {
         })
     }
 
+    async fn list_page(&self, query: &UserQuery) -> Result<UserPage, StoreError> {
+        use rusqlite::types::Value;
+        let size = query.page_size();
+        let mut sql = String::from(concat!("SELECT ", user_columns!(), " FROM users WHERE 1"));
+        let mut args: Vec<Value> = Vec::new();
+        // Appends `clause`, its `?` numbered as the argument it adds.
+        fn arg(sql: &mut String, args: &mut Vec<Value>, clause: &str, value: Value) {
+            args.push(value);
+            sql.push_str(&clause.replace('?', &format!("?{}", args.len())));
+        }
+        if let Some(prefix) = &query.email_prefix {
+            // Literal, byte for byte (LIKE would treat % and _ as wildcards
+            // and ignore ASCII case); the range lets the e-mail index help.
+            arg(
+                &mut sql,
+                &mut args,
+                " AND email >= ?",
+                Value::Text(prefix.clone()),
+            );
+            let n = args.len();
+            sql.push_str(&format!(" AND substr(email, 1, length(?{n})) = ?{n}"));
+        }
+        if let Some(role) = &query.role {
+            arg(
+                &mut sql,
+                &mut args,
+                " AND instr(' ' || roles || ' ', ?) > 0",
+                Value::Text(format!(" {} ", role.as_str())),
+            );
+        }
+        if let Some(disabled) = query.disabled {
+            arg(
+                &mut sql,
+                &mut args,
+                " AND disabled = ?",
+                Value::Integer(disabled.into()),
+            );
+        }
+        if let Some(verified) = query.verified {
+            arg(
+                &mut sql,
+                &mut args,
+                " AND email_verified = ?",
+                Value::Integer(verified.into()),
+            );
+        }
+        if let Some(after) = &query.after {
+            arg(
+                &mut sql,
+                &mut args,
+                " AND (email, id) > (?",
+                Value::Text(after.email.clone()),
+            );
+            arg(
+                &mut sql,
+                &mut args,
+                ", ?)",
+                Value::Text(after.id.to_string()),
+            );
+        }
+        arg(
+            &mut sql,
+            &mut args,
+            " ORDER BY email, id LIMIT ?",
+            Value::Integer(i64::try_from(size + 1).unwrap_or(i64::MAX)),
+        );
+        let rows = self.read(|conn| {
+            conn.prepare_cached(&sql)?
+                .query_map(rusqlite::params_from_iter(args), user_from_row)?
+                .collect::<rusqlite::Result<Vec<User>>>()
+        })?;
+        Ok(UserPage::from_rows(rows, size))
+    }
+
+    async fn delete_user(&self, id: UserId) -> Result<bool, StoreError> {
+        self.write(Affected::Nothing, move |tx| {
+            let n = tx
+                .execute("DELETE FROM users WHERE id = ?1", [id.to_string()])
+                .map_err(to_store_error)?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     async fn set_roles(&self, id: UserId, roles: &[Role]) -> Result<bool, StoreError> {
         let roles = encode_roles(&tessera_core::user::normalise_roles(roles.to_vec()));
         self.update_user(id, "roles", rusqlite::types::Value::Text(roles))
@@ -87,6 +172,15 @@ impl UserStore for SqliteStore {
             id,
             "disabled",
             rusqlite::types::Value::Integer(disabled.into()),
+        )
+        .await
+    }
+
+    async fn set_email(&self, id: UserId, email: &Email) -> Result<bool, StoreError> {
+        self.update_user(
+            id,
+            "email",
+            rusqlite::types::Value::Text(email.as_str().to_owned()),
         )
         .await
     }

@@ -15,4 +15,5 @@ contract_tests!(tokens, memory());
 contract_tests!(users, memory());
 contract_tests!(tickets, memory());
 contract_tests!(outbox, memory());
+contract_tests!(apikeys, memory());
 contract_tests!(audit, memory());

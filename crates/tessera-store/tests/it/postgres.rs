@@ -56,6 +56,7 @@ async fn postgres() -> (Arc<PostgresUserStore>, PgDatabase) {
 contract_tests!(users, postgres().await);
 contract_tests!(tickets, postgres().await);
 contract_tests!(outbox, postgres().await);
+contract_tests!(apikeys, postgres().await);
 contract_tests!(audit, postgres().await);
 
 #[tokio::test]

@@ -25,6 +25,7 @@ fn sqlite(session_cache: usize) -> (Arc<SqliteStore>, tempfile::TempDir) {
 contract_tests!(sessions, sqlite(0));
 contract_tests!(tokens, sqlite(0));
 contract_tests!(users, sqlite(0));
+contract_tests!(apikeys, sqlite(0));
 contract_tests!(audit, sqlite(0));
 contract_tests!(tickets, sqlite(0));
 contract_tests!(outbox, sqlite(0));
@@ -315,6 +316,7 @@ mod durability {
             );
             CREATE INDEX audit_events_by_time ON audit_events (at);",
         ),
+        (9, "DROP TABLE api_keys;"),
         (10, "DROP TABLE tickets;"),
         (11, "ALTER TABLE sessions DROP COLUMN email_verified;"),
     ];

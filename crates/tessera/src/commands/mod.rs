@@ -1,5 +1,6 @@
 //! One module per subcommand.
 
+pub mod apikey;
 pub mod audit;
 pub mod keys;
 pub mod migrate;

@@ -184,6 +184,18 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 change.user.email, change.sessions_affected
             );
         }
+        UserCommand::Delete { email } => {
+            let email = parse_email(&email)?;
+            let user = users
+                .by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow!("no user with e-mail {email}"))?;
+            let change = found(accounts.delete_user(&cli, user.id).await?, &email)?;
+            println!(
+                "{} deleted ({} sessions ended, {} token families ended)",
+                change.user.email, change.sessions_affected, change.families_ended
+            );
+        }
         UserCommand::Import { file } => return import(users.as_ref(), &audit, &file).await,
         UserCommand::Collisions { json } => {
             let collisions = collisions(users.as_ref()).await?;

@@ -6,6 +6,8 @@ mod helpers;
 mod account_changes;
 mod addresses;
 mod admin;
+mod admin_v1;
+mod apikeys;
 mod audit;
 mod cluster;
 mod config;

@@ -5,6 +5,7 @@
 //! them on a backend. Below: the fixtures the checks (and the backend
 //! files) build their records with.
 
+pub mod apikeys;
 pub mod audit;
 pub mod outbox;
 pub mod sessions;
@@ -70,7 +71,8 @@ pub fn object(value: Value) -> Map<String, Value> {
 ///   one `#[tokio::test]` per check, each on a fresh store from `make()`: an
 ///   expression giving `(Arc<Store>, guard)`, where the guard (a temporary
 ///   directory, a database, a key prefix) lives until the test ends. Likewise
-///   `tokens` (`mod token_store`) and `users` (`mod user_store`). A failure
+///   `tokens` (`mod token_store`), `users` (`mod user_store`) and
+///   `apikeys` (`mod api_key_store`). A failure
 ///   names the backend and the clause.
 /// - `contract_tests!(sessions, in_sequence: make())` runs the checks one
 ///   after the other within the current test, naming each as it starts, for
@@ -120,6 +122,7 @@ macro_rules! contract_tests {
             concurrent_family_creates_never_pass_the_cap,
             past_the_cap_the_oldest_sealed_revocations_collapse_into_a_cutoff,
             lapsed_sealed_revocations_do_not_count_against_the_cap,
+            a_users_live_families_are_listed_oldest_first,
         );
     };
     (users, $($how:tt)+) => {
@@ -128,6 +131,18 @@ macro_rules! contract_tests {
             duplicate_emails_conflict,
             list_is_ordered_by_email,
             updates_change_one_field_and_report_unknown_users,
+            pages_see_every_matching_user_once_in_order,
+            pages_have_no_gaps_when_users_come_and_go,
+            an_email_prefix_is_literal,
+            delete_removes_only_that_user,
+            set_email_moves_the_address_and_refuses_a_taken_one,
+        );
+    };
+    (apikeys, $($how:tt)+) => {
+        $crate::contract::contract_tests!(@run apikeys, api_key_store, ApiKeyStore, [$($how)+]:
+            keys_load_as_stored_and_ids_are_unique,
+            a_deleted_key_is_gone,
+            touch_changes_only_last_used,
         );
     };
     (tickets, $($how:tt)+) => {

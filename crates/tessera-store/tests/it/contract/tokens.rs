@@ -396,3 +396,40 @@ pub async fn lapsed_sealed_revocations_do_not_count_against_the_cap(store: Arc<d
     let loaded = store.load_revocations(now, None).await.unwrap();
     assert!(loaded.contains(&later), "{loaded:?}");
 }
+
+pub async fn a_users_live_families_are_listed_oldest_first(store: Arc<dyn TokenStore>) {
+    let now = Timestamp::now();
+    let (alice, bob) = (user("alice@example.com"), user("bob@example.com"));
+    let newer = family(&alice, now);
+    let older = family(&alice, at(now.unix_millis() - 10_000));
+    let mut lapsed = family(&alice, at(now.unix_millis() - 20_000));
+    lapsed.expires_at = now.plus(Duration::from_millis(300));
+    let other = family(&bob, now);
+    for f in [&newer, &older, &lapsed, &other] {
+        store.create_family(f, roomy()).await.unwrap();
+    }
+    let listed = store.families_for_user(alice.id, now).await.unwrap();
+    assert_eq!(
+        ids(&listed),
+        [lapsed.id.clone(), older.id.clone(), newer.id.clone()]
+    );
+    assert_eq!(listed[2], newer, "listed as stored");
+    let later = now.plus(Duration::from_millis(301));
+    assert_eq!(
+        ids(&store.families_for_user(alice.id, later).await.unwrap()),
+        [older.id.clone(), newer.id.clone()],
+        "an expired family is not listed"
+    );
+    assert!(store.delete_family(&older.id).await.unwrap());
+    assert_eq!(
+        ids(&store.families_for_user(alice.id, later).await.unwrap()),
+        [newer.id]
+    );
+    assert!(
+        store
+            .families_for_user(user("carol@example.com").id, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
