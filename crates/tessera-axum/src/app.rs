@@ -42,6 +42,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/signup", post(signup::signup))
         .route("/email/verify", post(signup::verify_email))
         .route("/email/verify/resend", post(signup::resend_verification))
+        .route("/email/confirm", post(account::confirm_email_change))
         .route("/password/forgot", post(recovery::forgot))
         .route("/password/reset", post(recovery::reset))
         .merge(protected)
@@ -125,6 +126,7 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ProtectedRoute::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
         ProtectedRoute::new(Method::POST, "/password", account::change_password),
         ProtectedRoute::new(Method::POST, "/email", account::request_email_change),
+        ProtectedRoute::new(Method::DELETE, "/account", account::delete_account),
         ProtectedRoute::new(Method::GET, "/admin/v1/audit", audit::list_audit),
         ProtectedRoute::new(Method::POST, "/admin/v1/users", admin_v1::create),
         ProtectedRoute::new(Method::GET, "/admin/v1/users", admin_v1::list),

@@ -12,11 +12,11 @@ use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::{ConnectInfo, State};
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{AuditKind, Notice, Password, TicketPurpose, User};
+use tessera_core::{AuditKind, Notice, Password, TicketPurpose, Timestamp, User};
 
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
@@ -25,7 +25,8 @@ use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::login::{Authenticated, Credentials, authenticate, start_session};
-use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, send};
+use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, parse_ticket, send};
+use crate::routes::signup::TicketRequest;
 use crate::state::AppState;
 
 /// Checks the caller's password again, as a login would (throttled, no
@@ -224,4 +225,112 @@ async fn email_change_for(
         .audit()
         .record(context.event_about(AuditKind::EmailChangeRequested, user.id));
     Ok(crate::routes::mailed::accepted())
+}
+/// `POST /email/confirm`: `{"token"}` from the link mailed to the new
+/// address → the account moves to it (verified: the link reached it), its
+/// live sessions show it on their next request, and the old address is
+/// told. Needs no login: the link may be opened in another browser.
+///
+/// # Errors
+///
+/// 400 `invalid_ticket`, 409 `email_taken` (the address found an owner in
+/// the meantime), 503.
+pub async fn confirm_email_change(
+    State(state): State<Arc<AppState>>,
+    context: AuditContext,
+    ApiJson(request): ApiJson<TicketRequest>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    let secret = parse_ticket(request.token())?;
+    let ticket = state
+        .tickets
+        .redeem_ticket(&secret.hash(), TicketPurpose::ChangeEmail, Timestamp::now())
+        .await?
+        .ok_or(ApiError::InvalidTicket)?;
+    let user = match ticket.user {
+        Some(id) => state.users.by_id(id).await?,
+        None => None,
+    };
+    let user = user
+        .filter(|u| !u.disabled)
+        .ok_or(ApiError::InvalidTicket)?;
+    let old = user.email.clone();
+    let changed = match state
+        .accounts
+        .confirm_email_change(&context, user.id, &ticket.email)
+        .await
+    {
+        Ok(changed) => changed.ok_or(ApiError::InvalidTicket)?,
+        Err(tessera_core::StoreError::Conflict) => return Err(ApiError::EmailTaken),
+        Err(e) => return Err(e.into()),
+    };
+    tracing::info!(user = %user.id, "e-mail address changed");
+    send(
+        &state,
+        &old,
+        Notice::EmailChanged {
+            new_email: ticket.email.clone(),
+        },
+    )
+    .await?;
+    Ok(Json(
+        json!({"user": crate::routes::UserView::of(&changed.user)}),
+    ))
+}
+
+/// Body of `DELETE /account`. `Debug` never shows the password.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccountDeletion {
+    password: String,
+}
+
+impl std::fmt::Debug for AccountDeletion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AccountDeletion { .. }")
+    }
+}
+
+/// `DELETE /account`: `{"password"}` → the user and everything attached
+/// (sessions, refresh families, access tokens, sealed cookies, tickets) are
+/// gone; the cookie is cleared and a notice is mailed to the address.
+///
+/// # Errors
+///
+/// 401 `invalid_credentials`, 429, 503.
+pub async fn delete_account(
+    State(state): State<Arc<AppState>>,
+    caller: Caller,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    context: AuditContext,
+    headers: HeaderMap,
+    ApiJson(request): ApiJson<AccountDeletion>,
+) -> Response {
+    let ip = client_ip(peer, &headers, &state.config.trusted_proxies);
+    let context = context.by(&caller);
+    match delete_for(&state, &caller, &context, ip, &headers, request).await {
+        Ok(response) => response,
+        Err(e) => caller.reply(&state, e).await,
+    }
+}
+
+async fn delete_for(
+    state: &AppState,
+    caller: &Caller,
+    context: &AuditContext,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    request: AccountDeletion,
+) -> Result<Response, ApiError> {
+    let user = confirm_password(state, caller, ip, headers, request.password).await?;
+    state.accounts.delete_user(context, user.id).await?;
+    for purpose in TicketPurpose::ALL {
+        state.tickets.revoke_tickets(user.id, purpose).await?;
+    }
+    tracing::info!(user = %user.id, "account deleted by its user");
+    send(state, &user.email, Notice::AccountDeleted).await?;
+    let mut response = (StatusCode::OK, Json(json!({"deleted": true}))).into_response();
+    response
+        .headers_mut()
+        .append(header::SET_COOKIE, state.config.cookie.clear());
+    Ok(response)
 }
