@@ -44,7 +44,8 @@ impl Sender {
         let stats = self.state.mail().cached_stats();
         let mut last_purge: Option<Instant> = None;
         loop {
-            let drained = self.drain().await;
+            self.refresh_stats(&stats).await;
+            let drained = self.drain(&stats).await;
             self.refresh_stats(&stats).await;
             if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
                 last_purge = Some(Instant::now());
@@ -63,7 +64,7 @@ impl Sender {
 
     /// Claims and sends until nothing is due. `Err` when the outbox did not
     /// answer (logged).
-    async fn drain(&self) -> Result<(), ()> {
+    async fn drain(&self, stats: &CachedStats) -> Result<(), ()> {
         loop {
             let token = ClaimToken::random();
             let batch = self
@@ -92,6 +93,7 @@ impl Sender {
                 ));
             }
             while sends.join_next().await.is_some() {}
+            self.refresh_stats(stats).await;
         }
     }
 
@@ -147,10 +149,11 @@ async fn deliver(
 ) {
     let kind = claimed.mail.notice.kind();
     // Within the lease, so that no other node can claim it while we send.
-    let budget = claimed
+    let lease = claimed
         .lease_until
         .since(Timestamp::now())
         .saturating_sub(Duration::from_secs(1));
+    let budget = transport.deadline().map_or(lease, |d| d.min(lease));
     let outcome = async {
         let rendered = templates.render(&claimed.mail).map_err(|e| SendFailure {
             permanent: false,
@@ -161,7 +164,7 @@ async fn deliver(
             Ok(result) => result,
             Err(_) => Err(SendFailure {
                 permanent: false,
-                reason: format!("no answer within {} s", budget.as_secs()),
+                reason: format!("no answer within {} ms", budget.as_millis()),
             }),
         }
     }
