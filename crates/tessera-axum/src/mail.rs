@@ -331,6 +331,25 @@ impl MailConfig {
     }
 }
 
+/// The link a message carries: `path` below `public_url` (its own path
+/// kept, for a tessera mounted under a prefix) with the single-use token
+/// as the `token` query parameter, e.g.
+/// `link(public_url, "/password/reset", token)` →
+/// `https://auth.example.com/password/reset?token=...`.
+pub fn link(public_url: &crate::csrf::HttpUrl, path: &str, token: &str) -> String {
+    let mut url = public_url.url().clone();
+    let joined = format!(
+        "{}/{}",
+        url.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    url.set_path(&joined);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.query_pairs_mut().append_pair("token", token);
+    url.to_string()
+}
+
 /// Mail settings that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum MailSetupError {
@@ -497,6 +516,21 @@ mod tests {
         assert!(SmtpUrl::parse("smtp://h/path").is_err());
         let err = SmtpUrl::parse("smtp://u:secret@").unwrap_err().to_string();
         assert!(!err.contains("secret"));
+    }
+
+    #[test]
+    fn links_sit_below_the_public_url_and_carry_the_token() {
+        use crate::csrf::HttpUrl;
+        let root = HttpUrl::parse("https://auth.example.com").unwrap();
+        assert_eq!(
+            link(&root, "/password/reset", "abc-_123"),
+            "https://auth.example.com/password/reset?token=abc-_123"
+        );
+        let prefixed = HttpUrl::parse("https://example.com/auth/").unwrap();
+        assert_eq!(
+            link(&prefixed, "email/verify", "t+/="),
+            "https://example.com/auth/email/verify?token=t%2B%2F%3D"
+        );
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod interop;
 mod lab;
 mod login;
 mod login_redirect;
+mod mail;
 mod passwords;
 mod postgres_users;
 mod proxies;
