@@ -287,6 +287,37 @@ mod durability {
         assert_eq!(through_old.id_hash, next.id_hash);
     }
 
+    #[tokio::test]
+    async fn a_corrupt_outbox_row_is_given_up_and_blocks_no_other_mail() {
+        use tessera_core::{ClaimToken, MessageState, Outbox};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let now = Timestamp::now();
+        let mail = crate::contract::outbox::reset_mail("a@example.com", "x");
+        store.enqueue(&mail, now).await.unwrap();
+        store.enqueue(&mail, now).await.unwrap();
+        rusqlite_conn(&path)
+            .execute(
+                "UPDATE mail_outbox SET body = '{\"kind\":\"nope\"}' WHERE id = 1",
+                [],
+            )
+            .unwrap();
+        let claimed = store
+            .claim(now, Duration::from_secs(60), 10, ClaimToken::random())
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].mail, mail);
+        let corrupt = store
+            .record(tessera_core::MessageId(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(corrupt.state, MessageState::Undeliverable);
+        assert_eq!(store.stats().await.unwrap().undeliverable, 1);
+    }
+
     /// Undoes migration 7 (the mail outbox) and 5 (whether an address is
     /// verified).
     const BEFORE_EMAIL_VERIFIED: &str = "DROP TABLE mail_outbox;
