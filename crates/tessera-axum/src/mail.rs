@@ -69,14 +69,14 @@ impl std::fmt::Debug for SmtpConfig {
 }
 
 impl SmtpConfig {
-    /// The relay at `url`, with the default timeout (10 s) and pool (2).
+    /// The relay at `url`, with the default timeout (10 s) and pool (4).
     pub fn new(url: SmtpUrl) -> Self {
         Self {
             url,
             insecure: false,
             tls_ca: None,
             timeout: Duration::from_secs(10),
-            pool_size: 2,
+            pool_size: 4,
         }
     }
 }
@@ -274,7 +274,8 @@ pub struct MailConfig {
     pub retry: RetryPolicy,
     /// How long a claim on a message holds (longer than any send takes).
     pub lease: Duration,
-    /// Messages claimed at a time.
+    /// Messages claimed at a time (at most the SMTP pool's size: every
+    /// claimed message is sent at once).
     pub batch: usize,
     /// How often the sender looks at the outbox when nothing woke it (for
     /// messages other nodes enqueued, and retries).
@@ -389,7 +390,7 @@ pub fn spawn_sender(
         from: transport::parse_from(&config.from)?,
         config,
     };
-    Ok(Some(tokio::spawn(sender.run())))
+    Ok(Some(tokio::spawn(Arc::new(sender).run())))
 }
 
 /// The outbox statistics `/health` shows, refreshed by the sender (so

@@ -9,6 +9,7 @@ message as Python's email parser reads it (headers decoded; the text and
 HTML parts decoded from their transfer encoding).
 
     smtp_sink.py PORT DIR [--cert CERT --key KEY]   # STARTTLS offered and required
+    smtp_sink.py PORT DIR --raw                     # .eml only (benchmarks)
 """
 
 import argparse
@@ -26,8 +27,9 @@ from aiosmtpd.smtp import SMTP
 
 
 class Sink:
-    def __init__(self, directory):
+    def __init__(self, directory, raw=False):
         self.directory = directory
+        self.raw = raw
         self.counter = itertools.count(1)
         self.lock = threading.Lock()
 
@@ -49,6 +51,9 @@ class Sink:
         partial = os.path.join(self.directory, f".{n:06d}.tmp")
         with open(partial, "wb") as f:
             f.write(head + envelope.original_content)
+        if self.raw:
+            os.rename(partial, final)
+            return "250 OK"
         message = email.message_from_bytes(
             envelope.original_content, policy=email.policy.default
         )
@@ -97,6 +102,7 @@ def main():
     parser.add_argument("directory")
     parser.add_argument("--cert")
     parser.add_argument("--key")
+    parser.add_argument("--raw", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.directory, exist_ok=True)
     context = None
@@ -104,7 +110,7 @@ def main():
         context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         context.load_cert_chain(args.cert, args.key)
     controller = TlsController(
-        Sink(args.directory), context, hostname="127.0.0.1", port=args.port
+        Sink(args.directory, args.raw), context, hostname="127.0.0.1", port=args.port
     )
     controller.start()
     print("ready", flush=True)
