@@ -287,6 +287,16 @@ mod durability {
         assert_eq!(through_old.id_hash, next.id_hash);
     }
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_file_never_claim_the_same_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let a = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let b = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        crate::contract::outbox::two_stores_never_claim_the_same_message(Arc::new(a), Arc::new(b))
+            .await;
+    }
+
     #[tokio::test]
     async fn a_corrupt_outbox_row_is_given_up_and_blocks_no_other_mail() {
         use tessera_core::{ClaimToken, MessageState, Outbox};
