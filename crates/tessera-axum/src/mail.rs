@@ -69,14 +69,14 @@ impl std::fmt::Debug for SmtpConfig {
 }
 
 impl SmtpConfig {
-    /// The relay at `url`, with the default timeout (10 s) and pool (2).
+    /// The relay at `url`, with the default timeout (10 s) and pool (4).
     pub fn new(url: SmtpUrl) -> Self {
         Self {
             url,
             insecure: false,
             tls_ca: None,
             timeout: Duration::from_secs(10),
-            pool_size: 2,
+            pool_size: 4,
         }
     }
 }
@@ -274,7 +274,8 @@ pub struct MailConfig {
     pub retry: RetryPolicy,
     /// How long a claim on a message holds (longer than any send takes).
     pub lease: Duration,
-    /// Messages claimed at a time.
+    /// Messages claimed at a time (at most the SMTP pool's size: every
+    /// claimed message is sent at once).
     pub batch: usize,
     /// How often the sender looks at the outbox when nothing woke it (for
     /// messages other nodes enqueued, and retries).
@@ -331,6 +332,25 @@ impl MailConfig {
     }
 }
 
+/// The link a message carries: `path` below `public_url` (its own path
+/// kept, for a tessera mounted under a prefix) with the single-use token
+/// as the `token` query parameter, e.g.
+/// `link(public_url, "/password/reset", token)` →
+/// `https://auth.example.com/password/reset?token=...`.
+pub fn link(public_url: &crate::csrf::HttpUrl, path: &str, token: &str) -> String {
+    let mut url = public_url.url().clone();
+    let joined = format!(
+        "{}/{}",
+        url.path().trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    url.set_path(&joined);
+    url.set_query(None);
+    url.set_fragment(None);
+    url.query_pairs_mut().append_pair("token", token);
+    url.to_string()
+}
+
 /// Mail settings that cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum MailSetupError {
@@ -370,7 +390,7 @@ pub fn spawn_sender(
         from: transport::parse_from(&config.from)?,
         config,
     };
-    Ok(Some(tokio::spawn(sender.run())))
+    Ok(Some(tokio::spawn(Arc::new(sender).run())))
 }
 
 /// The outbox statistics `/health` shows, refreshed by the sender (so
@@ -497,6 +517,21 @@ mod tests {
         assert!(SmtpUrl::parse("smtp://h/path").is_err());
         let err = SmtpUrl::parse("smtp://u:secret@").unwrap_err().to_string();
         assert!(!err.contains("secret"));
+    }
+
+    #[test]
+    fn links_sit_below_the_public_url_and_carry_the_token() {
+        use crate::csrf::HttpUrl;
+        let root = HttpUrl::parse("https://auth.example.com").unwrap();
+        assert_eq!(
+            link(&root, "/password/reset", "abc-_123"),
+            "https://auth.example.com/password/reset?token=abc-_123"
+        );
+        let prefixed = HttpUrl::parse("https://example.com/auth/").unwrap();
+        assert_eq!(
+            link(&prefixed, "email/verify", "t+/="),
+            "https://example.com/auth/email/verify?token=t%2B%2F%3D"
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use lettre::message::Mailbox;
 use tessera_core::{ClaimToken, ClaimedMail, Outbox, Retry, Timestamp};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use super::templates::Templates;
@@ -39,12 +40,13 @@ const STORE_RETRY: Duration = Duration::from_secs(5);
 
 impl Sender {
     /// Runs until the task is aborted.
-    pub(crate) async fn run(self) {
+    pub(crate) async fn run(self: Arc<Self>) {
         let wake = self.state.mail().waker();
         let stats = self.state.mail().cached_stats();
         let mut last_purge: Option<Instant> = None;
         loop {
-            let drained = self.drain().await;
+            self.refresh_stats(&stats).await;
+            let drained = self.drain(&stats).await;
             self.refresh_stats(&stats).await;
             if last_purge.is_none_or(|at| at.elapsed() >= PURGE_INTERVAL) {
                 last_purge = Some(Instant::now());
@@ -63,7 +65,7 @@ impl Sender {
 
     /// Claims and sends until nothing is due. `Err` when the outbox did not
     /// answer (logged).
-    async fn drain(&self) -> Result<(), ()> {
+    async fn drain(self: &Arc<Self>, stats: &CachedStats) -> Result<(), ()> {
         loop {
             let token = ClaimToken::random();
             let batch = self
@@ -71,7 +73,7 @@ impl Sender {
                 .claim(
                     Timestamp::now(),
                     self.config.lease,
-                    self.config.batch.max(1),
+                    self.batch_size(),
                     token,
                 )
                 .await
@@ -80,19 +82,27 @@ impl Sender {
                 return Ok(());
             }
             let mut sends = JoinSet::new();
+            let in_flight = Arc::new(Semaphore::new(self.transport.concurrency().max(1)));
             for claimed in batch {
-                sends.spawn(deliver(
-                    Arc::clone(&self.state),
-                    Arc::clone(&self.outbox),
-                    Arc::clone(&self.transport),
-                    Arc::clone(&self.templates),
-                    self.from.clone(),
-                    self.config.clone(),
-                    claimed,
-                ));
+                sends.spawn(Arc::clone(self).deliver(Arc::clone(&in_flight), claimed));
             }
             while sends.join_next().await.is_some() {}
+            self.refresh_stats(stats).await;
         }
+    }
+
+    /// Messages claimed at a time: no more than can be sent within one
+    /// lease at the transport's concurrency, even if every send takes its
+    /// whole deadline (a frozen relay), so that no claim runs out unsent.
+    fn batch_size(&self) -> usize {
+        let waves = self.transport.deadline().map_or(usize::MAX, |deadline| {
+            let per_lease = self.config.lease.as_millis() / deadline.as_millis().max(1);
+            usize::try_from(per_lease).unwrap_or(usize::MAX).max(1)
+        });
+        self.config
+            .batch
+            .min(self.transport.concurrency().saturating_mul(waves))
+            .max(1)
     }
 
     /// Until the next message is due, at most the poll interval.
@@ -135,80 +145,87 @@ impl Sender {
     }
 }
 
-/// Sends one claimed message and records the outcome.
-async fn deliver(
-    state: Arc<AppState>,
-    outbox: Arc<dyn Outbox>,
-    transport: Arc<Transport>,
-    templates: Arc<Templates>,
-    from: Mailbox,
-    config: MailConfig,
-    claimed: ClaimedMail,
-) {
-    let kind = claimed.mail.notice.kind();
-    // Within the lease, so that no other node can claim it while we send.
-    let budget = claimed
-        .lease_until
-        .since(Timestamp::now())
-        .saturating_sub(Duration::from_secs(1));
-    let outcome = async {
-        let rendered = templates.render(&claimed.mail).map_err(|e| SendFailure {
-            permanent: false,
-            reason: e.to_string(),
-        })?;
-        let message = build(&from, &claimed.mail, rendered)?;
-        match tokio::time::timeout(budget, transport.send(claimed.id, message)).await {
-            Ok(result) => result,
-            Err(_) => Err(SendFailure {
+impl Sender {
+    /// Sends one claimed message (once `in_flight` has room) and records the
+    /// outcome.
+    async fn deliver(self: Arc<Self>, in_flight: Arc<Semaphore>, claimed: ClaimedMail) {
+        let Self {
+            state,
+            outbox,
+            transport,
+            templates,
+            from,
+            config,
+        } = &*self;
+        let kind = claimed.mail.notice.kind();
+        let Ok(_permit) = in_flight.acquire().await else {
+            return;
+        };
+        // Within the lease, so that no other node can claim it while we send.
+        let lease = claimed
+            .lease_until
+            .since(Timestamp::now())
+            .saturating_sub(Duration::from_secs(1));
+        let budget = transport.deadline().map_or(lease, |d| d.min(lease));
+        let outcome = async {
+            let rendered = templates.render(&claimed.mail).map_err(|e| SendFailure {
                 permanent: false,
-                reason: format!("no answer within {} s", budget.as_secs()),
-            }),
-        }
-    }
-    .await;
-    let now = Timestamp::now();
-    let recorded = match outcome {
-        Ok(()) => {
-            tracing::debug!(id = %claimed.id, kind, "mail sent");
-            outbox.mark_sent(claimed.id, claimed.token, now).await
-        }
-        Err(failure) => {
-            let retry = if failure.permanent {
-                Retry::GiveUp
-            } else {
-                config
-                    .retry
-                    .after_failure(claimed.attempts, claimed.enqueued_at, now)
-            };
-            match retry {
-                Retry::At(at) => tracing::warn!(
-                    id = %claimed.id,
-                    kind,
-                    attempts = claimed.attempts,
-                    retry_in_s = at.since(now).as_secs(),
-                    error = %failure.reason,
-                    "mail not sent; will retry"
-                ),
-                Retry::GiveUp => undeliverable(&state, &claimed, &failure.reason),
+                reason: e.to_string(),
+            })?;
+            let message = build(from, &claimed.mail, rendered)?;
+            match tokio::time::timeout(budget, transport.send(claimed.id, message)).await {
+                Ok(result) => result,
+                Err(_) => Err(SendFailure {
+                    permanent: false,
+                    reason: format!("no answer within {} ms", budget.as_millis()),
+                }),
             }
-            outbox
-                .mark_failed(claimed.id, claimed.token, &failure.reason, retry, now)
-                .await
         }
-    };
-    match recorded {
-        Ok(true) => {}
-        Ok(false) => tracing::warn!(
-            id = %claimed.id,
-            kind,
-            "mail outbox: the claim ran out before the outcome was recorded"
-        ),
-        Err(error) => tracing::warn!(
-            id = %claimed.id,
-            kind,
-            %error,
-            "mail outbox: could not record the outcome; the message will be retried after its lease"
-        ),
+        .await;
+        let now = Timestamp::now();
+        let recorded = match outcome {
+            Ok(()) => {
+                tracing::debug!(id = %claimed.id, kind, "mail sent");
+                outbox.mark_sent(claimed.id, claimed.token, now).await
+            }
+            Err(failure) => {
+                let retry = if failure.permanent {
+                    Retry::GiveUp
+                } else {
+                    config
+                        .retry
+                        .after_failure(claimed.attempts, claimed.enqueued_at, now)
+                };
+                match retry {
+                    Retry::At(at) => tracing::warn!(
+                        id = %claimed.id,
+                        kind,
+                        attempts = claimed.attempts,
+                        retry_in_s = at.since(now).as_secs(),
+                        error = %failure.reason,
+                        "mail not sent; will retry"
+                    ),
+                    Retry::GiveUp => undeliverable(state, &claimed, &failure.reason),
+                }
+                outbox
+                    .mark_failed(claimed.id, claimed.token, &failure.reason, retry, now)
+                    .await
+            }
+        };
+        match recorded {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                id = %claimed.id,
+                kind,
+                "mail outbox: the claim ran out before the outcome was recorded"
+            ),
+            Err(error) => tracing::warn!(
+                id = %claimed.id,
+                kind,
+                %error,
+                "mail outbox: could not record the outcome; the message will be retried after its lease"
+            ),
+        }
     }
 }
 

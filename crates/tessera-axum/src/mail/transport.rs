@@ -55,15 +55,15 @@ impl SendFailure {
 pub(crate) enum Transport {
     /// `.eml` files in a directory.
     File(PathBuf),
-    /// An SMTP relay.
-    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    /// An SMTP relay, the longest one message may take, the pool's size.
+    Smtp(AsyncSmtpTransport<Tokio1Executor>, Duration, usize),
 }
 
 impl std::fmt::Debug for Transport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::File(dir) => f.debug_tuple("File").field(dir).finish(),
-            Self::Smtp(_) => f.write_str("Smtp"),
+            Self::Smtp(..) => f.write_str("Smtp"),
         }
     }
 }
@@ -74,15 +74,39 @@ impl Transport {
         Ok(match config {
             MailTransport::None => None,
             MailTransport::File { dir } => Some(Self::File(dir.clone())),
-            MailTransport::Smtp(smtp) => Some(Self::Smtp(smtp_transport(smtp)?)),
+            // lettre's timeout bounds the connect and each command, but not
+            // every read (a relay that accepts and never greets would hold
+            // a send forever): the whole message gets a deadline too.
+            MailTransport::Smtp(smtp) => Some(Self::Smtp(
+                smtp_transport(smtp)?,
+                smtp.timeout.saturating_mul(3),
+                usize::try_from(smtp.pool_size.max(1)).unwrap_or(1),
+            )),
         })
+    }
+
+    /// How many messages may be in flight at once: the SMTP pool's size (a
+    /// relay is not flooded with connections), a few for files.
+    pub(crate) fn concurrency(&self) -> usize {
+        match self {
+            Self::File(_) => 4,
+            Self::Smtp(_, _, pool) => *pool,
+        }
+    }
+
+    /// The longest one message may take (before the lease runs out).
+    pub(crate) fn deadline(&self) -> Option<Duration> {
+        match self {
+            Self::File(_) => None,
+            Self::Smtp(_, deadline, _) => Some(*deadline),
+        }
     }
 
     /// Sends one message.
     pub(crate) async fn send(&self, id: MessageId, message: Message) -> Result<(), SendFailure> {
         match self {
             Self::File(dir) => write_eml(dir, id, &message.formatted()).await,
-            Self::Smtp(smtp) => smtp.send(message).await.map(|_| ()).map_err(|e| {
+            Self::Smtp(smtp, ..) => smtp.send(message).await.map(|_| ()).map_err(|e| {
                 let reason = match e.status() {
                     Some(code) => format!("smtp {code}: {e}"),
                     None => format!("smtp: {e}"),

@@ -87,7 +87,22 @@ impl Outbox for PostgresUserStore {
             .await?;
         let mut claimed = Vec::with_capacity(rows.len());
         for row in rows {
-            let Some(mail) = decode(row.get(1), row.get(2))? else {
+            // A row that does not decode would come back after every lease:
+            // give it up instead.
+            let Ok(Some(mail)) = decode(row.get(1), row.get(2)) else {
+                let id: i64 = row.get(0);
+                self.with(|c| async move {
+                    c.execute(
+                        "UPDATE mail_outbox
+                         SET state = 'undeliverable', recipient = NULL, body = NULL,
+                             finished_at = $2, last_error = 'corrupt outbox record',
+                             lease_until = NULL, token = NULL
+                         WHERE id = $1",
+                        &[&id, &now.unix_millis()],
+                    )
+                    .await
+                })
+                .await?;
                 continue;
             };
             claimed.push(ClaimedMail {

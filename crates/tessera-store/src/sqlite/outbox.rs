@@ -93,7 +93,18 @@ impl Outbox for SqliteStore {
                 .map_err(to_store_error)?;
             let mut claimed = Vec::with_capacity(rows.len());
             for (id, recipient, body, tries, enqueued_at) in rows {
-                let Some(mail) = decode(recipient, body)? else {
+                // A row that does not decode would fail every claim: give
+                // it up instead of blocking the queue.
+                let Ok(Some(mail)) = decode(recipient, body) else {
+                    tx.execute(
+                        "UPDATE mail_outbox
+                         SET state = 'undeliverable', recipient = NULL, body = NULL,
+                             finished_at = ?2, last_error = 'corrupt outbox record',
+                             lease_until = NULL, token = NULL
+                         WHERE id = ?1",
+                        params![id, now.unix_millis()],
+                    )
+                    .map_err(to_store_error)?;
                     continue;
                 };
                 claimed.push(ClaimedMail {

@@ -59,6 +59,15 @@ contract_tests!(outbox, postgres().await);
 contract_tests!(apikeys, postgres().await);
 contract_tests!(audit, postgres().await);
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_database_never_claim_the_same_message() {
+    let (a, db) = postgres().await;
+    let b = PostgresUserStore::connect(&database_url(&db), PostgresOptions::default())
+        .await
+        .unwrap();
+    crate::contract::outbox::two_stores_never_claim_the_same_message(a, Arc::new(b)).await;
+}
+
 #[tokio::test]
 async fn nodes_starting_together_migrate_once() {
     let db = fresh_database().await;

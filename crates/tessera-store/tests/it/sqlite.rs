@@ -321,6 +321,48 @@ mod durability {
         (11, "ALTER TABLE sessions DROP COLUMN email_verified;"),
     ];
 
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_stores_on_one_file_never_claim_the_same_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let a = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let b = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        crate::contract::outbox::two_stores_never_claim_the_same_message(Arc::new(a), Arc::new(b))
+            .await;
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_outbox_row_is_given_up_and_blocks_no_other_mail() {
+        use tessera_core::{ClaimToken, MessageState, Outbox};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tessera.db");
+        let store = SqliteStore::open(&path, SqliteOptions::default()).unwrap();
+        let now = Timestamp::now();
+        let mail = crate::contract::outbox::reset_mail("a@example.com", "x");
+        store.enqueue(&mail, now).await.unwrap();
+        store.enqueue(&mail, now).await.unwrap();
+        rusqlite_conn(&path)
+            .execute(
+                "UPDATE mail_outbox SET body = '{\"kind\":\"nope\"}' WHERE id = 1",
+                [],
+            )
+            .unwrap();
+        let claimed = store
+            .claim(now, Duration::from_secs(60), 10, ClaimToken::random())
+            .await
+            .unwrap();
+        assert_eq!(claimed.len(), 1);
+        assert_eq!(claimed[0].mail, mail);
+        let corrupt = store
+            .record(tessera_core::MessageId(1))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(corrupt.state, MessageState::Undeliverable);
+        assert_eq!(store.stats().await.unwrap().undeliverable, 1);
+    }
+
+
     /// Takes the database at `path` back to schema `version`, newest first.
     fn roll_back(path: &std::path::Path, version: i64) {
         let conn = rusqlite_conn(path);

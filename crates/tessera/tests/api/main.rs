@@ -25,6 +25,7 @@ mod interop;
 mod lab;
 mod login;
 mod login_redirect;
+mod mail;
 mod mailbox;
 mod password_policy;
 mod passwords;
