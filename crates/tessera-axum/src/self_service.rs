@@ -70,14 +70,7 @@ impl AccountLinks {
         let page = Self::page(purpose);
         let token = secret.expose();
         match &self.base {
-            Some(base) => {
-                let mut url = base.url().clone();
-                let path = format!("{}/{page}", url.path().trim_end_matches('/'));
-                url.set_path(&path);
-                url.set_query(None);
-                url.query_pairs_mut().append_pair("token", &token);
-                url.to_string()
-            }
+            Some(base) => crate::mail::link(base, page, &token),
             None => format!("/{page}?token={token}"),
         }
     }

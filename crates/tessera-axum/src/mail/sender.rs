@@ -229,14 +229,23 @@ impl Sender {
     }
 }
 
-/// A message was given up: it counts in `/health` (`mail.undeliverable`)
-/// and is logged here.
-///
-/// AUDIT HOOK (issue 11, audit trail): record a `mail_undeliverable` event
-/// here (kind, message id, attempts; no address, no link) once the audit
-/// trail lands, e.g. through `state.accounts()` or the audit service.
+/// A message was given up: it counts in `/health` (`mail.undeliverable`),
+/// is logged, and is recorded in the audit trail as `mail_undeliverable`
+/// (kind, message id, attempts; no address, no link, no reason text, which
+/// may quote the relay's answer about the address).
 fn undeliverable(state: &AppState, claimed: &ClaimedMail, reason: &str) {
-    let _ = state;
+    state.audit().record(
+        tessera_core::AuditEvent::new(
+            tessera_core::AuditKind::MailUndeliverable,
+            tessera_core::Actor::System,
+        )
+        .detail(format!(
+            "{} message {} given up after {} attempts",
+            claimed.mail.notice.kind(),
+            claimed.id,
+            claimed.attempts
+        )),
+    );
     tracing::error!(
         id = %claimed.id,
         kind = claimed.mail.notice.kind(),
