@@ -8,7 +8,10 @@
 //! refused by a cutoff kept as long as the longest-lived of them.
 //!
 //! Each change records one audit event ([`AuditContext`] says who made it
-//! and from where), so every entry point leaves the same trace.
+//! and from where), so every entry point leaves the same trace. On the
+//! server that is a queue write; a command's direct trail writes it before
+//! the method returns, and a failure to write it is the method's error
+//! (the change itself was made: the operator is told it is unrecorded).
 
 use std::sync::Arc;
 
@@ -168,7 +171,8 @@ impl Accounts {
 
     /// Sets a new password hash and ends every session, refresh family,
     /// access token and sealed cookie of the user (OWASP: a password change
-    /// invalidates existing sessions). `Ok(None)` if no such user.
+    /// invalidates existing sessions); recorded as `password_changed`.
+    /// `Ok(None)` if no such user.
     ///
     /// # Errors
     ///
@@ -176,6 +180,33 @@ impl Accounts {
     pub async fn set_password(
         &self,
         context: &AuditContext,
+        email: &Email,
+        hash: &PasswordHash,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        self.replace_password(context, AuditKind::PasswordChanged, email, hash)
+            .await
+    }
+
+    /// As [`Accounts::set_password`], for a recovery (a reset token):
+    /// recorded as `password_reset`.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn reset_password(
+        &self,
+        context: &AuditContext,
+        email: &Email,
+        hash: &PasswordHash,
+    ) -> Result<Option<AccountChange>, StoreError> {
+        self.replace_password(context, AuditKind::PasswordReset, email, hash)
+            .await
+    }
+
+    async fn replace_password(
+        &self,
+        context: &AuditContext,
+        kind: AuditKind,
         email: &Email,
         hash: &PasswordHash,
     ) -> Result<Option<AccountChange>, StoreError> {
@@ -188,7 +219,7 @@ impl Accounts {
         self.audit
             .record_now(
                 context
-                    .event_about(AuditKind::PasswordChanged, user.id)
+                    .event_about(kind, user.id)
                     .detail(ended(sessions_affected, families_ended)),
             )
             .await?;
@@ -241,4 +272,96 @@ fn role_list(roles: &[Role]) -> String {
 
 fn ended(sessions: u64, families: u64) -> String {
     format!("{sessions} sessions and {families} token families ended")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::IpAddr;
+
+    use tessera_core::{
+        Actor, AuditQuery, NewUser, PasswordHash, Role, Timestamp, TokenStore, UserStore,
+    };
+    use tessera_store::MemoryStore;
+
+    use super::*;
+    use crate::state::AppConfig;
+
+    /// Every change records exactly one event of its kind, with the
+    /// context's actor and address, about the user.
+    #[tokio::test]
+    async fn each_change_records_one_event_with_its_context() {
+        let store = Arc::new(MemoryStore::default());
+        let config = AppConfig::default();
+        let accounts = config.accounts(
+            store.clone(),
+            store.clone(),
+            config.revocations(store.clone() as Arc<dyn TokenStore>),
+            AuditTrail::direct(store.clone()),
+        );
+        let hash = PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into());
+        let user = NewUser {
+            email: Email::parse("dora@example.com").unwrap(),
+            roles: vec![],
+            password_hash: hash.clone(),
+            email_verified: true,
+        }
+        .into_user(Timestamp::now());
+        UserStore::create(store.as_ref(), &user).await.unwrap();
+        let admin = UserId::generate();
+        let context = AuditContext {
+            actor: Actor::User(admin),
+            ip: Some("198.51.100.7".parse::<IpAddr>().unwrap()),
+            user_agent: Some("admin-console".into()),
+            session: Some("h".into()),
+        };
+        let email = &user.email;
+        accounts
+            .set_roles(&context, email, &[Role::parse("editor").unwrap()])
+            .await
+            .unwrap()
+            .unwrap();
+        accounts.set_disabled(&context, email, true).await.unwrap();
+        accounts.set_disabled(&context, email, false).await.unwrap();
+        accounts.set_password(&context, email, &hash).await.unwrap();
+        accounts
+            .reset_password(&context, email, &hash)
+            .await
+            .unwrap();
+        accounts.end_everything(&context, user.id).await.unwrap();
+        // Unknown users: nothing changes, nothing is recorded.
+        let nobody = Email::parse("nobody@example.com").unwrap();
+        assert!(
+            accounts
+                .set_disabled(&context, &nobody, true)
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        let page = store.audit_events(&AuditQuery::latest(100)).await.unwrap();
+        let kinds: Vec<AuditKind> = page.events.iter().rev().map(|r| r.event.kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                AuditKind::RolesChanged,
+                AuditKind::UserDisabled,
+                AuditKind::UserEnabled,
+                AuditKind::PasswordChanged,
+                AuditKind::PasswordReset,
+                AuditKind::SessionEnded,
+            ]
+        );
+        for record in &page.events {
+            let event = &record.event;
+            assert_eq!(event.actor, Actor::User(admin));
+            assert_eq!(event.subject, Some(user.id));
+            assert_eq!(event.ip, context.ip);
+            assert_eq!(event.user_agent.as_deref(), Some("admin-console"));
+            assert!(!event.detail.contains("dora"), "{}", event.detail);
+        }
+        assert_eq!(
+            page.events.last().unwrap().event.detail,
+            "roles: editor (were: -)"
+        );
+    }
 }
