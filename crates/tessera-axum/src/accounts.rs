@@ -8,10 +8,7 @@
 //! refused by a cutoff kept as long as the longest-lived of them.
 //!
 //! Each change records one audit event ([`AuditContext`] says who made it
-//! and from where), so every entry point leaves the same trace. On the
-//! server that is a queue write; a command's direct trail writes it before
-//! the method returns, and a failure to write it is the method's error
-//! (the change itself was made: the operator is told it is unrecorded).
+//! and from where), so every entry point leaves the same trace.
 
 use std::sync::Arc;
 
@@ -171,8 +168,7 @@ impl Accounts {
 
     /// Sets a new password hash and ends every session, refresh family,
     /// access token and sealed cookie of the user (OWASP: a password change
-    /// invalidates existing sessions); recorded as `password_changed`.
-    /// `Ok(None)` if no such user.
+    /// invalidates existing sessions). `Ok(None)` if no such user.
     ///
     /// # Errors
     ///
@@ -180,33 +176,6 @@ impl Accounts {
     pub async fn set_password(
         &self,
         context: &AuditContext,
-        email: &Email,
-        hash: &PasswordHash,
-    ) -> Result<Option<AccountChange>, StoreError> {
-        self.replace_password(context, AuditKind::PasswordChanged, email, hash)
-            .await
-    }
-
-    /// As [`Accounts::set_password`], for a recovery (a reset token):
-    /// recorded as `password_reset`.
-    ///
-    /// # Errors
-    ///
-    /// Store errors.
-    pub async fn reset_password(
-        &self,
-        context: &AuditContext,
-        email: &Email,
-        hash: &PasswordHash,
-    ) -> Result<Option<AccountChange>, StoreError> {
-        self.replace_password(context, AuditKind::PasswordReset, email, hash)
-            .await
-    }
-
-    async fn replace_password(
-        &self,
-        context: &AuditContext,
-        kind: AuditKind,
         email: &Email,
         hash: &PasswordHash,
     ) -> Result<Option<AccountChange>, StoreError> {
@@ -219,7 +188,7 @@ impl Accounts {
         self.audit
             .record_now(
                 context
-                    .event_about(kind, user.id)
+                    .event_about(AuditKind::PasswordChanged, user.id)
                     .detail(ended(sessions_affected, families_ended)),
             )
             .await?;
@@ -323,10 +292,6 @@ mod tests {
         accounts.set_disabled(&context, email, true).await.unwrap();
         accounts.set_disabled(&context, email, false).await.unwrap();
         accounts.set_password(&context, email, &hash).await.unwrap();
-        accounts
-            .reset_password(&context, email, &hash)
-            .await
-            .unwrap();
         accounts.end_everything(&context, user.id).await.unwrap();
         // Unknown users: nothing changes, nothing is recorded.
         let nobody = Email::parse("nobody@example.com").unwrap();
@@ -347,7 +312,6 @@ mod tests {
                 AuditKind::UserDisabled,
                 AuditKind::UserEnabled,
                 AuditKind::PasswordChanged,
-                AuditKind::PasswordReset,
                 AuditKind::SessionEnded,
             ]
         );
