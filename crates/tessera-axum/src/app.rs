@@ -15,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::cors;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    account, admin, admin_v1, apikeys, audit, forward_auth, health, login, profile, recovery,
+    account, admin, admin_links, admin_v1, apikeys, audit, forward_auth, health, login, profile, recovery,
     sessions, signup, token,
 };
 use crate::state::AppState;
@@ -148,6 +148,12 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
             "/admin/v1/users/{id}/sessions/{session}",
             admin_v1::end_session,
         ),
+        ProtectedRoute::new(
+            Method::POST,
+            "/admin/v1/users/{id}/password-reset",
+            admin_links::password_reset,
+        ),
+        ProtectedRoute::new(Method::POST, "/admin/v1/invites", admin_links::invite),
         ProtectedRoute::new(Method::POST, "/admin/v1/apikeys", apikeys::create),
         ProtectedRoute::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
         ProtectedRoute::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),

@@ -64,6 +64,7 @@ pub mod cors;
 pub mod csrf;
 pub mod error;
 pub mod hashing;
+pub mod invites;
 pub mod json;
 pub mod mail;
 pub mod passwords;

@@ -340,6 +340,17 @@ impl AppState {
         &self.api_keys
     }
 
+    /// Invites and recovery links made by an admin or operator.
+    pub fn operator_mail(&self) -> crate::invites::OperatorMail<'_> {
+        crate::invites::OperatorMail {
+            users: self.users.as_ref(),
+            tickets: self.tickets.as_ref(),
+            mail: &self.mail,
+            config: &self.config.self_service,
+            audit: &self.audit,
+        }
+    }
+
     /// Where audit events go (never blocks: see [`AuditTrail::record`]).
     pub fn audit(&self) -> &AuditTrail {
         &self.audit

@@ -178,6 +178,22 @@ pub enum UserCommand {
         #[arg(long)]
         password_stdin: bool,
     },
+    /// Invite someone to sign up (`POST /signup` with the invite): mailed
+    /// when a mailer is configured (the running server sends it), else the
+    /// link is printed, once.
+    Invite {
+        /// E-mail address.
+        email: String,
+        /// Role the account gets (repeatable).
+        #[arg(long = "role", value_name = "ROLE")]
+        roles: Vec<String>,
+    },
+    /// Issue a password-reset link for a user: mailed when a mailer is
+    /// configured, else printed, once.
+    ResetLink {
+        /// E-mail address.
+        email: String,
+    },
     /// Delete a user: ends every session, refresh token, access token and
     /// sealed cookie of theirs, then removes the account.
     Delete {

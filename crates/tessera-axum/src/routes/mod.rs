@@ -2,6 +2,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod admin_links;
 pub mod admin_v1;
 pub mod apikeys;
 pub mod audit;
@@ -162,7 +163,7 @@ impl<'a> SessionBody<'a> {
 
 /// A timestamp serialised as RFC 3339 text.
 #[derive(Debug, Clone, Copy)]
-struct Rfc3339(Timestamp);
+pub(crate) struct Rfc3339(pub(crate) Timestamp);
 
 impl Serialize for Rfc3339 {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {

@@ -140,6 +140,16 @@ fn cases() -> Vec<Case> {
             StatusCode::NO_CONTENT,
             Rotated,
         ),
+        case(
+            Method::POST,
+            "/admin/v1/users/{id}/password-reset",
+            StatusCode::OK,
+            Rotated,
+        ),
+        Case {
+            body: Some(json!({"email": "invited@example.com", "roles": ["editor"]})),
+            ..case(Method::POST, "/admin/v1/invites", StatusCode::CREATED, Rotated)
+        },
         Case {
             body: Some(json!({"name": "ci", "roles": ["admin"]})),
             ..case(

@@ -15,7 +15,9 @@ use serde::Deserialize;
 use tessera_axum::accounts::AccountChange;
 use tessera_axum::audit::{AuditContext, AuditTrail};
 use tessera_axum::passwords::NewPasswordRules;
+use tessera_axum::invites::{InviteError, IssuedLink, OperatorMail};
 use tessera_axum::startup::{Purpose, open_stores};
+use tessera_axum::{Backends, Mail, ServiceConfig};
 use tessera_core::{
     AddressCollision, AuditKind, Email, NewUser, Password, PasswordHash, PasswordHasher, Role,
     StoreError, StoredAddress, Timestamp, UserStore, renormalise,
@@ -184,6 +186,31 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 change.user.email, change.sessions_affected
             );
         }
+        UserCommand::Invite { email, roles } => {
+            let email = parse_email(&email)?;
+            let roles = parse_roles(&roles)?;
+            let mail = operator_mail(&config, &backends);
+            let issued = match operators(&config, &backends, &mail, &audit)
+                .invite(&cli, &email, roles)
+                .await
+            {
+                Err(InviteError::Taken) => bail!("a user with e-mail {email} already exists"),
+                other => other?,
+            };
+            print_link(&email, "invite", &issued);
+        }
+        UserCommand::ResetLink { email } => {
+            let email = parse_email(&email)?;
+            let user = users
+                .by_email(&email)
+                .await?
+                .ok_or_else(|| anyhow!("no user with e-mail {email}"))?;
+            let mail = operator_mail(&config, &backends);
+            let issued = operators(&config, &backends, &mail, &audit)
+                .reset_link(&cli, &user)
+                .await?;
+            print_link(&email, "password reset link", &issued);
+        }
         UserCommand::Delete { email } => {
             let email = parse_email(&email)?;
             let user = users
@@ -203,6 +230,48 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The mailer as the server would use it: messages go to the outbox, which
+/// the running server's sender delivers.
+fn operator_mail(config: &ServiceConfig, backends: &Backends) -> Mail {
+    Mail::new(
+        config
+            .app
+            .mail
+            .is_configured()
+            .then(|| Arc::clone(&backends.outbox)),
+    )
+}
+
+fn operators<'a>(
+    config: &'a ServiceConfig,
+    backends: &'a Backends,
+    mail: &'a Mail,
+    audit: &'a AuditTrail,
+) -> OperatorMail<'a> {
+    OperatorMail {
+        users: backends.users.as_ref(),
+        tickets: backends.tickets.as_ref(),
+        mail,
+        config: &config.app.self_service,
+        audit,
+    }
+}
+
+fn print_link(email: &Email, what: &str, issued: &IssuedLink) {
+    if issued.mailed {
+        println!(
+            "{what} for {email} queued for mailing (valid until {})",
+            issued.expires_at.to_rfc3339()
+        );
+    } else {
+        println!(
+            "{what} for {email} (no mailer configured; pass it on, it is shown once; valid until {}):\n{}",
+            issued.expires_at.to_rfc3339(),
+            issued.link
+        );
+    }
 }
 
 fn found(change: Option<AccountChange>, email: &Email) -> anyhow::Result<AccountChange> {

@@ -22,6 +22,7 @@ mod forward_auth;
 mod hashing;
 mod inputs;
 mod interop;
+mod invites;
 mod lab;
 mod login;
 mod login_redirect;
