@@ -15,7 +15,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::cors;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    admin, admin_v1, apikeys, forward_auth, health, login, profile, sessions, token,
+    admin, admin_v1, apikeys, audit, forward_auth, health, login, profile, sessions, token,
 };
 use crate::state::AppState;
 
@@ -140,6 +140,7 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ProtectedRoute::new(Method::POST, "/admin/v1/apikeys", apikeys::create),
         ProtectedRoute::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
         ProtectedRoute::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),
+        ProtectedRoute::new(Method::GET, "/admin/v1/audit", audit::list_audit),
     ]
 }
 

@@ -15,10 +15,11 @@
 //! extractor: client address through `trusted_proxies`, `User-Agent`;
 //! [`AuditContext::by`] adds the authenticated caller) or for the CLI.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::extract::{FromRef, FromRequestParts};
 use axum::http::request::Parts;
@@ -34,6 +35,17 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     mutex
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Keys [`AuditTrail::record_sampled`] remembers at most; past it, events
+/// for new keys are dropped (and counted) until old windows end.
+const SAMPLED_KEYS_MAX: usize = 10_000;
+
+/// One key's window of [`AuditTrail::record_sampled`].
+struct Sample {
+    until: Instant,
+    /// Events of this key not recorded in the window.
+    skipped: u64,
 }
 
 /// How often, at most, dropped events are reported.
@@ -76,7 +88,10 @@ enum Sink {
 
 struct Inner {
     sink: Sink,
-    dropped: AtomicU64,
+    /// Keys recorded recently by [`AuditTrail::record_sampled`].
+    sampled: Mutex<HashMap<String, Sample>>,
+    /// Shared with the writer, which counts what the store refused.
+    dropped: Arc<AtomicU64>,
     /// Drops already reported.
     reported: AtomicU64,
     /// When drops were last reported (unix millis).
@@ -108,8 +123,10 @@ impl AuditTrail {
     /// trail is gone and the queue is drained.
     pub fn spawn(users: Arc<dyn UserStore>, config: AuditTrailConfig) -> Self {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
-        tokio::spawn(write_batches(users, rx, config.batch.max(1)));
-        Self::with_sink(Sink::Queue(tx))
+        let trail = Self::with_sink(Sink::Queue(tx));
+        let lost = Arc::clone(&trail.inner.dropped);
+        tokio::spawn(write_batches(users, rx, config.batch.max(1), lost));
+        trail
     }
 
     /// A trail that writes straight to `users` (for commands, which run no
@@ -125,7 +142,8 @@ impl AuditTrail {
         Self {
             inner: Arc::new(Inner {
                 sink,
-                dropped: AtomicU64::new(0),
+                sampled: Mutex::new(HashMap::new()),
+                dropped: Arc::new(AtomicU64::new(0)),
                 reported: AtomicU64::new(0),
                 last_report: AtomicI64::new(0),
             }),
@@ -144,6 +162,56 @@ impl AuditTrail {
             }
             Sink::Direct { pending, .. } => lock(pending).push(event),
         }
+    }
+
+    /// Records at most one event per `key` every `every`: the cheap,
+    /// repeatable events an attacker could otherwise turn into a write each
+    /// (throttled logins, API key use). The first of a window is recorded;
+    /// the rest are counted, and the count is added to the detail of the
+    /// next one recorded for the key. Never waits.
+    pub fn record_sampled(&self, key: &str, every: Duration, mut event: AuditEvent) {
+        let now = Instant::now();
+        let skipped = {
+            let mut sampled = lock(&self.inner.sampled);
+            if let Some(sample) = sampled.get_mut(key) {
+                if now < sample.until {
+                    sample.skipped += 1;
+                    return;
+                }
+                let skipped = sample.skipped;
+                *sample = Sample {
+                    until: now + every,
+                    skipped: 0,
+                };
+                skipped
+            } else {
+                if sampled.len() >= SAMPLED_KEYS_MAX {
+                    sampled.retain(|_, s| now < s.until);
+                }
+                if sampled.len() >= SAMPLED_KEYS_MAX {
+                    drop(sampled);
+                    self.count_drop();
+                    return;
+                }
+                sampled.insert(
+                    key.to_owned(),
+                    Sample {
+                        until: now + every,
+                        skipped: 0,
+                    },
+                );
+                0
+            }
+        };
+        if skipped > 0 {
+            let detail = format!(
+                "{}{}{skipped} more like it before, not recorded one by one",
+                event.detail,
+                if event.detail.is_empty() { "" } else { "; " }
+            );
+            event = event.detail(detail);
+        }
+        self.record(event);
     }
 
     /// Records an event; a direct trail writes it (and anything pending)
@@ -222,7 +290,12 @@ fn report_drops(inner: &Inner) {
 }
 
 /// The background writer: appends what arrives, up to `batch` at a time.
-async fn write_batches(users: Arc<dyn UserStore>, mut rx: mpsc::Receiver<Message>, batch: usize) {
+async fn write_batches(
+    users: Arc<dyn UserStore>,
+    mut rx: mpsc::Receiver<Message>,
+    batch: usize,
+    lost: Arc<AtomicU64>,
+) {
     let mut events = Vec::with_capacity(batch);
     let mut waiting = Vec::new();
     while let Some(first) = rx.recv().await {
@@ -237,7 +310,9 @@ async fn write_batches(users: Arc<dyn UserStore>, mut rx: mpsc::Receiver<Message
             }
         }
         if !events.is_empty() {
-            append(users.as_ref(), &events).await;
+            if !append(users.as_ref(), &events).await {
+                lost.fetch_add(events.len() as u64, Ordering::Relaxed);
+            }
             events.clear();
         }
         for done in waiting.drain(..) {
@@ -248,10 +323,11 @@ async fn write_batches(users: Arc<dyn UserStore>, mut rx: mpsc::Receiver<Message
 
 /// Appends one batch, retrying once after a pause; a batch the store
 /// refuses twice is logged and lost (the writer must keep draining).
-async fn append(users: &dyn UserStore, events: &[AuditEvent]) {
+/// Whether it was written.
+async fn append(users: &dyn UserStore, events: &[AuditEvent]) -> bool {
     for attempt in 0..2 {
         match users.record_audit_batch(events).await {
-            Ok(()) => return,
+            Ok(()) => return true,
             Err(error) if attempt == 0 => {
                 tracing::warn!(%error, events = events.len(), "audit write failed; retrying");
                 tokio::time::sleep(Duration::from_millis(500)).await;
@@ -261,6 +337,7 @@ async fn append(users: &dyn UserStore, events: &[AuditEvent]) {
             }
         }
     }
+    false
 }
 
 /// Who caused an event and from where; every event of one request or
@@ -415,6 +492,36 @@ mod tests {
         let page = store.audit_events(&AuditQuery::latest(10)).await.unwrap();
         assert_eq!(page.events[0].event.detail, "3");
         assert!(page.events[0].event.at <= Timestamp::now());
+    }
+
+    #[tokio::test]
+    async fn sampled_events_are_recorded_once_per_window_with_a_count() {
+        let store = Arc::new(MemoryStore::default());
+        let trail = AuditTrail::spawn(store.clone(), AuditTrailConfig::default());
+        let window = Duration::from_millis(200);
+        for _ in 0..1000 {
+            trail.record_sampled("10.0.0.1", window, event(1).detail("throttled"));
+        }
+        trail.record_sampled("10.0.0.2", window, event(2));
+        tokio::time::sleep(window + Duration::from_millis(50)).await;
+        trail.record_sampled("10.0.0.1", window, event(3).detail("throttled"));
+        trail.flush().await.unwrap();
+        let page = store.audit_events(&AuditQuery::latest(100)).await.unwrap();
+        let details: Vec<&str> = page
+            .events
+            .iter()
+            .rev()
+            .map(|r| r.event.detail.as_str())
+            .collect();
+        assert_eq!(
+            details,
+            [
+                "throttled",
+                "2",
+                "throttled; 999 more like it before, not recorded one by one"
+            ]
+        );
+        assert_eq!(trail.dropped(), 0);
     }
 
     #[test]

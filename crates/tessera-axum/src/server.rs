@@ -1,4 +1,5 @@
-//! Background maintenance: purges, store probes, revocation sync.
+//! Background maintenance: purges (sessions, token state, audit events past
+//! retention), store probes, revocation sync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,6 +19,8 @@ pub struct Maintenance {
     /// to whole probe intervals). A store that announces revocations as they
     /// happen (Redis) needs this only as a backstop.
     pub revocation_sync_interval: Duration,
+    /// How long audit events are kept; older ones go at each purge.
+    pub audit_retention: Duration,
 }
 
 impl Default for Maintenance {
@@ -26,8 +29,16 @@ impl Default for Maintenance {
             purge_interval: Duration::from_secs(60),
             probe_interval: Duration::from_secs(1),
             revocation_sync_interval: Duration::from_secs(1),
+            audit_retention: Duration::from_secs(90 * 24 * 3600),
         }
     }
+}
+
+/// The instant before which audit events are past `retention`.
+fn audit_cutoff(retention: Duration) -> Timestamp {
+    let now = Timestamp::now().unix_millis();
+    let keep = i64::try_from(retention.as_millis()).unwrap_or(i64::MAX);
+    Timestamp::from_unix_millis(now.saturating_sub(keep))
 }
 
 /// Spawns the background maintenance of `state`: purges of expired
@@ -51,6 +62,15 @@ pub fn spawn_maintenance(
                 state.throttle.prune();
                 if let Err(error) = state.tokens.purge().await {
                     tracing::warn!(%error, "purging expired token state failed");
+                }
+                match state
+                    .users
+                    .purge_audit(audit_cutoff(maintenance.audit_retention))
+                    .await
+                {
+                    Ok(0) => {}
+                    Ok(purged) => tracing::info!(purged, "audit events past retention purged"),
+                    Err(error) => tracing::warn!(%error, "purging old audit events failed"),
                 }
                 let size = state.tokens.revocations().list().len();
                 tracing::debug!(

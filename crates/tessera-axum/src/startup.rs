@@ -383,16 +383,29 @@ impl Service {
         listener: TcpListener,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        crate::connections::serve(
+        let served = crate::connections::serve(
             listener,
             self.router(),
             self.connections.clone(),
             &self.state.config,
             shutdown,
         )
-        .await
+        .await;
+        // The last requests' audit events may still be queued: write them,
+        // briefly (a hung store must not hold the exit).
+        let flush = self.state.audit().flush();
+        if tokio::time::timeout(AUDIT_FLUSH_AT_EXIT, flush)
+            .await
+            .is_err()
+        {
+            tracing::warn!("audit events still queued at exit were not written");
+        }
+        served
     }
 }
+
+/// How long an exiting server waits for queued audit events to be written.
+const AUDIT_FLUSH_AT_EXIT: Duration = Duration::from_millis(500);
 
 /// The password hasher at OWASP's argon2id parameters, set up off the
 /// executor (the first hash allocates its memory).

@@ -246,18 +246,19 @@ impl AppState {
     ) -> Arc<Self> {
         let revocations = config.revocations(Arc::clone(&backends.tokens));
         let devices = DeviceKey::derive(&keys.chain);
+        let audit = AuditTrail::spawn(Arc::clone(&backends.users), AuditTrailConfig::default());
         let tokens = TokenService::new(
             config.tokens.clone(),
             keys.signing,
             keys.chain,
             backends.tokens,
             Arc::clone(&revocations),
-        );
+        )
+        .with_audit(audit.clone());
         let sealer = match &config.session_storage {
             SessionStorage::Server => None,
             SessionStorage::Cookie(key) => Some(CookieSealer::new(key, config.cookie.name())),
         };
-        let audit = AuditTrail::spawn(Arc::clone(&backends.users), AuditTrailConfig::default());
         Arc::new(Self {
             accounts: config.accounts(
                 Arc::clone(&backends.users),

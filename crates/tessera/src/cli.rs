@@ -33,6 +33,9 @@ pub enum Command {
     /// Manage API keys (credentials for machines) in the data directory.
     #[command(subcommand)]
     Apikey(ApiKeyCommand),
+    /// Read the audit log in the data directory's user store.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Inspect the effective settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -52,6 +55,30 @@ pub enum Command {
     /// every process it started when it ends, fails or is interrupted.
     #[cfg(feature = "lab")]
     Lab(tessera_lab::LabArgs),
+}
+
+/// `tessera audit ...`.
+#[derive(Debug, Clone, Subcommand)]
+pub enum AuditCommand {
+    /// Print the latest events, oldest first, one per line; with --follow,
+    /// keep printing new ones until interrupted.
+    Tail {
+        /// Keep polling for new events.
+        #[arg(long, short)]
+        follow: bool,
+        /// Only events about this user (an e-mail address or a user id).
+        #[arg(long, value_name = "EMAIL_OR_ID")]
+        user: Option<String>,
+        /// Only events of this kind (login_failed, roles_changed, ...).
+        #[arg(long)]
+        kind: Option<String>,
+        /// How many of the latest events to print first (1 to 500).
+        #[arg(long, short = 'n', default_value_t = 20)]
+        limit: usize,
+        /// One JSON object per line (as `GET /admin/v1/audit` shows events).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// `tessera token ...`.

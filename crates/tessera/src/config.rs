@@ -143,6 +143,7 @@ impl Settings {
             users,
             maintenance: Maintenance {
                 purge_interval: Duration::from_secs(self.purge_interval.max(1)),
+                audit_retention: self.audit_retention()?,
                 ..Maintenance::default()
             },
             connections: self.connection_limits()?,
@@ -152,6 +153,15 @@ impl Settings {
     /// Connection deadlines and caps. `max_connections` is the configured
     /// or default cap; `tessera serve` lowers it to fit the file-descriptor
     /// limit.
+    fn audit_retention(&self) -> anyhow::Result<Duration> {
+        if self.audit_retention == 0 {
+            bail!("audit_retention must be at least 1 (days)");
+        }
+        Ok(Duration::from_secs(
+            self.audit_retention.saturating_mul(86_400),
+        ))
+    }
+
     fn connection_limits(&self) -> anyhow::Result<ConnectionLimits> {
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout),

@@ -50,6 +50,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve(_) => commands::serve::run(settings()?),
         Command::User(command) => commands::user::run(&settings()?, command.clone()),
         Command::Apikey(command) => commands::apikey::run(&settings()?, command.clone()),
+        Command::Audit(command) => commands::audit::run(&settings()?, command.clone()),
         Command::Keys(command) => commands::keys::run(&settings()?, command),
         Command::Migrate => commands::migrate::run(&settings()?),
         #[cfg(feature = "lab")]

@@ -122,6 +122,8 @@ pub struct Settings {
     pub max_sessions_per_user: u32,
     /// Seconds between purges of expired sessions.
     pub purge_interval: u64,
+    /// Days audit events are kept (at least 1).
+    pub audit_retention: u64,
     /// Log filter (`info`, `debug`, `tessera=debug,tower_http=info`, ...).
     pub log: String,
     /// Access-token signature: `HS256`, `EdDSA`, `ES256` or `RS256`.
@@ -240,6 +242,7 @@ impl Default for Settings {
             session_data_max_bytes: app.session_data_max_bytes,
             max_sessions_per_user: app.max_sessions_per_user.get(),
             purge_interval: Maintenance::default().purge_interval.as_secs(),
+            audit_retention: Maintenance::default().audit_retention.as_secs() / 86_400,
             log: "info".into(),
             jwt_algorithm: "HS256".into(),
             jwt_secret: None,

@@ -39,6 +39,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
             "status": if state.users_up() { "up" } else { "down" },
         },
         "revocations": revocations,
+        "audit": {"dropped": state.audit().dropped()},
     });
     (status, Json(body))
 }

@@ -10,7 +10,10 @@ use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{Email, Password, SessionId, SessionMeta, Timestamp, User, Verification};
+use tessera_core::{
+    Actor, AuditEvent, AuditKind, Email, Password, SessionHandle, SessionId, SessionMeta,
+    Timestamp, User, Verification,
+};
 
 use crate::audit::AuditContext;
 use crate::caller::Caller;
@@ -20,6 +23,9 @@ use crate::json::{ApiJson, OptionalJson};
 use crate::routes::SessionBody;
 use crate::state::AppState;
 use crate::throttle::Refusal;
+
+/// At most one `login_throttled` audit event per client this often.
+const THROTTLED_SAMPLE: Duration = Duration::from_secs(10);
 
 /// Credentials. `Debug` never shows the password (see [`Password`]).
 #[derive(Debug, Deserialize)]
@@ -69,6 +75,21 @@ pub struct Authenticated {
     pub user: User,
     /// `Set-Cookie` value of a fresh device cookie.
     pub device_cookie: HeaderValue,
+    /// Where the login came from, for its audit events.
+    pub context: AuditContext,
+}
+
+impl Authenticated {
+    /// Records the `login_succeeded` event, naming the session (or token
+    /// family) the login started.
+    pub fn record_login(&self, state: &AppState, how: &str, handle: &SessionHandle) {
+        state.audit.record(
+            self.context
+                .event_about(AuditKind::LoginSucceeded, self.user.id)
+                .session(Some(handle.as_str()))
+                .detail(how),
+        );
+    }
 }
 
 /// Checks credentials with throttling, bounded hashing and no enumeration:
@@ -89,6 +110,7 @@ pub async fn authenticate(
     let Credentials {
         email, password, ..
     } = credentials;
+    let context = AuditContext::request(Some(ip), headers);
     let device = state.config.cookie.device_cookie();
     let attempt = state.throttle.attempt(ip, &email, device.read(headers));
     state
@@ -96,7 +118,21 @@ pub async fn authenticate(
         .begin(&attempt)
         .await
         .map_err(|refusal| match refusal {
-            Refusal::Wait(retry_after) => ApiError::Throttled { retry_after },
+            Refusal::Wait(retry_after) => {
+                // Refusals cost an attacker no hashing: at most one event
+                // per client every THROTTLED_SAMPLE, with a count, and a
+                // channel send (under a flood the bounded queue drops and
+                // counts). The account is not looked up for it.
+                state.audit.record_sampled(
+                    attempt.client(),
+                    THROTTLED_SAMPLE,
+                    context.event(AuditKind::LoginThrottled).detail(format!(
+                        "refused before any check; retry after {} s",
+                        retry_after.as_secs()
+                    )),
+                );
+                ApiError::Throttled { retry_after }
+            }
             Refusal::Unavailable(e) => ApiError::from(e),
         })?;
     let user = match Email::parse(&email) {
@@ -121,13 +157,29 @@ pub async fn authenticate(
             }
             user
         }
-        _ => return Err(ApiError::InvalidCredentials),
+        (user, verification) => {
+            let (subject, why) = match (&user, verification) {
+                (None, _) => (None, "no such account"),
+                (Some(u), Verification::Valid { .. }) if u.disabled => {
+                    (Some(u.id), "account disabled")
+                }
+                (Some(u), _) => (Some(u.id), "wrong password"),
+            };
+            state.audit.record(
+                context
+                    .event(AuditKind::LoginFailed)
+                    .subject(subject)
+                    .detail(why),
+            );
+            return Err(ApiError::InvalidCredentials);
+        }
     };
     let token = state.throttle.finish_success(&attempt).await;
     let device_cookie = device.issue_sealed(token, Some(state.throttle.device_lifetime()));
     Ok(Authenticated {
         user,
         device_cookie,
+        context,
     })
 }
 
@@ -168,10 +220,8 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let ip = login_origin(&state, peer, &method, &headers)?;
     let remember = credentials.remember();
-    let Authenticated {
-        user,
-        device_cookie,
-    } = authenticate(&state, ip, &headers, credentials).await?;
+    let authenticated = authenticate(&state, ip, &headers, credentials).await?;
+    let user = &authenticated.user;
 
     end_presented_session(&state, &headers).await?;
     let now = Timestamp::now();
@@ -184,9 +234,9 @@ pub async fn login(
     };
     let policy = &state.config.policy;
     let (id, session) = if remember {
-        policy.start(&user, meta, now)
+        policy.start(user, meta, now)
     } else {
-        policy.start_transient(&user, meta, now)
+        policy.start_transient(user, meta, now)
     };
     let max_age = policy.cookie_max_age(&session, now);
     let cookie = match &state.sealer {
@@ -203,15 +253,28 @@ pub async fn login(
                     max = cap.get(),
                     "session ended: past max_sessions_per_user"
                 );
+                let context = &authenticated.context;
+                state.audit.record(
+                    AuditEvent::new(AuditKind::SessionEnded, Actor::System)
+                        .subject(user.id)
+                        .ip(context.ip)
+                        .user_agent(context.user_agent.clone())
+                        .session(Some(old.handle.as_str()))
+                        .detail(format!(
+                            "the oldest past max_sessions_per_user ({}), at a new login",
+                            cap.get()
+                        )),
+                );
             }
             state.config.cookie.issue(&id, max_age)
         }
     };
     tracing::info!(user = %user.id, session = %session.handle.as_str(), "login");
+    authenticated.record_login(&state, "session", &session.handle);
     let body = SessionBody::of(&session);
     let cookies = AppendHeaders([
         (header::SET_COOKIE, cookie),
-        (header::SET_COOKIE, device_cookie),
+        (header::SET_COOKIE, authenticated.device_cookie),
     ]);
     Ok((cookies, Json(body)).into_response())
 }
@@ -274,7 +337,13 @@ async fn end_sessions(
         let (sessions, families) = state.accounts.end_everything(context, user).await?;
         sessions + families
     } else {
-        caller.credential().end(state).await?.0
+        let ended = caller.credential().end(state).await?.0;
+        state.audit.record(
+            context
+                .event_about(AuditKind::LoggedOut, user)
+                .detail(format!("{ended} ended")),
+        );
+        ended
     };
     tracing::info!(%user, ended, everywhere = request.everywhere, "logout");
     let mut response = (

@@ -3,6 +3,7 @@
 pub mod admin;
 pub mod admin_v1;
 pub mod apikeys;
+pub mod audit;
 pub mod forward_auth;
 pub mod health;
 pub mod login;

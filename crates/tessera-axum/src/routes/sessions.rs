@@ -7,8 +7,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use serde_json::{Value, json};
-use tessera_core::SessionHandle;
+use tessera_core::{AuditKind, SessionHandle};
 
+use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::ApiError;
 use crate::routes::SessionView;
@@ -36,19 +37,30 @@ async fn list(state: &AppState, caller: &Caller) -> Result<Json<Value>, ApiError
 pub async fn delete_session(
     State(state): State<Arc<AppState>>,
     caller: Caller,
+    context: AuditContext,
     Path(handle): Path<String>,
 ) -> Response {
-    let result = delete(&state, &caller, SessionHandle::new(handle)).await;
+    let context = context.by(&caller);
+    let result = delete(&state, &caller, &context, SessionHandle::new(handle)).await;
     caller.reply(&state, result).await
 }
 
 async fn delete(
     state: &AppState,
     caller: &Caller,
+    context: &AuditContext,
     handle: SessionHandle,
 ) -> Result<StatusCode, ApiError> {
     if caller.credential().end_session(state, &handle).await? {
         tracing::info!(user = %caller.credential().principal(), session = handle.as_str(), "session ended by its user");
+        let by = context.session.as_deref().unwrap_or("-");
+        state.audit.record(
+            context
+                .event(AuditKind::SessionEnded)
+                .subject(caller.user_id())
+                .session(Some(handle.as_str()))
+                .detail(format!("by its user, from session {by}")),
+        );
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(ApiError::NotFound("no such session"))

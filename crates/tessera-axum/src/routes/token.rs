@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::audit::AuditContext;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::login::{Authenticated, Credentials, authenticate, login_origin};
+use crate::routes::login::{Credentials, authenticate, login_origin};
 use crate::state::AppState;
 use crate::tokens::IssuedTokens;
 
@@ -54,10 +55,7 @@ pub async fn token(
 ) -> Result<Response, ApiError> {
     let ip = login_origin(&state, peer, &method, &headers)?;
     let remember = credentials.remember();
-    let Authenticated {
-        user,
-        device_cookie,
-    } = authenticate(&state, ip, &headers, credentials).await?;
+    let authenticated = authenticate(&state, ip, &headers, credentials).await?;
     // Not remembered: the refresh family ends with the transient lifetime,
     // and an access-token cookie with the browser.
     let lifetime = (!remember).then(|| {
@@ -67,11 +65,12 @@ pub async fn token(
             .refresh_ttl
             .min(state.config.policy.transient_timeout())
     });
-    let issued = state.tokens.issue(&user, lifetime).await?;
+    let issued = state.tokens.issue(&authenticated.user, lifetime).await?;
+    authenticated.record_login(&state, "token", &issued.handle);
     let mut response = respond(&state, issued, remember);
     response
         .headers_mut()
-        .append(header::SET_COOKIE, device_cookie);
+        .append(header::SET_COOKIE, authenticated.device_cookie);
     Ok(response)
 }
 
@@ -110,11 +109,12 @@ pub struct RefreshRequest {
 /// 401 `invalid_grant`, 503 store unavailable.
 pub async fn refresh(
     State(state): State<Arc<AppState>>,
+    context: AuditContext,
     ApiJson(request): ApiJson<RefreshRequest>,
 ) -> Result<Json<TokenResponse>, ApiError> {
     let tokens = state
         .tokens
-        .refresh(&request.refresh_token, state.users.as_ref())
+        .refresh_from(&request.refresh_token, state.users.as_ref(), &context)
         .await?;
     Ok(Json(TokenResponse::from(tokens)))
 }

@@ -17,6 +17,7 @@ use tessera_token::claims::Audience;
 use tessera_token::jwk::Jwks;
 use tessera_token::{AccessClaims, KeySet, TokenError, Validation};
 
+use crate::audit::{AuditContext, AuditTrail};
 use crate::caller::memo::VerifiedCache;
 pub use access::AccessToken;
 pub use revocations::{ListSize, RevocationLifetimes, RevocationList, Revocations};
@@ -88,6 +89,8 @@ pub struct IssuedTokens {
     pub expires_in: Duration,
     /// The refresh token (shown once; only its hash is stored).
     pub refresh_token: String,
+    /// The public name of the family (`sid`), as `GET /sessions` shows it.
+    pub handle: tessera_core::SessionHandle,
 }
 
 /// Issues, verifies, refreshes and revokes tokens.
@@ -102,6 +105,8 @@ pub struct TokenService {
     store: Arc<dyn TokenStore>,
     revocations: Arc<Revocations>,
     validation: Validation,
+    /// Where security events go (`None`: only logged).
+    audit: Option<AuditTrail>,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -136,7 +141,15 @@ impl TokenService {
             store,
             revocations,
             validation,
+            audit: None,
         }
+    }
+
+    /// Records security events (refresh-token reuse) in `audit`.
+    #[must_use]
+    pub fn with_audit(mut self, audit: AuditTrail) -> Self {
+        self.audit = Some(audit);
+        self
     }
 
     /// The settings.
@@ -245,6 +258,7 @@ impl TokenService {
             access_token,
             expires_in: self.config.access_ttl,
             refresh_token: refresh.expose(),
+            handle: tessera_core::SessionHandle::new(refresh.family().to_string()),
         }
     }
 
@@ -288,6 +302,21 @@ impl TokenService {
                     cap = self.config.max_refresh_families_per_user.get(),
                     "oldest refresh family ended: the user passed the cap"
                 );
+                if let Some(audit) = &self.audit {
+                    audit.record(
+                        tessera_core::AuditEvent::new(
+                            tessera_core::AuditKind::SessionEnded,
+                            tessera_core::Actor::System,
+                        )
+                        .subject(user.id)
+                        .session(Some(old.id.to_string()))
+                        .detail(format!(
+                            "the oldest refresh family past max_refresh_families_per_user ({}), \
+                             at a new login",
+                            self.config.max_refresh_families_per_user.get()
+                        )),
+                    );
+                }
             }
         }
         let access = self.sign_access(user.id, &user.email, &user.roles, &id, now)?;
@@ -340,6 +369,22 @@ impl TokenService {
     /// [`Error::InvalidGrant`] for unknown, expired, revoked or reused
     /// tokens; reuse also revokes the whole family.
     pub async fn refresh(&self, text: &str, users: &dyn UserStore) -> Result<IssuedTokens, Error> {
+        self.refresh_from(text, users, &AuditContext::system())
+            .await
+    }
+
+    /// [`TokenService::refresh`] for a request: a reused token is recorded
+    /// (`refresh_token_reused`) with where it came from.
+    ///
+    /// # Errors
+    ///
+    /// As [`TokenService::refresh`].
+    pub async fn refresh_from(
+        &self,
+        text: &str,
+        users: &dyn UserStore,
+        context: &AuditContext,
+    ) -> Result<IssuedTokens, Error> {
         let token = RefreshToken::parse(text).map_err(|_| Error::InvalidGrant)?;
         let id = token.family();
         let now = Timestamp::now();
@@ -365,20 +410,19 @@ impl TokenService {
                 }
                 Presented::PreviousInGrace => token.successor(&self.chain),
                 Presented::Reused => {
-                    let event = tessera_core::AuditEvent::new(
-                        tessera_core::AuditKind::RefreshTokenReused,
-                        tessera_core::Actor::Anonymous,
-                    )
-                    .at(now)
-                    .subject(family.user_id)
-                    .session(Some(id.to_string()))
-                    .detail(format!(
-                        "a refresh token was presented after it had been rotated \
+                    let event = context
+                        .event(tessera_core::AuditKind::RefreshTokenReused)
+                        .at(now)
+                        .subject(family.user_id)
+                        .session(Some(id.to_string()))
+                        .detail(format!(
+                            "a refresh token was presented after it had been rotated \
                          (generation {}); the family and its access tokens were revoked",
-                        family.generation
-                    ));
-                    if let Err(error) = users.record_audit(&event).await {
-                        tracing::error!(%error, "could not write the audit log");
+                            family.generation
+                        ));
+                    match &self.audit {
+                        Some(audit) => audit.record(event),
+                        None => tracing::debug!("no audit trail: reuse not recorded"),
                     }
                     tracing::warn!(
                         target: "tessera::audit",

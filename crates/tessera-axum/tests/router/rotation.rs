@@ -72,6 +72,7 @@ fn cases() -> Vec<Case> {
             Rotated,
         ),
         case(Method::POST, "/logout", StatusCode::OK, ClearedByHandler),
+        case(Method::GET, "/admin/v1/audit", StatusCode::OK, Rotated),
         Case {
             body: Some(json!({"disabled": false})),
             ..case(

@@ -29,29 +29,49 @@ impl PostgresUserStore {
             let tx = c.transaction().await?;
             tx.execute("SELECT pg_advisory_xact_lock($1)", &[&APPEND_LOCK])
                 .await?;
+            // One statement per batch: the columns as arrays, unnested.
+            let at: Vec<i64> = events.iter().map(|e| e.at.unix_millis()).collect();
+            let kind: Vec<&str> = events.iter().map(|e| e.kind.as_str()).collect();
+            let actor_kind: Vec<&str> = events.iter().map(|e| e.actor.kind_str()).collect();
+            let actor_id: Vec<Option<String>> = events.iter().map(|e| e.actor.id()).collect();
+            let subject: Vec<Option<uuid::Uuid>> = events
+                .iter()
+                .map(|e| e.subject.map(|u| *u.as_uuid()))
+                .collect();
+            let ip: Vec<Option<String>> = events
+                .iter()
+                .map(|e| e.ip.map(|ip| ip.to_string()))
+                .collect();
+            let user_agent: Vec<Option<&str>> =
+                events.iter().map(|e| e.user_agent.as_deref()).collect();
+            let session: Vec<Option<&str>> = events.iter().map(|e| e.session.as_deref()).collect();
+            let detail: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
             let insert = tx
                 .prepare_cached(
                     "INSERT INTO audit_events (at, kind, actor_kind, actor_id, user_id, ip, \
-                     user_agent, session, detail) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                     user_agent, session, detail) \
+                     SELECT at, kind, actor_kind, actor_id, user_id, ip, user_agent, session, \
+                     detail FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
+                     $5::UUID[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[]) \
+                     WITH ORDINALITY AS batch(at, kind, actor_kind, actor_id, user_id, ip, \
+                     user_agent, session, detail, n) ORDER BY n",
                 )
                 .await?;
-            for event in &events {
-                tx.execute(
-                    &insert,
-                    &[
-                        &event.at.unix_millis(),
-                        &event.kind.as_str(),
-                        &event.actor.kind_str(),
-                        &event.actor.id(),
-                        &event.subject.map(|u| *u.as_uuid()),
-                        &event.ip.map(|ip| ip.to_string()),
-                        &event.user_agent,
-                        &event.session,
-                        &event.detail,
-                    ],
-                )
-                .await?;
-            }
+            tx.execute(
+                &insert,
+                &[
+                    &at,
+                    &kind,
+                    &actor_kind,
+                    &actor_id,
+                    &subject,
+                    &ip,
+                    &user_agent,
+                    &session,
+                    &detail,
+                ],
+            )
+            .await?;
             tx.commit().await
         })
         .await
@@ -98,7 +118,8 @@ impl PostgresUserStore {
                     .iter()
                     .map(|p| p.as_ref() as &(dyn ToSql + Sync))
                     .collect();
-                c.query(&sql, &refs).await
+                let statement = c.prepare_cached(&sql).await?;
+                c.query(&statement, &refs).await
             })
             .await?;
         let records = rows.iter().map(decode).collect::<Result<Vec<_>, _>>()?;

@@ -1,6 +1,7 @@
 //! One module per subcommand.
 
 pub mod apikey;
+pub mod audit;
 pub mod keys;
 pub mod migrate;
 pub mod serve;

@@ -7,6 +7,7 @@ mod account_changes;
 mod admin;
 mod admin_v1;
 mod apikeys;
+mod audit;
 mod cluster;
 mod config;
 mod connections;

@@ -8,10 +8,10 @@ use reqwest::StatusCode;
 use crate::helpers::*;
 
 /// A fresh database on the local PostgreSQL, dropped afterwards.
-pub(crate) struct Database(String);
+pub struct Database(pub String);
 
 impl Database {
-    pub(crate) fn create() -> Self {
+    pub fn create() -> Self {
         let name = format!(
             "tessera_it_{}",
             std::process::id() as u64 * 1000 + rand_suffix()
@@ -20,7 +20,7 @@ impl Database {
         Self(name)
     }
 
-    pub(crate) fn url(&self) -> String {
+    pub fn url(&self) -> String {
         format!("postgres://postgres@127.0.0.1:5432/{}", self.0)
     }
 }
