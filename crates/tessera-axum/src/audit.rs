@@ -58,6 +58,8 @@ pub struct AuditTrailConfig {
     pub capacity: usize,
     /// Most events appended in one transaction.
     pub batch: usize,
+    /// How long the writer gathers events before it writes them.
+    pub linger: Duration,
 }
 
 impl Default for AuditTrailConfig {
@@ -65,6 +67,7 @@ impl Default for AuditTrailConfig {
         Self {
             capacity: 4096,
             batch: 256,
+            linger: Duration::from_millis(100),
         }
     }
 }
@@ -125,7 +128,7 @@ impl AuditTrail {
         let (tx, rx) = mpsc::channel(config.capacity.max(1));
         let trail = Self::with_sink(Sink::Queue(tx));
         let lost = Arc::clone(&trail.inner.dropped);
-        tokio::spawn(write_batches(users, rx, config.batch.max(1), lost));
+        tokio::spawn(write_batches(users, rx, config, lost));
         trail
     }
 
@@ -293,20 +296,37 @@ fn report_drops(inner: &Inner) {
 async fn write_batches(
     users: Arc<dyn UserStore>,
     mut rx: mpsc::Receiver<Message>,
-    batch: usize,
+    config: AuditTrailConfig,
     lost: Arc<AtomicU64>,
 ) {
+    let batch = config.batch.max(1);
     let mut events = Vec::with_capacity(batch);
     let mut waiting = Vec::new();
     while let Some(first) = rx.recv().await {
+        // Gather for up to `linger` (less if the batch fills or someone
+        // waits for a flush): one write per batch, not per event, keeps the
+        // writer off the database (and its lock, which SQLite shares with
+        // session writes) under load.
+        let deadline = tokio::time::Instant::now() + config.linger;
         let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Event(event) => events.push(event),
-                Message::Flush(done) => waiting.push(done),
+        loop {
+            match next.take() {
+                Some(Message::Event(event)) => events.push(event),
+                Some(Message::Flush(done)) => waiting.push(done),
+                None => {}
             }
-            if events.len() < batch {
-                next = rx.try_recv().ok();
+            if events.len() >= batch || !waiting.is_empty() {
+                break;
+            }
+            match rx.try_recv() {
+                Ok(message) => next = Some(message),
+                Err(mpsc::error::TryRecvError::Disconnected) => break,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    match tokio::time::timeout_at(deadline, rx.recv()).await {
+                        Ok(Some(message)) => next = Some(message),
+                        Ok(None) | Err(_) => break,
+                    }
+                }
             }
         }
         if !events.is_empty() {
@@ -465,6 +485,7 @@ mod tests {
             AuditTrailConfig {
                 capacity: 8,
                 batch: 4,
+                linger: Duration::from_millis(100),
             },
         );
         // The writer cannot run before this task yields: 8 fit, 12 drop.

@@ -299,7 +299,9 @@ fn truncate(mut text: String, max: usize) -> String {
 }
 
 /// The position of a stored event in the log: increases with every event
-/// appended, so it is a stable cursor.
+/// appended, so it is a stable cursor. It follows when an event was
+/// written, `at` when it happened: a server writes its events in batches,
+/// so they may land shortly after one a command wrote at once.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct AuditId(pub i64);

@@ -89,3 +89,46 @@ async fn an_unreachable_database_is_unavailable_within_the_timeout() {
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(3));
 }
+
+/// Migration 5 keeps the events of a database from before the audit log
+/// had actors: written by tessera itself.
+#[tokio::test]
+async fn audit_events_from_before_actors_are_kept() {
+    let db = fresh_database().await;
+    let url = database_url(&db);
+    drop(
+        PostgresUserStore::connect(&url, PostgresOptions::default())
+            .await
+            .unwrap(),
+    );
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    let user = tessera_core::UserId::generate();
+    // Back to schema 4, as a release before actors left it, with one event.
+    client
+        .batch_execute(&format!(
+            "DROP INDEX audit_events_by_user; DROP INDEX audit_events_by_kind;
+            ALTER TABLE audit_events DROP COLUMN actor_kind, DROP COLUMN actor_id,
+                DROP COLUMN ip, DROP COLUMN user_agent, DROP COLUMN session;
+            UPDATE tessera_schema SET version = 4;
+            INSERT INTO audit_events (at, kind, user_id, detail)
+                VALUES (1000, 'refresh_token_reused', '{user}', 'family revoked');"
+        ))
+        .await
+        .unwrap();
+    let store = PostgresUserStore::connect(&url, PostgresOptions::default())
+        .await
+        .unwrap();
+    let page = store
+        .audit_events(&tessera_core::AuditQuery::latest(10))
+        .await
+        .unwrap();
+    assert_eq!(page.events.len(), 1);
+    let event = &page.events[0].event;
+    assert_eq!(event.actor, tessera_core::Actor::System);
+    assert_eq!(event.subject, Some(user));
+    assert_eq!(event.kind, tessera_core::AuditKind::RefreshTokenReused);
+    assert_eq!(event.detail, "family revoked");
+}
