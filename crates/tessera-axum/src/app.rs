@@ -15,8 +15,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use crate::cors;
 use crate::error::{ApiError, error_body};
 use crate::routes::{
-    account, admin, admin_links, admin_v1, apikeys, audit, forward_auth, health, login, profile, recovery,
-    sessions, signup, token,
+    account, admin, admin_links, admin_v1, apikeys, audit, forward_auth, health, login, profile,
+    recovery, sessions, signup, token,
 };
 use crate::state::AppState;
 

@@ -118,11 +118,7 @@ impl OperatorMail<'_> {
         }
         let detail = format!(
             "roles: {}",
-            roles
-                .iter()
-                .map(Role::as_str)
-                .collect::<Vec<_>>()
-                .join(",")
+            roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
         );
         let issued = self
             .issue(TicketPurpose::Invite, None, email, roles, |link| {

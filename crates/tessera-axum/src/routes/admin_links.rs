@@ -61,9 +61,7 @@ pub async fn invite(
             .invite(&context, &request.email, request.roles)
             .await
             .map_err(|e| match e {
-                InviteError::Taken => {
-                    ApiError::Conflict("a user with this e-mail address exists")
-                }
+                InviteError::Taken => ApiError::Conflict("a user with this e-mail address exists"),
                 InviteError::Store(e) => e.into(),
             })?;
         Ok::<_, ApiError>((StatusCode::CREATED, Json(issued(&link))).into_response())

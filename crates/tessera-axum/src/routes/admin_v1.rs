@@ -90,8 +90,7 @@ pub async fn create(
         caller.require_role(Role::ADMIN)?;
         let ApiJson(body) = body?;
         let password = Password::new(body.password);
-        // The password policy hook: branch `addresses` replaces this with
-        // the full policy (length setting, breached list, e-mail local part).
+        // POLICY HOOK (branch `addresses`): the full password policy goes here.
         password
             .check_policy()
             .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;

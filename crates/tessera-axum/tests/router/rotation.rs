@@ -148,7 +148,12 @@ fn cases() -> Vec<Case> {
         ),
         Case {
             body: Some(json!({"email": "invited@example.com", "roles": ["editor"]})),
-            ..case(Method::POST, "/admin/v1/invites", StatusCode::CREATED, Rotated)
+            ..case(
+                Method::POST,
+                "/admin/v1/invites",
+                StatusCode::CREATED,
+                Rotated,
+            )
         },
         Case {
             body: Some(json!({"name": "ci", "roles": ["admin"]})),

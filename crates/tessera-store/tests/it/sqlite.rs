@@ -362,7 +362,6 @@ mod durability {
         assert_eq!(store.stats().await.unwrap().undeliverable, 1);
     }
 
-
     /// Takes the database at `path` back to schema `version`, newest first.
     fn roll_back(path: &std::path::Path, version: i64) {
         let conn = rusqlite_conn(path);

@@ -14,8 +14,8 @@ use anyhow::{Context, anyhow, bail};
 use serde::Deserialize;
 use tessera_axum::accounts::AccountChange;
 use tessera_axum::audit::{AuditContext, AuditTrail};
-use tessera_axum::passwords::NewPasswordRules;
 use tessera_axum::invites::{InviteError, IssuedLink, OperatorMail};
+use tessera_axum::passwords::NewPasswordRules;
 use tessera_axum::startup::{Purpose, open_stores};
 use tessera_axum::{Backends, Mail, ServiceConfig};
 use tessera_core::{

@@ -12,7 +12,9 @@ use crate::mailbox::{Mailbox, mailing};
 const NEW_PASSWORD: &str = "a fresh and long passphrase";
 
 async fn admin_post(server: &Server, cookie: &str, path: &str, body: Value) -> reqwest::Response {
-    server.send_json(Method::POST, path, Some(cookie), body).await
+    server
+        .send_json(Method::POST, path, Some(cookie), body)
+        .await
 }
 
 async fn signup_with(server: &Server, email: &str, invite: &str) -> reqwest::Response {
@@ -41,7 +43,10 @@ async fn an_invited_address_signs_up_once_with_the_invites_roles_and_verified() 
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["mailed"], true);
-    assert!(body.get("link").is_none(), "a mailed link is not shown: {body}");
+    assert!(
+        body.get("link").is_none(),
+        "a mailed link is not shown: {body}"
+    );
     let message = &mailbox.wait_for("carol@example.com", 1).await[0];
     let (link, invite) = message.link().unwrap();
     assert!(link.contains("/accept-invite?token="), "{link}");
@@ -95,13 +100,20 @@ async fn an_invite_is_refused_for_a_taken_address_and_needs_the_admin_role() {
     )
     .await;
     expect_error(forbidden, StatusCode::FORBIDDEN).await;
-    for body in ["{", "{\"email\": \"x\"}", "{\"email\": \"a@b.c\", \"roles\": [\"BAD ROLE\"]}"] {
-        let response = with_cookie(server.request(Method::POST, "/admin/v1/invites"), Some(&admin))
-            .header("content-type", "application/json")
-            .body(body)
-            .send()
-            .await
-            .unwrap();
+    for body in [
+        "{",
+        "{\"email\": \"x\"}",
+        "{\"email\": \"a@b.c\", \"roles\": [\"BAD ROLE\"]}",
+    ] {
+        let response = with_cookie(
+            server.request(Method::POST, "/admin/v1/invites"),
+            Some(&admin),
+        )
+        .header("content-type", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap();
         expect_error(response, StatusCode::BAD_REQUEST).await;
     }
 }
@@ -117,7 +129,11 @@ async fn without_a_mailer_the_operator_gets_the_link_once() {
         &["user", "invite", "dave@example.com", "--role", "editor"],
         "",
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let printed = String::from_utf8_lossy(&out.stdout);
     let invite = printed
         .split("token=")
@@ -170,7 +186,13 @@ async fn without_a_mailer_the_operator_gets_the_link_once() {
     )
     .await;
     expect_error(unknown, StatusCode::NOT_FOUND).await;
-    let malformed = admin_post(&server, &admin, "/admin/v1/users/nope/password-reset", json!({})).await;
+    let malformed = admin_post(
+        &server,
+        &admin,
+        "/admin/v1/users/nope/password-reset",
+        json!({}),
+    )
+    .await;
     expect_error(malformed, StatusCode::BAD_REQUEST).await;
 }
 
@@ -186,7 +208,11 @@ async fn the_cli_reset_link_is_mailed_through_the_outbox_when_a_mailer_is_set() 
             ("TESSERA_PUBLIC_URL", "https://auth.example.test"),
         ],
     );
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(
         !String::from_utf8_lossy(&out.stdout).contains("token="),
         "a mailed link is not printed"
@@ -218,7 +244,12 @@ async fn the_flows_leave_their_events_in_the_audit_trail_and_no_secret() {
         .await;
     let verify = mailbox.token("bob@example.com", 1).await;
     server
-        .send_json(Method::POST, "/email/verify", None, json!({"token": verify}))
+        .send_json(
+            Method::POST,
+            "/email/verify",
+            None,
+            json!({"token": verify}),
+        )
         .await;
     server
         .send_json(
@@ -251,7 +282,12 @@ async fn the_flows_leave_their_events_in_the_audit_trail_and_no_secret() {
         .await;
     let change = mailbox.token("robert@example.com", 1).await;
     server
-        .send_json(Method::POST, "/email/confirm", None, json!({"token": change}))
+        .send_json(
+            Method::POST,
+            "/email/confirm",
+            None,
+            json!({"token": change}),
+        )
         .await;
     let bob = server
         .login("robert@example.com", "another long passphrase")
@@ -283,7 +319,10 @@ async fn the_flows_leave_their_events_in_the_audit_trail_and_no_secret() {
             .text()
             .await
             .unwrap();
-        if wanted.iter().all(|k| raw.contains(&format!("\"kind\":\"{k}\""))) {
+        if wanted
+            .iter()
+            .all(|k| raw.contains(&format!("\"kind\":\"{k}\"")))
+        {
             break raw;
         }
         assert!(
