@@ -56,18 +56,33 @@ pub async fn invite(
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let ApiJson(request) = body?;
-        let link = state
-            .operator_mail()
-            .invite(&context, &request.email, request.roles)
-            .await
-            .map_err(|e| match e {
-                InviteError::Taken => ApiError::Conflict("a user with this e-mail address exists"),
-                InviteError::Store(e) => e.into(),
-            })?;
-        Ok::<_, ApiError>((StatusCode::CREATED, Json(issued(&link))).into_response())
+        send_invite(&state, &context, &request.email, request.roles).await
     }
     .await;
     caller.reply(&state, result).await
+}
+
+/// Invites `email` with `roles` (`POST /admin/v1/invites`, and `POST
+/// /admin/v1/users` with `"invite": true`): 201 with what was issued.
+///
+/// # Errors
+///
+/// 409 if the address has an account; 503.
+pub async fn send_invite(
+    state: &AppState,
+    context: &AuditContext,
+    email: &Email,
+    roles: Vec<Role>,
+) -> Result<Response, ApiError> {
+    let link = state
+        .operator_mail()
+        .invite(context, email, roles)
+        .await
+        .map_err(|e| match e {
+            InviteError::Taken => ApiError::Conflict("a user with this e-mail address exists"),
+            InviteError::Store(e) => e.into(),
+        })?;
+    Ok((StatusCode::CREATED, Json(json!({"invite": issued(&link)}))).into_response())
 }
 
 /// `POST /admin/v1/users/{id}/password-reset`: mails the user a reset link,

@@ -68,17 +68,22 @@ fn conflict() -> ApiError {
 #[serde(deny_unknown_fields)]
 pub struct CreateUser {
     email: Email,
-    password: String,
+    #[serde(default)]
+    password: Option<String>,
     #[serde(default)]
     roles: Vec<Role>,
     /// An admin vouching for the address; default `false`.
     #[serde(default)]
     email_verified: bool,
+    /// Mail an invite instead of setting a password.
+    #[serde(default)]
+    invite: bool,
 }
 
-/// `POST /admin/v1/users`: creates a user with a password. 201 with the
-/// user; 409 if the address is taken; 400 for a bad body or a password the
-/// policy refuses.
+/// `POST /admin/v1/users`: creates a user with a password (201 with the
+/// user), or with `"invite": true` and no password mails an invite (201
+/// with the invite, as `POST /admin/v1/invites`). 409 if the address is
+/// taken; 400 for a bad body or a password the policy refuses.
 pub async fn create(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -89,11 +94,22 @@ pub async fn create(
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let ApiJson(body) = body?;
-        let password = Password::new(body.password);
-        // POLICY HOOK (branch `addresses`): the full password policy goes here.
-        password
-            .check_policy()
-            .map_err(|e| ApiError::bad_request("weak_password", e.to_string()))?;
+        let password = match (body.invite, body.password) {
+            (true, None) => {
+                return crate::routes::admin_links::send_invite(
+                    &state, &context, &body.email, body.roles,
+                )
+                .await;
+            }
+            (false, Some(password)) => Password::new(password),
+            _ => {
+                return Err(ApiError::bad_request(
+                    "password_or_invite",
+                    "give \"password\", or \"invite\": true without one",
+                ));
+            }
+        };
+        state.check_new_password(&password, &body.email).await?;
         let hash = state
             .hashing
             .run(move |hasher| hasher.hash(&password))
@@ -114,10 +130,14 @@ pub async fn create(
             .await?
             .ok_or_else(conflict)?;
         tracing::info!(admin = %caller.credential().principal(), user = %user.id, "user created by admin");
-        Ok::<_, ApiError>((
-            StatusCode::CREATED,
-            Json(json!({"user": AdminUserView::of(&user)})),
-        ))
+        crate::accounts::warn_if_mixed_script(&user);
+        Ok::<_, ApiError>(
+            (
+                StatusCode::CREATED,
+                Json(json!({"user": AdminUserView::of(&user)})),
+            )
+                .into_response(),
+        )
     }
     .await;
     caller.reply(&state, result).await

@@ -42,9 +42,9 @@ async fn an_invited_address_signs_up_once_with_the_invites_roles_and_verified() 
     .await;
     assert_eq!(response.status(), StatusCode::CREATED);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["mailed"], true);
+    assert_eq!(body["invite"]["mailed"], true);
     assert!(
-        body.get("link").is_none(),
+        body["invite"].get("link").is_none(),
         "a mailed link is not shown: {body}"
     );
     let message = &mailbox.wait_for("carol@example.com", 1).await[0];
@@ -100,6 +100,27 @@ async fn an_invite_is_refused_for_a_taken_address_and_needs_the_admin_role() {
     )
     .await;
     expect_error(forbidden, StatusCode::FORBIDDEN).await;
+    // The users route sends invites too; a password and an invite at once
+    // is refused.
+    let invited = admin_post(
+        &server,
+        &admin,
+        "/admin/v1/users",
+        json!({"email": "erin@example.com", "invite": true}),
+    )
+    .await;
+    assert_eq!(invited.status(), StatusCode::CREATED);
+    Mailbox::of(&server.data)
+        .wait_for("erin@example.com", 1)
+        .await;
+    let both = admin_post(
+        &server,
+        &admin,
+        "/admin/v1/users",
+        json!({"email": "frank@example.com", "invite": true, "password": NEW_PASSWORD}),
+    )
+    .await;
+    expect_error(both, StatusCode::BAD_REQUEST).await;
     for body in [
         "{",
         "{\"email\": \"x\"}",
