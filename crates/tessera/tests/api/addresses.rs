@@ -247,7 +247,18 @@ async fn old_rows_are_migrated_and_collisions_reported() {
         )
         .unwrap();
     }
-    db.execute_batch("PRAGMA user_version = 5;").unwrap();
+    // What migrations 7 to 11 added, undone: schema 5 as it was.
+    db.execute_batch(
+        "ALTER TABLE sessions DROP COLUMN email_verified;
+         DROP TABLE tickets;
+         DROP TABLE api_keys;
+         DROP TABLE audit_log;
+         CREATE TABLE audit_events (
+             at INTEGER NOT NULL, kind TEXT NOT NULL, user_id TEXT, detail TEXT NOT NULL);
+         DROP TABLE mail_outbox;
+         PRAGMA user_version = 5;",
+    )
+    .unwrap();
     drop(db);
 
     let server = Server::start_on(Arc::clone(&data), Options::default());
@@ -362,6 +373,13 @@ fn old_rows_in_postgres_are_migrated_by_tessera_migrate() {
              INSERT INTO users (id, email, roles, disabled, password_hash, created_at, email_verified)
                SELECT '{nfc}', 'jos\u{e9}@b\u{fc}cher.example', roles, disabled, password_hash, 2, TRUE
                FROM users;
+             DROP TABLE tickets;
+             DROP TABLE api_keys;
+             DROP INDEX audit_events_by_user;
+             DROP INDEX audit_events_by_kind;
+             ALTER TABLE audit_events DROP COLUMN actor_kind, DROP COLUMN actor_id,
+               DROP COLUMN ip, DROP COLUMN user_agent, DROP COLUMN session;
+             DROP TABLE mail_outbox;
              UPDATE tessera_schema SET version = 2;"
         ),
     );

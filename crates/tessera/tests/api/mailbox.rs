@@ -67,9 +67,12 @@ pub struct Mailbox {
 
 impl Mailbox {
     pub fn of(data: &DataDir) -> Self {
-        Self {
-            dir: data.path().join("mail"),
-        }
+        Self::at(data.path().join("mail"))
+    }
+
+    /// The messages written to `dir` (an SMTP sink's).
+    pub fn at(dir: PathBuf) -> Self {
+        Self { dir }
     }
 
     /// Every message so far, oldest first (by file name).

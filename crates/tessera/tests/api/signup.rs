@@ -357,3 +357,88 @@ async fn bad_bodies_on_every_new_anonymous_route_are_4xx_json() {
         expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
     }
 }
+
+/// The SMTP sink the mail tests use (aiosmtpd), as a process of this test.
+struct SmtpSink {
+    _process: tessera_testkit::ProcessGroup,
+    port: u16,
+    out: tempfile::TempDir,
+}
+
+impl SmtpSink {
+    fn start() -> Self {
+        let out = tempfile::tempdir().unwrap();
+        let port = tessera_testkit::free_port();
+        let script = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tessera-axum/tests/support/smtp_sink.py"
+        );
+        let mut command = std::process::Command::new("python3");
+        command.arg(script).arg(port.to_string()).arg(out.path());
+        let mut process =
+            tessera_testkit::ProcessGroup::spawn("smtp sink", &mut command).expect("python3");
+        process
+            .wait_for_listener(
+                std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+                Duration::from_secs(15),
+            )
+            .expect("the SMTP sink listens");
+        Self {
+            _process: process,
+            port,
+            out,
+        }
+    }
+}
+
+#[tokio::test]
+async fn sign_up_and_recovery_end_to_end_through_a_real_smtp_server() {
+    let sink = SmtpSink::start();
+    let server = Server::start_with(
+        mailing()
+            .env("TESSERA_MAIL", "smtp")
+            .env(
+                "TESSERA_SMTP_URL",
+                format!("smtp://127.0.0.1:{}", sink.port),
+            )
+            .env("TESSERA_SMTP_INSECURE", "true")
+            .env("TESSERA_REQUIRE_VERIFIED_EMAIL", "true"),
+    );
+    let mailbox = Mailbox::at(sink.out.path().to_owned());
+    assert_eq!(
+        signup(&server, "bob@example.com", NEW_PASSWORD)
+            .await
+            .status(),
+        StatusCode::ACCEPTED
+    );
+    let message = &mailbox.wait_for("bob@example.com", 1).await[0];
+    assert!(
+        message.header("subject").is_some_and(|s| !s.is_empty()),
+        "{message:?}"
+    );
+    assert!(message.raw.contains("text/html"), "an HTML part too");
+    let token = message.link().unwrap().1;
+    let verified = post(&server, "/email/verify", json!({"token": token})).await;
+    assert_eq!(verified.status(), StatusCode::OK);
+    server.login("bob@example.com", NEW_PASSWORD).await;
+
+    post(
+        &server,
+        "/password/forgot",
+        json!({"email": "bob@example.com"}),
+    )
+    .await;
+    let token = mailbox.token("bob@example.com", 2).await;
+    let reset = post(
+        &server,
+        "/password/reset",
+        json!({"token": token, "password": "another long passphrase"}),
+    )
+    .await;
+    assert_eq!(reset.status(), StatusCode::OK);
+    server
+        .login("bob@example.com", "another long passphrase")
+        .await;
+    // And the notice that the password changed.
+    mailbox.wait_for("bob@example.com", 3).await;
+}
