@@ -16,7 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
-use tessera_core::{AuditKind, Notice, Password, TicketPurpose, Timestamp, User};
+use tessera_core::{AuditKind, Notice, Password, TicketPurpose, User};
 
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
@@ -25,7 +25,7 @@ use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::login::{Authenticated, Credentials, authenticate, start_session};
-use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, parse_ticket, send};
+use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, redeem_for_user, send};
 use crate::routes::signup::TicketRequest;
 use crate::state::AppState;
 
@@ -240,19 +240,8 @@ pub async fn confirm_email_change(
     context: AuditContext,
     ApiJson(request): ApiJson<TicketRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let secret = parse_ticket(request.token())?;
-    let ticket = state
-        .tickets
-        .redeem_ticket(&secret.hash(), TicketPurpose::ChangeEmail, Timestamp::now())
-        .await?
-        .ok_or(ApiError::InvalidTicket)?;
-    let user = match ticket.user {
-        Some(id) => state.users.by_id(id).await?,
-        None => None,
-    };
-    let user = user
-        .filter(|u| !u.disabled)
-        .ok_or(ApiError::InvalidTicket)?;
+    let (ticket, user) =
+        redeem_for_user(&state, request.token(), TicketPurpose::ChangeEmail).await?;
     let old = user.email.clone();
     let changed = match state
         .accounts

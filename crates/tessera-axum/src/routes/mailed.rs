@@ -10,6 +10,7 @@
 
 use std::future::Future;
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Json;
@@ -54,6 +55,35 @@ pub fn parse_email(raw: &str) -> Result<Email, ApiError> {
 /// 400 `invalid_ticket`.
 pub fn parse_ticket(raw: &str) -> Result<TicketSecret, ApiError> {
     TicketSecret::parse(raw.trim()).map_err(|_| ApiError::InvalidTicket)
+}
+
+/// Redeems the ticket in `raw` for `purpose` and loads the active account
+/// it acts on. A ticket for another purpose, a used or expired one, and one
+/// whose account is gone or disabled are all the same
+/// [`ApiError::InvalidTicket`].
+///
+/// # Errors
+///
+/// 400 `invalid_ticket`, 503.
+pub async fn redeem_for_user(
+    state: &AppState,
+    raw: &str,
+    purpose: TicketPurpose,
+) -> Result<(Ticket, User), ApiError> {
+    let secret = parse_ticket(raw)?;
+    let ticket = state
+        .tickets
+        .redeem_ticket(&secret.hash(), purpose, Timestamp::now())
+        .await?
+        .ok_or(ApiError::InvalidTicket)?;
+    let user = match ticket.user {
+        Some(id) => state.users.by_id(id).await?,
+        None => None,
+    };
+    let user = user
+        .filter(|u| !u.disabled)
+        .ok_or(ApiError::InvalidTicket)?;
+    Ok((ticket, user))
 }
 
 /// Takes the mail throttle's tokens for `ip` mailing `address`.
@@ -178,6 +208,41 @@ where
             tracing::warn!(%error, flow = what, "account flow failed after its answer");
         }
     });
+}
+
+/// `POST /password/forgot` and `POST /email/verify/resend`: the steps an
+/// address-taking flow makes before its answer, the same for every address
+/// (the origin check, the address, the mail throttle, one lookup), then
+/// the `202`; `work` runs after it, only if the address has an active
+/// account.
+///
+/// # Errors
+///
+/// 403 for a cross-site request, 400 `invalid_email`, 429, 503.
+pub async fn for_account_of<F, Fut>(
+    state: &Arc<AppState>,
+    origin: (std::net::SocketAddr, &axum::http::Method, &HeaderMap),
+    raw_email: &str,
+    what: &'static str,
+    work: F,
+) -> Result<Response, ApiError>
+where
+    F: FnOnce(Arc<AppState>, User) -> Fut + Send + 'static,
+    Fut: Future<Output = Result<(), ApiError>> + Send + 'static,
+{
+    let (peer, method, headers) = origin;
+    let ip = crate::routes::login::login_origin(state, peer, method, headers)?;
+    let email = parse_email(raw_email)?;
+    throttle_mail(state, ip, email.as_str()).await?;
+    let user = state.users.by_email(&email).await?;
+    let state = Arc::clone(state);
+    after_answer(what, async move {
+        match user.filter(|u| !u.disabled) {
+            Some(user) => work(state, user).await,
+            None => Ok(()),
+        }
+    });
+    Ok(accepted())
 }
 
 /// The client's `User-Agent`, for the audit trail.

@@ -9,15 +9,14 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tessera_core::{Notice, Password, TicketPurpose, Timestamp};
+use tessera_core::{Notice, Password, TicketPurpose};
 
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::login::login_origin;
 use crate::routes::mailed::{
-    accepted, after_answer, hash_new_password, mail_reset_link, parse_ticket, send, throttle_mail,
+    for_account_of, hash_new_password, mail_reset_link, redeem_for_user, send,
 };
 use crate::routes::signup::AddressRequest;
 use crate::state::AppState;
@@ -36,18 +35,14 @@ pub async fn forgot(
     headers: HeaderMap,
     ApiJson(request): ApiJson<AddressRequest>,
 ) -> Result<Response, ApiError> {
-    let ip = login_origin(&state, peer, &method, &headers)?;
-    let email = request.email()?;
-    throttle_mail(&state, ip, email.as_str()).await?;
-    let user = state.users.by_email(&email).await?;
-    let flow_state = Arc::clone(&state);
-    after_answer("forgot password", async move {
-        match user.filter(|u| !u.disabled) {
-            Some(user) => mail_reset_link(&flow_state, &user).await.map(drop),
-            None => Ok(()),
-        }
-    });
-    Ok(accepted())
+    for_account_of(
+        &state,
+        (peer, &method, &headers),
+        request.email(),
+        "forgot password",
+        |state, user| async move { mail_reset_link(&state, &user).await.map(drop) },
+    )
+    .await
 }
 
 /// Body of `POST /password/reset`. `Debug` never shows the password.
@@ -84,23 +79,15 @@ pub async fn reset(
     headers: HeaderMap,
     ApiJson(request): ApiJson<ResetRequest>,
 ) -> Result<Json<Value>, ApiError> {
-    let secret = parse_ticket(&request.token)?;
     let ip = crate::client_ip::client_ip(peer, &headers, &state.config.trusted_proxies);
     let password = Password::new(request.password);
     let client = state.throttle.client_key(ip);
-    let now = Timestamp::now();
-    let ticket = state
-        .tickets
-        .redeem_ticket(&secret.hash(), TicketPurpose::ResetPassword, now)
-        .await?
-        .ok_or(ApiError::InvalidTicket)?;
-    let user = match ticket.user {
-        Some(id) => state.users.by_id(id).await?,
-        None => None,
-    };
-    let Some(user) = user.filter(|u| !u.disabled) else {
+    let (ticket, user) =
+        redeem_for_user(&state, &request.token, TicketPurpose::ResetPassword).await?;
+    if user.email != ticket.email {
+        // The address changed since the link was mailed to it.
         return Err(ApiError::InvalidTicket);
-    };
+    }
     let hash = match hash_new_password(&state, &client, password, &user.email).await {
         Ok(hash) => hash,
         Err(refused) => {
@@ -118,7 +105,7 @@ pub async fn reset(
         .tickets
         .revoke_tickets(user.id, TicketPurpose::ResetPassword)
         .await?;
-    if !user.email_verified && ticket.email == user.email {
+    if !user.email_verified {
         state
             .accounts
             .set_email_verified(&context, user.id, true)

@@ -20,8 +20,8 @@ use crate::json::ApiJson;
 use crate::routes::UserView;
 use crate::routes::login::login_origin;
 use crate::routes::mailed::{
-    accepted, after_answer, hash_new_password, issue_ticket, parse_email, parse_ticket, send,
-    throttle_mail,
+    accepted, after_answer, for_account_of, hash_new_password, issue_ticket, parse_email,
+    redeem_for_user, send, throttle_mail,
 };
 use crate::self_service::Registration;
 use crate::state::AppState;
@@ -216,19 +216,11 @@ pub async fn verify_email(
     context: AuditContext,
     ApiJson(request): ApiJson<TicketRequest>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
-    let secret = parse_ticket(request.token())?;
-    let ticket = state
-        .tickets
-        .redeem_ticket(&secret.hash(), TicketPurpose::VerifyEmail, Timestamp::now())
-        .await?
-        .ok_or(ApiError::InvalidTicket)?;
-    let user = match ticket.user {
-        Some(id) => state.users.by_id(id).await?,
-        None => None,
-    };
-    let user = user
-        .filter(|u| u.email == ticket.email)
-        .ok_or(ApiError::InvalidTicket)?;
+    let (ticket, user) =
+        redeem_for_user(&state, request.token(), TicketPurpose::VerifyEmail).await?;
+    if user.email != ticket.email {
+        return Err(ApiError::InvalidTicket);
+    }
     state
         .accounts
         .set_email_verified(&context, user.id, true)
@@ -245,13 +237,9 @@ pub struct AddressRequest {
 }
 
 impl AddressRequest {
-    /// The address as parsed.
-    ///
-    /// # Errors
-    ///
-    /// 400 `invalid_email`.
-    pub fn email(&self) -> Result<Email, ApiError> {
-        parse_email(&self.email)
+    /// The address as sent.
+    pub fn email(&self) -> &str {
+        &self.email
     }
 }
 
@@ -268,24 +256,25 @@ pub async fn resend_verification(
     headers: HeaderMap,
     ApiJson(request): ApiJson<AddressRequest>,
 ) -> Result<Response, ApiError> {
-    let ip = login_origin(&state, peer, &method, &headers)?;
-    let email = request.email()?;
-    throttle_mail(&state, ip, email.as_str()).await?;
-    let user = state.users.by_email(&email).await?;
-    let flow_state = Arc::clone(&state);
-    after_answer("resend verification", async move {
-        let Some(user) = user.filter(|u| !u.email_verified && !u.disabled) else {
-            return Ok(());
-        };
-        let link = issue_ticket(
-            &flow_state,
-            TicketPurpose::VerifyEmail,
-            Some(user.id),
-            &user.email,
-            Vec::new(),
-        )
-        .await?;
-        send(&flow_state, &user.email, Notice::VerifyEmail { link }).await
-    });
-    Ok(accepted())
+    for_account_of(
+        &state,
+        (peer, &method, &headers),
+        request.email(),
+        "resend verification",
+        |state, user| async move {
+            if user.email_verified {
+                return Ok(());
+            }
+            let link = issue_ticket(
+                &state,
+                TicketPurpose::VerifyEmail,
+                Some(user.id),
+                &user.email,
+                Vec::new(),
+            )
+            .await?;
+            send(&state, &user.email, Notice::VerifyEmail { link }).await
+        },
+    )
+    .await
 }

@@ -531,7 +531,13 @@ pub async fn user_copy_changes_reach_live_sessions_and_flag_rotation(store: Arc<
     assert!(!a.email_verified, "the fixture's user is unverified");
     // A longer address (its length no longer fits in one byte of a
     // varint), then a shorter one: the copy replaces the old one whole.
-    let long = format!("{}@{}.example.com", "a".repeat(60), "b".repeat(70));
+    // (DNS labels are at most 63 characters.)
+    let long = format!(
+        "{}@{}.{}.example.com",
+        "a".repeat(60),
+        "b".repeat(60),
+        "c".repeat(40)
+    );
     for (email, verified) in [(long.as_str(), true), ("al@example.org", false)] {
         let copy = UserCopy {
             email: Email::parse(email).unwrap(),
