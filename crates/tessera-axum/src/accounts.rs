@@ -12,8 +12,8 @@
 use std::sync::Arc;
 
 use tessera_core::{
-    AuditKind, Email, NewUser, PasswordHash, Role, SessionStore, StoreError, Timestamp, User,
-    UserCopy, UserId, UserStore,
+    AuditKind, Email, NewUser, PasswordHash, Role, SessionStore, StoreError, TicketPurpose,
+    TicketStore, Timestamp, User, UserCopy, UserId, UserStore,
 };
 
 use crate::audit::{AuditContext, AuditTrail};
@@ -54,6 +54,7 @@ pub struct Accounts {
     revocations: Arc<Revocations>,
     sealed_sessions: bool,
     audit: AuditTrail,
+    tickets: Option<Arc<dyn TicketStore>>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -81,7 +82,33 @@ impl Accounts {
             revocations,
             sealed_sessions,
             audit,
+            tickets: None,
         }
+    }
+
+    /// The same, also ending the user's outstanding mailed links (tickets)
+    /// that a change makes dangerous: a password change or reset ends the
+    /// reset and address-change links (one of them may be an attacker's),
+    /// an address change ends every link made for the old address, a
+    /// deletion ends all.
+    #[must_use]
+    pub fn with_tickets(mut self, tickets: Arc<dyn TicketStore>) -> Self {
+        self.tickets = Some(tickets);
+        self
+    }
+
+    /// Ends the user's tickets of these purposes.
+    async fn revoke_tickets(
+        &self,
+        user: UserId,
+        purposes: &[TicketPurpose],
+    ) -> Result<(), StoreError> {
+        if let Some(tickets) = &self.tickets {
+            for purpose in purposes {
+                tickets.revoke_tickets(user, *purpose).await?;
+            }
+        }
+        Ok(())
     }
 
     /// Where the changes are recorded.
@@ -278,6 +305,11 @@ impl Accounts {
         };
         self.users.set_password_hash(user.id, hash).await?;
         user.password_hash = hash.clone();
+        self.revoke_tickets(
+            user.id,
+            &[TicketPurpose::ResetPassword, TicketPurpose::ChangeEmail],
+        )
+        .await?;
         let (sessions_affected, families_ended) = match how {
             PasswordChange::KeepingSessions => (0, 0),
             PasswordChange::Changed | PasswordChange::Reset => {
@@ -337,6 +369,7 @@ impl Accounts {
         if !self.users.set_email(id, email).await? {
             return Ok(None);
         }
+        self.revoke_tickets(id, &TicketPurpose::ALL).await?;
         let (sessions_affected, families_ended) = self.end_credentials(id).await?;
         let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
@@ -476,6 +509,7 @@ impl Accounts {
         if !self.users.set_email(id, email).await? {
             return Ok(None);
         }
+        self.revoke_tickets(id, &TicketPurpose::ALL).await?;
         self.users.set_email_verified(id, true).await?;
         let Some(user) = self.users.by_id(id).await? else {
             return Ok(None);
@@ -525,6 +559,7 @@ impl Accounts {
         if !self.users.delete_user(id).await? {
             return Ok(None);
         }
+        self.revoke_tickets(id, &TicketPurpose::ALL).await?;
         let (late_sessions, late_families) = self.end_credentials(id).await?;
         let (sessions, families) = (sessions + late_sessions, families + late_families);
         self.audit

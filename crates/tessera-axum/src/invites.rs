@@ -3,6 +3,8 @@
 //! is configured and otherwise handed back so that the operator can pass
 //! them on. One function per action, for every entry point.
 
+use std::time::Duration;
+
 use tessera_core::{
     AuditKind, Email, Notice, OutgoingMail, Role, StoreError, Ticket, TicketPurpose, TicketStore,
     Timestamp, User, UserStore,
@@ -11,6 +13,9 @@ use tessera_core::{
 use crate::audit::{AuditContext, AuditTrail};
 use crate::mail::Mail;
 use crate::self_service::SelfServiceConfig;
+
+/// The longest an invite may work: 90 days.
+pub const MAX_INVITE_LIFETIME: Duration = Duration::from_secs(90 * 24 * 3600);
 
 /// A ticket an operator made: its link, and whether it went out by mail
 /// (else the operator must pass the link on; it is shown this once).
@@ -73,6 +78,7 @@ impl OperatorMail<'_> {
         user: Option<&User>,
         email: &Email,
         roles: Vec<Role>,
+        lifetime: Duration,
         notice: impl FnOnce(String) -> Notice,
     ) -> Result<IssuedLink, StoreError> {
         let (secret, ticket) = Ticket::issue(
@@ -81,7 +87,7 @@ impl OperatorMail<'_> {
             email.clone(),
             roles,
             Timestamp::now(),
-            self.config.ttl(purpose),
+            lifetime,
         );
         self.tickets.create_ticket(&ticket).await?;
         let link = self.config.links.link(purpose, &secret);
@@ -102,7 +108,9 @@ impl OperatorMail<'_> {
     }
 
     /// Invites `email` to sign up (`POST /signup` with the invite) with
-    /// `roles`; recorded as `invite_created` (the address is not recorded).
+    /// `roles`, for `lifetime` (`invite_ttl` if `None`; at most
+    /// [`MAX_INVITE_LIFETIME`]); recorded as `invite_created` (the address
+    /// is not recorded).
     ///
     /// # Errors
     ///
@@ -112,7 +120,11 @@ impl OperatorMail<'_> {
         context: &AuditContext,
         email: &Email,
         roles: Vec<Role>,
+        lifetime: Option<Duration>,
     ) -> Result<IssuedLink, InviteError> {
+        let lifetime = lifetime
+            .unwrap_or(self.config.invite_ttl)
+            .clamp(Duration::from_secs(1), MAX_INVITE_LIFETIME);
         if self.users.by_email(email).await?.is_some() {
             return Err(InviteError::Taken);
         }
@@ -121,9 +133,14 @@ impl OperatorMail<'_> {
             roles.iter().map(Role::as_str).collect::<Vec<_>>().join(",")
         );
         let issued = self
-            .issue(TicketPurpose::Invite, None, email, roles, |link| {
-                Notice::Invite { link }
-            })
+            .issue(
+                TicketPurpose::Invite,
+                None,
+                email,
+                roles,
+                lifetime,
+                |link| Notice::Invite { link },
+            )
             .await?;
         self.audit
             .record_now(context.event(AuditKind::InviteCreated).detail(detail))
@@ -148,6 +165,7 @@ impl OperatorMail<'_> {
                 Some(user),
                 &user.email,
                 Vec::new(),
+                self.config.reset_ttl,
                 |link| Notice::ResetPassword { link },
             )
             .await?;

@@ -282,12 +282,14 @@ impl AppState {
             SessionStorage::Cookie(key) => Some(CookieSealer::new(key, config.cookie.name())),
         };
         Arc::new(Self {
-            accounts: config.accounts(
-                Arc::clone(&backends.users),
-                Arc::clone(&backends.sessions),
-                revocations,
-                audit.clone(),
-            ),
+            accounts: config
+                .accounts(
+                    Arc::clone(&backends.users),
+                    Arc::clone(&backends.sessions),
+                    revocations,
+                    audit.clone(),
+                )
+                .with_tickets(Arc::clone(&backends.tickets)),
             api_keys: ApiKeys::new(backends.api_keys, audit.clone()),
             audit,
             hashing: HashingPool::new(

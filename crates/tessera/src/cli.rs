@@ -187,6 +187,10 @@ pub enum UserCommand {
         /// Role the account gets (repeatable).
         #[arg(long = "role", value_name = "ROLE")]
         roles: Vec<String>,
+        /// How long the invite works, e.g. `7d`, `12h` (default
+        /// `invite_ttl`, at most 90 days).
+        #[arg(long, value_name = "DURATION")]
+        expires: Option<String>,
     },
     /// Issue a password-reset link for a user: mailed when a mailer is
     /// configured, else printed, once.

@@ -25,7 +25,10 @@ use crate::client_ip::client_ip;
 use crate::error::ApiError;
 use crate::json::ApiJson;
 use crate::routes::login::{Authenticated, Credentials, authenticate, start_session};
-use crate::routes::mailed::{hash_new_password, issue_ticket, parse_email, redeem_for_user, send};
+use crate::routes::mailed::{
+    after_answer, hash_new_password, issue_ticket, parse_email, redeem_for_user, send,
+    throttle_mail,
+};
 use crate::routes::signup::TicketRequest;
 use crate::state::AppState;
 
@@ -186,7 +189,7 @@ pub async fn request_email_change(
 }
 
 async fn email_change_for(
-    state: &AppState,
+    state: &Arc<AppState>,
     caller: &Caller,
     context: &AuditContext,
     ip: std::net::IpAddr,
@@ -201,31 +204,39 @@ async fn email_change_for(
             "that is the account's address already",
         ));
     }
-    if state.users.by_email(&new_email).await?.is_none() {
-        let link = issue_ticket(
-            state,
-            TicketPurpose::ChangeEmail,
-            Some(user.id),
-            &new_email,
-            Vec::new(),
-        )
-        .await?;
-        send(state, &new_email, Notice::ConfirmEmailChange { link }).await?;
-    }
-    send(
-        state,
-        &user.email,
-        Notice::EmailChangeRequested {
-            new_email: new_email.clone(),
-        },
-    )
-    .await?;
+    throttle_mail(state, ip, new_email.as_str()).await?;
+    let taken = state.users.by_email(&new_email).await?.is_some();
     tracing::info!(user = %user.id, "e-mail change requested");
     state
         .audit()
         .record(context.event_about(AuditKind::EmailChangeRequested, user.id));
+    // What depends on whether the new address has an account, after the
+    // answer: a free address gets the confirmation link, a taken one
+    // nothing; the current address is told either way.
+    let flow_state = Arc::clone(state);
+    after_answer("e-mail change", async move {
+        let state = flow_state;
+        if !taken {
+            let link = issue_ticket(
+                &state,
+                TicketPurpose::ChangeEmail,
+                Some(user.id),
+                &new_email,
+                Vec::new(),
+            )
+            .await?;
+            send(&state, &new_email, Notice::ConfirmEmailChange { link }).await?;
+        }
+        send(
+            &state,
+            &user.email,
+            Notice::EmailChangeRequested { new_email },
+        )
+        .await
+    });
     Ok(crate::routes::mailed::accepted())
 }
+
 /// `POST /email/confirm`: `{"token"}` from the link mailed to the new
 /// address → the account moves to it (verified: the link reached it), its
 /// live sessions show it on their next request, and the old address is
@@ -312,9 +323,6 @@ async fn delete_for(
 ) -> Result<Response, ApiError> {
     let user = confirm_password(state, caller, ip, headers, request.password).await?;
     state.accounts.delete_user(context, user.id).await?;
-    for purpose in TicketPurpose::ALL {
-        state.tickets.revoke_tickets(user.id, purpose).await?;
-    }
     tracing::info!(user = %user.id, "account deleted by its user");
     send(state, &user.email, Notice::AccountDeleted).await?;
     let mut response = (StatusCode::OK, Json(json!({"deleted": true}))).into_response();

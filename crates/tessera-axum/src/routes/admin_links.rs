@@ -3,6 +3,7 @@
 //! returned (once) for the admin to pass on.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::{Path, State};
@@ -39,9 +40,12 @@ pub struct InviteRequest {
     email: Email,
     #[serde(default)]
     roles: Vec<Role>,
+    /// Seconds the invite works (default `invite_ttl`, at most 90 days).
+    #[serde(default)]
+    expires_in: Option<u64>,
 }
 
-/// `POST /admin/v1/invites`: `{"email"[, "roles"]}` → 201; the address is
+/// `POST /admin/v1/invites`: `{"email"[, "roles", "expires_in"]}` → 201; the address is
 /// mailed a link to sign up (`POST /signup` with `"invite"`, which works in
 /// `registration = invite` and `open`) with these roles, its address
 /// verified. Without a mailer the answer carries the `link`. 409 if the
@@ -56,7 +60,8 @@ pub async fn invite(
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let ApiJson(request) = body?;
-        send_invite(&state, &context, &request.email, request.roles).await
+        let lifetime = request.expires_in.map(Duration::from_secs);
+        send_invite(&state, &context, &request.email, request.roles, lifetime).await
     }
     .await;
     caller.reply(&state, result).await
@@ -73,10 +78,11 @@ pub async fn send_invite(
     context: &AuditContext,
     email: &Email,
     roles: Vec<Role>,
+    lifetime: Option<Duration>,
 ) -> Result<Response, ApiError> {
     let link = state
         .operator_mail()
-        .invite(context, email, roles)
+        .invite(context, email, roles, lifetime)
         .await
         .map_err(|e| match e {
             InviteError::Taken => ApiError::Conflict("a user with this e-mail address exists"),

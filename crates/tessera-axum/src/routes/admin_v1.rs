@@ -97,7 +97,11 @@ pub async fn create(
         let password = match (body.invite, body.password) {
             (true, None) => {
                 return crate::routes::admin_links::send_invite(
-                    &state, &context, &body.email, body.roles,
+                    &state,
+                    &context,
+                    &body.email,
+                    body.roles,
+                    None,
                 )
                 .await;
             }
@@ -239,13 +243,29 @@ pub async fn get(
 }
 
 /// Body of `PATCH /admin/v1/users/{id}`: at least one field.
-#[derive(Debug, Deserialize)]
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserPatch {
     roles: Option<Vec<Role>>,
     disabled: Option<bool>,
     email: Option<Email>,
     email_verified: Option<bool>,
+}
+
+/// The fields a patch changes, never their values (an address is personal
+/// data: logs name users by id).
+impl std::fmt::Debug for UserPatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let fields = [
+            ("roles", self.roles.is_some()),
+            ("disabled", self.disabled.is_some()),
+            ("email", self.email.is_some()),
+            ("email_verified", self.email_verified.is_some()),
+        ];
+        f.debug_list()
+            .entries(fields.iter().filter(|(_, set)| *set).map(|(name, _)| name))
+            .finish()
+    }
 }
 
 /// `PATCH /admin/v1/users/{id}`: roles (sessions follow on their next

@@ -263,7 +263,16 @@ pub async fn start_session(
     headers: &HeaderMap,
     remember: bool,
 ) -> Result<(HeaderValue, tessera_core::Session), ApiError> {
-    let now = Timestamp::now();
+    let mut now = Timestamp::now();
+    if state.sealer.is_some() {
+        // A "revoked before" cutoff set within this second (a password
+        // change, "log out everywhere") is rounded up to the next whole
+        // second: a sealed session logged in before then would be refused
+        // at once. Its login time starts at the cutoff.
+        if let Some(cutoff) = state.tokens.revocations().list().cutoff(user.id) {
+            now = now.max(cutoff);
+        }
+    }
     let meta = SessionMeta {
         ip: Some(ip.to_string()),
         user_agent: headers

@@ -91,8 +91,17 @@ pub async fn reset(
     let hash = match hash_new_password(&state, &client, password, &user.email).await {
         Ok(hash) => hash,
         Err(refused) => {
-            // The ticket goes back: the holder may try another password.
-            state.tickets.create_ticket(&ticket).await?;
+            // The ticket goes back, so that the holder may try another
+            // password: unless the password changed meanwhile (which
+            // revoked the user's reset links, this one included).
+            let unchanged = state
+                .users
+                .by_id(user.id)
+                .await?
+                .is_some_and(|now| now.password_hash == user.password_hash);
+            if unchanged {
+                state.tickets.create_ticket(&ticket).await?;
+            }
             return Err(refused);
         }
     };
@@ -101,10 +110,6 @@ pub async fn reset(
         .change_password(&context, &user.email, &hash, PasswordChange::Reset)
         .await?
         .ok_or(ApiError::InvalidTicket)?;
-    state
-        .tickets
-        .revoke_tickets(user.id, TicketPurpose::ResetPassword)
-        .await?;
     if !user.email_verified {
         state
             .accounts

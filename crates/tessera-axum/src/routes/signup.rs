@@ -26,14 +26,20 @@ use crate::routes::mailed::{
 use crate::self_service::Registration;
 use crate::state::AppState;
 
-/// Body of `POST /signup`. `Debug` never shows the password.
-#[derive(Debug, Deserialize)]
+/// Body of `POST /signup`. `Debug` never shows the password or invite.
+#[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
     email: String,
     password: String,
     #[serde(default)]
     invite: Option<String>,
+}
+
+impl std::fmt::Debug for SignupRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SignupRequest { .. }")
+    }
 }
 
 /// `POST /signup`: `{"email", "password"[, "invite"]}`.

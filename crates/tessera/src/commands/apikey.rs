@@ -96,7 +96,7 @@ async fn run_async(settings: &Settings, command: ApiKeyCommand) -> anyhow::Resul
 }
 
 /// A lifetime such as `90d`, `12h`, `30m` or `45s`.
-fn parse_lifetime(raw: &str) -> anyhow::Result<Duration> {
+pub(crate) fn parse_lifetime(raw: &str) -> anyhow::Result<Duration> {
     let raw = raw.trim();
     let split = raw.len().saturating_sub(1);
     let (number, unit) = raw.split_at(if raw.is_char_boundary(split) {

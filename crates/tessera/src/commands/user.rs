@@ -54,12 +54,15 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
     // The same account changes, with the same effects (and audit events,
     // written before the command exits), as the admin API.
     let audit = AuditTrail::direct(Arc::clone(&backends.users));
-    let accounts = config.app.accounts(
-        Arc::clone(&backends.users),
-        Arc::clone(&backends.sessions),
-        config.app.revocations(Arc::clone(&backends.tokens)),
-        audit.clone(),
-    );
+    let accounts = config
+        .app
+        .accounts(
+            Arc::clone(&backends.users),
+            Arc::clone(&backends.sessions),
+            config.app.revocations(Arc::clone(&backends.tokens)),
+            audit.clone(),
+        )
+        .with_tickets(Arc::clone(&backends.tickets));
     let cli = AuditContext::cli();
     match command {
         UserCommand::Add {
@@ -186,12 +189,20 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
                 change.user.email, change.sessions_affected
             );
         }
-        UserCommand::Invite { email, roles } => {
+        UserCommand::Invite {
+            email,
+            roles,
+            expires,
+        } => {
             let email = parse_email(&email)?;
             let roles = parse_roles(&roles)?;
+            let lifetime = expires
+                .as_deref()
+                .map(crate::commands::apikey::parse_lifetime)
+                .transpose()?;
             let mail = operator_mail(&config, &backends);
             let issued = match operators(&config, &backends, &mail, &audit)
-                .invite(&cli, &email, roles)
+                .invite(&cli, &email, roles, lifetime)
                 .await
             {
                 Err(InviteError::Taken) => bail!("a user with e-mail {email} already exists"),

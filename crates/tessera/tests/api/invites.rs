@@ -364,3 +364,25 @@ async fn the_flows_leave_their_events_in_the_audit_trail_and_no_secret() {
         assert!(!raw.contains(secret), "the audit trail holds {secret}");
     }
 }
+
+#[tokio::test]
+async fn an_invite_works_for_the_lifetime_it_was_given() {
+    let server = Server::start_with(mailing().env("TESSERA_REGISTRATION", "invite"));
+    let mailbox = Mailbox::of(&server.data);
+    let admin = server.login_alice().await;
+    let response = admin_post(
+        &server,
+        &admin,
+        "/admin/v1/invites",
+        json!({"email": "gina@example.com", "expires_in": 1}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::CREATED);
+    let invite = mailbox.token("gina@example.com", 1).await;
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let late = signup_with(&server, "gina@example.com", &invite).await;
+    assert_eq!(
+        expect_error(late, StatusCode::FORBIDDEN).await,
+        "invite_required"
+    );
+}

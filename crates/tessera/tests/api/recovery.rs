@@ -193,3 +193,44 @@ async fn a_reset_ends_the_other_reset_links_of_the_user() {
         "invalid_ticket"
     );
 }
+
+/// `/password/forgot` and `/email/verify/resend` do their mailing after the
+/// answer: known and unknown addresses take the same time (no hashing here,
+/// so the bar is the noise of a request: half the median, at least 2 ms).
+#[tokio::test]
+async fn known_and_unknown_addresses_take_the_same_time_to_answer() {
+    let server = Server::start_with(
+        mailing()
+            .env("TESSERA_LOGIN_IP_BURST", 1000)
+            .env("TESSERA_MAIL_ADDRESS_BURST", 1000),
+    );
+    for path in ["/password/forgot", "/email/verify/resend"] {
+        let mut times: [Vec<std::time::Duration>; 2] = Default::default();
+        for round in 0..15 {
+            for (i, email) in [
+                format!("nobody{round}@example.com"),
+                "alice@example.com".to_owned(),
+            ]
+            .iter()
+            .enumerate()
+            {
+                let start = std::time::Instant::now();
+                let response = post(&server, path, json!({"email": email})).await;
+                times[i].push(start.elapsed());
+                assert_eq!(response.status(), StatusCode::ACCEPTED);
+            }
+        }
+        let medians: Vec<f64> = times
+            .iter_mut()
+            .map(|t| {
+                t.sort();
+                t[t.len() / 2].as_secs_f64()
+            })
+            .collect();
+        let bar = (medians[0].min(medians[1]) * 0.5).max(0.002);
+        assert!(
+            (medians[0] - medians[1]).abs() < bar,
+            "{path}: timing tells the addresses apart: {medians:?}"
+        );
+    }
+}

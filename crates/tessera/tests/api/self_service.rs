@@ -372,3 +372,133 @@ async fn bad_bodies_on_the_account_routes_are_4xx_json() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn a_password_reset_ends_a_pending_address_change() {
+    // Someone with the password asks to move the account to their address;
+    // the owner resets the password: that link must die with it.
+    let server = Server::start_with(mailing());
+    let mailbox = Mailbox::of(&server.data);
+    let intruder = server.login_alice().await;
+    as_alice(
+        &server,
+        Method::POST,
+        "/email",
+        &intruder,
+        json!({"new_email": "intruder@example.net", "password": PASSWORD}),
+    )
+    .await;
+    let hijack = mailbox.token("intruder@example.net", 1).await;
+    server
+        .send_json(
+            Method::POST,
+            "/password/forgot",
+            None,
+            json!({"email": "alice@example.com"}),
+        )
+        .await;
+    let messages = mailbox.wait_for("alice@example.com", 2).await;
+    let reset = messages
+        .iter()
+        .find_map(|m| m.link().filter(|(l, _)| l.contains("reset-password")))
+        .unwrap()
+        .1;
+    let response = server
+        .send_json(
+            Method::POST,
+            "/password/reset",
+            None,
+            json!({"token": reset, "password": NEW_PASSWORD}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let late = server
+        .send_json(
+            Method::POST,
+            "/email/confirm",
+            None,
+            json!({"token": hijack}),
+        )
+        .await;
+    assert_eq!(
+        expect_error(late, StatusCode::BAD_REQUEST).await,
+        "invalid_ticket"
+    );
+    server.login("alice@example.com", NEW_PASSWORD).await;
+}
+
+#[tokio::test]
+async fn address_change_requests_are_throttled_per_new_address() {
+    let server = Server::start_with(mailing().env("TESSERA_LOGIN_ACCOUNT_BURST", 100));
+    let cookie = server.login_alice().await;
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        let response = as_alice(
+            &server,
+            Method::POST,
+            "/email",
+            &cookie,
+            json!({"new_email": "target@example.net", "password": PASSWORD}),
+        )
+        .await;
+        statuses.push(response.status());
+    }
+    assert_eq!(statuses[0], StatusCode::ACCEPTED);
+    assert!(
+        statuses.contains(&StatusCode::TOO_MANY_REQUESTS),
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_sealed_cookie_browser_stays_logged_in_after_changing_its_password() {
+    let server = Server::start_with(Options::default().env("TESSERA_SESSION_STORAGE", "cookie"));
+    let here = server.login_alice().await;
+    let response = as_alice(
+        &server,
+        Method::POST,
+        "/password",
+        &here,
+        json!({"current_password": PASSWORD, "new_password": NEW_PASSWORD}),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let fresh = session_cookie(response.headers()).expect("a fresh sealed cookie");
+    assert_eq!(
+        server.get("/profile", Some(&fresh)).await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        server.get("/profile", Some(&here)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn an_admin_address_change_logs_no_address() {
+    let server = Server::start();
+    server.data.add_user("bob@example.com", &[]);
+    let admin = server.login_alice().await;
+    let users: Value = server
+        .get("/admin/v1/users?email_prefix=bob", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = users["users"][0]["id"].as_str().unwrap().to_owned();
+    let response = server
+        .send_json(
+            Method::PATCH,
+            &format!("/admin/v1/users/{id}"),
+            Some(&admin),
+            json!({"email": "robert.secret@example.net"}),
+        )
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        !server.logs().contains("robert.secret"),
+        "{}",
+        server.logs()
+    );
+}
