@@ -12,11 +12,12 @@
 use std::sync::Arc;
 
 use tessera_core::{
-    AuditKind, Email, NewUser, PasswordHash, Role, SessionStore, StoreError, TicketPurpose,
-    TicketStore, Timestamp, User, UserCopy, UserId, UserStore,
+    AuditKind, Email, NewUser, Notice, OutgoingMail, PasswordHash, Role, SessionStore, StoreError,
+    TicketPurpose, TicketStore, Timestamp, User, UserCopy, UserId, UserStore,
 };
 
 use crate::audit::{AuditContext, AuditTrail};
+use crate::mail::Mail;
 use crate::tokens::Revocations;
 
 /// What an account change did.
@@ -55,6 +56,7 @@ pub struct Accounts {
     sealed_sessions: bool,
     audit: AuditTrail,
     tickets: Option<Arc<dyn TicketStore>>,
+    mail: Option<Mail>,
 }
 
 impl std::fmt::Debug for Accounts {
@@ -83,6 +85,30 @@ impl Accounts {
             sealed_sessions,
             audit,
             tickets: None,
+            mail: None,
+        }
+    }
+
+    /// The same, also mailing the security notices a change calls for (the
+    /// password changed, the address changed, the account deleted), from
+    /// every entry point alike.
+    #[must_use]
+    pub fn with_mail(mut self, mail: Mail) -> Self {
+        self.mail = Some(mail);
+        self
+    }
+
+    /// Queues a security notice to `to` (nothing without a mailer).
+    async fn notify(&self, to: &Email, notice: Notice) -> Result<(), StoreError> {
+        match &self.mail {
+            Some(mail) => {
+                mail.send(OutgoingMail {
+                    to: to.clone(),
+                    notice,
+                })
+                .await
+            }
+            None => Ok(()),
         }
     }
 
@@ -127,22 +153,42 @@ impl Accounts {
         context: &AuditContext,
         new_user: NewUser,
     ) -> Result<Option<User>, StoreError> {
+        self.create(context, new_user, AuditKind::UserCreated).await
+    }
+
+    /// Creates the account of someone signing up (recorded as
+    /// `signed_up`). `Ok(None)` if the address is taken.
+    ///
+    /// # Errors
+    ///
+    /// Store errors.
+    pub async fn sign_up(
+        &self,
+        context: &AuditContext,
+        new_user: NewUser,
+    ) -> Result<Option<User>, StoreError> {
+        self.create(context, new_user, AuditKind::SignedUp).await
+    }
+
+    async fn create(
+        &self,
+        context: &AuditContext,
+        new_user: NewUser,
+        kind: AuditKind,
+    ) -> Result<Option<User>, StoreError> {
         let user = new_user.into_user(Timestamp::now());
         match self.users.create(&user).await {
             Ok(()) => {}
             Err(StoreError::Conflict) => return Ok(None),
             Err(other) => return Err(other),
         }
+        warn_if_mixed_script(&user);
         self.audit
-            .record_now(
-                context
-                    .event_about(AuditKind::UserCreated, user.id)
-                    .detail(format!(
-                        "roles: {}; email_verified: {}",
-                        role_list(&user.roles),
-                        user.email_verified
-                    )),
-            )
+            .record_now(context.event_about(kind, user.id).detail(format!(
+                "roles: {}; email_verified: {}",
+                role_list(&user.roles),
+                user.email_verified
+            )))
             .await?;
         Ok(Some(user))
     }
@@ -332,6 +378,7 @@ impl Accounts {
         self.audit
             .record_now(context.event_about(kind, user.id).detail(detail))
             .await?;
+        self.notify(&user.email, Notice::PasswordChanged).await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -384,6 +431,13 @@ impl Accounts {
                     )),
             )
             .await?;
+        self.notify(
+            &before.email,
+            Notice::EmailChanged {
+                new_email: email.clone(),
+            },
+        )
+        .await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -506,6 +560,9 @@ impl Accounts {
         id: UserId,
         email: &Email,
     ) -> Result<Option<AccountChange>, StoreError> {
+        let Some(before) = self.users.by_id(id).await? else {
+            return Ok(None);
+        };
         if !self.users.set_email(id, email).await? {
             return Ok(None);
         }
@@ -523,6 +580,13 @@ impl Accounts {
         self.audit
             .record_now(context.event_about(AuditKind::EmailChanged, id))
             .await?;
+        self.notify(
+            &before.email,
+            Notice::EmailChanged {
+                new_email: email.clone(),
+            },
+        )
+        .await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected,
@@ -569,6 +633,7 @@ impl Accounts {
                     .detail(ended(sessions, families)),
             )
             .await?;
+        self.notify(&user.email, Notice::AccountDeleted).await?;
         Ok(Some(AccountChange {
             user,
             sessions_affected: sessions,

@@ -205,9 +205,10 @@ impl IntoResponse for ApiError {
                 HeaderValue::from_static(challenge),
             );
         }
-        // The rest of a late body may still be on its way: do not read it
-        // as the next request.
-        if matches!(self, Self::RequestTimeout) {
+        // The rest of a late or oversized body may still be on its way: do
+        // not read it as the next request, and tell the client not to send
+        // another on this connection (it would find it closed).
+        if matches!(self, Self::RequestTimeout | Self::PayloadTooLarge) {
             response
                 .headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -289,5 +290,12 @@ mod tests {
         let response = ApiError::from(StoreError::Unavailable("down".into())).into_response();
         assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
         assert!(response.headers().contains_key(header::RETRY_AFTER));
+    }
+
+    #[test]
+    fn an_oversized_body_closes_the_connection() {
+        let response = ApiError::PayloadTooLarge.into_response();
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(response.headers()[header::CONNECTION], "close");
     }
 }

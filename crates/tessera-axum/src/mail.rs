@@ -418,7 +418,9 @@ impl CachedStats {
     }
 }
 
-/// Sends mail: durably enqueues it and wakes the background sender.
+/// Sends mail: durably enqueues it and wakes the background sender. Cheap
+/// to clone (the clones share the sender's wake-up and stats).
+#[derive(Clone)]
 pub struct Mail {
     outbox: Option<Arc<dyn Outbox>>,
     wake: Arc<Notify>,

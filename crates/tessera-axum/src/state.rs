@@ -281,6 +281,7 @@ impl AppState {
             SessionStorage::Server => None,
             SessionStorage::Cookie(key) => Some(CookieSealer::new(key, config.cookie.name())),
         };
+        let mail = Mail::new(config.mail.is_configured().then_some(backends.outbox));
         Arc::new(Self {
             accounts: config
                 .accounts(
@@ -289,7 +290,8 @@ impl AppState {
                     revocations,
                     audit.clone(),
                 )
-                .with_tickets(Arc::clone(&backends.tickets)),
+                .with_tickets(Arc::clone(&backends.tickets))
+                .with_mail(mail.clone()),
             api_keys: ApiKeys::new(backends.api_keys, audit.clone()),
             audit,
             hashing: HashingPool::new(
@@ -307,7 +309,7 @@ impl AppState {
             .requiring_origin(config.cookie.same_site() == SameSitePolicy::None),
             tokens,
             sealer,
-            mail: Mail::new(config.mail.is_configured().then_some(backends.outbox)),
+            mail,
             sessions: backends.sessions,
             users: backends.users,
             tickets: backends.tickets,

@@ -130,7 +130,6 @@ async fn change_password_for(
             .await?
             .ok_or(ApiError::Unauthenticated)?;
         tracing::info!(user = %user.id, "password changed, sessions kept");
-        send(state, &user.email, Notice::PasswordChanged).await?;
         return Ok(None);
     }
     let change = state
@@ -139,7 +138,6 @@ async fn change_password_for(
         .await?
         .ok_or(ApiError::Unauthenticated)?;
     tracing::info!(user = %user.id, "password changed, every session ended");
-    send(state, &user.email, Notice::PasswordChanged).await?;
     let ended = change.sessions_affected + change.families_ended;
     let body = Json(json!({"sessions_ended": ended}));
     Ok(Some(match caller.credential() {
@@ -253,7 +251,6 @@ pub async fn confirm_email_change(
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let (ticket, user) =
         redeem_for_user(&state, request.token(), TicketPurpose::ChangeEmail).await?;
-    let old = user.email.clone();
     let changed = match state
         .accounts
         .confirm_email_change(&context, user.id, &ticket.email)
@@ -264,14 +261,6 @@ pub async fn confirm_email_change(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.id, "e-mail address changed");
-    send(
-        &state,
-        &old,
-        Notice::EmailChanged {
-            new_email: ticket.email.clone(),
-        },
-    )
-    .await?;
     Ok(Json(
         json!({"user": crate::routes::UserView::of(&changed.user)}),
     ))
@@ -324,7 +313,6 @@ async fn delete_for(
     let user = confirm_password(state, caller, ip, headers, request.password).await?;
     state.accounts.delete_user(context, user.id).await?;
     tracing::info!(user = %user.id, "account deleted by its user");
-    send(state, &user.email, Notice::AccountDeleted).await?;
     let mut response = (StatusCode::OK, Json(json!({"deleted": true}))).into_response();
     response
         .headers_mut()

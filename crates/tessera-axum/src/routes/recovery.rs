@@ -9,15 +9,13 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use tessera_core::{Notice, Password, TicketPurpose};
+use tessera_core::{Password, TicketPurpose};
 
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
 use crate::error::ApiError;
 use crate::json::ApiJson;
-use crate::routes::mailed::{
-    for_account_of, hash_new_password, mail_reset_link, redeem_for_user, send,
-};
+use crate::routes::mailed::{for_account_of, hash_new_password, mail_reset_link, redeem_for_user};
 use crate::routes::signup::AddressRequest;
 use crate::state::AppState;
 
@@ -117,7 +115,6 @@ pub async fn reset(
             .await?;
     }
     tracing::info!(user = %user.id, "password reset");
-    send(&state, &user.email, Notice::PasswordChanged).await?;
     Ok(Json(json!({
         "sessions_ended": change.sessions_affected + change.families_ended
     })))

@@ -10,8 +10,8 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use serde_json::json;
 use tessera_core::{
-    AuditKind, Email, NewUser, Notice, Password, PasswordHash, StoreError, TicketPurpose,
-    TicketSecret, Timestamp, User,
+    AuditKind, Email, NewUser, Notice, Password, PasswordHash, TicketPurpose, TicketSecret,
+    Timestamp, User,
 };
 
 use crate::audit::AuditContext;
@@ -103,20 +103,15 @@ async fn register(
     let existing = match existing {
         Some(user) => Some(user),
         None => {
-            let user = NewUser {
+            let new_user = NewUser {
                 email: email.clone(),
                 roles: Vec::new(),
                 password_hash: hash,
                 email_verified: false,
-            }
-            .into_user(Timestamp::now());
-            match state.users.create(&user).await {
-                Ok(()) => {
+            };
+            match state.accounts.sign_up(context, new_user).await? {
+                Some(user) => {
                     tracing::info!(user = %user.id, "signed up");
-                    crate::accounts::warn_if_mixed_script(&user);
-                    state
-                        .audit()
-                        .record(context.event_about(AuditKind::SignedUp, user.id));
                     let link = issue_ticket(
                         state,
                         TicketPurpose::VerifyEmail,
@@ -128,8 +123,7 @@ async fn register(
                     return send(state, &user.email, Notice::VerifyEmail { link }).await;
                 }
                 // Signed up a moment ago by another request.
-                Err(StoreError::Conflict) => state.users.by_email(&email).await?,
-                Err(e) => return Err(e.into()),
+                None => state.users.by_email(&email).await?,
             }
         }
     };
@@ -166,29 +160,22 @@ async fn accept_invite(
         state.tickets.create_ticket(&ticket).await?;
         return Err(ApiError::InviteRequired);
     }
-    let user = NewUser {
+    let new_user = NewUser {
         email,
         roles: ticket.roles,
         password_hash: hash,
         // The invite reached this address.
         email_verified: true,
-    }
-    .into_user(now);
-    match state.users.create(&user).await {
-        Ok(()) => {}
-        Err(StoreError::Conflict) => return Err(ApiError::EmailTaken),
-        Err(e) => return Err(e.into()),
-    }
+    };
+    let user = state
+        .accounts
+        .sign_up(context, new_user)
+        .await?
+        .ok_or(ApiError::EmailTaken)?;
     tracing::info!(user = %user.id, "signed up with an invite");
-    crate::accounts::warn_if_mixed_script(&user);
     state
         .audit()
         .record(context.event_about(AuditKind::InviteUsed, user.id));
-    state.audit().record(
-        context
-            .event_about(AuditKind::SignedUp, user.id)
-            .detail("with an invite"),
-    );
     Ok((
         StatusCode::CREATED,
         Json(json!({"user": UserView::of(&user)})),

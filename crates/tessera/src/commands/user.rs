@@ -62,7 +62,8 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             config.app.revocations(Arc::clone(&backends.tokens)),
             audit.clone(),
         )
-        .with_tickets(Arc::clone(&backends.tickets));
+        .with_tickets(Arc::clone(&backends.tickets))
+        .with_mail(operator_mail(&config, &backends));
     let cli = AuditContext::cli();
     match command {
         UserCommand::Add {
@@ -77,25 +78,15 @@ async fn run_async(settings: &Settings, command: UserCommand) -> anyhow::Result<
             let password = read_new_password(password_stdin)?;
             check_new_password(&config.app.new_passwords, &password, &email).await?;
             let hash = PasswordHasher::owasp().hash(&password)?;
-            let user = NewUser {
-                email,
+            let new_user = NewUser {
+                email: email.clone(),
                 roles,
                 password_hash: hash,
                 email_verified: !unverified,
-            }
-            .into_user(Timestamp::now());
-            match users.create(&user).await {
-                Err(StoreError::Conflict) => {
-                    bail!("a user with e-mail {} already exists", user.email)
-                }
-                other => other?,
-            }
-            audit
-                .record_now(
-                    cli.event_about(AuditKind::UserCreated, user.id)
-                        .detail(format!("roles: {}", role_list(&user.roles))),
-                )
-                .await?;
+            };
+            let Some(user) = accounts.create_user(&cli, new_user).await? else {
+                bail!("a user with e-mail {email} already exists");
+            };
             println!(
                 "created {} ({}) roles: {}",
                 user.email,

@@ -134,3 +134,32 @@ async fn unknown_routes_and_methods_are_json_errors() {
         .to_owned();
     assert_eq!(content_type, "application/json");
 }
+
+/// A 413 closes its connection (the rest of the body may still be on its
+/// way) and says so, so that a client sending the next request does not
+/// reuse it and find it closed (seen as `IncompleteMessage` in a loop of
+/// requests on one pooled client).
+#[tokio::test]
+async fn after_a_413_the_next_request_on_the_same_client_is_answered() {
+    let server = Server::start();
+    let huge = format!(r#"{{"email":"{}"}}"#, "a".repeat(200_000));
+    for _ in 0..20 {
+        let response = server
+            .request(Method::POST, "/login")
+            .header("content-type", "application/json")
+            .body(huge.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.headers()["connection"], "close");
+        expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
+        let next = server
+            .request(Method::POST, "/login")
+            .header("content-type", "application/json")
+            .body("{")
+            .send()
+            .await
+            .expect("the next request is answered");
+        expect_error(next, StatusCode::BAD_REQUEST).await;
+    }
+}

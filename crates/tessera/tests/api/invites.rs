@@ -386,3 +386,55 @@ async fn an_invite_works_for_the_lifetime_it_was_given() {
         "invite_required"
     );
 }
+
+#[tokio::test]
+async fn security_notices_go_out_whatever_the_entry_point() {
+    let server = Server::start_with(mailing());
+    let mailbox = Mailbox::of(&server.data);
+    server.data.add_user("bob@example.com", &[]);
+    server.data.add_user("carol@example.com", &[]);
+    // The CLI, through the outbox the running server delivers.
+    let out = server.data.cli_with_env(
+        &["user", "passwd", "bob@example.com", "--password-stdin"],
+        &format!("{NEW_PASSWORD}\n"),
+        &[
+            ("TESSERA_MAIL", "file"),
+            ("TESSERA_PUBLIC_URL", "https://auth.example.test"),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let notice = &mailbox.wait_for("bob@example.com", 1).await[0];
+    assert!(notice.link().is_none(), "{notice:?}");
+    // The admin API: an address change tells the old address, a deletion
+    // tells the account's.
+    let admin = server.login_alice().await;
+    let users: Value = server
+        .get("/admin/v1/users?email_prefix=carol", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let id = users["users"][0]["id"].as_str().unwrap().to_owned();
+    let changed = server
+        .send_json(
+            Method::PATCH,
+            &format!("/admin/v1/users/{id}"),
+            Some(&admin),
+            json!({"email": "caroline@example.com"}),
+        )
+        .await;
+    assert_eq!(changed.status(), StatusCode::OK);
+    mailbox.wait_for("carol@example.com", 1).await;
+    let deleted = server
+        .request(Method::DELETE, &format!("/admin/v1/users/{id}"))
+        .header("cookie", format!("{COOKIE}={admin}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(deleted.status(), StatusCode::NO_CONTENT);
+    mailbox.wait_for("caroline@example.com", 1).await;
+}
