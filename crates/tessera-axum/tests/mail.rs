@@ -650,6 +650,23 @@ async fn a_permanent_refusal_is_given_up_at_once_and_counted_as_undeliverable() 
     })
     .await;
     assert_eq!(sink.wait_for(1, Duration::from_secs(10)).len(), 1);
+    // And the audit trail has it, with no address or link.
+    let users = std::sync::Arc::clone(service.state().users());
+    eventually(Duration::from_secs(5), "audited", || {
+        let users = std::sync::Arc::clone(&users);
+        async move {
+            let page = users
+                .audit_events(&tessera_core::AuditQuery::latest(10))
+                .await
+                .unwrap();
+            page.events.iter().any(|r| {
+                r.event.kind == tessera_core::AuditKind::MailUndeliverable
+                    && !r.event.detail.contains("reject@")
+                    && !r.event.detail.contains("tok-r")
+            })
+        }
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
