@@ -96,7 +96,7 @@ else
 fi
 
 # --- one data directory, one user (users stay in its SQLite) -----------------
-PASSWORD="benchmark password 1"
+PASSWORD="correct horse battery staple"
 DATA="$WORK/data"
 mkdir -p "$DATA"
 echo "$PASSWORD" | "$BIN" user add bench@example.com --password-stdin --data-dir "$DATA" >/dev/null

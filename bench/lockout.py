@@ -27,7 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-PASSWORD = "benchmark password 1"
+PASSWORD = "correct horse battery staple"
 EMAIL = "victim@example.com"
 
 

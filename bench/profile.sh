@@ -54,7 +54,7 @@ cleanup_redis() {
 }
 trap 'cleanup; cleanup_redis' EXIT
 
-PASSWORD="benchmark password 1"
+PASSWORD="correct horse battery staple"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
 

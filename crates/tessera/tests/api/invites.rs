@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::mailbox::{Mailbox, mailing};
+use crate::mailbox::{Mailbox, mailing, user_id};
 
 const NEW_PASSWORD: &str = "a fresh and long passphrase";
 
@@ -167,13 +167,7 @@ async fn without_a_mailer_the_operator_gets_the_link_once() {
 
     // An admin's reset link for a user, over HTTP, returned in the answer.
     let admin = server.login_alice().await;
-    let users: Value = server
-        .get("/admin/v1/users?email_prefix=dave", Some(&admin))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = users["users"][0]["id"].as_str().unwrap().to_owned();
+    let id = user_id(&server, &admin, "dave").await;
     let response = admin_post(
         &server,
         &admin,
@@ -412,13 +406,7 @@ async fn security_notices_go_out_whatever_the_entry_point() {
     // The admin API: an address change tells the old address, a deletion
     // tells the account's.
     let admin = server.login_alice().await;
-    let users: Value = server
-        .get("/admin/v1/users?email_prefix=carol", Some(&admin))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = users["users"][0]["id"].as_str().unwrap().to_owned();
+    let id = user_id(&server, &admin, "carol").await;
     let changed = server
         .send_json(
             Method::PATCH,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::helpers::{DataDir, Options};
+use crate::helpers::{DataDir, Options, Server};
 
 /// Options for a server whose mail lands in its data directory, with links
 /// under `https://auth.example.test` and open sign-up.
@@ -132,4 +132,22 @@ impl Mailbox {
             .unwrap_or_else(|| panic!("no link in {:?}", messages[count - 1]))
             .1
     }
+}
+
+/// The id of the one user whose address starts with `prefix`, as the admin
+/// API lists it (`admin`: an admin's session cookie).
+pub async fn user_id(server: &Server, admin: &str, prefix: &str) -> String {
+    let users: serde_json::Value = server
+        .get(
+            &format!("/admin/v1/users?email_prefix={prefix}"),
+            Some(admin),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    users["users"][0]["id"]
+        .as_str()
+        .expect("one user with that prefix")
+        .to_owned()
 }

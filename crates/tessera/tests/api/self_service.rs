@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::helpers::*;
-use crate::mailbox::{Mailbox, mailing};
+use crate::mailbox::{Mailbox, mailing, user_id};
 
 const NEW_PASSWORD: &str = "a fresh and long passphrase";
 
@@ -479,13 +479,7 @@ async fn an_admin_address_change_logs_no_address() {
     let server = Server::start();
     server.data.add_user("bob@example.com", &[]);
     let admin = server.login_alice().await;
-    let users: Value = server
-        .get("/admin/v1/users?email_prefix=bob", Some(&admin))
-        .await
-        .json()
-        .await
-        .unwrap();
-    let id = users["users"][0]["id"].as_str().unwrap().to_owned();
+    let id = user_id(&server, &admin, "bob").await;
     let response = server
         .send_json(
             Method::PATCH,
