@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use anyhow::Context;
+use tessera_axum::self_service::Registration;
 use tessera_axum::{Service, TokenKeys};
 use tracing_subscriber::EnvFilter;
 
@@ -28,6 +29,7 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         fd_limit,
     );
     log_connection_limits(&config.connections);
+    warn_about_account_mail(&settings, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -169,6 +171,29 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         }
         tracing::info!("shutting down: finishing in-flight requests");
     })
+}
+
+/// Settings that make the account flows half-work: sign-up without a
+/// mailer (nobody can verify or recover), mailed links without a URL to
+/// point at (they come out as bare paths).
+fn warn_about_account_mail(settings: &Settings, config: &tessera_axum::ServiceConfig) {
+    let self_service = &config.app.self_service;
+    if self_service.registration != Registration::Closed && !config.app.mail.is_configured() {
+        tracing::warn!(
+            registration = ?self_service.registration,
+            "registration is open but mail = none: new accounts get no verification link and \
+             nobody can recover a password (set mail and smtp_url)"
+        );
+    }
+    if config.app.mail.is_configured()
+        && settings.public_url.is_none()
+        && settings.account_pages_url.is_none()
+    {
+        tracing::warn!(
+            "mail is on but neither public_url nor account_pages_url is set: links in mails \
+             are bare paths (/reset-password?token=...)"
+        );
+    }
 }
 
 #[cfg(test)]

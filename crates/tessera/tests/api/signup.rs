@@ -442,3 +442,17 @@ async fn sign_up_and_recovery_end_to_end_through_a_real_smtp_server() {
     // And the notice that the password changed.
     mailbox.wait_for("bob@example.com", 3).await;
 }
+
+#[tokio::test]
+async fn open_registration_without_a_mailer_is_warned_about_at_start() {
+    let server = Server::start_with(Options::default().env("TESSERA_REGISTRATION", "open"));
+    assert!(
+        server
+            .logs()
+            .contains("registration is open but mail = none"),
+        "{}",
+        server.logs()
+    );
+    let quiet = Server::start_with(mailing());
+    assert!(!quiet.logs().contains("registration is open but"));
+}
