@@ -24,6 +24,8 @@ mod addresses;
 mod lock;
 #[cfg(feature = "memory")]
 mod memory;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod outbox_rows;
 #[cfg(feature = "postgres")]
 mod postgres;
 #[cfg(feature = "redis")]

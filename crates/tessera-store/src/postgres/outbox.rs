@@ -10,26 +10,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tessera_core::mail::truncate_error;
 use tessera_core::{
-    ClaimToken, ClaimedMail, Email, MessageId, MessageState, Notice, Outbox, OutboxRecord,
-    OutboxStats, OutgoingMail, Retry, StoreError, Timestamp,
+    ClaimToken, ClaimedMail, MessageId, MessageState, Outbox, OutboxRecord, OutboxStats,
+    OutgoingMail, Retry, StoreError, Timestamp,
 };
 
 use super::PostgresUserStore;
-
-fn decode(
-    recipient: Option<String>,
-    body: Option<String>,
-) -> Result<Option<OutgoingMail>, StoreError> {
-    match (recipient, body) {
-        (Some(to), Some(body)) => {
-            let to = Email::parse(&to).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let notice: Notice =
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok(Some(OutgoingMail { to, notice }))
-        }
-        _ => Ok(None),
-    }
-}
+use crate::outbox_rows::{decode, encode};
 
 fn attempts(value: i32) -> u32 {
     u32::try_from(value).unwrap_or(0)
@@ -38,8 +24,7 @@ fn attempts(value: i32) -> u32 {
 #[async_trait]
 impl Outbox for PostgresUserStore {
     async fn enqueue(&self, mail: &OutgoingMail, now: Timestamp) -> Result<(), StoreError> {
-        let body =
-            serde_json::to_string(&mail.notice).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let body = encode(&mail.notice)?;
         let kind = mail.notice.kind();
         let to = mail.to.as_str().to_owned();
         self.with(|c| async move {

@@ -10,30 +10,12 @@ use async_trait::async_trait;
 use rusqlite::{OptionalExtension, params};
 use tessera_core::mail::truncate_error;
 use tessera_core::{
-    ClaimToken, ClaimedMail, Email, MessageId, MessageState, Notice, Outbox, OutboxRecord,
-    OutboxStats, OutgoingMail, Retry, StoreError, Timestamp,
+    ClaimToken, ClaimedMail, MessageId, MessageState, Outbox, OutboxRecord, OutboxStats,
+    OutgoingMail, Retry, StoreError, Timestamp,
 };
 
 use super::{Affected, SqliteStore, to_store_error};
-
-fn encode(notice: &Notice) -> Result<String, StoreError> {
-    serde_json::to_string(notice).map_err(|e| StoreError::Corrupt(e.to_string()))
-}
-
-fn decode(
-    recipient: Option<String>,
-    body: Option<String>,
-) -> Result<Option<OutgoingMail>, StoreError> {
-    match (recipient, body) {
-        (Some(to), Some(body)) => {
-            let to = Email::parse(&to).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            let notice: Notice =
-                serde_json::from_str(&body).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            Ok(Some(OutgoingMail { to, notice }))
-        }
-        _ => Ok(None),
-    }
-}
+use crate::outbox_rows::{decode, encode};
 
 fn attempts(value: i64) -> u32 {
     u32::try_from(value).unwrap_or(u32::MAX)
