@@ -34,6 +34,8 @@ pub fn router(state: Arc<AppState>) -> Router {
 
     let mut router = Router::new()
         .route("/health", get(health::health))
+        .route("/health/live", get(health::live))
+        .route("/health/ready", get(health::ready))
         .route("/login", post(login::login))
         .route("/token", post(token::token))
         .route("/token/refresh", post(token::refresh))
@@ -128,6 +130,7 @@ pub fn protected_routes() -> Vec<ProtectedRoute> {
         ProtectedRoute::new(Method::POST, "/email", account::request_email_change),
         ProtectedRoute::new(Method::DELETE, "/account", account::delete_account),
         ProtectedRoute::new(Method::GET, "/admin/v1/audit", audit::list_audit),
+        ProtectedRoute::new(Method::GET, "/admin/v1/health", health::details),
         ProtectedRoute::new(Method::POST, "/admin/v1/users", admin_v1::create),
         ProtectedRoute::new(Method::GET, "/admin/v1/users", admin_v1::list),
         ProtectedRoute::new(Method::GET, "/admin/v1/users/{id}", admin_v1::get),

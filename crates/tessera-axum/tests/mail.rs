@@ -321,7 +321,7 @@ async fn plain_smtp_delivers_text_and_html_and_erases_the_body() {
          WHERE body IS NOT NULL OR recipient IS NOT NULL OR kind = ''",
     );
     assert_eq!(leftovers, 0);
-    // /health shows the (cached) figures.
+    // /admin/v1/health shows the (cached) figures.
     eventually(Duration::from_secs(5), "health refreshed", || async {
         health(&service).await["mail"]["pending"] == 0
     })
@@ -427,11 +427,32 @@ fn rusqlite_count(path: &Path, sql: &str) -> i64 {
     String::from_utf8_lossy(&out.stdout).trim().parse().unwrap()
 }
 
-/// `GET /health` through the router.
+/// `GET /admin/v1/health` through the router, with an admin API key made
+/// for it.
 async fn health(service: &Service) -> Value {
+    let key = service
+        .state()
+        .api_keys()
+        .create(
+            &tessera_axum::AuditContext::cli(),
+            "health",
+            vec![Role::parse(Role::ADMIN).unwrap()],
+            None,
+        )
+        .await
+        .unwrap();
+    let request = Request::get("/admin/v1/health")
+        .header(
+            header::AUTHORIZATION,
+            format!("Bearer {}", key.token.expose()),
+        )
+        .body(Body::empty())
+        .unwrap();
+    let peer = SocketAddr::from(([192, 0, 2, 9], 40_000));
     let response = service
         .router()
-        .oneshot(Request::get("/health").body(Body::empty()).unwrap())
+        .layer(MockConnectInfo(peer))
+        .oneshot(request)
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);

@@ -1,44 +1,150 @@
-//! `GET /health`: liveness without authentication, the benchmark baseline.
+//! Health for load balancers, orchestrators and operators.
+//!
+//! - `GET /health`: the status only, no authentication (the benchmark
+//!   baseline: no store call, a static body).
+//! - `GET /health/live`: the process serves (always 200 while it does).
+//! - `GET /health/ready`: 200 when every [`Check`] passes, else 503 naming
+//!   the checks that failed (names only).
+//! - `GET /admin/v1/health`: the details (backends, revocation list,
+//!   outbox, audit drops), for the `admin` role.
+//!
+//! Nothing here calls a store: store status comes from the background probe
+//! (`server::spawn_maintenance`), the outbox figures from what the mail
+//! sender last saw.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
-use serde_json::{Value, json};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tessera_core::Role;
 
+use crate::caller::Caller;
 use crate::state::AppState;
 
-/// Outbox figures as the sender last saw them (no store call here).
-fn mail(state: &AppState) -> Value {
-    let stats = state.mail().stats();
-    json!({
-        "transport": state.config().mail.transport_name(),
-        "pending": stats.pending,
-        "undeliverable": stats.undeliverable,
-    })
+const OK: &str = r#"{"status":"ok"}"#;
+const UNAVAILABLE: &str = r#"{"status":"unavailable"}"#;
+
+/// A static JSON answer.
+fn static_json(status: StatusCode, body: &'static str) -> Response {
+    (
+        status,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
+        body,
+    )
+        .into_response()
 }
 
-/// 200 while the session store answered its last probe, 503 otherwise.
-/// The probe runs in the background, so this route costs no store call.
-pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
-    let up = state.store_up();
-    // The in-memory revocation list is bounded by expiry; report its size.
-    let size = state.tokens.revocations().list().len();
-    let revocations = json!({
-        "families": size.families,
-        "tokens": size.tokens,
-        "users": size.users,
-        "sealed": size.sealed,
-        "sealed_cutoffs": size.sealed_cutoffs,
-    });
-    let status = if up {
-        StatusCode::OK
+/// `GET /health`: 200 `{"status":"ok"}` while the session store answered
+/// its last probe, 503 `{"status":"unavailable"}` otherwise. Nothing else:
+/// anonymous callers learn neither backends nor activity.
+pub async fn health(State(state): State<Arc<AppState>>) -> Response {
+    if state.store_up() {
+        static_json(StatusCode::OK, OK)
     } else {
-        StatusCode::SERVICE_UNAVAILABLE
-    };
-    let body = json!({
+        static_json(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+    }
+}
+
+/// `GET /health/live`: 200 `{"status":"ok"}` whenever the process answers
+/// at all (a liveness probe restarts a process that stops answering, never
+/// one whose stores are down).
+pub async fn live() -> Response {
+    static_json(StatusCode::OK, OK)
+}
+
+/// One condition of readiness, by the name `/health/ready` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    /// The session store answered its last probe.
+    SessionStore,
+    /// The user store answered its last probe.
+    UserStore,
+    /// The revocation list is loaded from the token store, and no reload
+    /// after a lost announcement channel has failed since.
+    RevocationList,
+}
+
+impl Check {
+    /// Every check, in the order they are reported.
+    pub const ALL: [Self; 3] = [Self::SessionStore, Self::UserStore, Self::RevocationList];
+
+    /// The name reported when it fails.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::SessionStore => "session_store",
+            Self::UserStore => "user_store",
+            Self::RevocationList => "revocation_list",
+        }
+    }
+
+    /// Whether it passes now (no store call: probe results and flags).
+    pub fn passes(self, state: &AppState) -> bool {
+        match self {
+            Self::SessionStore => state.store_up(),
+            Self::UserStore => state.users_up(),
+            Self::RevocationList => state.tokens.revocations().is_loaded(),
+        }
+    }
+}
+
+/// The names of the checks that fail now.
+pub fn failed_checks(state: &AppState) -> Vec<&'static str> {
+    Check::ALL
+        .into_iter()
+        .filter(|check| !check.passes(state))
+        .map(Check::name)
+        .collect()
+}
+
+/// `GET /health/ready`: 200 `{"status":"ok"}` when every [`Check`] passes;
+/// else 503 `{"status":"unavailable","failed":["user_store", ...]}`.
+/// (Signing keys and migrated stores are what the state is built from:
+/// `tessera serve` opens its listener only once they are loaded.)
+pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    let failed = failed_checks(&state);
+    if failed.is_empty() {
+        return static_json(StatusCode::OK, OK);
+    }
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "unavailable", "failed": failed})),
+    )
+        .into_response()
+}
+
+/// `GET /admin/v1/health` (`admin` role): the status, the readiness checks
+/// and the details anonymous callers no longer see: backends, durability,
+/// the revocation list's size, the outbox as the sender last saw it, and
+/// audit events dropped.
+pub async fn details(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
+    let result = caller
+        .require_role(Role::ADMIN)
+        .map(|()| Json(details_body(&state)));
+    caller.reply(&state, result).await
+}
+
+fn details_body(state: &AppState) -> serde_json::Value {
+    let up = state.store_up();
+    let size = state.tokens.revocations().list().len();
+    let mail = state.mail().stats();
+    json!({
         "status": if up { "ok" } else { "unavailable" },
+        "ready": {
+            "status": if failed_checks(state).is_empty() { "ok" } else { "unavailable" },
+            "checks": Check::ALL
+                .into_iter()
+                .map(|check| {
+                    let result = if check.passes(state) { "ok" } else { "failed" };
+                    (check.name().to_owned(), json!(result))
+                })
+                .collect::<serde_json::Map<_, _>>(),
+        },
         "store": {
             "backend": state.sessions.backend(),
             "durable": state.sessions.is_durable(),
@@ -48,9 +154,19 @@ pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Val
             "backend": state.users.backend(),
             "status": if state.users_up() { "up" } else { "down" },
         },
-        "revocations": revocations,
-        "mail": mail(&state),
+        "revocations": {
+            "loaded": state.tokens.revocations().is_loaded(),
+            "families": size.families,
+            "tokens": size.tokens,
+            "users": size.users,
+            "sealed": size.sealed,
+            "sealed_cutoffs": size.sealed_cutoffs,
+        },
+        "mail": {
+            "transport": state.config().mail.transport_name(),
+            "pending": mail.pending,
+            "undeliverable": mail.undeliverable,
+        },
         "audit": {"dropped": state.audit().dropped()},
-    });
-    (status, Json(body))
+    })
 }

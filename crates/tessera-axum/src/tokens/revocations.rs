@@ -244,6 +244,14 @@ impl Revocations {
         &self.list
     }
 
+    /// Whether the list holds the store's revocations: a full load
+    /// succeeded and no reload since has failed (a failed reload, after
+    /// announcements may have been missed, leaves it `false` until the next
+    /// sync succeeds). `/health/ready` fails while it is `false`.
+    pub fn is_loaded(&self) -> bool {
+        lock(&self.last_sync).is_some()
+    }
+
     /// How long revocations are kept.
     pub fn lifetimes(&self) -> RevocationLifetimes {
         self.lifetimes

@@ -6,6 +6,7 @@ mod cors;
 mod csrf;
 mod errors;
 mod headers;
+mod health;
 mod new_passwords;
 mod rotation;
 mod sealed;

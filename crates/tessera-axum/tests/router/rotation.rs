@@ -73,6 +73,7 @@ fn cases() -> Vec<Case> {
         ),
         case(Method::POST, "/logout", StatusCode::OK, ClearedByHandler),
         case(Method::GET, "/admin/v1/audit", StatusCode::OK, Rotated),
+        case(Method::GET, "/admin/v1/health", StatusCode::OK, Rotated),
         Case {
             body: Some(json!({"disabled": false})),
             ..case(

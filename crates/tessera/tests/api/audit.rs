@@ -679,7 +679,12 @@ async fn every_entry_point_records_the_same_events() {
         !all.contains("another long passphrase") && !all.contains(BOB),
         "{all}"
     );
-    // Nothing was dropped, and /health says so.
-    let health: Value = server.get("/health", None).await.json().await.unwrap();
+    // Nothing was dropped, and the admin health view says so.
+    let health: Value = server
+        .get("/admin/v1/health", Some(&admin))
+        .await
+        .json()
+        .await
+        .unwrap();
     assert_eq!(health["audit"]["dropped"], 0, "{health}");
 }

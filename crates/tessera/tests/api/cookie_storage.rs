@@ -185,10 +185,10 @@ async fn session_data_travels_in_the_sealed_cookie() {
     expect_error(response, StatusCode::PAYLOAD_TOO_LARGE).await;
 }
 
-/// The revocation list's sealed entries, as `/health` reports them:
-/// (ended sealed sessions, per-user sealed cutoffs).
+/// The revocation list's sealed entries, as `/admin/v1/health` reports
+/// them: (ended sealed sessions, per-user sealed cutoffs).
 async fn sealed_revocations(server: &Server) -> (i64, i64) {
-    let health: Value = server.get("/health", None).await.json().await.unwrap();
+    let health = server.admin_health().await;
     let revocations = &health["revocations"];
     (
         revocations["sealed"].as_i64().unwrap(),

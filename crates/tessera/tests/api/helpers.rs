@@ -197,6 +197,37 @@ impl Server {
         self.logs.lock().unwrap().join("\n")
     }
 
+    /// `GET /admin/v1/health` (the details anonymous `/health` leaves
+    /// out), with an admin API key `tessera apikey create` makes for it
+    /// (no session, so nothing the caller counts changes).
+    pub async fn admin_health(&self) -> Value {
+        let env: Vec<(&str, &str)> = self
+            .options
+            .env
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let out = self.data.cli_with_env(
+            &["apikey", "create", "--name", "health", "--role", "admin"],
+            "",
+            &env,
+        );
+        assert!(
+            out.status.success(),
+            "apikey create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let key = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+        let response = self
+            .request(Method::GET, "/admin/v1/health")
+            .bearer_auth(key)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "admin health");
+        response.json().await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -9,8 +9,16 @@ async fn health_answers_without_authentication() {
     let response = server.get("/health", None).await;
     assert_eq!(response.status(), StatusCode::OK);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["status"], "ok");
-    assert_eq!(body["store"]["backend"], "sqlite");
+    assert_eq!(body, json!({"status": "ok"}), "the status and nothing else");
+    for path in ["/health/live", "/health/ready"] {
+        let response = server.get(path, None).await;
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let body: Value = response.json().await.unwrap();
+        assert_eq!(body, json!({"status": "ok"}), "{path}");
+    }
+    let admin = server.admin_health().await;
+    assert_eq!(admin["store"]["backend"], "sqlite");
+    assert_eq!(admin["ready"]["status"], "ok");
     assert!(
         server.logs().contains("listening on http://"),
         "logs say where it listens"

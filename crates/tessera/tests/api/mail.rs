@@ -1,23 +1,19 @@
 //! Mail settings through the binary: the mailer they configure shows in
-//! `/health`, the SMTP URL's password shows nowhere, and bad mail settings
+//! `/admin/v1/health`, the SMTP URL's password shows nowhere, and bad mail settings
 //! stop `tessera serve` at start. (Sending itself is tested against a real
 //! SMTP server in `crates/tessera-axum/tests/mail.rs`.)
 
 use std::process::Command;
 use std::time::Duration;
 
-use reqwest::StatusCode;
-
 use crate::helpers::*;
 
 const SMTP_URL: &str = "smtp://robot:s3cret-pa55@127.0.0.1:1";
 
 #[tokio::test]
-async fn the_configured_mailer_shows_in_health() {
+async fn the_configured_mailer_shows_in_admin_health() {
     let server = Server::start_with(Options::default().env("TESSERA_MAIL", "file"));
-    let response = server.get("/health", None).await;
-    assert_eq!(response.status(), StatusCode::OK);
-    let body: serde_json::Value = response.json().await.unwrap();
+    let body = server.admin_health().await;
     assert_eq!(body["mail"]["transport"], "file", "{body}");
     assert_eq!(body["mail"]["pending"], 0);
     assert_eq!(body["mail"]["undeliverable"], 0);
@@ -28,13 +24,19 @@ async fn the_configured_mailer_shows_in_health() {
             .env("TESSERA_SMTP_URL", SMTP_URL)
             .env("TESSERA_SMTP_INSECURE", "true"),
     );
-    let body: serde_json::Value = server.get("/health", None).await.json().await.unwrap();
+    let body = server.admin_health().await;
     assert_eq!(body["mail"]["transport"], "smtp", "{body}");
     assert!(!server.logs().contains("s3cret-pa55"), "{}", server.logs());
 
     let server = Server::start();
-    let body: serde_json::Value = server.get("/health", None).await.json().await.unwrap();
+    let body = server.admin_health().await;
     assert_eq!(body["mail"]["transport"], "none", "the default");
+    let anonymous: serde_json::Value = server.get("/health", None).await.json().await.unwrap();
+    assert_eq!(
+        anonymous,
+        serde_json::json!({"status": "ok"}),
+        "nothing about mail"
+    );
 }
 
 #[test]

@@ -294,17 +294,26 @@ async fn with_postgres_down_logins_fail_closed_and_sessions_keep_working() {
         .await
         .unwrap();
     assert_eq!(bearer.status(), StatusCode::OK, "tokens keep working");
-    let mut health = serde_json::Value::Null;
+    let mut ready = serde_json::Value::Null;
     for _ in 0..30 {
         let response = server.get("/health", None).await;
         assert_eq!(response.status(), StatusCode::OK, "the node still serves");
-        health = response.json().await.unwrap();
-        if health["users"]["status"] == "down" {
+        ready = server
+            .get("/health/ready", None)
+            .await
+            .json()
+            .await
+            .unwrap();
+        if ready["failed"] == serde_json::json!(["user_store"]) {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    assert_eq!(health["users"]["status"], "down");
+    assert_eq!(
+        ready,
+        serde_json::json!({"status": "unavailable", "failed": ["user_store"]}),
+        "readiness names the user store, and only it"
+    );
 
     // Back again: service resumes without a restart.
     pg.pg_ctl("start");

@@ -55,7 +55,7 @@ async fn sessions_live_in_redis_and_outlive_every_node() {
     assert_eq!(status(&server, &cookie).await, StatusCode::OK);
     server.restart();
     assert_eq!(status(&server, &cookie).await, StatusCode::OK);
-    let health: serde_json::Value = server.get("/health", None).await.json().await.unwrap();
+    let health = server.admin_health().await;
     assert_eq!(health["store"]["backend"], "redis", "{health}");
     let logout = server
         .send_json(Method::POST, "/logout", Some(&cookie), json!({}))
