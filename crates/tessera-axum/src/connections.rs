@@ -25,6 +25,19 @@
 //!   after the request in flight), and whatever is still open after
 //!   `shutdown_timeout` is dropped.
 //!
+//! - **request heads**, by size: a request target over [`MAX_URI_BYTES`]
+//!   is answered 414 `uri_too_long`, header fields over
+//!   [`MAX_HEADER_BYTES`] in all 431 `headers_too_large`, both with the
+//!   usual JSON error body, before any route runs. hyper reads heads into a
+//!   buffer of [`HEAD_BUFFER_BYTES`] (its default is ~400 KiB) so that it
+//!   parses every head up to those limits and leaves the answer to us. What
+//!   hyper refuses itself gets its own answer, with an empty body, and the
+//!   connection closed: a head that does not fit the buffer or has more than
+//!   [`MAX_HEADERS`] fields (431), a request target over 65,534 bytes
+//!   (414), and a request it cannot parse (400: a malformed request line,
+//!   header line, `Content-Length` or `Transfer-Encoding`). An HTTP/2
+//!   connection preface is closed without an answer.
+//!
 //! Handlers receive [`ConnectInfo<SocketAddr>`] (the peer) as
 //! `into_make_service_with_connect_info` would give them.
 
@@ -53,8 +66,64 @@ use tokio_io_timeout::TimeoutStream;
 use tower::Service as _;
 
 use crate::client_ip::{canonical, client_network};
+use crate::error::ApiError;
 use crate::shares::{Share, Shares};
 use crate::state::AppConfig;
+
+/// The longest request target (path and query, or the absolute URI) served;
+/// a longer one is answered 414 `uri_too_long` (JSON).
+pub const MAX_URI_BYTES: usize = 8 * 1024;
+
+/// The most bytes of header fields (names and values, with their `": "`
+/// and line ends) a request may carry; more is answered 431
+/// `headers_too_large` (JSON).
+pub const MAX_HEADER_BYTES: usize = 32 * 1024;
+
+/// The most header fields hyper parses (its default, kept: a larger count
+/// moves its parser's field array from the stack to a heap allocation per
+/// request). More are refused by hyper: 431 with an empty body.
+pub const MAX_HEADERS: usize = 100;
+
+/// hyper's read buffer for a request head: room for a request line within
+/// [`MAX_URI_BYTES`] and fields within [`MAX_HEADER_BYTES`] (so those get
+/// our JSON answers), and bounded, so that a stalled client holds at most
+/// this much (hyper's default is ~400 KiB). A head that does not fit is
+/// refused by hyper: 431 with an empty body.
+pub const HEAD_BUFFER_BYTES: usize = 64 * 1024;
+
+/// The JSON refusal of a request head over [`MAX_URI_BYTES`] or
+/// [`MAX_HEADER_BYTES`], or `None` to serve it. Checked before any route
+/// runs (so before the router's layers: the answer carries their headers
+/// itself).
+fn refuse_head<B>(request: &Request<B>) -> Option<axum::response::Response> {
+    use axum::http::{HeaderValue, header};
+    use axum::response::IntoResponse;
+
+    let uri = request.uri();
+    let target = uri.path_and_query().map_or(0, |p| p.as_str().len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.scheme_str().map_or(0, |s| s.len() + 3);
+    let fields: usize = request
+        .headers()
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len() + 4)
+        .sum();
+    let error = if target > MAX_URI_BYTES {
+        ApiError::UriTooLong(MAX_URI_BYTES)
+    } else if fields > MAX_HEADER_BYTES {
+        ApiError::HeadersTooLarge(MAX_HEADER_BYTES)
+    } else {
+        return None;
+    };
+    let mut response = error.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    Some(response)
+}
 
 /// Deadlines and caps of the connections [`serve`] accepts. Plain data with
 /// secure defaults; [`ConnectionLimits::check`] refuses values that would
@@ -241,7 +310,8 @@ impl PerConnection {
         // requests on a kept-alive connection.
         builder
             .timer(TokioTimer::new())
-            .header_read_timeout(limits.header_read_timeout);
+            .header_read_timeout(limits.header_read_timeout)
+            .max_buf_size(HEAD_BUFFER_BYTES);
         Self {
             router,
             builder,
@@ -264,9 +334,16 @@ impl PerConnection {
         let router = self.router.clone();
         let body_timeout = self.body_read_timeout;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+            let refused = refuse_head(&request);
             let mut request = request.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
             request.extensions_mut().insert(ConnectInfo(peer));
-            router.clone().call(request)
+            let mut router = router.clone();
+            async move {
+                match refused {
+                    Some(response) => Ok(response),
+                    None => router.call(request).await,
+                }
+            }
         });
         let connection = self.builder.serve_connection(io, service);
         let mut connection = std::pin::pin!(connection);

@@ -92,6 +92,14 @@ pub enum ApiError {
     /// ([`BodyReadTimeout`]); the connection is closed after the answer.
     #[error("the request body did not arrive in time")]
     RequestTimeout,
+    /// The request target is longer than
+    /// [`MAX_URI_BYTES`](crate::connections::MAX_URI_BYTES).
+    #[error("the request target may not exceed {0} bytes")]
+    UriTooLong(usize),
+    /// The header fields are larger than
+    /// [`MAX_HEADER_BYTES`](crate::connections::MAX_HEADER_BYTES) in all.
+    #[error("the request's header fields may not exceed {0} bytes")]
+    HeadersTooLarge(usize),
     /// Too many failed logins; try again later.
     #[error("too many attempts, try again later")]
     Throttled {
@@ -153,6 +161,11 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "request_timeout"),
+            Self::UriTooLong(_) => (StatusCode::URI_TOO_LONG, "uri_too_long"),
+            Self::HeadersTooLarge(_) => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "headers_too_large",
+            ),
             Self::Throttled { .. } => (StatusCode::TOO_MANY_REQUESTS, "too_many_attempts"),
             Self::Busy { .. } => (StatusCode::SERVICE_UNAVAILABLE, "busy"),
             Self::StoreUnavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "store_unavailable"),

@@ -32,6 +32,7 @@ mod password_policy;
 mod passwords;
 mod postgres_users;
 mod proxies;
+mod raw_requests;
 mod recovery;
 mod redis_store;
 mod remember;
