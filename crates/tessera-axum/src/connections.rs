@@ -182,6 +182,14 @@ impl ConnectionLimits {
     ///
     /// [`LimitsError`] naming the first field that is zero.
     pub fn check(&self) -> Result<(), LimitsError> {
+        match self.refused().into_iter().next() {
+            Some(error) => Err(error),
+            None => Ok(()),
+        }
+    }
+
+    /// Every field [`ConnectionLimits::check`] would refuse, in order.
+    pub fn refused(&self) -> Vec<LimitsError> {
         let fields = [
             ("header_read_timeout", self.header_read_timeout.is_zero()),
             ("body_read_timeout", self.body_read_timeout.is_zero()),
@@ -193,10 +201,11 @@ impl ConnectionLimits {
             ),
             ("shutdown_timeout", self.shutdown_timeout.is_zero()),
         ];
-        match fields.into_iter().find(|(_, zero)| *zero) {
-            Some((name, _)) => Err(LimitsError(name)),
-            None => Ok(()),
-        }
+        fields
+            .into_iter()
+            .filter(|(_, zero)| *zero)
+            .map(|(name, _)| LimitsError(name))
+            .collect()
     }
 }
 

@@ -253,4 +253,8 @@ pub enum ApiKeyCommand {
 pub enum ConfigCommand {
     /// Print the effective settings as TOML, secrets redacted.
     Print,
+    /// Check every setting and reach the configured stores and mail relay
+    /// (nothing is written or sent); print every problem at once, each
+    /// naming its setting. Exit 1 on any.
+    Check,
 }

@@ -45,114 +45,114 @@ fn read_templates(
 }
 
 impl Settings {
-    /// The rules for new passwords: `password_min_length`,
-    /// `breached_password_url`, `breached_password_fail`.
-    ///
-    /// # Errors
-    ///
-    /// A minimum below 8, or a breached-password URL this build cannot use.
-    pub fn new_password_rules(&self) -> anyhow::Result<NewPasswordRules> {
-        let policy =
-            PasswordPolicy::new(self.password_min_length).context("password_min_length")?;
-        let breached = match &self.breached_password_url {
-            None => None,
-            Some(url) => Some(BreachCheck {
-                source: Arc::new(crate::breached::RangeApi::new(url)?),
-                on_failure: match self.breached_password_fail {
-                    BreachFailKind::Open => BreachFailure::Open,
-                    BreachFailKind::Closed => BreachFailure::Closed,
-                },
-                timeout: crate::breached::TIMEOUT,
-            }),
-        };
-        Ok(NewPasswordRules { policy, breached })
-    }
-
     /// The service these settings describe. Reads (or, on first use,
     /// creates) the sealed-cookie key in the data directory when sealed
     /// cookies are on and no `session_cookie_key` is set.
     ///
     /// # Errors
     ///
-    /// A value the library refuses, or values that do not fit together,
-    /// with the setting named.
+    /// Every value the library refuses, and values that do not fit
+    /// together, each with its setting named ([`Problems`]).
     pub fn resolve(&self) -> anyhow::Result<ServiceConfig> {
+        self.resolve_all().map_err(anyhow::Error::new)
+    }
+
+    /// As [`Settings::resolve`], with every problem found rather than the
+    /// first (`tessera config check`).
+    ///
+    /// # Errors
+    ///
+    /// [`Problems`], one per setting (or group of settings) refused.
+    pub fn resolve_all(&self) -> Result<ServiceConfig, Problems> {
+        let mut p = Problems::default();
         let defaults = AppConfig::default();
-        let policy = SessionPolicy::new(
-            Duration::from_secs(self.session_idle_timeout),
-            Duration::from_secs(self.session_absolute_timeout),
-        )
-        .context("session_idle_timeout and session_absolute_timeout")?;
-        let policy = match self.session_transient_timeout {
-            None => policy,
-            Some(seconds) => policy
-                .with_transient_timeout(Duration::from_secs(seconds))
-                .context(
-                    "session_transient_timeout must be shorter than session_absolute_timeout",
-                )?,
-        };
-        let cookie = match &self.cookie_domain {
-            None => SessionCookie::new(self.cookie_name.clone(), self.session_same_site)
-                .context("cookie_name")?,
-            Some(domain) => {
-                // The default name cannot carry a Domain: take its __Secure- twin.
-                let name = if self.cookie_name == DEFAULT_COOKIE_NAME {
-                    DEFAULT_DOMAIN_COOKIE_NAME
-                } else {
-                    &self.cookie_name
-                };
-                SessionCookie::for_domain(name, self.session_same_site, domain)
-                    .context("cookie_name and cookie_domain")?
-            }
-        };
-        if !(32..=128).contains(&self.login_ipv6_prefix) {
-            bail!("login_ipv6_prefix must be between 32 and 128");
-        }
-        let per_ip = BucketRule::new(self.login_ip_burst, self.login_ip_per_minute)
-            .context("login_ip_burst and login_ip_per_minute")?;
-        let throttle = ThrottleSettings {
-            per_ip,
-            per_account: BucketRule::new(self.login_account_burst, self.login_account_per_minute)
-                .context("login_account_burst and login_account_per_minute")?,
-            ipv6_prefix: self.login_ipv6_prefix,
-            per_ipv6_site: site_rule(per_ip),
-            device_lifetime: Duration::from_secs(self.login_device_lifetime.max(1)),
-            per_address_mail: BucketRule::new(
-                self.mail_address_burst,
-                self.mail_address_per_minute,
-            )
-            .context("mail_address_burst and mail_address_per_minute")?,
-        };
+        let policy = p.take(self.session_policy());
+        let cookie = p.take(self.session_cookie());
+        let throttle = self.throttle(&mut p);
         let hash_workers = self.hash_workers.unwrap_or(defaults.hash_workers).max(1);
-        let session_storage = match self.session_storage {
-            StorageKind::Server => SessionStorage::Server,
-            StorageKind::Cookie => SessionStorage::Cookie(crate::keyfiles::cookie_key(self)?),
-        };
-        let public_url = self
-            .public_url
-            .as_deref()
-            .map(HttpUrl::parse)
-            .transpose()
-            .context("public_url")?;
-        let account_pages_url = self
-            .account_pages_url
-            .as_deref()
-            .map(HttpUrl::parse)
-            .transpose()
-            .context("account_pages_url")?;
-        let ttl = |name: &str, seconds: u64| {
+        let session_storage = p.take(match self.session_storage {
+            StorageKind::Server => Ok(SessionStorage::Server),
+            StorageKind::Cookie => crate::keyfiles::cookie_key(self).map(SessionStorage::Cookie),
+        });
+        let public_url = p.take(http_url("public_url", self.public_url.as_deref()));
+        let account_pages_url = p.take(http_url(
+            "account_pages_url",
+            self.account_pages_url.as_deref(),
+        ));
+        let login_url = p.take(http_url("login_url", self.login_url.as_deref()));
+        let mut ttl = |name: &str, seconds: u64| {
             if seconds == 0 {
-                bail!("{name} must be at least 1 second");
+                p.push(format!("{name} must be at least 1 second"));
             }
-            Ok(Duration::from_secs(seconds))
+            Duration::from_secs(seconds)
         };
+        let verification_ttl = ttl("email_verification_ttl", self.email_verification_ttl);
+        let reset_ttl = ttl("password_reset_ttl", self.password_reset_ttl);
+        let invite_ttl = ttl("invite_ttl", self.invite_ttl);
+        let email_change_ttl = ttl("email_change_ttl", self.email_change_ttl);
+        let max_sessions_per_user =
+            p.take(PerUserCap::new(self.max_sessions_per_user).context("max_sessions_per_user"));
+        let tokens = self.token_config(&mut p);
+        let mail = self.mail_config(&mut p);
+        let new_passwords = self.password_rules(&mut p);
+        let sessions = self.session_backend();
+        let users = p.take(match self.users {
+            UsersKind::Sqlite => Ok(UserBackend::Sqlite),
+            UsersKind::Postgres => self
+                .database_url
+                .clone()
+                .context("users = \"postgres\" needs database_url (TESSERA_DATABASE_URL)")
+                .map(|url| UserBackend::Postgres {
+                    url,
+                    options: PostgresOptions::default(),
+                }),
+        });
+        let audit_retention = p.take(self.audit_retention());
+        let connections = self.connection_limits(&mut p);
+        let (
+            Some(policy),
+            Some(cookie),
+            Some(throttle),
+            Some(session_storage),
+            Some(public_url),
+            Some(account_pages_url),
+            Some(login_url),
+            Some(max_sessions_per_user),
+            Some(tokens),
+            Some(mail),
+            Some(new_passwords),
+            Some(users),
+            Some(audit_retention),
+            Some(connections),
+        ) = (
+            policy,
+            cookie,
+            throttle,
+            session_storage,
+            public_url,
+            account_pages_url,
+            login_url,
+            max_sessions_per_user,
+            tokens,
+            mail,
+            new_passwords,
+            users,
+            audit_retention,
+            connections,
+        )
+        else {
+            return Err(p);
+        };
+        if !p.is_empty() {
+            return Err(p);
+        }
         let self_service = SelfServiceConfig {
             registration: self.registration,
             require_verified_email: self.require_verified_email,
-            verification_ttl: ttl("email_verification_ttl", self.email_verification_ttl)?,
-            reset_ttl: ttl("password_reset_ttl", self.password_reset_ttl)?,
-            invite_ttl: ttl("invite_ttl", self.invite_ttl)?,
-            email_change_ttl: ttl("email_change_ttl", self.email_change_ttl)?,
+            verification_ttl,
+            reset_ttl,
+            invite_ttl,
+            email_change_ttl,
             links: AccountLinks::new(account_pages_url.or_else(|| public_url.clone())),
         };
         let app = AppConfig {
@@ -163,12 +163,7 @@ impl Settings {
             trusted_proxies: self.trusted_proxies.clone(),
             allowed_origins: self.allowed_origins.clone(),
             public_url,
-            login_url: self
-                .login_url
-                .as_deref()
-                .map(HttpUrl::parse)
-                .transpose()
-                .context("login_url")?,
+            login_url,
             throttle,
             hash_workers,
             hash_queue: self.hash_queue,
@@ -178,34 +173,12 @@ impl Settings {
                 .max(1),
             max_body_bytes: self.max_body_bytes,
             session_data_max_bytes: self.session_data_max_bytes,
-            max_sessions_per_user: PerUserCap::new(self.max_sessions_per_user)
-                .context("max_sessions_per_user")?,
-            tokens: self.token_config()?,
+            max_sessions_per_user,
+            tokens,
             access_token_cookie: self.jwt_access_token_cookie,
-            mail: self.mail_config()?,
+            mail,
             self_service,
-            new_passwords: self.new_password_rules()?,
-        };
-        let sessions = match self.store {
-            StoreKind::Sqlite => SessionBackend::Sqlite,
-            StoreKind::Memory => SessionBackend::Memory,
-            StoreKind::Redis => SessionBackend::Redis(RedisOptions {
-                url: self.redis_url.clone(),
-                prefix: self.redis_prefix.clone(),
-                timeout: Duration::from_millis(self.redis_timeout.max(1)),
-                near_cache: self.redis_near_cache,
-                ..RedisOptions::default()
-            }),
-        };
-        let users = match self.users {
-            UsersKind::Sqlite => UserBackend::Sqlite,
-            UsersKind::Postgres => UserBackend::Postgres {
-                url: self
-                    .database_url
-                    .clone()
-                    .context("users = \"postgres\" needs database_url (TESSERA_DATABASE_URL)")?,
-                options: PostgresOptions::default(),
-            },
+            new_passwords,
         };
         Ok(ServiceConfig {
             app,
@@ -220,10 +193,94 @@ impl Settings {
             users,
             maintenance: Maintenance {
                 purge_interval: Duration::from_secs(self.purge_interval.max(1)),
-                audit_retention: self.audit_retention()?,
+                audit_retention,
                 ..Maintenance::default()
             },
-            connections: self.connection_limits()?,
+            connections,
+        })
+    }
+
+    /// The session store `store` and the `redis_*` settings name.
+    pub fn session_backend(&self) -> SessionBackend {
+        match self.store {
+            StoreKind::Sqlite => SessionBackend::Sqlite,
+            StoreKind::Memory => SessionBackend::Memory,
+            StoreKind::Redis => SessionBackend::Redis(RedisOptions {
+                url: self.redis_url.clone(),
+                prefix: self.redis_prefix.clone(),
+                timeout: Duration::from_millis(self.redis_timeout.max(1)),
+                near_cache: self.redis_near_cache,
+                ..RedisOptions::default()
+            }),
+        }
+    }
+
+    /// The SMTP relay's settings when `mail = "smtp"` and they are valid
+    /// (their problems are [`Settings::resolve_all`]'s to report).
+    pub fn smtp(&self) -> Option<SmtpConfig> {
+        match self.mail {
+            MailKind::Smtp => self.smtp_config(&mut Problems::default()),
+            MailKind::None | MailKind::File => None,
+        }
+    }
+
+    fn session_policy(&self) -> anyhow::Result<SessionPolicy> {
+        let policy = SessionPolicy::new(
+            Duration::from_secs(self.session_idle_timeout),
+            Duration::from_secs(self.session_absolute_timeout),
+        )
+        .context("session_idle_timeout and session_absolute_timeout")?;
+        Ok(match self.session_transient_timeout {
+            None => policy,
+            Some(seconds) => policy
+                .with_transient_timeout(Duration::from_secs(seconds))
+                .context(
+                    "session_transient_timeout must be shorter than session_absolute_timeout",
+                )?,
+        })
+    }
+
+    fn session_cookie(&self) -> anyhow::Result<SessionCookie> {
+        match &self.cookie_domain {
+            None => SessionCookie::new(self.cookie_name.clone(), self.session_same_site)
+                .context("cookie_name"),
+            Some(domain) => {
+                // The default name cannot carry a Domain: take its __Secure- twin.
+                let name = if self.cookie_name == DEFAULT_COOKIE_NAME {
+                    DEFAULT_DOMAIN_COOKIE_NAME
+                } else {
+                    &self.cookie_name
+                };
+                SessionCookie::for_domain(name, self.session_same_site, domain)
+                    .context("cookie_name and cookie_domain")
+            }
+        }
+    }
+
+    fn throttle(&self, p: &mut Problems) -> Option<ThrottleSettings> {
+        if !(32..=128).contains(&self.login_ipv6_prefix) {
+            p.push("login_ipv6_prefix must be between 32 and 128".to_owned());
+        }
+        let per_ip = p.take(
+            BucketRule::new(self.login_ip_burst, self.login_ip_per_minute)
+                .context("login_ip_burst and login_ip_per_minute"),
+        );
+        let per_account = p.take(
+            BucketRule::new(self.login_account_burst, self.login_account_per_minute)
+                .context("login_account_burst and login_account_per_minute"),
+        );
+        let per_address_mail = p.take(
+            BucketRule::new(self.mail_address_burst, self.mail_address_per_minute)
+                .context("mail_address_burst and mail_address_per_minute"),
+        );
+        let (per_ip, per_account, per_address_mail) = (per_ip?, per_account?, per_address_mail?);
+        Some(ThrottleSettings {
+            per_ip,
+            per_account,
+            ipv6_prefix: self.login_ipv6_prefix,
+            per_ipv6_site: site_rule(per_ip),
+            device_lifetime: Duration::from_secs(self.login_device_lifetime.max(1)),
+            per_address_mail,
         })
     }
 
@@ -239,7 +296,7 @@ impl Settings {
         ))
     }
 
-    fn connection_limits(&self) -> anyhow::Result<ConnectionLimits> {
+    fn connection_limits(&self, p: &mut Problems) -> Option<ConnectionLimits> {
         let limits = ConnectionLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout),
             body_read_timeout: Duration::from_secs(self.body_read_timeout),
@@ -250,58 +307,38 @@ impl Settings {
             max_connections_per_client: self.max_connections_per_client,
             shutdown_timeout: Duration::from_secs(self.shutdown_timeout),
         };
-        limits.check()?;
-        Ok(limits)
+        let refused = limits.refused();
+        let fine = refused.is_empty();
+        for error in refused {
+            p.push(error.to_string());
+        }
+        fine.then_some(limits)
     }
 
     /// The mailer: transport, sender, templates (read from
     /// `mail_templates`), retries. Checked here (`mail_from`, templates,
     /// TLS), so that `tessera serve` refuses bad mail settings at start.
-    fn mail_config(&self) -> anyhow::Result<MailConfig> {
+    fn mail_config(&self, p: &mut Problems) -> Option<MailConfig> {
         let defaults = MailConfig::default();
         let transport = match self.mail {
-            MailKind::None => MailTransport::None,
-            MailKind::File => MailTransport::File {
+            MailKind::None => Some(MailTransport::None),
+            MailKind::File => Some(MailTransport::File {
                 dir: self.data_dir.join("mail"),
-            },
-            MailKind::Smtp => {
-                let raw = self
-                    .smtp_url
-                    .as_ref()
-                    .context("mail = \"smtp\" needs smtp_url (TESSERA_SMTP_URL)")?;
-                let url = SmtpUrl::parse(&raw.0).context("smtp_url")?;
-                let tls_ca = self
-                    .smtp_tls_ca
-                    .as_ref()
-                    .map(|path| {
-                        std::fs::read(path)
-                            .with_context(|| format!("smtp_tls_ca: cannot read {}", path.display()))
-                    })
-                    .transpose()?;
-                if self.smtp_timeout == 0 || self.smtp_pool_size == 0 {
-                    bail!("smtp_timeout and smtp_pool_size must be at least 1");
-                }
-                MailTransport::Smtp(SmtpConfig {
-                    insecure: self.smtp_insecure,
-                    tls_ca,
-                    timeout: Duration::from_secs(self.smtp_timeout),
-                    pool_size: self.smtp_pool_size,
-                    ..SmtpConfig::new(url)
-                })
-            }
+            }),
+            MailKind::Smtp => self.smtp_config(p).map(MailTransport::Smtp),
         };
         let templates = match &self.mail_templates {
-            None => Default::default(),
-            Some(dir) => read_templates(dir)?,
+            None => Some(Default::default()),
+            Some(dir) => p.take(read_templates(dir)),
         };
         if self.mail_max_attempts == 0 {
-            bail!("mail_max_attempts must be at least 1");
+            p.push("mail_max_attempts must be at least 1".to_owned());
         }
         let config = MailConfig {
-            transport,
+            transport: transport?,
             from: self.mail_from.clone(),
             site_name: self.mail_site_name.clone(),
-            templates,
+            templates: templates?,
             retry: RetryPolicy {
                 max_attempts: self.mail_max_attempts,
                 max_age: Duration::from_secs(self.mail_max_age),
@@ -310,31 +347,141 @@ impl Settings {
             ..defaults
         };
         if config.is_configured() {
-            config
-                .check()
-                .context("mail settings (mail_from, mail_templates, smtp_tls_ca)")?;
+            p.take(
+                config
+                    .check()
+                    .context("mail settings (mail_from, mail_templates, smtp_tls_ca)"),
+            )?;
         }
-        Ok(config)
+        Some(config)
+    }
+
+    /// `mail = "smtp"`: the relay's URL, CA, timeout and pool.
+    fn smtp_config(&self, p: &mut Problems) -> Option<SmtpConfig> {
+        let url = p.take(
+            self.smtp_url
+                .as_ref()
+                .context("mail = \"smtp\" needs smtp_url (TESSERA_SMTP_URL)")
+                .and_then(|raw| SmtpUrl::parse(&raw.0).context("smtp_url")),
+        );
+        let tls_ca = p.take(
+            self.smtp_tls_ca
+                .as_ref()
+                .map(|path| {
+                    std::fs::read(path)
+                        .with_context(|| format!("smtp_tls_ca: cannot read {}", path.display()))
+                })
+                .transpose(),
+        );
+        if self.smtp_timeout == 0 {
+            p.push("smtp_timeout must be at least 1".to_owned());
+        }
+        if self.smtp_pool_size == 0 {
+            p.push("smtp_pool_size must be at least 1".to_owned());
+        }
+        Some(SmtpConfig {
+            insecure: self.smtp_insecure,
+            tls_ca: tls_ca?,
+            timeout: Duration::from_secs(self.smtp_timeout),
+            pool_size: self.smtp_pool_size,
+            ..SmtpConfig::new(url?)
+        })
+    }
+
+    /// The rules for new passwords: `password_min_length`,
+    /// `breached_password_url`, `breached_password_fail`.
+    fn password_rules(&self, p: &mut Problems) -> Option<NewPasswordRules> {
+        let policy =
+            p.take(PasswordPolicy::new(self.password_min_length).context("password_min_length"));
+        let breached = match &self.breached_password_url {
+            None => Some(None),
+            Some(url) => p.take(crate::breached::RangeApi::new(url)).map(|source| {
+                Some(BreachCheck {
+                    source: Arc::new(source),
+                    on_failure: match self.breached_password_fail {
+                        BreachFailKind::Open => BreachFailure::Open,
+                        BreachFailKind::Closed => BreachFailure::Closed,
+                    },
+                    timeout: crate::breached::TIMEOUT,
+                })
+            }),
+        };
+        Some(NewPasswordRules {
+            policy: policy?,
+            breached: breached?,
+        })
     }
 
     /// Token lifetimes and names.
-    fn token_config(&self) -> anyhow::Result<TokenConfig> {
+    fn token_config(&self, p: &mut Problems) -> Option<TokenConfig> {
         if self.jwt_access_ttl == 0 || self.jwt_refresh_ttl < self.jwt_access_ttl {
-            bail!("jwt_access_ttl must be at least 1 and at most jwt_refresh_ttl");
+            p.push("jwt_access_ttl must be at least 1 and at most jwt_refresh_ttl".to_owned());
         }
-        Ok(TokenConfig {
+        let families = p.take(
+            PerUserCap::new(self.max_refresh_families_per_user)
+                .context("max_refresh_families_per_user"),
+        );
+        let sealed = p.take(
+            PerUserCap::new(self.max_sealed_revocations_per_user)
+                .context("max_sealed_revocations_per_user"),
+        );
+        Some(TokenConfig {
             issuer: self.jwt_issuer.clone(),
             audience: self.jwt_audience.clone(),
             access_ttl: Duration::from_secs(self.jwt_access_ttl),
             refresh_ttl: Duration::from_secs(self.jwt_refresh_ttl),
             leeway: Duration::from_secs(self.jwt_leeway),
             grace: Duration::from_secs(self.jwt_refresh_grace),
-            max_refresh_families_per_user: PerUserCap::new(self.max_refresh_families_per_user)
-                .context("max_refresh_families_per_user")?,
-            max_sealed_revocations_per_user: PerUserCap::new(self.max_sealed_revocations_per_user)
-                .context("max_sealed_revocations_per_user")?,
+            max_refresh_families_per_user: families?,
+            max_sealed_revocations_per_user: sealed?,
         })
     }
+}
+
+/// Every problem found in the settings, each naming its setting: one per
+/// line when shown.
+#[derive(Debug, Default)]
+pub struct Problems(Vec<String>);
+
+impl Problems {
+    /// The value, or `None` with its error recorded.
+    pub fn take<T>(&mut self, result: anyhow::Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(error) => {
+                self.push(format!("{error:#}"));
+                None
+            }
+        }
+    }
+
+    /// Records one problem.
+    pub fn push(&mut self, problem: String) {
+        self.0.push(problem);
+    }
+
+    /// Whether none was found.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The problems, in the order found.
+    pub fn into_vec(self) -> Vec<String> {
+        self.0
+    }
+}
+
+impl std::fmt::Display for Problems {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0.join("\n"))
+    }
+}
+
+impl std::error::Error for Problems {}
+
+/// An optional `http(s)://` URL setting.
+fn http_url(name: &'static str, value: Option<&str>) -> anyhow::Result<Option<HttpUrl>> {
+    value.map(HttpUrl::parse).transpose().context(name)
 }
 
 #[cfg(test)]

@@ -156,3 +156,53 @@ pub fn cookie_key(settings: &Settings) -> anyhow::Result<CookieKey> {
     }
     secret_file(&settings.data_dir.join("cookie-session.key")).map(CookieKey::from_bytes)
 }
+
+/// What `tessera config check` finds wrong with the signing-key settings
+/// and the key files in the data directory, without creating any.
+pub fn check(settings: &Settings) -> Vec<String> {
+    let mut problems = Vec::new();
+    let algorithm = match settings.jwt_algorithm() {
+        Ok(algorithm) => Some(algorithm),
+        Err(error) => {
+            problems.push(format!("{error:#}"));
+            None
+        }
+    };
+    if let Some(secret) = &settings.jwt_secret {
+        if algorithm.is_some_and(|a| a != tessera_token::Algorithm::HS256) {
+            problems.push("jwt_secret is for HS256 only (jwt_algorithm)".to_owned());
+        }
+        if secret.len() < tessera_token::jws::MIN_HMAC_SECRET_BYTES {
+            problems.push(format!(
+                "jwt_secret is {} bytes; HS256 needs at least {}",
+                secret.len(),
+                tessera_token::jws::MIN_HMAC_SECRET_BYTES
+            ));
+        }
+    } else {
+        let path = keys_path(settings);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                if let Err(error) = KeySet::from_json(&text) {
+                    problems.push(format!(
+                        "data_dir: {} is not a valid key set: {error}",
+                        path.display()
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => problems.push(format!("data_dir: cannot read {}: {e}", path.display())),
+        }
+    }
+    let chain = settings.data_dir.join("refresh-chain.key");
+    match std::fs::read(&chain) {
+        Ok(bytes) if bytes.len() != 32 => problems.push(format!(
+            "data_dir: {} must hold exactly 32 bytes",
+            chain.display()
+        )),
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => problems.push(format!("data_dir: cannot read {}: {e}", chain.display())),
+    }
+    problems
+}

@@ -59,6 +59,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cli::TokenCommand::Decode { token, jwk }) => {
             commands::token_decode::decode(token, jwk.as_deref())
         }
+        Command::Config(ConfigCommand::Check) => commands::config_check::run(
+            cli.config.as_deref(),
+            FlagSettings {
+                data_dir: cli.data_dir.clone(),
+                ..FlagSettings::default()
+            },
+        ),
         Command::Config(ConfigCommand::Print) => {
             print!("{}", settings()?.to_redacted_toml()?);
             Ok(ExitCode::SUCCESS)

@@ -436,6 +436,61 @@ impl Settings {
     ///
     /// Unreadable or invalid file, invalid values (with the key named).
     pub fn load(config_file: Option<&Path>, flags: FlagSettings) -> anyhow::Result<Self> {
+        Self::layers(config_file, flags)?
+            .extract()
+            .context("invalid settings")
+    }
+
+    /// As [`Settings::load`], finding every invalid value rather than the
+    /// first: each is reported (`key: what is wrong (where it came
+    /// from)`) and its setting left at its default, so that the rest can be
+    /// checked. `None` when the layers cannot be read at all (a missing
+    /// file, a TOML syntax error).
+    pub fn load_checked(
+        config_file: Option<&Path>,
+        flags: FlagSettings,
+    ) -> (Option<Self>, Vec<String>) {
+        use figment::Provider;
+
+        let figment = match Self::layers(config_file, flags) {
+            Ok(figment) => figment,
+            Err(error) => return (None, vec![format!("{error:#}")]),
+        };
+        let mut data = match figment.data() {
+            Ok(mut profiles) => profiles
+                .remove(&figment::Profile::Default)
+                .unwrap_or_default(),
+            Err(error) => return (None, vec![format!("config file: {error}")]),
+        };
+        let mut problems = Vec::new();
+        loop {
+            let attempt = Figment::from(Serialized::defaults(Settings::default()))
+                .merge(Serialized::defaults(&data));
+            let errors = match attempt.extract::<Settings>() {
+                Ok(settings) => return (Some(settings), problems),
+                Err(errors) => errors,
+            };
+            for error in errors {
+                let key = error.path.first().cloned();
+                let Some(key) = key.filter(|key| data.contains_key(key)) else {
+                    problems.push(format!("invalid settings: {}", error.kind));
+                    return (None, problems);
+                };
+                let from = figment
+                    .find_metadata(&key)
+                    .map(|meta| match &meta.source {
+                        Some(source) => format!(" ({} {source})", meta.name),
+                        None => format!(" ({})", meta.name),
+                    })
+                    .unwrap_or_default();
+                problems.push(format!("{key}: {}{from}", error.kind));
+                data.remove(&key);
+            }
+        }
+    }
+
+    /// Defaults, then the file, the environment and the flags.
+    fn layers(config_file: Option<&Path>, flags: FlagSettings) -> anyhow::Result<Figment> {
         let mut figment = Figment::from(Serialized::defaults(Settings::default()));
         if let Some(path) = config_file {
             if !path.exists() {
@@ -449,7 +504,7 @@ impl Settings {
                     .filter(|key| is_setting(&key.as_str().to_ascii_lowercase())),
             )
             .merge(Serialized::defaults(flags));
-        figment.extract().context("invalid settings")
+        Ok(figment)
     }
 
     /// The settings as TOML, with anything secret replaced by `<redacted>`.

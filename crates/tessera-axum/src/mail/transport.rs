@@ -23,6 +23,34 @@ pub enum TransportError {
     /// The TLS settings (e.g. `smtp_tls_ca`) could not be used.
     #[error("smtp TLS: {0}")]
     Tls(String),
+    /// The relay could not be reached, or refused the greeting, TLS or
+    /// login ([`check_relay`]).
+    #[error("smtp relay: {0}")]
+    Relay(String),
+}
+
+/// Connects to the relay as the sender would (implicit TLS or STARTTLS,
+/// the login, as `config` says), checks the connection with `NOOP` and
+/// leaves, sending nothing: `tessera config check`. Within
+/// `config.timeout` per step, and three times that in all.
+///
+/// # Errors
+///
+/// [`TransportError::Tls`] for unusable TLS settings,
+/// [`TransportError::Relay`] when the relay cannot be reached or refuses.
+pub async fn check_relay(config: &SmtpConfig) -> Result<(), TransportError> {
+    let transport = smtp_transport(config)?;
+    let deadline = config.timeout.saturating_mul(3);
+    match tokio::time::timeout(deadline, transport.test_connection()).await {
+        Ok(Ok(true)) => Ok(()),
+        Ok(Ok(false)) => Err(TransportError::Relay(
+            "the connection did not answer NOOP".into(),
+        )),
+        Ok(Err(error)) => Err(TransportError::Relay(error.to_string())),
+        Err(_) => Err(TransportError::Relay(format!(
+            "no answer within {deadline:?}"
+        ))),
+    }
 }
 
 /// Why one message was not sent.

@@ -76,6 +76,50 @@ impl PostgresUserStore {
     ///
     /// [`StoreError::Unavailable`] if the database cannot be reached or migrated.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+        let store = Self::unmigrated(url, options)?;
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    /// Connects to `url` without changing anything and returns how many
+    /// migrations this tessera would apply (`tessera config check`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the database cannot be reached, or its
+    /// schema is newer than this tessera understands.
+    pub async fn pending_migrations(
+        url: &str,
+        options: PostgresOptions,
+    ) -> Result<usize, StoreError> {
+        let store = Self::unmigrated(url, options)?;
+        let client = store.pool.get().await.map_err(unavailable)?;
+        let exists: bool = client
+            .query_one("SELECT to_regclass('tessera_schema') IS NOT NULL", &[])
+            .await
+            .map_err(to_store_error)?
+            .get(0);
+        let version = if exists {
+            client
+                .query_opt("SELECT version FROM tessera_schema", &[])
+                .await
+                .map_err(to_store_error)?
+                .map_or(0, |row| row.get::<_, i32>(0))
+        } else {
+            0
+        };
+        let version = usize::try_from(version).unwrap_or(usize::MAX);
+        if version > MIGRATIONS.len() {
+            return Err(StoreError::Unavailable(format!(
+                "database schema version {version} is newer than this tessera understands ({})",
+                MIGRATIONS.len()
+            )));
+        }
+        Ok(MIGRATIONS.len() - version)
+    }
+
+    /// The pool, not yet connected.
+    fn unmigrated(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
         let mut config = Config::new();
         config.url = Some(url.to_owned());
         config.pool = Some(PoolConfig {
@@ -90,12 +134,10 @@ impl PostgresUserStore {
         let pool = config
             .create_pool(Some(Runtime::Tokio1), NoTls)
             .map_err(unavailable)?;
-        let store = Self {
+        Ok(Self {
             pool,
             timeout: options.timeout,
-        };
-        store.migrate().await?;
-        Ok(store)
+        })
     }
 
     /// Applies pending migrations; returns how many.

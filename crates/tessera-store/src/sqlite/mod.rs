@@ -138,6 +138,31 @@ impl Inner {
 }
 
 impl SqliteStore {
+    /// Opens the existing database at `path` read-only, checks that the
+    /// file could be opened for writing, and returns how many migrations
+    /// [`SqliteStore::open`] would apply. Changes nothing (`tessera config
+    /// check`).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if the file cannot be opened (for
+    /// reading or writing) or is not a database, or if its schema is newer
+    /// than this tessera understands.
+    pub fn pending_migrations(
+        path: impl AsRef<Path>,
+        options: &SqliteOptions,
+    ) -> Result<usize, StoreError> {
+        let path = path.as_ref();
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| {
+                StoreError::Unavailable(format!("cannot open {} for writing: {e}", path.display()))
+            })?;
+        let reader = open_connection(path, options, false)?;
+        schema::pending(&reader)
+    }
+
     /// Opens (creating if needed) the database at `path` and brings its
     /// schema up to date.
     ///

@@ -211,6 +211,21 @@ fn renormalise_emails(tx: &rusqlite::Transaction<'_>) -> Result<(), StoreError> 
     Ok(())
 }
 
+/// How many migrations `migrate` would apply to `conn`'s database.
+pub(super) fn pending(conn: &Connection) -> Result<usize, StoreError> {
+    let version: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(to_store_error)?;
+    let version = usize::try_from(version).unwrap_or(usize::MAX);
+    if version > MIGRATIONS.len() {
+        return Err(StoreError::Unavailable(format!(
+            "database schema version {version} is newer than this tessera understands ({})",
+            MIGRATIONS.len()
+        )));
+    }
+    Ok(MIGRATIONS.len() - version)
+}
+
 pub(super) fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
     let tx = conn
         .transaction_with_behavior(rusqlite::TransactionBehavior::Exclusive)

@@ -2,6 +2,7 @@
 
 pub mod apikey;
 pub mod audit;
+pub mod config_check;
 pub mod keys;
 pub mod migrate;
 pub mod serve;

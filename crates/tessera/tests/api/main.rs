@@ -11,6 +11,7 @@ mod apikeys;
 mod audit;
 mod cluster;
 mod config;
+mod config_check;
 mod connections;
 mod cookie_storage;
 mod csrf;

@@ -359,14 +359,14 @@ async fn bad_bodies_on_every_new_anonymous_route_are_4xx_json() {
 }
 
 /// The SMTP sink the mail tests use (aiosmtpd), as a process of this test.
-struct SmtpSink {
+pub struct SmtpSink {
     _process: tessera_testkit::ProcessGroup,
-    port: u16,
-    out: tempfile::TempDir,
+    pub port: u16,
+    pub out: tempfile::TempDir,
 }
 
 impl SmtpSink {
-    fn start() -> Self {
+    pub fn start() -> Self {
         let out = tempfile::tempdir().unwrap();
         let port = tessera_testkit::free_port();
         let script = concat!(
