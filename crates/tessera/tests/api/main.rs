@@ -29,6 +29,7 @@ mod login;
 mod login_redirect;
 mod mail;
 mod mailbox;
+mod package;
 mod password_policy;
 mod passwords;
 mod postgres_users;
