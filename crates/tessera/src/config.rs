@@ -583,6 +583,38 @@ mod tests {
     }
 
     #[test]
+    fn every_problem_is_found_not_just_the_first() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "bad.toml",
+                "login_ip_burst = \"lots\"\nhash_queue = -1\ncookie_name = \"plain\"\n",
+            )?;
+            jail.set_env("TESSERA_MAX_SESSIONS_PER_USER", "0");
+            jail.set_env("TESSERA_JWT_ACCESS_TTL", "0");
+            let (settings, loading) = Settings::load_checked(
+                Some(std::path::Path::new("bad.toml")),
+                FlagSettings::default(),
+            );
+            assert_eq!(loading.len(), 2, "{loading:?}");
+            assert!(loading[0].starts_with("hash_queue: "), "{loading:?}");
+            assert!(loading[1].starts_with("login_ip_burst: "), "{loading:?}");
+            let problems = settings
+                .expect("the rest loads")
+                .resolve_all()
+                .unwrap_err()
+                .into_vec();
+            assert_eq!(problems.len(), 3, "{problems:?}");
+            for named in ["cookie_name", "max_sessions_per_user", "jwt_access_ttl"] {
+                assert!(
+                    problems.iter().any(|p| p.contains(named)),
+                    "{named}: {problems:?}"
+                );
+            }
+            Ok(())
+        });
+    }
+
+    #[test]
     fn new_password_settings_reach_the_rules() {
         Jail::expect_with(|jail| {
             let rules = load().unwrap().app.new_passwords;

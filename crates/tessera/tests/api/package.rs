@@ -25,7 +25,9 @@ const INSTALLED: &str = "/usr/bin/tessera";
 const MAX_EXPOSURE: f64 = 2.0;
 
 fn run(command: &mut Command) -> String {
-    let out = command.output().unwrap_or_else(|e| panic!("{command:?}: {e}"));
+    let out = command
+        .output()
+        .unwrap_or_else(|e| panic!("{command:?}: {e}"));
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -88,7 +90,15 @@ fn build_deb(out: &Path) -> PathBuf {
     run(Command::new(cargo())
         .current_dir(workspace())
         .env("CARGO_TARGET_DIR", target.path())
-        .args(["deb", "-p", "tessera", "--no-build", "--no-strip", "--fast", "-o"])
+        .args([
+            "deb",
+            "-p",
+            "tessera",
+            "--no-build",
+            "--no-strip",
+            "--fast",
+            "-o",
+        ])
         .arg(out));
     let debs: Vec<_> = std::fs::read_dir(out)
         .unwrap()
@@ -113,7 +123,14 @@ impl Drop for Installed {
 fn serve_installed(data: &Path) -> (tessera_testkit::ProcessGroup, SocketAddr) {
     let mut command = Command::new(INSTALLED);
     command
-        .args(["serve", "--config", CONFIG, "--listen", "127.0.0.1:0", "--data-dir"])
+        .args([
+            "serve",
+            "--config",
+            CONFIG,
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
         .arg(data)
         .env_remove("TESSERA_CONFIG")
         .stdout(Stdio::null())
@@ -146,7 +163,10 @@ async fn the_deb_installs_a_verified_unit_and_a_binary_that_serves_with_the_ship
     let out = tempfile::tempdir().unwrap();
     let deb = build_deb(out.path());
     let contents = run(Command::new("dpkg-deb").arg("-c").arg(&deb));
-    for path in ["./usr/bin/tessera", "./usr/lib/systemd/system/tessera.service"] {
+    for path in [
+        "./usr/bin/tessera",
+        "./usr/lib/systemd/system/tessera.service",
+    ] {
         assert!(contents.contains(path), "{path} missing:\n{contents}");
     }
     assert!(
@@ -167,7 +187,10 @@ async fn the_deb_installs_a_verified_unit_and_a_binary_that_serves_with_the_ship
         "CapabilityBoundingSet=\n",
         "SystemCallFilter=@system-service",
     ] {
-        assert!(unit.contains(directive), "{directive} missing from the unit");
+        assert!(
+            unit.contains(directive),
+            "{directive} missing from the unit"
+        );
     }
     let security = run(Command::new("systemd-analyze").args([
         "security",
@@ -208,7 +231,10 @@ async fn the_deb_installs_a_verified_unit_and_a_binary_that_serves_with_the_ship
             serde_json::json!({"status": "ok"})
         );
     }
-    assert!(data.path().join("tessera.db").exists(), "data in --data-dir");
+    assert!(
+        data.path().join("tessera.db").exists(),
+        "data in --data-dir"
+    );
     drop(server);
 
     run(Command::new("dpkg").args(["-r", "tessera"]));
