@@ -21,6 +21,16 @@ fn mail(state: &AppState) -> Value {
 
 /// 200 while the session store answered its last probe, 503 otherwise.
 /// The probe runs in the background, so this route costs no store call.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "health",
+    responses(
+        (status = 200, description = "The session store answered its last probe: `{\"status\": \"ok\", ...}`.", body = Object),
+        (status = 503, description = "The session store is down: `{\"status\": \"unavailable\", ...}`.", body = Object),
+    ),
+)]
 pub async fn health(State(state): State<Arc<AppState>>) -> (StatusCode, Json<Value>) {
     let up = state.store_up();
     // The in-memory revocation list is bounded by expiry; report its size.

@@ -7,6 +7,7 @@ mod csrf;
 mod errors;
 mod headers;
 mod new_passwords;
+mod openapi;
 mod rotation;
 mod sealed;
 mod support;
