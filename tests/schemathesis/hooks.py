@@ -4,8 +4,8 @@ The cookie and bearer profiles are admins, so that every route answers them.
 A fuzzed admin request may then disable, rename, re-password or delete the
 profile's own account (schemathesis reuses ids and addresses it saw in
 answers), and a fuzzed logout ends the credential in use. So the credential
-is fetched again after any 401 (schemathesis' `retry_on`), and if logging
-in fails, the account is first put back with the `tessera` CLI on the
+is fetched again after any 401 or 403 (schemathesis' `retry_on`), and if
+logging in fails or gives no admin, the account is first put back with the `tessera` CLI on the
 server's data directory (SQLite takes a second process).
 
 run.py passes what it needs in the environment: TESSERA_ST_PROFILE (cookie
@@ -54,16 +54,24 @@ def _login() -> requests.Response:
 
 
 def _credential(response: requests.Response) -> str | None:
+    """The credential of a login that checks out as an admin's."""
     if response.status_code != 200:
         return None
     if PROFILE == "cookie":
-        return response.cookies.get(COOKIE)
-    return response.json().get("access_token")
+        credential = response.cookies.get(COOKIE)
+        roles = response.json().get("user", {}).get("roles", [])
+    else:
+        credential = response.json().get("access_token")
+        profile = requests.get(BASE + "/profile", headers={"Authorization": f"Bearer {credential}"}, timeout=30)
+        roles = profile.json().get("user", {}).get("roles", []) if profile.status_code == 200 else []
+    return credential if "admin" in roles else None
 
 
 if PROFILE in ("cookie", "bearer"):
 
-    @schemathesis.auth(retry_on=[401])
+    # 403 too: a fuzzed role change leaves a working credential without
+    # the admin role.
+    @schemathesis.auth(retry_on=[401, 403])
     class ProfileCredential:
         def get(self, case, ctx):
             credential = _credential(_login())

@@ -74,8 +74,7 @@ async fn the_document_names_every_route_of_the_router_and_no_other() {
     for (method, path) in &routed {
         let uri = path
             .replace("{id}", "00000000-0000-4000-8000-000000000000")
-            .replace('{', "")
-            .replace('}', "");
+            .replace(['{', '}'], "");
         let reply = app
             .send(Call::new(method.parse().expect("a method"), &uri))
             .await;
