@@ -8,12 +8,13 @@ use axum::handler::Handler;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{MethodFilter, MethodRouter, get, on, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cors;
 use crate::error::{ApiError, error_body};
+use crate::openapi;
 use crate::routes::{
     account, admin, admin_links, admin_v1, apikeys, audit, forward_auth, health, login, profile,
     recovery, sessions, signup, token,
@@ -26,28 +27,12 @@ use crate::state::AppState;
 /// cached by browsers or proxies) and every error a JSON body; with
 /// `allowed_origins`, CORS answers for those origins ([`cors`]).
 pub fn router(state: Arc<AppState>) -> Router {
-    let protected = protected_routes()
+    let mut router = public_routes()
         .into_iter()
+        .chain(protected_routes())
         .fold(Router::new(), |router, route| {
             router.route(route.path, route.handler)
-        });
-
-    let mut router = Router::new()
-        .route("/health", get(health::health))
-        .route("/health/live", get(health::live))
-        .route("/health/ready", get(health::ready))
-        .route("/login", post(login::login))
-        .route("/token", post(token::token))
-        .route("/token/refresh", post(token::refresh))
-        .route("/token/revoke", post(token::revoke))
-        .route("/.well-known/jwks.json", get(token::jwks))
-        .route("/signup", post(signup::signup))
-        .route("/email/verify", post(signup::verify_email))
-        .route("/email/verify/resend", post(signup::resend_verification))
-        .route("/email/confirm", post(account::confirm_email_change))
-        .route("/password/forgot", post(recovery::forgot))
-        .route("/password/reset", post(recovery::reset))
-        .merge(protected)
+        })
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
     router = router.layer(middleware::map_response(ensure_json_errors));
@@ -76,11 +61,17 @@ pub fn router(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// A route that answers only an authenticated [`Caller`](crate::Caller).
-/// Its handler finishes with [`Caller::reply`](crate::Caller::reply), which
-/// carries out what the credential needs on the way out (a fresh session id
-/// after a privilege change, a re-sealed cookie).
-pub struct ProtectedRoute {
+/// A route of the router: method, path template and handler. Those of
+/// [`protected_routes`] answer only an authenticated
+/// [`Caller`](crate::Caller) and finish with
+/// [`Caller::reply`](crate::Caller::reply), which carries out what the
+/// credential needs on the way out (a fresh session id after a privilege
+/// change, a re-sealed cookie).
+///
+/// Every route is also in the API document (`GET /openapi.json`): its
+/// handler carries `#[utoipa::path]` and [`crate::openapi::ApiDoc`] lists
+/// it (`tests/router/openapi.rs` compares the two lists).
+pub struct Route {
     /// The method it answers.
     pub method: Method,
     /// The path template, as the router matches it (`/sessions/{handle}`).
@@ -88,7 +79,7 @@ pub struct ProtectedRoute {
     handler: MethodRouter<Arc<AppState>>,
 }
 
-impl ProtectedRoute {
+impl Route {
     fn new<H, T>(method: Method, path: &'static str, handler: H) -> Self
     where
         H: Handler<T, Arc<AppState>>,
@@ -103,63 +94,93 @@ impl ProtectedRoute {
     }
 }
 
-impl std::fmt::Debug for ProtectedRoute {
+impl std::fmt::Debug for Route {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.method, self.path)
     }
 }
 
+/// Every route anyone may call, declared here and nowhere else: [`router`]
+/// is built from this list and [`protected_routes`].
+pub fn public_routes() -> Vec<Route> {
+    vec![
+        Route::new(Method::GET, "/openapi.json", openapi::openapi_json),
+        Route::new(Method::GET, "/health", health::health),
+        Route::new(Method::GET, "/health/live", health::live),
+        Route::new(Method::GET, "/health/ready", health::ready),
+        Route::new(Method::POST, "/login", login::login),
+        Route::new(Method::POST, "/token", token::token),
+        Route::new(Method::POST, "/token/refresh", token::refresh),
+        Route::new(Method::POST, "/token/revoke", token::revoke),
+        Route::new(Method::GET, "/.well-known/jwks.json", token::jwks),
+        Route::new(Method::POST, "/signup", signup::signup),
+        Route::new(Method::POST, "/email/verify", signup::verify_email),
+        Route::new(
+            Method::POST,
+            "/email/verify/resend",
+            signup::resend_verification,
+        ),
+        Route::new(
+            Method::POST,
+            "/email/confirm",
+            account::confirm_email_change,
+        ),
+        Route::new(Method::POST, "/password/forgot", recovery::forgot),
+        Route::new(Method::POST, "/password/reset", recovery::reset),
+    ]
+}
+
 /// Every protected route, declared here and nowhere else: [`router`] is
 /// built from this list, and the router tests walk it to check each route
 /// with a real request (a route added here without a test case fails them).
-pub fn protected_routes() -> Vec<ProtectedRoute> {
+pub fn protected_routes() -> Vec<Route> {
     vec![
-        ProtectedRoute::new(Method::GET, "/profile", profile::profile),
-        ProtectedRoute::new(Method::GET, "/auth/verify", forward_auth::verify),
-        ProtectedRoute::new(Method::GET, "/session", profile::read_session),
-        ProtectedRoute::new(Method::PATCH, "/session", profile::patch_session),
-        ProtectedRoute::new(Method::GET, "/sessions", sessions::list_sessions),
-        ProtectedRoute::new(
+        Route::new(Method::GET, "/profile", profile::profile),
+        Route::new(Method::GET, "/auth/verify", forward_auth::verify),
+        Route::new(Method::GET, "/session", profile::read_session),
+        Route::new(Method::PATCH, "/session", profile::patch_session),
+        Route::new(Method::GET, "/sessions", sessions::list_sessions),
+        Route::new(
             Method::DELETE,
             "/sessions/{handle}",
             sessions::delete_session,
         ),
-        ProtectedRoute::new(Method::POST, "/logout", login::logout),
-        ProtectedRoute::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
-        ProtectedRoute::new(Method::POST, "/password", account::change_password),
-        ProtectedRoute::new(Method::POST, "/email", account::request_email_change),
-        ProtectedRoute::new(Method::DELETE, "/account", account::delete_account),
-        ProtectedRoute::new(Method::GET, "/admin/v1/audit", audit::list_audit),
-        ProtectedRoute::new(Method::GET, "/admin/v1/health", health::details),
-        ProtectedRoute::new(Method::POST, "/admin/v1/users", admin_v1::create),
-        ProtectedRoute::new(Method::GET, "/admin/v1/users", admin_v1::list),
-        ProtectedRoute::new(Method::GET, "/admin/v1/users/{id}", admin_v1::get),
-        ProtectedRoute::new(Method::PATCH, "/admin/v1/users/{id}", admin_v1::patch),
-        ProtectedRoute::new(Method::DELETE, "/admin/v1/users/{id}", admin_v1::delete),
-        ProtectedRoute::new(
+        Route::new(Method::POST, "/logout", login::logout),
+        Route::new(Method::PATCH, "/admin/users/{email}", admin::patch_user),
+        Route::new(Method::POST, "/password", account::change_password),
+        Route::new(Method::POST, "/email", account::request_email_change),
+        Route::new(Method::DELETE, "/account", account::delete_account),
+        Route::new(Method::GET, "/admin/v1/audit", audit::list_audit),
+        Route::new(Method::GET, "/admin/v1/health", health::details),
+        Route::new(Method::POST, "/admin/v1/users", admin_v1::create),
+        Route::new(Method::GET, "/admin/v1/users", admin_v1::list),
+        Route::new(Method::GET, "/admin/v1/users/{id}", admin_v1::get),
+        Route::new(Method::PATCH, "/admin/v1/users/{id}", admin_v1::patch),
+        Route::new(Method::DELETE, "/admin/v1/users/{id}", admin_v1::delete),
+        Route::new(
             Method::GET,
             "/admin/v1/users/{id}/sessions",
             admin_v1::sessions,
         ),
-        ProtectedRoute::new(
+        Route::new(
             Method::DELETE,
             "/admin/v1/users/{id}/sessions",
             admin_v1::end_sessions,
         ),
-        ProtectedRoute::new(
+        Route::new(
             Method::DELETE,
             "/admin/v1/users/{id}/sessions/{session}",
             admin_v1::end_session,
         ),
-        ProtectedRoute::new(
+        Route::new(
             Method::POST,
             "/admin/v1/users/{id}/password-reset",
             admin_links::password_reset,
         ),
-        ProtectedRoute::new(Method::POST, "/admin/v1/invites", admin_links::invite),
-        ProtectedRoute::new(Method::POST, "/admin/v1/apikeys", apikeys::create),
-        ProtectedRoute::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
-        ProtectedRoute::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),
+        Route::new(Method::POST, "/admin/v1/invites", admin_links::invite),
+        Route::new(Method::POST, "/admin/v1/apikeys", apikeys::create),
+        Route::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
+        Route::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),
     ]
 }
 

@@ -11,8 +11,10 @@ use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
+use serde::Serialize;
 use serde_json::json;
 use tessera_core::StoreError;
+use utoipa::ToSchema;
 
 use crate::connections::BodyReadTimeout;
 
@@ -178,9 +180,30 @@ impl ApiError {
     }
 }
 
+/// The body of every error response: `{"error": {"code", "message"}}`.
+/// The API document declares it once (`ErrorBody`) and every error
+/// response refers to it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorBody<'a> {
+    /// What went wrong.
+    pub error: ErrorDetail<'a>,
+}
+
+/// The `error` member of an [`ErrorBody`].
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ErrorDetail<'a> {
+    /// Machine-readable, snake_case (`invalid_credentials`, `store_unavailable`, ...).
+    #[schema(example = "invalid_credentials")]
+    pub code: &'a str,
+    /// For people; never names a secret or says which of several causes it was.
+    pub message: &'a str,
+}
+
 /// Builds the JSON error body every error response carries.
 pub fn error_body(code: &str, message: &str) -> serde_json::Value {
-    json!({"error": {"code": code, "message": message}})
+    json!(ErrorBody {
+        error: ErrorDetail { code, message }
+    })
 }
 
 impl IntoResponse for ApiError {
@@ -196,7 +219,14 @@ impl IntoResponse for ApiError {
             Self::Internal(cause) => tracing::error!(%cause, "internal error"),
             _ => {}
         }
-        let mut response = (status, Json(error_body(code, &self.to_string()))).into_response();
+        let message = self.to_string();
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code,
+                message: &message,
+            },
+        };
+        let mut response = (status, Json(body)).into_response();
         let retry_after = match &self {
             Self::Throttled { retry_after } | Self::Busy { retry_after } => Some(*retry_after),
             Self::StoreUnavailable(_) | Self::PasswordCheckUnavailable(_) => {

@@ -57,6 +57,22 @@ where
     }
 }
 
+/// `#[serde(default, deserialize_with = "present")]` on an `Option` field of
+/// a patch: the field may be absent (`None`), but `null` is refused (the
+/// API document says so: a patch's fields are not nullable), so that a
+/// patch of nulls is a malformed body rather than an empty patch.
+///
+/// # Errors
+///
+/// The deserializer's, `null` included.
+pub fn present<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: serde::Deserialize<'de>,
+{
+    T::deserialize(deserializer).map(Some)
+}
+
 fn is_json_content_type(value: &str) -> bool {
     let mime = value
         .split(';')

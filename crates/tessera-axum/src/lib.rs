@@ -67,6 +67,7 @@ pub mod hashing;
 pub mod invites;
 pub mod json;
 pub mod mail;
+pub mod openapi;
 pub mod passwords;
 pub mod routes;
 pub mod self_service;

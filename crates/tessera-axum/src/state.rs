@@ -245,6 +245,8 @@ pub struct AppState {
     pub(crate) api_keys: ApiKeys,
     store_up: AtomicBool,
     users_up: AtomicBool,
+    /// `GET /openapi.json`, built at its first request ([`crate::openapi`]).
+    pub(crate) openapi: std::sync::OnceLock<axum::body::Bytes>,
 }
 
 impl std::fmt::Debug for AppState {
@@ -316,6 +318,7 @@ impl AppState {
             config,
             store_up: AtomicBool::new(true),
             users_up: AtomicBool::new(true),
+            openapi: std::sync::OnceLock::new(),
         })
     }
 

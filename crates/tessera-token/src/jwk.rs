@@ -9,6 +9,7 @@ use crate::jws::{Algorithm, TokenError, VerifyingKey};
 
 /// A public JWK. Never has private fields: there is no field to put them in.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Jwk {
     /// `OKP`, `EC`, `RSA` or `oct`.
     pub kty: String,
@@ -38,11 +39,13 @@ pub struct Jwk {
     pub e: Option<String>,
     /// Symmetric key (only read, from a file the operator gives `token decode`).
     #[serde(default, skip_serializing)]
+    #[cfg_attr(feature = "openapi", schema(ignore))]
     pub k: Option<String>,
 }
 
 /// A JWK Set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Jwks {
     /// The keys.
     pub keys: Vec<Jwk>,

@@ -14,22 +14,28 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tessera_core::{AuditKind, Notice, Password, TicketPurpose, User};
+use utoipa::ToSchema;
 
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
 use crate::caller::{Caller, Credential};
 use crate::client_ip::client_ip;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::openapi::{
+    PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
+};
+use crate::routes::SessionsEnded;
 use crate::routes::login::{Authenticated, Credentials, authenticate, start_session};
+use crate::routes::mailed::Accepted;
 use crate::routes::mailed::{
     after_answer, hash_new_password, issue_ticket, parse_email, redeem_for_user, send,
     throttle_mail,
 };
 use crate::routes::signup::TicketRequest;
+use crate::routes::signup::UserBody;
 use crate::state::AppState;
 
 /// Checks the caller's password again, as a login would (throttled, no
@@ -51,12 +57,18 @@ async fn confirm_password(
 }
 
 /// Body of `POST /password`. `Debug` never shows the passwords.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewPassword {
+    /// The password in use.
+    #[schema(format = Password)]
     current_password: String,
+    /// The new one (checked against the password policy).
+    #[schema(format = Password)]
     new_password: String,
+    /// End every other credential of the user (default `true`).
     #[serde(default = "yes")]
+    #[schema(default = true)]
     end_other_sessions: bool,
 }
 
@@ -83,6 +95,25 @@ impl std::fmt::Debug for NewPassword {
 ///
 /// 401 `invalid_credentials` (wrong current password), 400
 /// `weak_password`, 429, 503.
+#[utoipa::path(
+    post,
+    path = "/password",
+    operation_id = "change_password",
+    tag = "accounts",
+    request_body = NewPassword,
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Changed; a cookie caller gets a fresh session cookie when the others ended.", body = SessionsEnded),
+        (status = 400, description = "`invalid_json`, `weak_password`.", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `invalid_credentials` (wrong current password).", body = ErrorBody),
+        (status = 403, description = "`cross_site_request` (a cookie caller's request from another site), `api_key_not_accepted`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn change_password(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -99,7 +130,7 @@ pub async fn change_password(
         Ok(Some(response)) => response,
         Ok(None) => {
             caller
-                .reply(&state, Json(json!({"sessions_ended": 0})))
+                .reply(&state, Json(SessionsEnded { sessions_ended: 0 }))
                 .await
         }
         Err(e) => caller.reply(&state, e).await,
@@ -139,7 +170,9 @@ async fn change_password_for(
         .ok_or(ApiError::Unauthenticated)?;
     tracing::info!(user = %user.id, "password changed, every session ended");
     let ended = change.sessions_affected + change.families_ended;
-    let body = Json(json!({"sessions_ended": ended}));
+    let body = Json(SessionsEnded {
+        sessions_ended: ended,
+    });
     Ok(Some(match caller.credential() {
         Credential::Stored(_) | Credential::Sealed { .. } => {
             let (cookie, _) = start_session(state, &change.user, ip, headers, true).await?;
@@ -150,10 +183,14 @@ async fn change_password_for(
 }
 
 /// Body of `POST /email`. `Debug` never shows the password.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EmailChange {
+    /// The address to move the account to.
+    #[schema(format = "email")]
     new_email: String,
+    /// The account's password.
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -172,6 +209,25 @@ impl std::fmt::Debug for EmailChange {
 ///
 /// 401 `invalid_credentials`, 400 `invalid_email` (or the address the
 /// account already has), 429, 503.
+#[utoipa::path(
+    post,
+    path = "/email",
+    operation_id = "request_email_change",
+    tag = "accounts",
+    request_body = EmailChange,
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 202, description = "The same answer whether or not the new address has an account.", body = Accepted),
+        (status = 400, description = "`invalid_json`, `invalid_email`, `same_email`.", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `invalid_credentials` (wrong password).", body = ErrorBody),
+        (status = 403, description = "`cross_site_request` (a cookie caller's request from another site), `api_key_not_accepted`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn request_email_change(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -244,11 +300,27 @@ async fn email_change_for(
 ///
 /// 400 `invalid_ticket`, 409 `email_taken` (the address found an owner in
 /// the meantime), 503.
+#[utoipa::path(
+    post,
+    path = "/email/confirm",
+    operation_id = "confirm_email_change",
+    tag = "accounts",
+    request_body = TicketRequest,
+    responses(
+        (status = 200, description = "The account has the new address, verified.", body = UserBody),
+        (status = 400, description = "`invalid_json`, `invalid_ticket`.", body = ErrorBody),
+        (status = 409, description = "`email_taken`: the address found an owner meanwhile.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn confirm_email_change(
     State(state): State<Arc<AppState>>,
     context: AuditContext,
     ApiJson(request): ApiJson<TicketRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (ticket, user) =
         redeem_for_user(&state, request.token(), TicketPurpose::ChangeEmail).await?;
     let changed = match state
@@ -261,15 +333,22 @@ pub async fn confirm_email_change(
         Err(e) => return Err(e.into()),
     };
     tracing::info!(user = %user.id, "e-mail address changed");
-    Ok(Json(
-        json!({"user": crate::routes::UserView::of(&changed.user)}),
-    ))
+    Ok(Json(UserBody::of(&changed.user)).into_response())
+}
+
+/// `{"deleted": true}`: the answer of `DELETE /account`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountDeleted {
+    /// Always `true`.
+    deleted: bool,
 }
 
 /// Body of `DELETE /account`. `Debug` never shows the password.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AccountDeletion {
+    /// The account's password.
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -286,6 +365,25 @@ impl std::fmt::Debug for AccountDeletion {
 /// # Errors
 ///
 /// 401 `invalid_credentials`, 429, 503.
+#[utoipa::path(
+    delete,
+    path = "/account",
+    operation_id = "delete_account",
+    tag = "accounts",
+    request_body = AccountDeletion,
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Deleted; the cookie is cleared.", body = AccountDeleted),
+        (status = 400, description = "`invalid_json`.", body = ErrorBody),
+        (status = 401, description = "`unauthenticated`, `invalid_token`, `invalid_credentials` (wrong password).", body = ErrorBody),
+        (status = 403, description = "`cross_site_request` (a cookie caller's request from another site), `api_key_not_accepted`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn delete_account(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -313,7 +411,7 @@ async fn delete_for(
     let user = confirm_password(state, caller, ip, headers, request.password).await?;
     state.accounts.delete_user(context, user.id).await?;
     tracing::info!(user = %user.id, "account deleted by its user");
-    let mut response = (StatusCode::OK, Json(json!({"deleted": true}))).into_response();
+    let mut response = (StatusCode::OK, Json(AccountDeleted { deleted: true })).into_response();
     response
         .headers_mut()
         .append(header::SET_COOKIE, state.config.cookie.clear());

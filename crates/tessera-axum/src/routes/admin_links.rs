@@ -9,39 +9,63 @@ use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::{Value, json};
+use serde::{Deserialize, Serialize};
 use tessera_core::{Email, Role, UserId};
+use utoipa::ToSchema;
 
 use crate::audit::AuditContext;
 use crate::caller::Caller;
-use crate::error::ApiError;
-use crate::invites::{InviteError, IssuedLink};
+use crate::error::{ApiError, ErrorBody};
+use crate::invites::{InviteError, IssuedLink, MAX_INVITE_LIFETIME};
 use crate::json::ApiJson;
+use crate::openapi::{
+    PayloadTooLarge, RequestTimeout, Unauthorized, Unavailable, UnsupportedMediaType,
+};
 use crate::routes::Rfc3339;
 use crate::state::AppState;
 
+/// A link an admin had made: mailed, or handed back (only then is `link`
+/// there).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedView<'a> {
+    /// Whether the link went out by mail.
+    mailed: bool,
+    #[schema(value_type = String, format = DateTime)]
+    expires_at: Rfc3339,
+    /// The link, when no mailer sent it (shown this once).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    link: Option<&'a str>,
+}
+
 /// The answer: the link only when nobody mailed it.
-fn issued(issued: &IssuedLink) -> Value {
-    let mut body = json!({
-        "mailed": issued.mailed,
-        "expires_at": Rfc3339(issued.expires_at),
-    });
-    if !issued.mailed {
-        body["link"] = Value::String(issued.link.clone());
+fn issued(issued: &IssuedLink) -> IssuedView<'_> {
+    IssuedView {
+        mailed: issued.mailed,
+        expires_at: Rfc3339(issued.expires_at),
+        link: (!issued.mailed).then_some(issued.link.as_str()),
     }
-    body
+}
+
+/// `{"invite": ...}`: an invite made.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct InviteBody<'a> {
+    invite: IssuedView<'a>,
 }
 
 /// Body of `POST /admin/v1/invites`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct InviteRequest {
+    /// The address to invite.
+    #[schema(value_type = String, format = "email")]
     email: Email,
+    /// Roles the account will have.
     #[serde(default)]
+    #[schema(value_type = Vec<crate::openapi::RoleName>)]
     roles: Vec<Role>,
-    /// Seconds the invite works (default `invite_ttl`, at most 90 days).
+    /// Seconds the invite works, 1 to 90 days (default `invite_ttl`).
     #[serde(default)]
+    #[schema(minimum = 1, maximum = 7_776_000)]
     expires_in: Option<u64>,
 }
 
@@ -50,6 +74,25 @@ pub struct InviteRequest {
 /// `registration = invite` and `open`) with these roles, its address
 /// verified. Without a mailer the answer carries the `link`. 409 if the
 /// address has an account.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/invites",
+    operation_id = "create_invite",
+    tag = "admin",
+    request_body = InviteRequest,
+    security(("session_cookie" = []), ("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 201, description = "Invited: mailed, or the link handed back.", body = InviteBody),
+        (status = 400, description = "`invalid_json`, `invalid_expiry`.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden` (no `admin` role), `cross_site_request` (a cookie caller's request from another site).", body = ErrorBody),
+        (status = 409, description = "`conflict`: the address has an account.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn invite(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -60,6 +103,18 @@ pub async fn invite(
     let result = async {
         caller.require_role(Role::ADMIN)?;
         let ApiJson(request) = body?;
+        // Out of range is refused, not clamped (the CLI's `--expires`
+        // is clamped by `OperatorMail::invite`).
+        let max = MAX_INVITE_LIFETIME.as_secs();
+        if request
+            .expires_in
+            .is_some_and(|secs| !(1..=max).contains(&secs))
+        {
+            return Err(ApiError::bad_request(
+                "invalid_expiry",
+                format!("expires_in is 1 to {max} seconds (90 days)"),
+            ));
+        }
         let lifetime = request.expires_in.map(Duration::from_secs);
         send_invite(&state, &context, &request.email, request.roles, lifetime).await
     }
@@ -88,12 +143,31 @@ pub async fn send_invite(
             InviteError::Taken => ApiError::Conflict("a user with this e-mail address exists"),
             InviteError::Store(e) => e.into(),
         })?;
-    Ok((StatusCode::CREATED, Json(json!({"invite": issued(&link)}))).into_response())
+    let body = InviteBody {
+        invite: issued(&link),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 /// `POST /admin/v1/users/{id}/password-reset`: mails the user a reset link,
 /// as `POST /password/forgot` would (or, without a mailer, returns it).
 /// Nothing else changes until the link is used. 404 for an unknown user.
+#[utoipa::path(
+    post,
+    path = "/admin/v1/users/{id}/password-reset",
+    operation_id = "create_password_reset",
+    tag = "admin",
+    params(("id" = uuid::Uuid, Path, description = "The user's id.")),
+    security(("session_cookie" = []), ("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The reset link: mailed, or handed back.", body = IssuedView),
+        (status = 400, description = "`invalid_id`: not a UUID.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden` (no `admin` role), `cross_site_request` (a cookie caller's request from another site).", body = ErrorBody),
+        (status = 404, description = "`not_found`: no such user.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn password_reset(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -112,7 +186,7 @@ pub async fn password_reset(
             .await?
             .ok_or(ApiError::NotFound("no such user"))?;
         let link = state.operator_mail().reset_link(&context, &user).await?;
-        Ok::<_, ApiError>(Json(issued(&link)))
+        Ok::<_, ApiError>(Json(issued(&link)).into_response())
     }
     .await;
     caller.reply(&state, result).await

@@ -11,17 +11,20 @@ use tessera_core::{
     Actor, AuditId, AuditKind, AuditPage, AuditQuery, AuditRecord, Email, Role, Timestamp, UserId,
     UserStore,
 };
+use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::Caller;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::{Unauthorized, Unavailable};
 use crate::state::AppState;
 
 /// The default page size.
 pub const DEFAULT_LIMIT: usize = 50;
 
 /// Query parameters, all optional.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct AuditParams {
     /// A user id, or an e-mail address.
     pub user: Option<String>,
@@ -32,21 +35,27 @@ pub struct AuditParams {
     /// A previous page's `next_cursor`.
     pub cursor: Option<String>,
     /// 1 to 500 (default 50).
+    #[param(value_type = Option<u32>, minimum = 1, maximum = 500)]
     pub limit: Option<String>,
 }
 
 /// One event as the API (and `tessera audit tail --json`) shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditEvent)]
 pub struct AuditEventView<'a> {
     /// Its position in the log.
     pub id: String,
     /// When, RFC 3339.
     pub at: String,
-    /// What happened.
+    /// What happened (`login_failed`, `roles_changed`, ...).
+    #[schema(value_type = String)]
     pub kind: AuditKind,
-    /// Who did it.
+    /// Who did it: `{"type": "user" | "api_key", "id": ...}`, or
+    /// `{"type": "anonymous" | "cli" | "system"}`.
+    #[schema(value_type = Object)]
     pub actor: &'a Actor,
     /// Whose account.
+    #[schema(value_type = Option<uuid::Uuid>)]
     pub subject: Option<UserId>,
     /// From which address.
     pub ip: Option<String>,
@@ -77,9 +86,11 @@ impl<'a> AuditEventView<'a> {
 }
 
 /// A page as the API shows it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = AuditPage)]
 pub struct AuditPageView<'a> {
     events: Vec<AuditEventView<'a>>,
+    /// The `cursor` of the next page; `null` at the end.
     next_cursor: Option<String>,
 }
 
@@ -98,6 +109,21 @@ impl<'a> AuditPageView<'a> {
 ///
 /// Answers 403 without the `admin` role, 400 for a bad parameter, 503 when
 /// the user store does not answer.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/audit",
+    operation_id = "list_audit",
+    tag = "admin",
+    params(AuditParams),
+    security(("session_cookie" = []), ("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "One page of the audit log, newest first.", body = AuditPageView),
+        (status = 400, description = "`invalid_query`, `invalid_user`, `invalid_kind`, `invalid_since`, `invalid_cursor`, `invalid_limit`.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`forbidden`: no `admin` role.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn list_audit(State(state): State<Arc<AppState>>, caller: Caller, uri: Uri) -> Response {
     let result = list(&state, &caller, &uri).await;
     caller.reply(&state, result).await

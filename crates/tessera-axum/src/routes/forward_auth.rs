@@ -25,7 +25,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::caller::Caller;
 use crate::client_ip::{Peer, first_forwarded, from_trusted_proxy};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
+use crate::openapi::Unavailable;
 use crate::state::AppState;
 
 /// Header carrying the user's id to the upstream app.
@@ -42,6 +43,31 @@ pub const EMAIL_VERIFIED_HEADER: &str = "x-auth-email-verified";
 /// With `X-Forwarded-Method` (the method of the request being checked), a
 /// cross-site state change made with a cookie credential (session, sealed
 /// session or access-token cookie) is refused with 403, as it would be here.
+#[utoipa::path(
+    get,
+    path = "/auth/verify",
+    operation_id = "verify",
+    tag = "forward auth",
+    params(
+        ("X-Forwarded-Method" = Option<String>, Header, description = "The method of the request being checked (a cookie caller's cross-site state change is refused)."),
+        ("X-Tessera-Redirect-Status" = Option<String>, Header, description = "`401`: answer a login redirect as 401 with `Location` (nginx `auth_request`)."),
+    ),
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 204, description = "The caller checks out; the identity is in the headers.",
+            headers(
+                ("X-Auth-User-Id" = String, description = "The user's id."),
+                ("X-Auth-Email" = String, description = "The user's address."),
+                ("X-Auth-Roles" = String, description = "The user's roles, comma-separated."),
+                ("X-Auth-Email-Verified" = String, description = "`true` or `false`."),
+            )),
+        (status = 302, description = "With `login_url`: a person's page load without a valid credential goes to log in.",
+            headers(("Location" = String, description = "`login_url?rd=<the URL asked for>`."))),
+        (status = 401, description = "`unauthenticated`, `invalid_token`; with `X-Tessera-Redirect-Status: 401` and `login_url`, `Location` too.", body = ErrorBody),
+        (status = 403, description = "`cross_site_request` (the forwarded method is a state change from another site), `api_key_not_accepted`.", body = ErrorBody),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn verify(
     State(state): State<Arc<AppState>>,
     request_headers: HeaderMap,

@@ -43,6 +43,16 @@ fn static_json(status: StatusCode, body: &'static str) -> Response {
 /// `GET /health`: 200 `{"status":"ok"}` while the session store answered
 /// its last probe, 503 `{"status":"unavailable"}` otherwise. Nothing else:
 /// anonymous callers learn neither backends nor activity.
+#[utoipa::path(
+    get,
+    path = "/health",
+    operation_id = "health",
+    tag = "health",
+    responses(
+        (status = 200, description = "The session store answered its last probe: `{\"status\": \"ok\"}`.", body = HealthStatus),
+        (status = 503, description = "The session store is down: `{\"status\": \"unavailable\"}`.", body = HealthStatus),
+    ),
+)]
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     if state.store_up() {
         static_json(StatusCode::OK, OK)
@@ -54,8 +64,28 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
 /// `GET /health/live`: 200 `{"status":"ok"}` whenever the process answers
 /// at all (a liveness probe restarts a process that stops answering, never
 /// one whose stores are down).
+#[utoipa::path(
+    get,
+    path = "/health/live",
+    operation_id = "health_live",
+    tag = "health",
+    responses(
+        (status = 200, description = "The process answers: `{\"status\": \"ok\"}`.", body = HealthStatus),
+    ),
+)]
 pub async fn live() -> Response {
     static_json(StatusCode::OK, OK)
+}
+
+/// What `/health`, `/health/live` and `/health/ready` answer (the document's
+/// view of the static bodies they send).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)]
+pub struct HealthStatus {
+    /// `ok` or `unavailable`.
+    status: String,
+    /// `/health/ready` only, when unavailable: the names of the failed checks.
+    failed: Option<Vec<String>>,
 }
 
 /// One condition of readiness, by the name `/health/ready` reports.
@@ -106,6 +136,16 @@ pub fn failed_checks(state: &AppState) -> Vec<&'static str> {
 /// else 503 `{"status":"unavailable","failed":["user_store", ...]}`.
 /// (Signing keys and migrated stores are what the state is built from:
 /// `tessera serve` opens its listener only once they are loaded.)
+#[utoipa::path(
+    get,
+    path = "/health/ready",
+    operation_id = "health_ready",
+    tag = "health",
+    responses(
+        (status = 200, description = "Every readiness check passes: `{\"status\": \"ok\"}`.", body = HealthStatus),
+        (status = 503, description = "`{\"status\": \"unavailable\", \"failed\": [...]}`: the checks that fail, by name.", body = HealthStatus),
+    ),
+)]
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let failed = failed_checks(&state);
     if failed.is_empty() {
@@ -122,6 +162,19 @@ pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// and the details anonymous callers no longer see: backends, durability,
 /// the revocation list's size, the outbox as the sender last saw it, and
 /// audit events dropped.
+#[utoipa::path(
+    get,
+    path = "/admin/v1/health",
+    operation_id = "health_details",
+    tag = "admin",
+    security(("session_cookie" = []), ("bearer" = []), ("api_key" = [])),
+    responses(
+        (status = 200, description = "The status, each readiness check, the stores, the revocation list's size, the outbox and audit drops.", body = Object),
+        (status = 401, response = crate::openapi::Unauthorized),
+        (status = 403, description = "`forbidden`: no `admin` role.", body = crate::error::ErrorBody),
+        (status = 503, response = crate::openapi::Unavailable),
+    ),
+)]
 pub async fn details(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
     let result = caller
         .require_role(Role::ADMIN)

@@ -9,18 +9,22 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 use tessera_core::{
     Actor, AuditEvent, AuditKind, Email, Password, SessionHandle, SessionId, SessionMeta,
     Timestamp, User, Verification,
 };
+use utoipa::ToSchema;
 
 use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::client_ip::client_ip;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::{ApiJson, OptionalJson};
-use crate::routes::SessionBody;
+use crate::openapi::{
+    PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized, Unavailable,
+    UnsupportedMediaType,
+};
+use crate::routes::{SessionBody, SessionsEnded};
 use crate::state::AppState;
 use crate::throttle::Refusal;
 
@@ -28,10 +32,14 @@ use crate::throttle::Refusal;
 const THROTTLED_SAMPLE: Duration = Duration::from_secs(10);
 
 /// Credentials. `Debug` never shows the password (see [`Password`]).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "alice@example.com", "password": "an example passphrase 42"}))]
 pub struct Credentials {
+    /// The account's address (any spelling of it).
     email: String,
+    /// The password; never logged.
+    #[schema(format = Password)]
     password: String,
     /// "Remember me" (default `true`): `false` gives a browser-session
     /// cookie and the shorter transient lifetime (tokens: a refresh family
@@ -225,6 +233,25 @@ fn upgrade_hash(state: &AppState, user: &User, password: Password) {
 /// # Errors
 ///
 /// See [`authenticate`]; 403 for a cross-site login attempt.
+#[utoipa::path(
+    post,
+    path = "/login",
+    operation_id = "login",
+    tag = "sessions",
+    request_body = Credentials,
+    responses(
+        (status = 200, description = "Logged in: the session cookie (and a device cookie) in `Set-Cookie`.", body = SessionBody,
+            headers(("Set-Cookie" = String, description = "The session cookie, then the device cookie."))),
+        (status = 400, description = "`invalid_json`: the body is not the credentials object.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown address, wrong password or disabled account (one answer for all).", body = ErrorBody),
+        (status = 403, description = "`cross_site_request` (another site's login), `email_not_verified` (with `require_verified_email`, after the password checked out).", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn login(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -344,10 +371,11 @@ async fn end_presented_session(state: &AppState, headers: &HeaderMap) -> Result<
     Ok(())
 }
 
-/// Body of `POST /logout`.
-#[derive(Debug, Default, Deserialize)]
+/// Body of `POST /logout` (optional).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LogoutRequest {
+    /// End every session and token of the user, not only this one.
     #[serde(default)]
     everywhere: bool,
 }
@@ -355,6 +383,24 @@ pub struct LogoutRequest {
 /// `POST /logout`: ends this session (or, with `{"everywhere": true}`, all of
 /// the user's sessions and tokens) and clears the cookie. 503 if the store
 /// cannot record the logout: the client is then not told it succeeded.
+#[utoipa::path(
+    post,
+    path = "/logout",
+    operation_id = "logout",
+    tag = "sessions",
+    request_body(content = LogoutRequest, description = "Optional (the document marks it so): no body ends this session only."),
+    security(("session_cookie" = []), ("bearer" = [])),
+    responses(
+        (status = 200, description = "Ended; the cookie is cleared.", body = SessionsEnded),
+        (status = 400, description = "`invalid_json`.", body = ErrorBody),
+        (status = 401, response = Unauthorized),
+        (status = 403, description = "`cross_site_request` (a cookie caller's request from another site), `api_key_not_accepted`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn logout(
     State(state): State<Arc<AppState>>,
     caller: Caller,
@@ -388,7 +434,9 @@ async fn end_sessions(
     tracing::info!(%user, ended, everywhere = request.everywhere, "logout");
     let mut response = (
         [(header::SET_COOKIE, state.config.cookie.clear())],
-        Json(json!({"sessions_ended": ended})),
+        Json(SessionsEnded {
+            sessions_ended: ended,
+        }),
     )
         .into_response();
     if state.config.access_token_cookie {

@@ -16,7 +16,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
+use serde::Serialize;
 use tessera_core::{
     Email, Notice, OutgoingMail, Password, PasswordHash, Role, Ticket, TicketPurpose, TicketSecret,
     Timestamp, User, UserId,
@@ -25,15 +25,27 @@ use tessera_core::{
 use crate::error::ApiError;
 use crate::state::AppState;
 use crate::throttle::Refusal;
+use utoipa::ToSchema;
+
+/// The fixed body of a `202` from a flow that mails a link.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Accepted {
+    /// Always `accepted`.
+    #[schema(value_type = String, pattern = "^accepted$")]
+    status: &'static str,
+    /// For people.
+    #[schema(value_type = String)]
+    message: &'static str,
+}
 
 /// What every address-taking flow answers: `202` and one fixed body.
 pub fn accepted() -> Response {
     (
         StatusCode::ACCEPTED,
-        Json(json!({
-            "status": "accepted",
-            "message": "If the address can receive it, a message with a link is on its way."
-        })),
+        Json(Accepted {
+            status: "accepted",
+            message: "If the address can receive it, a message with a link is on its way.",
+        }),
     )
         .into_response()
 }

@@ -18,6 +18,7 @@ pub mod token;
 
 use serde::{Serialize, Serializer};
 use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, User, UserId};
+use utoipa::ToSchema;
 
 use crate::caller::{Caller, Credential};
 use crate::error::ApiError;
@@ -25,12 +26,18 @@ use crate::tokens::AccessToken;
 
 /// A user as the API shows it (never the password hash). Borrows from the
 /// record, so serving it allocates nothing but the output.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = User)]
 pub struct UserView<'a> {
+    #[schema(value_type = uuid::Uuid)]
     id: UserId,
+    /// The address in its canonical spelling.
+    #[schema(value_type = String)]
     email: &'a Email,
+    #[schema(value_type = Vec<crate::openapi::RoleName>)]
     roles: &'a [Role],
     email_verified: bool,
+    /// Absent where the credential, not the user record, answers.
     #[serde(skip_serializing_if = "Option::is_none")]
     disabled: Option<bool>,
 }
@@ -70,15 +77,23 @@ impl<'a> UserView<'a> {
 }
 
 /// A session as the API shows it: never the secret id.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = Session)]
 pub struct SessionView<'a> {
+    /// The session's public name (for `DELETE /sessions/{handle}`).
+    #[schema(value_type = String)]
     handle: &'a SessionHandle,
+    #[schema(value_type = String, format = DateTime)]
     login_time: Rfc3339,
+    #[schema(value_type = String, format = DateTime)]
     last_seen: Rfc3339,
+    #[schema(value_type = String, format = DateTime)]
     expires_at: Rfc3339,
+    #[schema(value_type = String, format = DateTime)]
     absolute_expires_at: Rfc3339,
     ip: Option<&'a str>,
     user_agent: Option<&'a str>,
+    /// In `GET /sessions`: whether this is the session making the request.
     #[serde(skip_serializing_if = "Option::is_none")]
     current: Option<bool>,
 }
@@ -132,7 +147,8 @@ impl<'a> SessionView<'a> {
 }
 
 /// `{"user": ..., "session": ...}`: what login and `/profile` answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
+#[schema(as = SessionBody)]
 pub struct SessionBody<'a> {
     user: UserView<'a>,
     session: SessionView<'a>,
@@ -159,6 +175,14 @@ impl<'a> SessionBody<'a> {
             session: SessionView::of_caller(caller).ok_or_else(refused)?,
         })
     }
+}
+
+/// `{"sessions_ended": n}`: what logout, password changes and resets
+/// answer (sessions and token families ended).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SessionsEnded {
+    /// How many sessions and refresh-token families ended.
+    pub sessions_ended: u64,
 }
 
 /// A timestamp serialised as RFC 3339 text.

@@ -8,13 +8,18 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use serde::Deserialize;
-use serde_json::{Value, json};
 use tessera_core::{Password, TicketPurpose};
+use utoipa::ToSchema;
 
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::openapi::{
+    PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
+};
+use crate::routes::SessionsEnded;
+use crate::routes::mailed::Accepted;
 use crate::routes::mailed::{for_account_of, hash_new_password, mail_reset_link, redeem_for_user};
 use crate::routes::signup::AddressRequest;
 use crate::state::AppState;
@@ -26,6 +31,23 @@ use crate::state::AppState;
 /// # Errors
 ///
 /// 400 `invalid_email`, 429, 503; 403 for a cross-site request.
+#[utoipa::path(
+    post,
+    path = "/password/forgot",
+    operation_id = "forgot_password",
+    tag = "accounts",
+    request_body = AddressRequest,
+    responses(
+        (status = 202, description = "The same answer for every address.", body = Accepted),
+        (status = 400, description = "`invalid_json`, `invalid_email`.", body = ErrorBody),
+        (status = 403, description = "`cross_site_request`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn forgot(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -44,10 +66,13 @@ pub async fn forgot(
 }
 
 /// Body of `POST /password/reset`. `Debug` never shows the password.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResetRequest {
+    /// The `token` of the reset link.
     token: String,
+    /// The new password (checked against the password policy).
+    #[schema(format = Password)]
     password: String,
 }
 
@@ -70,13 +95,28 @@ impl std::fmt::Debug for ResetRequest {
 /// # Errors
 ///
 /// 400 `invalid_ticket` / `weak_password`, 503.
+#[utoipa::path(
+    post,
+    path = "/password/reset",
+    operation_id = "reset_password",
+    tag = "accounts",
+    request_body = ResetRequest,
+    responses(
+        (status = 200, description = "The password is set; every credential of the user ended.", body = SessionsEnded),
+        (status = 400, description = "`invalid_json`, `invalid_ticket`, `weak_password`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn reset(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     context: AuditContext,
     headers: HeaderMap,
     ApiJson(request): ApiJson<ResetRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SessionsEnded>, ApiError> {
     let ip = crate::client_ip::client_ip(peer, &headers, &state.config.trusted_proxies);
     let password = Password::new(request.password);
     let client = state.throttle.client_key(ip);
@@ -115,7 +155,7 @@ pub async fn reset(
             .await?;
     }
     tracing::info!(user = %user.id, "password reset");
-    Ok(Json(json!({
-        "sessions_ended": change.sessions_affected + change.families_ended
-    })))
+    Ok(Json(SessionsEnded {
+        sessions_ended: change.sessions_affected + change.families_ended,
+    }))
 }

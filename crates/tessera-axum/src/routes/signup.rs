@@ -7,18 +7,22 @@ use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
 use tessera_core::{
     AuditKind, Email, NewUser, Notice, Password, PasswordHash, TicketPurpose, TicketSecret,
     Timestamp, User,
 };
+use utoipa::ToSchema;
 
 use crate::audit::AuditContext;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::openapi::{
+    PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
+};
 use crate::routes::UserView;
 use crate::routes::login::login_origin;
+use crate::routes::mailed::Accepted;
 use crate::routes::mailed::{
     accepted, after_answer, for_account_of, hash_new_password, issue_ticket, parse_email,
     redeem_for_user, send, throttle_mail,
@@ -27,13 +31,40 @@ use crate::self_service::Registration;
 use crate::state::AppState;
 
 /// Body of `POST /signup`. `Debug` never shows the password or invite.
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SignupRequest {
+    /// The address to sign up with.
+    #[schema(format = "email")]
     email: String,
+    /// The new password (checked against the password policy).
+    #[schema(format = Password)]
     password: String,
+    /// The `token` of an invite link.
     #[serde(default)]
     invite: Option<String>,
+}
+
+/// `{"user": ...}`: an account just created.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct UserBody<'a> {
+    user: UserView<'a>,
+}
+
+impl<'a> UserBody<'a> {
+    /// The body for `user`.
+    pub fn of(user: &'a User) -> Self {
+        Self {
+            user: UserView::of(user),
+        }
+    }
+}
+
+/// `{"email_verified": true}`: the answer of `POST /email/verify`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EmailVerified {
+    /// Always `true`.
+    email_verified: bool,
 }
 
 impl std::fmt::Debug for SignupRequest {
@@ -59,6 +90,25 @@ impl std::fmt::Debug for SignupRequest {
 ///
 /// 403 `registration_closed` / `invite_required`, 400 `invalid_email` /
 /// `weak_password`, 429, 503; 403 for a cross-site request.
+#[utoipa::path(
+    post,
+    path = "/signup",
+    operation_id = "signup",
+    tag = "accounts",
+    request_body = SignupRequest,
+    responses(
+        (status = 201, description = "Signed up with an invite: the account, verified, with the invite's roles.", body = UserBody),
+        (status = 202, description = "`registration = open`, no invite: the same answer whether or not the address has an account.", body = Accepted),
+        (status = 400, description = "`invalid_json`, `invalid_email`, `weak_password`.", body = ErrorBody),
+        (status = 403, description = "`registration_closed`, `invite_required` (none, or not valid for this address), `cross_site_request`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 409, description = "`email_taken`: with an invite, the address has an account by now.", body = ErrorBody),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn signup(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -176,17 +226,14 @@ async fn accept_invite(
     state
         .audit()
         .record(context.event_about(AuditKind::InviteUsed, user.id));
-    Ok((
-        StatusCode::CREATED,
-        Json(json!({"user": UserView::of(&user)})),
-    )
-        .into_response())
+    Ok((StatusCode::CREATED, Json(UserBody::of(&user))).into_response())
 }
 
 /// Body of `POST /email/verify` and other ticket-only requests.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TicketRequest {
+    /// The `token` of the mailed link.
     token: String,
 }
 
@@ -204,11 +251,26 @@ impl TicketRequest {
 /// # Errors
 ///
 /// 400 `invalid_ticket`, 503.
+#[utoipa::path(
+    post,
+    path = "/email/verify",
+    operation_id = "verify_email",
+    tag = "accounts",
+    request_body = TicketRequest,
+    responses(
+        (status = 200, description = "The address is verified.", body = EmailVerified),
+        (status = 400, description = "`invalid_json`, `invalid_ticket` (malformed, unknown, used, expired or for another purpose).", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn verify_email(
     State(state): State<Arc<AppState>>,
     context: AuditContext,
     ApiJson(request): ApiJson<TicketRequest>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<EmailVerified>, ApiError> {
     let (ticket, user) =
         redeem_for_user(&state, request.token(), TicketPurpose::VerifyEmail).await?;
     if user.email != ticket.email {
@@ -219,13 +281,17 @@ pub async fn verify_email(
         .set_email_verified(&context, user.id, true)
         .await?;
     tracing::info!(user = %user.id, "e-mail address verified");
-    Ok(Json(json!({"email_verified": true})))
+    Ok(Json(EmailVerified {
+        email_verified: true,
+    }))
 }
 
 /// Body of requests that name an address: resend, forgot.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AddressRequest {
+    /// The address.
+    #[schema(format = "email")]
     email: String,
 }
 
@@ -242,6 +308,23 @@ impl AddressRequest {
 /// # Errors
 ///
 /// 400 `invalid_email`, 429, 503; 403 for a cross-site request.
+#[utoipa::path(
+    post,
+    path = "/email/verify/resend",
+    operation_id = "resend_verification",
+    tag = "accounts",
+    request_body = AddressRequest,
+    responses(
+        (status = 202, description = "The same answer for every address.", body = Accepted),
+        (status = 400, description = "`invalid_json`, `invalid_email`.", body = ErrorBody),
+        (status = 403, description = "`cross_site_request`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn resend_verification(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -9,23 +9,31 @@ use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::audit::AuditContext;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorBody};
 use crate::json::ApiJson;
+use crate::openapi::{
+    PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
+};
 use crate::routes::login::{Credentials, authenticate, login_origin};
 use crate::state::AppState;
 use crate::tokens::IssuedTokens;
 
 /// The OAuth 2.0 token response (RFC 6749 §5.1).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct TokenResponse {
-    /// Absent when the access token travels in an `HttpOnly` cookie instead.
+    /// The access token (a JWT). Absent when it travels in an `HttpOnly`
+    /// cookie instead (`access_token_cookie`).
     #[serde(skip_serializing_if = "Option::is_none")]
     access_token: Option<String>,
+    /// Always `Bearer`.
+    #[schema(value_type = String, pattern = "^Bearer$")]
     token_type: &'static str,
+    /// Seconds the access token lives.
     expires_in: u64,
+    /// The opaque refresh token, for one use (`POST /token/refresh`).
     refresh_token: String,
 }
 
@@ -46,6 +54,24 @@ impl From<IssuedTokens> for TokenResponse {
 /// # Errors
 ///
 /// As `POST /login`.
+#[utoipa::path(
+    post,
+    path = "/token",
+    operation_id = "token",
+    tag = "tokens",
+    request_body = crate::routes::login::Credentials,
+    responses(
+        (status = 200, description = "An access token and a refresh token (RFC 6749 §5.1); a device cookie in `Set-Cookie`.", body = TokenResponse),
+        (status = 400, description = "`invalid_json`: the body is not the credentials object.", body = ErrorBody),
+        (status = 401, description = "`invalid_credentials`: unknown address, wrong password or disabled account (one answer for all).", body = ErrorBody),
+        (status = 403, description = "`cross_site_request` (another site's request), `email_not_verified` (with `require_verified_email`).", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 429, response = TooManyRequests),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn token(
     State(state): State<Arc<AppState>>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -94,9 +120,10 @@ fn respond(state: &AppState, tokens: IssuedTokens, remember: bool) -> Response {
 }
 
 /// Body of `POST /token/refresh`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RefreshRequest {
+    /// The refresh token of the last answer.
     refresh_token: String,
 }
 
@@ -107,6 +134,22 @@ pub struct RefreshRequest {
 /// # Errors
 ///
 /// 401 `invalid_grant`, 503 store unavailable.
+#[utoipa::path(
+    post,
+    path = "/token/refresh",
+    operation_id = "refresh",
+    tag = "tokens",
+    request_body = RefreshRequest,
+    responses(
+        (status = 200, description = "New access and refresh tokens.", body = TokenResponse),
+        (status = 400, description = "`invalid_json`.", body = ErrorBody),
+        (status = 401, description = "`invalid_grant`: unknown, expired, revoked or reused refresh token (a reuse revokes the family).", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn refresh(
     State(state): State<Arc<AppState>>,
     context: AuditContext,
@@ -121,10 +164,15 @@ pub async fn refresh(
 
 /// Body of `POST /token/revoke` (RFC 7009). Other fields, such as
 /// `token_type_hint`, are accepted and ignored: every kind is tried.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RevokeRequest {
+    /// A refresh token or an access token.
     token: String,
 }
+
+/// The answer of `POST /token/revoke`: an empty object.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Revoked {}
 
 /// `POST /token/revoke`: 200 whatever the token was (RFC 7009 §2.2), once
 /// any revocation is durable.
@@ -132,16 +180,40 @@ pub struct RevokeRequest {
 /// # Errors
 ///
 /// 400 for a malformed body, 503 if the revocation cannot be stored.
+#[utoipa::path(
+    post,
+    path = "/token/revoke",
+    operation_id = "revoke",
+    tag = "tokens",
+    request_body = RevokeRequest,
+    responses(
+        (status = 200, description = "Whatever the token was (RFC 7009 §2.2); any revocation is durable.", body = Revoked),
+        (status = 400, description = "`invalid_json`.", body = ErrorBody),
+        (status = 408, response = RequestTimeout),
+        (status = 413, response = PayloadTooLarge),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 503, response = Unavailable),
+    ),
+)]
 pub async fn revoke(
     State(state): State<Arc<AppState>>,
     ApiJson(request): ApiJson<RevokeRequest>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<Revoked>, ApiError> {
     state.tokens.revoke_token(&request.token).await?;
-    Ok(Json(json!({})))
+    Ok(Json(Revoked {}))
 }
 
 /// `GET /.well-known/jwks.json`: the public keys that verify access tokens
 /// (none for HS256, whose secret is never published).
+#[utoipa::path(
+    get,
+    path = "/.well-known/jwks.json",
+    operation_id = "jwks",
+    tag = "tokens",
+    responses(
+        (status = 200, description = "A JWK Set (RFC 7517) of the public verification keys.", body = tessera_token::jwk::Jwks),
+    ),
+)]
 pub async fn jwks(State(state): State<Arc<AppState>>) -> Json<tessera_token::jwk::Jwks> {
     Json(state.tokens.jwks())
 }

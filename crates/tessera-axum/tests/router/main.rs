@@ -8,6 +8,7 @@ mod errors;
 mod headers;
 mod health;
 mod new_passwords;
+mod openapi;
 mod rotation;
 mod sealed;
 mod support;
