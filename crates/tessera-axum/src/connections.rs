@@ -573,6 +573,32 @@ mod tests {
     }
 
     #[test]
+    fn request_heads_are_measured_as_sent() {
+        let target = |uri: String| Request::get(uri).body(()).unwrap();
+        let status = |request: &Request<()>| refuse_head(request).map(|r| r.status().as_u16());
+        // Origin form: path and query.
+        let at = format!("/{}", "a".repeat(MAX_URI_BYTES - 1));
+        assert_eq!(status(&target(at.clone())), None);
+        assert_eq!(status(&target(format!("{at}a"))), Some(414));
+        // Absolute form: scheme, authority and the rest all count.
+        let prefix = "http://example.com/";
+        let path = "a".repeat(MAX_URI_BYTES - prefix.len());
+        assert_eq!(status(&target(format!("{prefix}{path}"))), None);
+        assert_eq!(status(&target(format!("{prefix}{path}a"))), Some(414));
+        // Fields: name, value, ": " and CRLF each.
+        let mut request = target("/".to_owned());
+        let value = "v".repeat(MAX_HEADER_BYTES - "x-big".len() - 4);
+        request
+            .headers_mut()
+            .insert("x-big", value.parse().unwrap());
+        assert_eq!(status(&request), None);
+        request
+            .headers_mut()
+            .append("x", axum::http::HeaderValue::from_static(""));
+        assert_eq!(status(&request), Some(431));
+    }
+
+    #[test]
     fn zero_limits_are_refused_by_name() {
         assert_eq!(ConnectionLimits::default().check(), Ok(()));
         let limits = ConnectionLimits {
@@ -580,6 +606,19 @@ mod tests {
             ..ConnectionLimits::default()
         };
         assert_eq!(limits.check(), Err(LimitsError("body_read_timeout")));
+        let limits = ConnectionLimits {
+            write_timeout: Duration::ZERO,
+            max_connections: 0,
+            ..limits
+        };
+        assert_eq!(
+            limits.refused(),
+            vec![
+                LimitsError("body_read_timeout"),
+                LimitsError("write_timeout"),
+                LimitsError("max_connections")
+            ]
+        );
     }
 
     #[test]
