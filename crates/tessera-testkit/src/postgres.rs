@@ -93,10 +93,21 @@ impl TlsPostgres {
     ///
     /// PostgreSQL is not installed or does not start.
     pub fn start(server: &Issued) -> Self {
-        Self::launch(server).unwrap_or_else(|e| panic!("{e}"))
+        Self::launch(server, None).unwrap_or_else(|e| panic!("{e}"))
     }
 
-    fn launch(server: &Issued) -> io::Result<Self> {
+    /// As [`TlsPostgres::start`], and clients must also present a
+    /// certificate signed by `client_ca` whose common name is the user
+    /// they log in as (`hostssl ... cert`).
+    ///
+    /// # Panics
+    ///
+    /// PostgreSQL is not installed or does not start.
+    pub fn start_requiring_client_certificates(server: &Issued, client_ca: &Path) -> Self {
+        Self::launch(server, Some(client_ca)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn launch(server: &Issued, client_ca: Option<&Path>) -> io::Result<Self> {
         let bin = bin_dir()?;
         let user = run_as()?;
         let dir = tempfile::tempdir()?;
@@ -118,9 +129,16 @@ impl TlsPostgres {
         copy_private(&server.key, &data.join("server.key"), user)?;
         // TLS or nothing, from anywhere on the loopback; the socket
         // directory is for nobody.
+        let method = match client_ca {
+            None => "trust",
+            Some(ca) => {
+                copy_private(ca, &data.join("client-ca.crt"), user)?;
+                "cert"
+            }
+        };
         std::fs::write(
             data.join("pg_hba.conf"),
-            "hostssl all all 127.0.0.1/32 trust\nhostssl all all ::1/128 trust\n",
+            format!("hostssl all all 127.0.0.1/32 {method}\nhostssl all all ::1/128 {method}\n"),
         )?;
         let port = free_port();
         let process = ProcessGroup::spawn(
@@ -133,6 +151,11 @@ impl TlsPostgres {
                 .arg("-c")
                 .arg(format!("unix_socket_directories={}", dir.path().display()))
                 .args(["-c", "ssl=on", "-c", "fsync=off"])
+                .args(if client_ca.is_some() {
+                    &["-c", "ssl_ca_file=client-ca.crt"][..]
+                } else {
+                    &[][..]
+                })
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )?

@@ -170,3 +170,33 @@ fn plain_text_against_a_tls_only_server_is_a_clear_error() {
     assert!(error.contains("refuses plain-text connections"), "{error}");
     assert!(started.elapsed() < Duration::from_secs(10), "no hang");
 }
+
+#[tokio::test]
+async fn a_client_certificate_from_sslcert_and_sslkey_is_presented() {
+    let mut ca = TestCa::new("tessera postgres test CA");
+    let server = ca.issue(&["localhost"], 1, 2);
+    // `cert` authentication: the certificate's common name is the user.
+    let client = ca.issue(&["postgres"], 2, 2);
+    let postgres = TlsPostgres::start_requiring_client_certificates(&server, &ca.cert());
+    let root = ca.cert().display().to_string();
+    let error = start_up_error(&postgres.url(
+        "localhost",
+        &format!("sslmode=verify-full&sslrootcert={root}"),
+    ));
+    assert!(
+        error.contains("connection requires a valid client certificate"),
+        "{error}"
+    );
+    login_through(
+        &postgres.url(
+            "localhost",
+            &format!(
+                "sslmode=verify-full&sslrootcert={root}&sslcert={}&sslkey={}",
+                client.cert.display(),
+                client.key.display()
+            ),
+        ),
+        "verify-full",
+    )
+    .await;
+}
