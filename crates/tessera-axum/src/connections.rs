@@ -4,6 +4,8 @@
 //! hyper's HTTP/1.1 server (what `axum::serve` spoke with axum's default
 //! features: no h2c), within [`ConnectionLimits`]:
 //!
+//! - **TLS** ([`serve_tls`]): the handshake must be done within
+//!   `header_read_timeout` of the accept, then the deadlines below apply.
 //! - **request heads**: a connection must deliver each request head within
 //!   `header_read_timeout`, counted from when it starts waiting for one:
 //!   from its first byte (so a silent socket is closed too), and between
