@@ -9,9 +9,12 @@
 #   bench/profile.sh --tokens         # also: /profile with a Bearer token, 100,000 revocations loaded
 #   bench/profile.sh --baseline OLD   # before/after: the same rounds with the binary OLD (e.g. a
 #                                     # release build of an earlier commit) and this tree's, alternating
+#   bench/profile.sh --tls            # instead: the HTTPS listener (tls_cert, tls_key; a CA made here)
+#                                     # against plain HTTP, same data, servers alternating per round;
+#                                     # kept-alive connections, then a new connection per request
 #
 # Environment: DURATION (default 10s), CONNECTIONS (64), ROUNDS (2), SCALE_COUNT (1000000).
-# Needs wrk (apt-get install -y wrk). Starts and stops everything it uses.
+# Needs wrk (apt-get install -y wrk) and, for --tls, openssl. Starts and stops everything it uses.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +26,7 @@ STORES="sqlite memory"
 SCALE=0
 TOKENS=0
 BASELINE=""
+TLS=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -30,6 +34,7 @@ while [ $# -gt 0 ]; do
     --scale) SCALE=1; shift ;;
     --tokens) TOKENS=1; shift ;;
     --baseline) BASELINE="$2"; shift 2 ;;
+    --tls) TLS=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -57,11 +62,14 @@ trap 'cleanup; cleanup_redis' EXIT
 PASSWORD="correct horse battery staple"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 URL="http://127.0.0.1:$PORT"
+# What wrk connects to (the same as URL but for --tls), and curl's extra options.
+WRK_URL=$URL
+CURL_OPTS=()
 
 start_server() { # store data_dir   (inherits TESSERA_* from the caller)
   TESSERA_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$2" --store "$1" 2>"$WORK/server.log" &
   SERVER_PID=$!
-  for _ in $(seq 100); do curl -fs "$URL/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
+  for _ in $(seq 100); do curl -fs "${CURL_OPTS[@]}" "$URL/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
   cat "$WORK/server.log" >&2; exit 1
 }
 
@@ -70,19 +78,21 @@ stop_server() {
 }
 
 login() {
-  curl -fs -D - -o /dev/null -H 'content-type: application/json' \
+  curl -fs "${CURL_OPTS[@]}" -D - -o /dev/null -H 'content-type: application/json' \
     -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" "$URL/login" \
     | sed -n 's/^set-cookie: \(__Host-tessera=[^;]*\).*/\1/Ip' | tr -d '\r'
 }
 
-rps() { # path [header]   (a header without ':' is taken as a cookie)
-  local args=(-t1 -c"$CONNECTIONS" -d"$DURATION" --latency)
-  case "${2:-}" in
-    "") ;;
-    *:*) args+=(-H "$2") ;;
-    *) args+=(-H "Cookie: $2") ;;
-  esac
-  wrk "${args[@]}" "$URL$1" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"}'
+rps() { # path [header...]   (a header without ':' is taken as a cookie)
+  local args=(-t1 -c"$CONNECTIONS" -d"$DURATION" --latency) header
+  for header in "${@:2}"; do
+    case "$header" in
+      "") ;;
+      *:*) args+=(-H "$header") ;;
+      *) args+=(-H "Cookie: $header") ;;
+    esac
+  done
+  wrk "${args[@]}" "$WRK_URL$1" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"}'
 }
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
@@ -100,7 +110,7 @@ measure() { # label cookie -> prints rows, alternating baseline and target
 }
 
 access_token() {
-  curl -fs -H 'content-type: application/json' \
+  curl -fs "${CURL_OPTS[@]}" -H 'content-type: application/json' \
     -d "{\"email\":\"bench@example.com\",\"password\":\"$PASSWORD\"}" "$URL/token" \
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["access_token"])'
 }
@@ -113,6 +123,51 @@ new_data_dir() {
 }
 
 echo "# tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')  wrk -t1 -c$CONNECTIONS -d$DURATION  $(nproc) cores"
+
+if [ "$TLS" = 1 ]; then
+  # The HTTPS listener against plain HTTP: one data directory, the two
+  # servers alternating per round, each against its own /health. Kept-alive
+  # connections (what a browser or an API client holds), then
+  # "Connection: close" (a TLS 1.3 handshake per request: the worst case).
+  command -v openssl >/dev/null || { echo "openssl is not installed" >&2; exit 1; }
+  (
+    cd "$WORK"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key \
+      -out ca.pem -days 2 -subj /CN=bench-ca -addext basicConstraints=critical,CA:TRUE 2>/dev/null
+    openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout key.pem \
+      -out leaf.csr -subj /CN=localhost 2>/dev/null
+    printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >leaf.ext
+    openssl x509 -req -in leaf.csr -CA ca.pem -CAkey ca.key -set_serial 1 -days 2 \
+      -extfile leaf.ext -out cert.pem 2>/dev/null
+  )
+  dir=$(new_data_dir tls)
+  for round in $(seq "$ROUNDS"); do
+    for mode in plain tls; do
+      if [ "$mode" = tls ]; then
+        export TESSERA_TLS_CERT="$WORK/cert.pem" TESSERA_TLS_KEY="$WORK/key.pem"
+        URL="https://localhost:$PORT"; WRK_URL="https://127.0.0.1:$PORT"
+        CURL_OPTS=(--cacert "$WORK/ca.pem" --resolve "localhost:$PORT:127.0.0.1")
+      else
+        unset TESSERA_TLS_CERT TESSERA_TLS_KEY
+        URL="http://127.0.0.1:$PORT"; WRK_URL=$URL; CURL_OPTS=()
+      fi
+      start_server sqlite "$dir"
+      cookie=$(login)
+      [ -n "$cookie" ] || { echo "login failed ($mode)" >&2; exit 1; }
+      access=$(access_token)
+      h=$(rps /health); p=$(rps /profile "$cookie"); b=$(rps /profile "Authorization: Bearer $access")
+      n=$(rps /profile "Authorization: Bearer $access" "Connection: close")
+      stop_server
+      printf 'round %s %-5s  /health %8.0f  cookie /profile %8.0f (%s)  bearer /profile %8.0f (%s)  bearer, new connection each %8.0f\n' \
+        "$round" "$mode" "$h" "$p" "$(ratio "$p" "$h")" "$b" "$(ratio "$b" "$h")" "$n"
+      if [ "$mode" = plain ]; then ph=$h; pp=$p; pb=$b; pn=$n; else
+        printf 'round %s tls/plain  /health %s  cookie /profile %s  bearer /profile %s  new connection each %s\n' \
+          "$round" "$(ratio "$h" "$ph")" "$(ratio "$p" "$pp")" "$(ratio "$b" "$pb")" "$(ratio "$n" "$pn")"
+      fi
+    done
+  done
+  exit 0
+fi
 
 if [ -n "$BASELINE" ]; then
   # Before/after in one run: per store and round, the baseline binary then

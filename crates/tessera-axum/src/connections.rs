@@ -4,6 +4,8 @@
 //! hyper's HTTP/1.1 server (what `axum::serve` spoke with axum's default
 //! features: no h2c), within [`ConnectionLimits`]:
 //!
+//! - **TLS** ([`serve_tls`]): the handshake must be done within
+//!   `header_read_timeout` of the accept, then the deadlines below apply.
 //! - **request heads**: a connection must deliver each request head within
 //!   `header_read_timeout`, counted from when it starts waiting for one:
 //!   from its first byte (so a silent socket is closed too), and between
@@ -58,6 +60,7 @@ use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use ipnet::IpNet;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
@@ -69,6 +72,7 @@ use crate::client_ip::{canonical, client_network};
 use crate::error::ApiError;
 use crate::shares::{Share, Shares};
 use crate::state::AppConfig;
+use crate::tls::ServerTls;
 
 /// The longest request target (path and query, or the absolute URI) served;
 /// a longer one is answered 414 `uri_too_long` (JSON).
@@ -227,13 +231,42 @@ pub async fn serve(
     app: &AppConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    serve_with(listener, router, limits, app, None, shutdown).await
+}
+
+/// As [`serve`], speaking HTTPS only with `tls`'s current certificate
+/// (see [`crate::tls`]). The TLS handshake must be done within
+/// `header_read_timeout`, as a request head must.
+///
+/// # Errors
+///
+/// As [`serve`].
+pub async fn serve_tls(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    app: &AppConfig,
+    tls: ServerTls,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve_with(listener, router, limits, app, Some(tls), shutdown).await
+}
+
+async fn serve_with(
+    listener: TcpListener,
+    router: Router,
+    limits: ConnectionLimits,
+    app: &AppConfig,
+    tls: Option<ServerTls>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let slots = Arc::new(Semaphore::new(limits.max_connections));
     let clients = Clients::new(
         app.trusted_proxies.clone(),
         app.throttle.ipv6_prefix,
         limits.max_connections_per_client,
     );
-    let connection = Arc::new(PerConnection::new(router, &limits));
+    let connection = Arc::new(PerConnection::new(router, &limits, tls));
     let (stop, stopping) = watch::channel(false);
     let mut open = JoinSet::new();
     let mut refusals = Refusals::default();
@@ -309,10 +342,13 @@ struct PerConnection {
     builder: http1::Builder,
     body_read_timeout: Duration,
     write_timeout: Duration,
+    /// The TLS handshake's deadline.
+    header_read_timeout: Duration,
+    tls: Option<ServerTls>,
 }
 
 impl PerConnection {
-    fn new(router: Router, limits: &ConnectionLimits) -> Self {
+    fn new(router: Router, limits: &ConnectionLimits, tls: Option<ServerTls>) -> Self {
         let mut builder = http1::Builder::new();
         // The timer runs whenever the connection waits for a request head:
         // from the first byte on (so a silent socket too), and between
@@ -326,20 +362,33 @@ impl PerConnection {
             builder,
             body_read_timeout: limits.body_read_timeout,
             write_timeout: limits.write_timeout,
+            header_read_timeout: limits.header_read_timeout,
+            tls,
         }
     }
 
     /// Serves one connection until it ends, or (after `stopping`) has
     /// finished the request in flight.
-    async fn serve(
-        &self,
-        stream: TcpStream,
-        peer: SocketAddr,
-        mut stopping: watch::Receiver<bool>,
-    ) {
+    async fn serve(&self, stream: TcpStream, peer: SocketAddr, stopping: watch::Receiver<bool>) {
         let mut stream = TimeoutStream::new(stream);
         stream.set_write_timeout(Some(self.write_timeout));
-        let io = TokioIo::new(Box::pin(stream));
+        let stream = Box::pin(stream);
+        match &self.tls {
+            None => self.serve_io(stream, peer, stopping).await,
+            Some(tls) => {
+                let handshake = tls.handshake(stream, self.header_read_timeout, peer);
+                if let Some(stream) = handshake.await {
+                    self.serve_io(stream, peer, stopping).await;
+                }
+            }
+        }
+    }
+
+    async fn serve_io<I>(&self, stream: I, peer: SocketAddr, mut stopping: watch::Receiver<bool>)
+    where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let io = TokioIo::new(stream);
         let router = self.router.clone();
         let body_timeout = self.body_read_timeout;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {

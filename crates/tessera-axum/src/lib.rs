@@ -76,6 +76,7 @@ mod shares;
 pub mod startup;
 pub mod state;
 pub mod throttle;
+pub mod tls;
 pub mod tokens;
 
 pub use app::router;

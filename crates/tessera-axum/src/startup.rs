@@ -120,12 +120,14 @@ impl ServiceConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum StartupError {
     /// A store could not be opened or did not answer.
-    #[error("cannot use {what}: {source}")]
+    // Not `source`: that would make it the error's source too, and a chain
+    // printer (`{:#}`) would say it twice.
+    #[error("cannot use {what}: {cause}")]
     Store {
         /// Which store, in the words of its settings.
         what: &'static str,
         /// Why.
-        source: StoreError,
+        cause: StoreError,
     },
     /// A background task could not be set up.
     #[error("start-up failed: {0}")]
@@ -133,7 +135,7 @@ pub enum StartupError {
 }
 
 fn store(what: &'static str) -> impl FnOnce(StoreError) -> StartupError {
-    move |source| StartupError::Store { what, source }
+    move |cause| StartupError::Store { what, cause }
 }
 
 /// Who opens the stores: a long-running server, or a short command on the
@@ -434,6 +436,34 @@ impl Service {
             shutdown,
         )
         .await;
+        self.finish(served).await
+    }
+
+    /// As [`Service::serve`], speaking HTTPS only, with the certificate
+    /// `tls` serves (and replaces when its source changes).
+    ///
+    /// # Errors
+    ///
+    /// As [`connections::serve`](crate::connections::serve).
+    pub async fn serve_tls(
+        self,
+        listener: TcpListener,
+        tls: crate::tls::ServerTls,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        let served = crate::connections::serve_tls(
+            listener,
+            self.router(),
+            self.connections.clone(),
+            &self.state.config,
+            tls,
+            shutdown,
+        )
+        .await;
+        self.finish(served).await
+    }
+
+    async fn finish(self, served: std::io::Result<()>) -> std::io::Result<()> {
         // The last requests' audit events may still be queued: write them,
         // briefly (a hung store must not hold the exit).
         let flush = self.state.audit().flush();

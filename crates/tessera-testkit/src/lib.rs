@@ -6,19 +6,25 @@
 //! configurations shipped in `deploy/nginx`, rewritten only at their marker
 //! lines ([`Nginx`]); Caddy and Traefik running the configurations shipped
 //! in `deploy/caddy` and `deploy/traefik`, only their addresses set
-//! ([`CaddyConfig`], [`TraefikConfig`]).
+//! ([`CaddyConfig`], [`TraefikConfig`]); a certificate authority made for
+//! one test ([`TestCa`]) and a throwaway PostgreSQL that speaks TLS only
+//! ([`TlsPostgres`]).
 #![forbid(unsafe_code)]
 
 mod caddy;
 mod nginx;
+mod postgres;
 mod process;
 mod proxy;
 mod redis;
+mod test_ca;
 mod traefik;
 
 pub use caddy::{CaddyConfig, LISTEN_ADDR};
 pub use nginx::{LISTEN, NODE, Nginx, NginxConfig};
+pub use postgres::TlsPostgres;
 pub use process::{GRACE, ProcessGroup, free_port, try_free_port};
 pub use proxy::ProxyServer;
 pub use redis::{RedisCluster, RedisServer, redis_cli};
+pub use test_ca::{Issued, TestCa};
 pub use traefik::TraefikConfig;

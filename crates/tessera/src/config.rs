@@ -4,6 +4,7 @@
 //! ([`SessionPolicy::new`], [`SessionCookie::new`], [`BucketRule::new`],
 //! [`PerUserCap::new`]).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -44,7 +45,34 @@ fn read_templates(
     Ok(templates)
 }
 
+/// The HTTPS listener's certificate files (`tls_cert`, `tls_key`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// The PEM certificate chain.
+    pub cert: PathBuf,
+    /// The PEM private key.
+    pub key: PathBuf,
+}
+
 impl Settings {
+    /// `tls_cert` and `tls_key`, which go together: `None` serves plain
+    /// HTTP.
+    ///
+    /// # Errors
+    ///
+    /// One without the other.
+    pub fn tls_files(&self) -> anyhow::Result<Option<TlsFiles>> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            })),
+            (Some(_), None) => bail!("tls_cert is set without tls_key: HTTPS needs both"),
+            (None, Some(_)) => bail!("tls_key is set without tls_cert: HTTPS needs both"),
+        }
+    }
+
     /// The service these settings describe. Reads (or, on first use,
     /// creates) the sealed-cookie key in the data directory when sealed
     /// cookies are on and no `session_cookie_key` is set.
@@ -538,6 +566,26 @@ mod tests {
             assert_eq!(
                 config.app.cookie.same_site(),
                 tessera_axum::cookies::SameSitePolicy::Strict
+            );
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn tls_cert_and_tls_key_go_together() {
+        Jail::expect_with(|jail| {
+            let settings = || Settings::load(None, FlagSettings::default()).unwrap();
+            assert_eq!(settings().tls_files().unwrap(), None);
+            jail.set_env("TESSERA_TLS_CERT", "/etc/tessera/cert.pem");
+            let error = settings().tls_files().unwrap_err().to_string();
+            assert!(error.contains("tls_key"), "{error}");
+            jail.set_env("TESSERA_TLS_KEY", "/etc/tessera/key.pem");
+            assert_eq!(
+                settings().tls_files().unwrap(),
+                Some(TlsFiles {
+                    cert: "/etc/tessera/cert.pem".into(),
+                    key: "/etc/tessera/key.pem".into(),
+                })
             );
             Ok(())
         });

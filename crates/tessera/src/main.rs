@@ -8,6 +8,7 @@ mod commands;
 mod config;
 mod keyfiles;
 mod settings;
+mod tlsfiles;
 
 use std::process::ExitCode;
 
@@ -23,6 +24,10 @@ use crate::settings::{FlagSettings, Settings};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    // One TLS provider for the whole process (HTTPS listener, PostgreSQL,
+    // SMTP): ring. Installed before anything could pick another.
+    #[allow(deprecated)] // only for its lack of post-quantum key exchange
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let cli = Cli::parse();
     match run(cli) {
         Ok(code) => code,

@@ -39,6 +39,12 @@ pub enum StoreKind {
 pub struct Settings {
     /// Address to listen on.
     pub listen: SocketAddr,
+    /// PEM certificate chain for HTTPS on `listen` (with `tls_key`); the
+    /// listener then speaks HTTPS only. Reloaded on SIGHUP and when the
+    /// files change.
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
     /// Directory of the embedded database.
     pub data_dir: PathBuf,
     /// Session store: `sqlite`, `memory` or `redis`.
@@ -315,6 +321,8 @@ impl Default for Settings {
         let tokens = &app.tokens;
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            tls_cert: None,
+            tls_key: None,
             data_dir: PathBuf::from("./tessera-data"),
             store: StoreKind::Sqlite,
             session_idle_timeout: app.policy.idle_timeout().as_secs(),

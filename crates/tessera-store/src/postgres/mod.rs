@@ -10,7 +10,6 @@ use std::time::Duration;
 
 use deadpool_postgres::{Config, Pool, PoolConfig, Runtime, Timeouts};
 use tessera_core::StoreError;
-use tokio_postgres::NoTls;
 use tokio_postgres::error::SqlState;
 
 use schema::MIGRATIONS;
@@ -20,6 +19,9 @@ mod audit;
 mod outbox;
 mod schema;
 mod tickets;
+mod tls;
+
+use tls::TlsUrl;
 mod users;
 
 /// Settings for [`PostgresUserStore::connect`].
@@ -61,6 +63,22 @@ fn unavailable(error: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(format!("postgres: {error}"))
 }
 
+/// `error` and what caused it (tokio-postgres says only "db error" or
+/// "error performing TLS handshake" and keeps the why in its source).
+fn with_causes(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut next = error.source();
+    while let Some(cause) = next {
+        let said = cause.to_string();
+        if !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        next = cause.source();
+    }
+    text
+}
+
 fn to_store_error(error: tokio_postgres::Error) -> StoreError {
     if error.code() == Some(&SqlState::UNIQUE_VIOLATION) {
         StoreError::Conflict
@@ -76,7 +94,19 @@ impl PostgresUserStore {
     ///
     /// [`StoreError::Unavailable`] if the database cannot be reached or migrated.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
-        let store = Self::unmigrated(url, options)?;
+        let (store, tls) = Self::unmigrated(url, options)?;
+        // The first connection says what is wrong with the URL's TLS
+        // parameters, in their words.
+        let first = store
+            .pool
+            .get()
+            .await
+            .map_err(|e| unavailable(tls.explain(&with_causes(&e))))?;
+        tracing::info!(
+            sslmode = %tls.mode().name(),
+            "PostgreSQL connected (see sslmode in database_url)"
+        );
+        drop(first);
         store.migrate().await?;
         Ok(store)
     }
@@ -92,8 +122,12 @@ impl PostgresUserStore {
         url: &str,
         options: PostgresOptions,
     ) -> Result<usize, StoreError> {
-        let store = Self::unmigrated(url, options)?;
-        let client = store.pool.get().await.map_err(unavailable)?;
+        let (store, tls) = Self::unmigrated(url, options)?;
+        let client = store
+            .pool
+            .get()
+            .await
+            .map_err(|e| unavailable(tls.explain(&with_causes(&e))))?;
         let exists: bool = client
             .query_one("SELECT to_regclass('tessera_schema') IS NOT NULL", &[])
             .await
@@ -119,9 +153,11 @@ impl PostgresUserStore {
     }
 
     /// The pool, not yet connected.
-    fn unmigrated(url: &str, options: PostgresOptions) -> Result<Self, StoreError> {
+    fn unmigrated(url: &str, options: PostgresOptions) -> Result<(Self, TlsUrl), StoreError> {
+        let tls = TlsUrl::parse(url).map_err(unavailable)?;
+        let connector = tls.connector().map_err(unavailable)?;
         let mut config = Config::new();
-        config.url = Some(url.to_owned());
+        config.url = Some(tls.url().to_owned());
         config.pool = Some(PoolConfig {
             max_size: options.max_connections,
             timeouts: Timeouts {
@@ -132,12 +168,15 @@ impl PostgresUserStore {
             ..PoolConfig::default()
         });
         let pool = config
-            .create_pool(Some(Runtime::Tokio1), NoTls)
+            .create_pool(Some(Runtime::Tokio1), connector)
             .map_err(unavailable)?;
-        Ok(Self {
-            pool,
-            timeout: options.timeout,
-        })
+        Ok((
+            Self {
+                pool,
+                timeout: options.timeout,
+            },
+            tls,
+        ))
     }
 
     /// Applies pending migrations; returns how many.

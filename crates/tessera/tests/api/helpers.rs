@@ -188,6 +188,29 @@ impl Server {
         self.logs = logs;
     }
 
+    /// Sends `signal` (e.g. `HUP`) to the server.
+    pub fn signal(&self, signal: &str) {
+        let child = self.child.as_ref().expect("server running");
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits up to `within` for a log line containing `text`.
+    pub fn wait_for_log(&self, text: &str, within: Duration) -> bool {
+        let deadline = std::time::Instant::now() + within;
+        while std::time::Instant::now() < deadline {
+            if self.logs().contains(text) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        false
+    }
+
     /// The settings this server was started with.
     pub fn options(&self) -> &Options {
         &self.options
@@ -327,7 +350,11 @@ fn spawn(data: &DataDir, options: &Options) -> (Child, SocketAddr, Arc<Mutex<Vec
     let sink = Arc::clone(&logs);
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(rest) = line.split("listening on http://").nth(1) {
+            let listening = line
+                .split("listening on http://")
+                .nth(1)
+                .or_else(|| line.split("listening on https://").nth(1));
+            if let Some(rest) = listening {
                 let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
                 let _ = tx.send(addr);
             }
