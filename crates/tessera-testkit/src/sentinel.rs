@@ -43,6 +43,9 @@ impl RedisSentinels {
                 "--replicaof",
                 "127.0.0.1",
                 &primary_port,
+                // Promoted, it syncs the other replicas at once.
+                "--repl-diskless-sync-delay",
+                "0",
             ]));
         }
         for replica in &servers[1..] {
@@ -93,17 +96,19 @@ impl RedisSentinels {
             let formed = poll(None, FORM, || {
                 let replicas_known = redis_cli(port, &["SENTINEL", "replicas", SERVICE])
                     .lines()
-                    .filter(|l| *l == "slave")
+                    .filter(|l| *l == "name")
                     .count();
                 let sentinels_known = redis_cli(port, &["SENTINEL", "sentinels", SERVICE])
                     .lines()
-                    .filter(|l| *l == "runid")
+                    .filter(|l| *l == "name")
                     .count();
                 replicas_known == replicas && sentinels_known == 2
             });
             assert!(
                 matches!(formed, Poll::Ready),
-                "sentinel on {port} did not learn the set"
+                "sentinel on {port} did not learn the set: replicas {}, sentinels {}",
+                redis_cli(port, &["SENTINEL", "replicas", SERVICE]),
+                redis_cli(port, &["SENTINEL", "sentinels", SERVICE]),
             );
         }
         set
@@ -174,5 +179,21 @@ impl RedisSentinels {
             std::thread::sleep(Duration::from_millis(20));
         }
         None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sentinels_promote_the_replica_when_the_primary_dies() {
+        let mut set = RedisSentinels::start(1, Duration::from_millis(1000));
+        let old = set.kill_primary();
+        let (new, _) = set
+            .wait_for_failover(old, Duration::from_secs(30))
+            .expect("a failover");
+        assert_ne!(new, old);
+        assert!(set.server_ports().contains(&new));
     }
 }

@@ -20,7 +20,7 @@ use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
 use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
 use tessera_core::{BucketRule, PasswordPolicy, PerUserCap, SessionPolicy};
-use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions};
+use tessera_store::{PostgresOptions, RedisOptions, RedisTls, SqliteOptions};
 
 use crate::settings::{BreachFailKind, MailKind, Settings, StorageKind, StoreKind, UsersKind};
 
@@ -191,6 +191,8 @@ impl Settings {
             StoreKind::Memory => SessionBackend::Memory,
             StoreKind::Redis => SessionBackend::Redis(RedisOptions {
                 url: self.redis_url.clone(),
+                tls: self.redis_tls()?,
+                wait_replicas: self.redis_wait_replicas,
                 prefix: self.redis_prefix.clone(),
                 timeout: Duration::from_millis(self.redis_timeout.max(1)),
                 near_cache: self.redis_near_cache,
@@ -257,6 +259,42 @@ impl Settings {
     /// The mailer: transport, sender, templates (read from
     /// `mail_templates`), retries. Checked here (`mail_from`, templates,
     /// TLS), so that `tessera serve` refuses bad mail settings at start.
+    /// `redis_tls_*`, files read here; `None` when none is set (a
+    /// `rediss…` URL then trusts Mozilla's roots).
+    fn redis_tls(&self) -> anyhow::Result<Option<RedisTls>> {
+        let read = |name: &str, path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("{name}: cannot read {}", path.display()))
+        };
+        if self.redis_tls_ca.is_none()
+            && self.redis_tls_cert.is_none()
+            && self.redis_tls_key.is_none()
+            && self.redis_tls_server_name.is_none()
+        {
+            return Ok(None);
+        }
+        let mut tls = RedisTls::new();
+        if let Some(path) = &self.redis_tls_ca {
+            tls = tls
+                .with_ca_pem(&read("redis_tls_ca", path)?)
+                .with_context(|| format!("redis_tls_ca ({})", path.display()))?;
+        }
+        match (&self.redis_tls_cert, &self.redis_tls_key) {
+            (Some(cert), Some(key)) => {
+                tls = tls
+                    .with_client_pem(&read("redis_tls_cert", cert)?, &read("redis_tls_key", key)?)
+                    .context("redis_tls_cert / redis_tls_key")?;
+            }
+            (None, None) => {}
+            _ => bail!("redis_tls_cert and redis_tls_key go together"),
+        }
+        if let Some(name) = &self.redis_tls_server_name {
+            tls = tls
+                .with_server_name(name)
+                .context("redis_tls_server_name")?;
+        }
+        Ok(Some(tls))
+    }
+
     fn mail_config(&self) -> anyhow::Result<MailConfig> {
         let defaults = MailConfig::default();
         let transport = match self.mail {
