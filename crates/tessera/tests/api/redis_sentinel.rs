@@ -124,7 +124,7 @@ async fn service_resumes_by_itself_after_the_primary_is_killed_under_load() {
     for user in users {
         user.await.unwrap();
     }
-    let seen = seen.lock().unwrap();
+    let seen = std::mem::take(&mut *seen.lock().unwrap());
     assert!(seen.unexpected.is_empty(), "{:?}", seen.unexpected);
     assert!(
         seen.served_after_revocation.is_empty(),
