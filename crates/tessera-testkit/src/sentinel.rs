@@ -149,6 +149,12 @@ impl RedisSentinels {
         self.servers.iter().map(RedisServer::port).collect()
     }
 
+    /// Every server started (primary first, as started); a test may
+    /// freeze a replica with [`RedisServer::pause`].
+    pub fn servers(&self) -> &[RedisServer] {
+        &self.servers
+    }
+
     /// SIGKILLs the current primary; returns its port.
     ///
     /// # Panics

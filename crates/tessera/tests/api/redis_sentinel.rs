@@ -173,6 +173,21 @@ async fn an_acknowledged_logout_survives_the_primarys_death_with_wait_replicas()
     let mut sentinels = RedisSentinels::start(1, Duration::from_millis(1000));
     let server = Server::start_with(through_sentinels(&sentinels, 1));
     let kept = server.login_alice().await;
+    // While the replica cannot confirm, a logout is not acknowledged.
+    let primary = sentinels.primary_port().unwrap();
+    let unconfirmed = server.login_alice().await;
+    let replica = sentinels
+        .servers()
+        .iter()
+        .find(|s| s.port() != primary)
+        .unwrap();
+    replica.pause();
+    let logout = server
+        .send_json(Method::POST, "/logout", Some(&unconfirmed), json!({}))
+        .await
+        .status();
+    replica.resume();
+    assert_eq!(logout, StatusCode::SERVICE_UNAVAILABLE);
     let ended = server.login_alice().await;
     let logout = server
         .send_json(Method::POST, "/logout", Some(&ended), json!({}))

@@ -42,11 +42,13 @@ fn serve_fails(env: &[(&str, String)]) -> String {
     }
     let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
-    format!(
+    let out = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    )
+    );
+    eprintln!("tessera serve said: {out}");
+    out
 }
 
 #[tokio::test]
