@@ -7,7 +7,7 @@
 #   bench/redis_tls.sh
 #
 # Environment: DURATION (default 10s), CONNECTIONS (64), ROUNDS (3),
-# NEAR (0: every /profile reads Redis). Needs wrk, redis-server, openssl.
+# NEAR (0: every /profile reads Redis), BIN. Needs wrk, redis-server, openssl.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,15 +17,18 @@ ROUNDS=${ROUNDS:-3}
 NEAR=${NEAR:-0}
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
-cargo build --release --locked -q -p tessera --bin tessera
-BIN=target/release/tessera
+# BIN=path skips the build (a release binary built already).
+if [ -z "${BIN:-}" ]; then
+  cargo build --release --locked -q -p tessera --bin tessera
+  BIN=target/release/tessera
+fi
 
 WORK=$(mktemp -d)
 PIDS=()
 SERVER_PID=""
 cleanup() {
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
-  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null || true; wait "$pid" 2>/dev/null || true; done
   rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -81,13 +84,15 @@ rps() { # cookie
 }
 
 echo "# tessera $(git rev-parse --short HEAD 2>/dev/null || echo '?')  wrk -t1 -c$CONNECTIONS -d$DURATION  near-cache $NEAR  $(nproc) cores"
-for round in $(seq "$ROUNDS"); do
-  start_server "redis://127.0.0.1:$PLAIN"
-  plain=$(rps "$(login)")
-  stop_server
+measure_plain() { start_server "redis://127.0.0.1:$PLAIN"; plain=$(rps "$(login)"); stop_server; }
+measure_tls() {
   start_server "rediss://127.0.0.1:$TLS" TESSERA_REDIS_TLS_CA="$WORK/ca.pem"
-  tls=$(rps "$(login)")
-  stop_server
+  tls=$(rps "$(login)"); stop_server
+}
+for round in $(seq "$ROUNDS"); do
+  # Alternate which goes first, so that drift on a shared machine does not
+  # favour one.
+  if [ $((round % 2)) = 1 ]; then measure_plain; measure_tls; else measure_tls; measure_plain; fi
   printf 'round %s  /profile plain Redis %10.0f req/s   Redis over TLS %10.0f req/s   TLS/plain %s\n' \
     "$round" "$plain" "$tls" "$(python3 -c "print(f'{$tls/$plain*100:.1f}%')")"
 done
