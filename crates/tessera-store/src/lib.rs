@@ -40,6 +40,8 @@ pub use memory::MemoryStore;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresUserStore};
 #[cfg(feature = "redis")]
-pub use redis::{RedisOptions, RedisStore, RedisThrottle, RevocationEvent};
+pub use redis::{
+    RedisOptions, RedisStore, RedisThrottle, RedisTls, RevocationEvent, TlsError as RedisTlsError,
+};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteOptions, SqliteStore, Synchronous};

@@ -2,7 +2,9 @@
 //! child processes in their own process groups, stopped with everything
 //! they forked when their guard drops ([`ProcessGroup`]); free ports; real
 //! Redis servers started on free ports, which a test may kill, freeze and
-//! restart, and a real three-primary Redis Cluster; nginx running the
+//! restart, a real three-primary Redis Cluster, TLS servers with a test CA
+//! ([`TestCa`], made with the `openssl` command) and a primary with replicas
+//! and three sentinels ([`RedisSentinels`]); nginx running the
 //! configurations shipped in `deploy/nginx`, rewritten only at their marker
 //! lines ([`Nginx`]); Caddy and Traefik running the configurations shipped
 //! in `deploy/caddy` and `deploy/traefik`, only their addresses set
@@ -17,6 +19,7 @@ mod postgres;
 mod process;
 mod proxy;
 mod redis;
+mod sentinel;
 mod test_ca;
 mod traefik;
 
@@ -25,6 +28,7 @@ pub use nginx::{LISTEN, NODE, Nginx, NginxConfig};
 pub use postgres::TlsPostgres;
 pub use process::{GRACE, ProcessGroup, free_port, try_free_port};
 pub use proxy::ProxyServer;
-pub use redis::{RedisCluster, RedisServer, redis_cli};
+pub use redis::{RedisCluster, RedisServer, ServerTls, redis_cli};
+pub use sentinel::{RedisSentinels, SERVICE as SENTINEL_SERVICE};
 pub use test_ca::{Issued, TestCa};
 pub use traefik::TraefikConfig;

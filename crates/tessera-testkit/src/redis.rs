@@ -8,6 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use crate::process::{Poll, ProcessGroup, free_port, poll, try_free_port};
+use crate::test_ca::Issued;
 
 /// How long a server may take to answer `PING`.
 const READY: Duration = Duration::from_secs(20);
@@ -52,15 +53,30 @@ fn wait_for_pong(process: &mut ProcessGroup, port: u16) -> io::Result<()> {
     }
 }
 
+/// How a TLS `redis-server` is set up: its certificate and key, the CA it
+/// checks client certificates against, and whether it requires one.
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    /// The server's certificate and key.
+    pub server: Issued,
+    /// The CA clients' certificates must come from (`--tls-ca-cert-file`).
+    pub ca: PathBuf,
+    /// `--tls-auth-clients yes`: refuse clients without a certificate.
+    pub require_client_cert: bool,
+}
+
 /// A throwaway `redis-server` on a free port, in its own process group,
 /// SIGKILLed when dropped. With `persistent`, it keeps an append-only file
-/// (fsync always) so that a restart brings its data back.
+/// (fsync always) so that a restart brings its data back. With TLS it
+/// listens on its port with TLS only (`--port 0 --tls-port`).
 pub struct RedisServer {
     // First, so dropped first: the server dies before its directory goes.
     process: Option<ProcessGroup>,
     port: u16,
     dir: PathBuf,
     persistent: bool,
+    tls: Option<ServerTls>,
+    extra: Vec<String>,
     _temp: Option<tempfile::TempDir>,
 }
 
@@ -96,7 +112,36 @@ impl RedisServer {
         Self::launch(Some(dir), false)
     }
 
+    /// Starts a server that speaks TLS only, with `tls`.
+    ///
+    /// # Panics
+    ///
+    /// `redis-server` is missing, built without TLS, or does not start.
+    pub fn start_tls(tls: ServerTls) -> Self {
+        Self::launch_with(None, false, Some(tls), Vec::new()).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Starts a server with extra `redis-server` arguments (such as
+    /// `--replicaof 127.0.0.1 PORT`).
+    ///
+    /// # Panics
+    ///
+    /// `redis-server` is missing or does not answer.
+    pub fn start_with(args: &[&str]) -> Self {
+        let extra = args.iter().map(|&a| a.to_owned()).collect();
+        Self::launch_with(None, false, None, extra).unwrap_or_else(|e| panic!("{e}"))
+    }
+
     fn launch(dir: Option<&Path>, persistent: bool) -> io::Result<Self> {
+        Self::launch_with(dir, persistent, None, Vec::new())
+    }
+
+    fn launch_with(
+        dir: Option<&Path>,
+        persistent: bool,
+        tls: Option<ServerTls>,
+        extra: Vec<String>,
+    ) -> io::Result<Self> {
         let (temp, dir) = match dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| {
@@ -115,6 +160,8 @@ impl RedisServer {
             port: try_free_port()?,
             dir,
             persistent,
+            tls,
+            extra,
             _temp: temp,
         };
         server.spawn()?;
@@ -129,18 +176,43 @@ impl RedisServer {
             .open(&log_path)?;
         let appendonly = if self.persistent { "yes" } else { "no" };
         let mut command = Command::new("redis-server");
+        match &self.tls {
+            None => {
+                command.args(["--port", &self.port.to_string()]);
+            }
+            Some(tls) => {
+                command
+                    .args(["--port", "0", "--tls-port", &self.port.to_string()])
+                    .arg("--tls-cert-file")
+                    .arg(&tls.server.cert)
+                    .arg("--tls-key-file")
+                    .arg(&tls.server.key)
+                    .arg("--tls-ca-cert-file")
+                    .arg(&tls.ca)
+                    .args([
+                        "--tls-auth-clients",
+                        if tls.require_client_cert { "yes" } else { "no" },
+                    ]);
+            }
+        }
         command
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", appendonly])
             .args(["--appendfsync", "always"])
             // Lets tests make it slow on purpose (`DEBUG SLEEP`).
             .args(["--enable-debug-command", "yes"])
             .arg("--dir")
             .arg(&self.dir)
+            .args(&self.extra)
             .stdout(log)
             .stderr(Stdio::null());
         let mut process = ProcessGroup::spawn("redis-server", &mut command)?.kill_on_drop();
-        if let Err(error) = wait_for_pong(&mut process, self.port) {
+        let ready = if self.tls.is_some() {
+            wait_for_log(&mut process, &log_path, self.port)
+        } else {
+            wait_for_pong(&mut process, self.port)
+        };
+        if let Err(error) = ready {
             let log = std::fs::read_to_string(&log_path).unwrap_or_default();
             return Err(io::Error::new(error.kind(), format!("{error}\n{log}")));
         }
@@ -153,9 +225,34 @@ impl RedisServer {
         self.port
     }
 
-    /// `redis://127.0.0.1:PORT`.
+    /// `redis://127.0.0.1:PORT`, or `rediss://` with TLS.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let scheme = if self.tls.is_some() {
+            "rediss"
+        } else {
+            "redis"
+        };
+        format!("{scheme}://127.0.0.1:{}", self.port)
+    }
+
+    /// Runs `redis-cli` against it (with TLS, presenting the server's own
+    /// certificate as the client's) and returns what it printed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let Some(tls) = &self.tls else {
+            return redis_cli(self.port, args);
+        };
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.port.to_string(), "--tls"])
+            .arg("--cacert")
+            .arg(&tls.ca)
+            .arg("--cert")
+            .arg(&tls.server.cert)
+            .arg("--key")
+            .arg(&tls.server.key)
+            .args(args)
+            .output()
+            .expect("redis-cli is installed");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Kills it (SIGKILL): clients see connections drop and refused.
@@ -196,6 +293,25 @@ impl RedisServer {
             .find_map(|l| l.strip_prefix("used_memory:"))
             .and_then(|v| v.trim().parse().ok())
             .expect("INFO memory reports used_memory")
+    }
+}
+
+/// Waits until the server's log says it accepts connections (a TLS
+/// server cannot be `PING`ed in plain text).
+fn wait_for_log(process: &mut ProcessGroup, log: &Path, port: u16) -> io::Result<()> {
+    let ready = || {
+        std::fs::read_to_string(log).is_ok_and(|l| l.contains("Ready to accept connections"))
+            && TcpStream::connect(("127.0.0.1", port)).is_ok()
+    };
+    match poll(Some(process), READY, ready) {
+        Poll::Ready => Ok(()),
+        Poll::Exited => Err(io::Error::other(format!(
+            "redis-server ended before listening on port {port}"
+        ))),
+        Poll::TimedOut => Err(io::Error::new(
+            io::ErrorKind::TimedOut,
+            format!("redis-server did not listen on port {port} within {READY:?}"),
+        )),
     }
 }
 

@@ -5,12 +5,14 @@
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
 
 /// A throwaway CA: an EC P-256 root in a temporary directory.
+#[derive(Debug)]
 pub struct TestCa {
     dir: tempfile::TempDir,
     name: String,
-    issued: u32,
+    issued: AtomicU32,
 }
 
 /// A leaf certificate and its key, as PEM files.
@@ -77,7 +79,7 @@ impl TestCa {
         Self {
             dir,
             name: name.to_owned(),
-            issued: 0,
+            issued: AtomicU32::new(0),
         }
     }
 
@@ -91,6 +93,17 @@ impl TestCa {
         &self.name
     }
 
+    /// A leaf certificate for `names`, valid for two days, with the next
+    /// serial number (for tests that care about neither).
+    ///
+    /// # Panics
+    ///
+    /// `openssl` fails.
+    pub fn leaf(&self, names: &[&str]) -> Issued {
+        let serial = 1000 + u64::from(self.issued.load(Ordering::Relaxed));
+        self.issue(names, serial, 2)
+    }
+
     /// A leaf certificate for `names` (`localhost`, or IP addresses such as
     /// `127.0.0.1`), valid for `days`, with serial number `serial`, for
     /// servers and clients. Its files are new each time.
@@ -98,9 +111,9 @@ impl TestCa {
     /// # Panics
     ///
     /// `openssl` fails.
-    pub fn issue(&mut self, names: &[&str], serial: u64, days: u32) -> Issued {
-        self.issued += 1;
-        let stem = format!("leaf{}", self.issued);
+    pub fn issue(&self, names: &[&str], serial: u64, days: u32) -> Issued {
+        let n = self.issued.fetch_add(1, Ordering::Relaxed) + 1;
+        let stem = format!("leaf{n}");
         let dir = self.dir.path();
         let alt_names = names
             .iter()

@@ -21,7 +21,7 @@ use tessera_axum::throttle::{ThrottleSettings, site_rule};
 use tessera_axum::tokens::TokenConfig;
 use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
 use tessera_core::{BucketRule, PasswordPolicy, PerUserCap, SessionPolicy};
-use tessera_store::{PostgresOptions, RedisOptions, SqliteOptions};
+use tessera_store::{PostgresOptions, RedisOptions, RedisTls, SqliteOptions};
 
 use crate::settings::{BreachFailKind, MailKind, Settings, StorageKind, StoreKind, UsersKind};
 
@@ -123,7 +123,7 @@ impl Settings {
         let tokens = self.token_config(&mut p);
         let mail = self.mail_config(&mut p);
         let new_passwords = self.password_rules(&mut p);
-        let sessions = self.session_backend();
+        let sessions = p.take(self.session_backend());
         let users = p.take(match self.users {
             UsersKind::Sqlite => Ok(UserBackend::Sqlite),
             UsersKind::Postgres => self
@@ -149,6 +149,7 @@ impl Settings {
             Some(tokens),
             Some(mail),
             Some(new_passwords),
+            Some(sessions),
             Some(users),
             Some(audit_retention),
             Some(connections),
@@ -164,6 +165,7 @@ impl Settings {
             tokens,
             mail,
             new_passwords,
+            sessions,
             users,
             audit_retention,
             connections,
@@ -229,18 +231,24 @@ impl Settings {
     }
 
     /// The session store `store` and the `redis_*` settings name.
-    pub fn session_backend(&self) -> SessionBackend {
-        match self.store {
+    ///
+    /// # Errors
+    ///
+    /// `redis_tls_*` files that cannot be read or parsed.
+    pub fn session_backend(&self) -> anyhow::Result<SessionBackend> {
+        Ok(match self.store {
             StoreKind::Sqlite => SessionBackend::Sqlite,
             StoreKind::Memory => SessionBackend::Memory,
             StoreKind::Redis => SessionBackend::Redis(RedisOptions {
                 url: self.redis_url.clone(),
+                tls: self.redis_tls()?,
+                wait_replicas: self.redis_wait_replicas,
                 prefix: self.redis_prefix.clone(),
                 timeout: Duration::from_millis(self.redis_timeout.max(1)),
                 near_cache: self.redis_near_cache,
                 ..RedisOptions::default()
             }),
-        }
+        })
     }
 
     /// The SMTP relay's settings when `mail = "smtp"` and they are valid
@@ -346,6 +354,42 @@ impl Settings {
     /// The mailer: transport, sender, templates (read from
     /// `mail_templates`), retries. Checked here (`mail_from`, templates,
     /// TLS), so that `tessera serve` refuses bad mail settings at start.
+    /// `redis_tls_*`, files read here; `None` when none is set (a
+    /// `rediss…` URL then trusts Mozilla's roots).
+    fn redis_tls(&self) -> anyhow::Result<Option<RedisTls>> {
+        let read = |name: &str, path: &std::path::Path| {
+            std::fs::read(path).with_context(|| format!("{name}: cannot read {}", path.display()))
+        };
+        if self.redis_tls_ca.is_none()
+            && self.redis_tls_cert.is_none()
+            && self.redis_tls_key.is_none()
+            && self.redis_tls_server_name.is_none()
+        {
+            return Ok(None);
+        }
+        let mut tls = RedisTls::new();
+        if let Some(path) = &self.redis_tls_ca {
+            tls = tls
+                .with_ca_pem(&read("redis_tls_ca", path)?)
+                .with_context(|| format!("redis_tls_ca ({})", path.display()))?;
+        }
+        match (&self.redis_tls_cert, &self.redis_tls_key) {
+            (Some(cert), Some(key)) => {
+                tls = tls
+                    .with_client_pem(&read("redis_tls_cert", cert)?, &read("redis_tls_key", key)?)
+                    .context("redis_tls_cert / redis_tls_key")?;
+            }
+            (None, None) => {}
+            _ => bail!("redis_tls_cert and redis_tls_key go together"),
+        }
+        if let Some(name) = &self.redis_tls_server_name {
+            tls = tls
+                .with_server_name(name)
+                .context("redis_tls_server_name")?;
+        }
+        Ok(Some(tls))
+    }
+
     fn mail_config(&self, p: &mut Problems) -> Option<MailConfig> {
         let defaults = MailConfig::default();
         let transport = match self.mail {

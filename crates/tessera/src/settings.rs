@@ -49,9 +49,24 @@ pub struct Settings {
     pub data_dir: PathBuf,
     /// Session store: `sqlite`, `memory` or `redis`.
     pub store: StoreKind,
-    /// Redis for `store = "redis"`: `redis://host:port[/db]`, or
-    /// `redis-cluster://host:port?node=host:port&node=...` for a cluster.
+    /// Redis for `store = "redis"`: `redis://host:port[/db]`,
+    /// `redis-cluster://host:port?node=host:port&node=...` for a cluster,
+    /// `redis-sentinel://host:port,host:port/?service=NAME` through
+    /// sentinels; `rediss…` for TLS.
     pub redis_url: String,
+    /// PEM file of the CA that Redis's certificate must come from (a
+    /// `rediss…` URL); without it, Mozilla's roots.
+    pub redis_tls_ca: Option<PathBuf>,
+    /// PEM file of a client certificate (chain) to present to Redis
+    /// (mTLS); needs `redis_tls_key`.
+    pub redis_tls_cert: Option<PathBuf>,
+    /// PEM file of the key of `redis_tls_cert`.
+    pub redis_tls_key: Option<PathBuf>,
+    /// The name Redis's certificate carries, when not the URL's host.
+    pub redis_tls_server_name: Option<String>,
+    /// Replicas that must confirm (`WAIT`) a login, logout or revocation
+    /// before it is acknowledged (0: the primary's word is enough).
+    pub redis_wait_replicas: u32,
     /// Prefix of tessera's Redis keys and channels.
     pub redis_prefix: String,
     /// Milliseconds Redis may take to connect or answer before a request
@@ -368,6 +383,11 @@ impl Default for Settings {
             users: UsersKind::Sqlite,
             database_url: None,
             redis_url: redis.url,
+            redis_tls_ca: None,
+            redis_tls_cert: None,
+            redis_tls_key: None,
+            redis_tls_server_name: None,
+            redis_wait_replicas: redis.wait_replicas,
             redis_prefix: redis.prefix,
             redis_timeout: millis(redis.timeout),
             redis_near_cache: redis.near_cache,

@@ -35,7 +35,9 @@ mod near;
 mod scripts;
 mod sessions;
 mod throttle;
+mod tls;
 mod tokens;
+mod url;
 
 use std::time::Duration;
 
@@ -48,6 +50,7 @@ use tessera_core::{Revocation, StoreError};
 use tokio::sync::mpsc;
 
 pub use throttle::RedisThrottle;
+pub use tls::{RedisTls, TlsError};
 
 use self::keys::Keys;
 use self::scripts::Scripts;
@@ -55,10 +58,22 @@ use self::scripts::Scripts;
 /// How to reach Redis and how long to wait for it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct RedisOptions {
-    /// `redis://host:port[/db]` for one server, or
+    /// `redis://[user:password@]host:port[/db]` for one server,
     /// `redis-cluster://host:port?node=host:port&node=...` for a cluster
-    /// (any reachable seed nodes; the client discovers the rest).
+    /// (any reachable seed nodes; the client discovers the rest), or
+    /// `redis-sentinel://[user:password@]host:port,host:port[/db]?service=NAME`
+    /// for the primary that sentinels watch (`&sentinel_username=`,
+    /// `&sentinel_password=` if the sentinels want credentials of their
+    /// own). `rediss…` for TLS, with [`RedisOptions::tls`].
     pub url: String,
+    /// TLS for a `rediss…` URL (`None`: Mozilla's roots, no client
+    /// certificate). Refused with a plain-text URL.
+    pub tls: Option<RedisTls>,
+    /// Replicas that must confirm (`WAIT`) a login, logout or revocation
+    /// before it is acknowledged; fewer within half of `timeout` is
+    /// [`StoreError::Unavailable`] (the write may or may not survive a
+    /// failover). 0: acknowledged once the primary has it.
+    pub wait_replicas: u32,
     /// Prefix of every key and channel, so that several deployments can
     /// share a Redis. Must not contain `{` or `}`.
     pub prefix: String,
@@ -76,6 +91,8 @@ impl std::fmt::Debug for RedisOptions {
         // The URL may carry a password.
         f.debug_struct("RedisOptions")
             .field("url", &"<redacted>")
+            .field("tls", &self.tls)
+            .field("wait_replicas", &self.wait_replicas)
             .field("prefix", &self.prefix)
             .field("timeout", &self.timeout)
             .field("near_cache", &self.near_cache)
@@ -88,6 +105,8 @@ impl Default for RedisOptions {
     fn default() -> Self {
         Self {
             url: "redis://127.0.0.1:6379".into(),
+            tls: None,
+            wait_replicas: 0,
             prefix: "tessera".into(),
             timeout: Duration::from_millis(1000),
             near_cache: 0,
@@ -128,6 +147,16 @@ pub enum RevocationEvent {
     Resubscribed,
 }
 
+fn integer(value: Value) -> Result<i64, StoreError> {
+    match value {
+        Value::Integer(n) => Ok(n),
+        other => Err(StoreError::Corrupt(format!(
+            "redis script answered {:?}",
+            other.kind()
+        ))),
+    }
+}
+
 fn unavailable(error: fred::error::Error) -> StoreError {
     StoreError::Unavailable(format!("redis: {error}"))
 }
@@ -145,14 +174,7 @@ impl RedisStore {
                 "redis key prefix must be non-empty and free of braces".into(),
             ));
         }
-        if options.url.starts_with("rediss") || options.url.starts_with("valkeys") {
-            // Without a TLS feature the client would silently connect in
-            // plain text, password and sessions included.
-            return Err(StoreError::Unavailable(
-                "redis: TLS URLs (rediss://) are not supported by this build; use a TLS tunnel or a private network".into(),
-            ));
-        }
-        let config = Config::from_url(&options.url)
+        let config = url::config(&options.url, options.tls.as_ref())
             .map_err(|e| StoreError::Unavailable(format!("redis url: {e}")))?;
         let client = builder(&config, options.timeout)
             .build()
@@ -206,12 +228,140 @@ impl RedisStore {
         keys: Vec<Key>,
         args: Vec<Value>,
     ) -> Result<i64, StoreError> {
-        match self.eval(script, keys, args).await? {
+        integer(self.eval(script, keys, args).await?)
+    }
+
+    /// [`RedisStore::eval_acked`] of a script that answers an integer.
+    async fn eval_int_acked(
+        &self,
+        script: &fred::types::scripts::Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<i64, StoreError> {
+        integer(self.eval_acked(script, keys, args).await?)
+    }
+
+    /// Runs a script that logs in, logs out or revokes: with
+    /// `wait_replicas`, in one pipeline with `WAIT` (on the same connection,
+    /// so `WAIT` covers this write; a connection that breaks in between
+    /// fails both), and answers only once enough replicas confirm it.
+    async fn eval_acked(
+        &self,
+        script: &fred::types::scripts::Script,
+        keys: Vec<Key>,
+        args: Vec<Value>,
+    ) -> Result<Value, StoreError> {
+        if self.options.wait_replicas == 0 {
+            return self.eval(script, keys, args).await;
+        }
+        use fred::types::{ClusterHash, CustomCommand};
+        let slot = keys.first().map(Key::cluster_hash);
+        for _ in 0..2 {
+            let pipeline = self.client.pipeline();
+            // A pipeline has no `evalsha`: the command by hand, routed
+            // by its first key.
+            let mut command = Vec::with_capacity(2 + keys.len() + args.len());
+            command.push(Value::from(script.sha1().clone()));
+            command.push(Value::from(keys.len() as i64));
+            command.extend(keys.iter().map(|k| Value::from(k.clone())));
+            command.extend(args.iter().cloned());
+            let hash = slot.map_or(ClusterHash::FirstKey, ClusterHash::Custom);
+            let queued: Result<(), _> = pipeline
+                .custom(CustomCommand::new_static("EVALSHA", hash, false), command)
+                .await;
+            queued.map_err(unavailable)?;
+            self.queue_wait(&pipeline, slot).await?;
+            let mut results = pipeline.try_all::<Value>().await.into_iter();
+            let written = results.next();
+            let waited = results.next();
+            match written {
+                Some(Err(e)) if e.details().starts_with("NOSCRIPT") => {
+                    script.load(&self.client).await.map_err(unavailable)?;
+                }
+                Some(written) => {
+                    let written = written.map_err(unavailable)?;
+                    self.confirmed(waited)?;
+                    return Ok(written);
+                }
+                None => break,
+            }
+        }
+        Err(StoreError::Unavailable(
+            "redis: the script could not be loaded".into(),
+        ))
+    }
+
+    /// Deletes a key and, with `wait_replicas`, waits for replicas as
+    /// [`RedisStore::eval_acked`] does.
+    async fn del_acked(&self, key: Key) -> Result<i64, StoreError> {
+        use fred::prelude::KeysInterface;
+        if self.options.wait_replicas == 0 {
+            return self.client.del(key).await.map_err(unavailable);
+        }
+        let slot = Some(key.cluster_hash());
+        let pipeline = self.client.pipeline();
+        let queued: Result<(), _> = pipeline.del(key).await;
+        queued.map_err(unavailable)?;
+        self.queue_wait(&pipeline, slot).await?;
+        let mut results = pipeline.try_all::<Value>().await.into_iter();
+        let deleted = results
+            .next()
+            .ok_or_else(|| StoreError::Unavailable("redis: no answer".into()))?
+            .map_err(unavailable)?;
+        self.confirmed(results.next())?;
+        match deleted {
             Value::Integer(n) => Ok(n),
             other => Err(StoreError::Corrupt(format!(
-                "redis script answered {:?}",
+                "redis DEL answered {:?}",
                 other.kind()
             ))),
+        }
+    }
+
+    /// Queues `WAIT wait_replicas ms` routed to `slot`'s node. It waits at
+    /// most half the command timeout, so that its answer (not the client's
+    /// timeout) says how many replicas confirmed.
+    async fn queue_wait(
+        &self,
+        pipeline: &fred::clients::Pipeline<fred::clients::Client>,
+        slot: Option<u16>,
+    ) -> Result<(), StoreError> {
+        use fred::types::{ClusterHash, CustomCommand};
+        let hash = slot.map_or(ClusterHash::FirstKey, ClusterHash::Custom);
+        let wait_ms = u64::try_from((self.options.timeout / 2).as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1);
+        let queued: Result<(), _> = pipeline
+            .custom(
+                CustomCommand::new_static("WAIT", hash, false),
+                vec![
+                    Value::from(i64::from(self.options.wait_replicas)),
+                    Value::from(wait_ms as i64),
+                ],
+            )
+            .await;
+        queued.map_err(unavailable)
+    }
+
+    /// Whether `WAIT`'s answer confirms enough replicas.
+    fn confirmed(
+        &self,
+        waited: Option<Result<Value, fred::error::Error>>,
+    ) -> Result<(), StoreError> {
+        let wanted = i64::from(self.options.wait_replicas);
+        match waited {
+            Some(Ok(Value::Integer(n))) if n >= wanted => Ok(()),
+            Some(Ok(Value::Integer(n))) => Err(StoreError::Unavailable(format!(
+                "redis: {n} of {wanted} replicas confirmed the write in time (redis_wait_replicas); it may or may not survive a failover"
+            ))),
+            Some(Ok(other)) => Err(StoreError::Corrupt(format!(
+                "redis WAIT answered {:?}",
+                other.kind()
+            ))),
+            Some(Err(e)) => Err(unavailable(e)),
+            None => Err(StoreError::Unavailable(
+                "redis: WAIT was not answered".into(),
+            )),
         }
     }
 

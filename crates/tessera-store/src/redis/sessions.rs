@@ -126,7 +126,7 @@ impl SessionStore for RedisStore {
             ],
         )?;
         let answer = self
-            .eval(
+            .eval_acked(
                 &self.scripts.create_session,
                 vec![
                     self.keys.session(&session.id_hash).into(),
@@ -347,7 +347,7 @@ impl SessionStore for RedisStore {
     async fn delete(&self, id: &SessionIdHash) -> Result<bool, StoreError> {
         // The index entry goes lazily, the next time the user's index is read.
         let deleted = self
-            .eval_int(
+            .eval_int_acked(
                 &self.scripts.delete_session,
                 vec![self.keys.session(id).into()],
                 vec![
@@ -397,7 +397,7 @@ impl SessionStore for RedisStore {
             return Ok(false);
         };
         let deleted = self
-            .eval_int(
+            .eval_int_acked(
                 &self.scripts.delete_by_handle,
                 vec![self.keys.user_sessions(user).into()],
                 vec![
@@ -415,7 +415,7 @@ impl SessionStore for RedisStore {
 
     async fn delete_all_for_user(&self, user: UserId) -> Result<u64, StoreError> {
         let deleted = self
-            .eval_int(
+            .eval_int_acked(
                 &self.scripts.delete_all,
                 vec![self.keys.user_sessions(user).into()],
                 vec![
@@ -432,7 +432,7 @@ impl SessionStore for RedisStore {
 
     async fn update_user_copy(&self, user: UserId, copy: &UserCopy) -> Result<u64, StoreError> {
         let changed = self
-            .eval_int(
+            .eval_int_acked(
                 &self.scripts.set_user_copy,
                 vec![self.keys.user_sessions(user).into()],
                 vec![

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use fred::prelude::{HashesInterface, KeysInterface};
+use fred::prelude::HashesInterface;
 use fred::types::Value;
 use tessera_core::{
     FamilyId, PerUserCap, Revocation, Route, SealedRevocation, StoreError, Timestamp, TokenFamily,
@@ -44,7 +44,7 @@ impl TokenStore for RedisStore {
         args.push(Value::Integer(i64::from(cap.get())));
         args.push(Value::from(self.keys.family_prefix(route)));
         let answer = self
-            .eval(
+            .eval_acked(
                 &self.scripts.create_family,
                 vec![key.into(), self.keys.user_families(family.user_id).into()],
                 args,
@@ -106,7 +106,7 @@ impl TokenStore for RedisStore {
         let Some(key) = self.keys.family(id) else {
             return Ok(false);
         };
-        let deleted: i64 = self.client.del(key).await.map_err(unavailable)?;
+        let deleted = self.del_acked(key.into()).await?;
         Ok(deleted == 1)
     }
 
@@ -137,7 +137,7 @@ impl TokenStore for RedisStore {
 
     async fn delete_families_for_user(&self, user: UserId) -> Result<Vec<TokenFamily>, StoreError> {
         let records = codec::records(
-            self.eval(
+            self.eval_acked(
                 &self.scripts.take_families,
                 vec![self.keys.user_families(user).into()],
                 vec![Value::from(self.keys.family_prefix(Route::of(user)))],
@@ -169,7 +169,7 @@ impl TokenStore for RedisStore {
             }
             Revocation::Family { .. } | Revocation::Token { .. } => String::new(),
         };
-        self.eval(
+        self.eval_acked(
             &self.scripts.save_revocation,
             self.keys.revocations().map(Into::into).to_vec(),
             vec![
@@ -199,7 +199,7 @@ impl TokenStore for RedisStore {
         };
         let lifetime = i64::try_from(session_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
         let answer = self
-            .eval(
+            .eval_acked(
                 &self.scripts.save_sealed_revocation,
                 vec![
                     data.into(),

@@ -30,5 +30,9 @@ mod memory;
 mod postgres;
 #[cfg(feature = "redis")]
 mod redis;
+#[cfg(feature = "redis")]
+mod redis_replicas;
+#[cfg(feature = "redis")]
+mod redis_tls;
 #[cfg(feature = "sqlite")]
 mod sqlite;

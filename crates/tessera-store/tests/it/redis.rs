@@ -17,7 +17,7 @@ use tessera_store::{RedisOptions, RedisStore};
 use crate::contract::{contract_tests, policy, start, user};
 
 /// Deletes a test's keys when it ends.
-struct Prefix {
+pub(crate) struct Prefix {
     prefix: String,
     port: u16,
 }
@@ -47,7 +47,7 @@ impl Drop for Prefix {
     }
 }
 
-async fn redis_at(url: String, port: u16) -> (Arc<RedisStore>, Prefix) {
+pub(crate) async fn redis_at(url: String, port: u16) -> (Arc<RedisStore>, Prefix) {
     let guard = Prefix::new(port);
     let options = RedisOptions {
         url,
@@ -93,14 +93,16 @@ async fn a_handle_too_long_to_store_names_no_session() {
 }
 
 #[tokio::test]
-async fn tls_urls_are_refused_rather_than_used_in_plain_text() {
+async fn tls_options_with_a_plain_text_url_are_refused_and_no_password_is_shown() {
     let err = RedisStore::connect(RedisOptions {
-        url: "rediss://user:secret@127.0.0.1:6379".into(),
+        url: "redis://user:secret@127.0.0.1:6379".into(),
+        tls: Some(tessera_store::RedisTls::new()),
         ..RedisOptions::default()
     })
     .await
     .unwrap_err();
     assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(format!("{err}").contains("rediss://"), "{err}");
     assert!(!format!("{err:?}").contains("secret"));
     let options = RedisOptions {
         url: "redis://user:secret@127.0.0.1:6379".into(),

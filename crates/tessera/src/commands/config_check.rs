@@ -65,15 +65,17 @@ async fn reach(settings: &Settings, problems: &mut Vec<String>, summary: &mut Ve
         }
     }
     match settings.session_backend() {
-        SessionBackend::Redis(options) => match redis(options).await {
+        // Settings refused are among the problems reported above.
+        Err(_) => {}
+        Ok(SessionBackend::Redis(options)) => match redis(options).await {
             Ok(()) => summary.push(format!(
                 "session store: redis, reachable (prefix {})",
                 settings.redis_prefix
             )),
             Err(problem) => problems.push(format!("redis_url: {problem}")),
         },
-        SessionBackend::Memory => summary.push("session store: memory".to_owned()),
-        SessionBackend::Sqlite => {}
+        Ok(SessionBackend::Memory) => summary.push("session store: memory".to_owned()),
+        Ok(SessionBackend::Sqlite) => {}
     }
     if let (UsersKind::Postgres, Some(url)) = (settings.users, &settings.database_url) {
         match tessera_store::PostgresUserStore::pending_migrations(url, PostgresOptions::default())

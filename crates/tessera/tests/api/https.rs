@@ -181,7 +181,7 @@ async fn wait_for_certificate(server: &Server, ca: &Path, expected: &[u8], withi
 
 #[tokio::test]
 async fn https_serves_logins_with_secure_cookies_and_answers_plain_http_with_400() {
-    let mut ca = TestCa::new("tessera https test CA");
+    let ca = TestCa::new("tessera https test CA");
     let first = ca.issue(&["localhost"], 1, 2);
     let files = Files::new(&first);
     let server = start(&files, &[]);
@@ -241,7 +241,7 @@ async fn https_serves_logins_with_secure_cookies_and_answers_plain_http_with_400
 
 #[tokio::test]
 async fn sighup_serves_a_renewed_certificate_and_connections_opened_before_keep_working() {
-    let mut ca = TestCa::new("tessera https test CA");
+    let ca = TestCa::new("tessera https test CA");
     let first = ca.issue(&["localhost"], 1, 2);
     let renewed = ca.issue(&["localhost"], 2, 90);
     let files = Files::new(&first);
@@ -284,7 +284,7 @@ async fn sighup_serves_a_renewed_certificate_and_connections_opened_before_keep_
 
 #[tokio::test]
 async fn the_file_watch_alone_serves_a_renewed_certificate() {
-    let mut ca = TestCa::new("tessera https test CA");
+    let ca = TestCa::new("tessera https test CA");
     let first = ca.issue(&["localhost"], 1, 2);
     let renewed = ca.issue(&["localhost"], 2, 90);
     let files = Files::new(&first);
@@ -326,7 +326,7 @@ fn s_client(addr: SocketAddr, ca: &Path, args: &[&str]) -> (bool, String) {
 
 #[tokio::test]
 async fn tls_1_1_is_refused_and_a_stalled_handshake_is_dropped() {
-    let mut ca = TestCa::new("tessera https test CA");
+    let ca = TestCa::new("tessera https test CA");
     let first = ca.issue(&["localhost"], 1, 2);
     let files = Files::new(&first);
     let server = start(&files, &[("TESSERA_HEADER_READ_TIMEOUT", "1")]);
@@ -373,7 +373,7 @@ async fn tls_1_1_is_refused_and_a_stalled_handshake_is_dropped() {
 
 #[test]
 fn a_missing_or_unusable_certificate_stops_start_up_naming_the_setting() {
-    let mut ca = TestCa::new("tessera https test CA");
+    let ca = TestCa::new("tessera https test CA");
     let first = ca.issue(&["localhost"], 1, 2);
     let other = ca.issue(&["localhost"], 2, 2);
     let data = DataDir::new();

@@ -13,7 +13,7 @@ use crate::helpers::*;
 
 /// A TLS-only PostgreSQL with a certificate for `localhost`, and its CA.
 fn postgres() -> (TestCa, TlsPostgres) {
-    let mut ca = TestCa::new("tessera postgres test CA");
+    let ca = TestCa::new("tessera postgres test CA");
     let server = ca.issue(&["localhost"], 1, 2);
     let postgres = TlsPostgres::start(&server);
     (ca, postgres)
@@ -173,7 +173,7 @@ fn plain_text_against_a_tls_only_server_is_a_clear_error() {
 
 #[tokio::test]
 async fn a_client_certificate_from_sslcert_and_sslkey_is_presented() {
-    let mut ca = TestCa::new("tessera postgres test CA");
+    let ca = TestCa::new("tessera postgres test CA");
     let server = ca.issue(&["localhost"], 1, 2);
     // `cert` authentication: the certificate's common name is the user.
     let client = ca.issue(&["postgres"], 2, 2);

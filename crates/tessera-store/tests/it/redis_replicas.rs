@@ -1,0 +1,98 @@
+//! `RedisStore` with `wait_replicas`: the contracts on a primary with one
+//! replica, every login, logout and revocation confirmed by `WAIT`; too
+//! few replicas is `Unavailable`, never a silent acknowledgement.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tessera_core::{PerUserCap, SessionStore, StoreError, Timestamp};
+use tessera_store::{RedisOptions, RedisStore};
+use tessera_testkit::{RedisServer, redis_cli};
+
+use crate::contract::{contract_tests, start, user};
+
+/// A primary and a replica in sync with it.
+fn primary_and_replica() -> (RedisServer, RedisServer) {
+    let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+    let replica =
+        RedisServer::start_with(&["--replicaof", "127.0.0.1", &primary.port().to_string()]);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !redis_cli(replica.port(), &["INFO", "replication"]).contains("master_link_status:up") {
+        assert!(Instant::now() < deadline, "the replica did not sync");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    (primary, replica)
+}
+
+async fn store(url: String, wait_replicas: u32) -> Result<RedisStore, StoreError> {
+    RedisStore::connect(RedisOptions {
+        url,
+        wait_replicas,
+        prefix: format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..6]),
+        ..RedisOptions::default()
+    })
+    .await
+}
+
+/// Every write goes through the `EVALSHA` + `WAIT` pipeline here.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_waiting_for_a_replica_meets_the_contracts() {
+    let (primary, replica) = primary_and_replica();
+    let make = || {
+        let url = primary.url();
+        async move { Arc::new(store(url, 1).await.expect("connect")) }
+    };
+    contract_tests!(sessions, in_sequence: make().await);
+    contract_tests!(tokens, in_sequence: make().await);
+    // What was acknowledged is on the replica.
+    let keys: u64 = redis_cli(replica.port(), &["DBSIZE"])
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(keys > 0, "nothing reached the replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_acknowledged_login_and_logout_are_on_the_replica() {
+    let (primary, replica) = primary_and_replica();
+    let store = store(primary.url(), 1).await.unwrap();
+    let u = user("acked@example.com");
+    let session = start(&u, Timestamp::now());
+    SessionStore::create(&store, &session, PerUserCap::UNBOUNDED)
+        .await
+        .unwrap();
+    let on_replica = || {
+        redis_cli(
+            replica.port(),
+            &["KEYS", &format!("{}:*:s:*", store.prefix())],
+        )
+        .lines()
+        .filter(|l| !l.is_empty())
+        .count()
+    };
+    // No waiting here: the acknowledgement came after the replica had it.
+    assert_eq!(on_replica(), 1, "the login is not on the replica");
+    assert!(store.delete(&session.id_hash).await.unwrap());
+    assert_eq!(on_replica(), 0, "the logout is not on the replica");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn too_few_replicas_fail_the_write_within_the_timeout() {
+    let (primary, _replica) = primary_and_replica();
+    let store = store(primary.url(), 2).await.unwrap();
+    let u = user("unacked@example.com");
+    let started = Instant::now();
+    let err = SessionStore::create(&store, &start(&u, Timestamp::now()), PerUserCap::UNBOUNDED)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable(_)), "{err:?}");
+    assert!(err.to_string().contains("1 of 2 replicas"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // Reads do not wait.
+    let plain = Arc::new(store);
+    assert!(SessionStore::ping(plain.as_ref()).await.is_ok());
+}

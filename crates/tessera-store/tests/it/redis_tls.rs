@@ -1,0 +1,166 @@
+//! `RedisStore` over TLS: `redis-server --tls-port` with a CA the test
+//! makes. The contracts once over TLS (one server, checks in sequence);
+//! an untrusted CA, a wrong server name and a missing client certificate
+//! are refused with an error that says so.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::StoreError;
+use tessera_store::{RedisOptions, RedisStore, RedisTls};
+use tessera_testkit::{RedisServer, ServerTls, TestCa};
+
+use crate::contract::contract_tests;
+
+fn ca_pem(ca: &TestCa) -> Vec<u8> {
+    std::fs::read(ca.cert()).unwrap()
+}
+
+/// A TLS server whose certificate names `names`.
+fn server(ca: &TestCa, names: &[&str], require_client_cert: bool) -> RedisServer {
+    RedisServer::start_tls(ServerTls {
+        server: ca.leaf(names),
+        ca: ca.cert(),
+        require_client_cert,
+    })
+}
+
+async fn connect(url: String, tls: RedisTls) -> Result<RedisStore, StoreError> {
+    RedisStore::connect(RedisOptions {
+        url,
+        tls: Some(tls),
+        prefix: format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..6]),
+        timeout: Duration::from_millis(1000),
+        ..RedisOptions::default()
+    })
+    .await
+}
+
+/// The same contracts, every command over TLS (and mTLS: the server
+/// requires a client certificate).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_store_meets_the_contracts() {
+    let ca = TestCa::new("tessera test CA");
+    let server = server(&ca, &["localhost", "127.0.0.1"], true);
+    let client = ca.leaf(&["tessera"]);
+    let tls = RedisTls::new()
+        .with_ca_pem(&ca_pem(&ca))
+        .unwrap()
+        .with_client_pem(
+            &std::fs::read(&client.cert).unwrap(),
+            &std::fs::read(&client.key).unwrap(),
+        )
+        .unwrap();
+    let make = || {
+        let (url, tls) = (server.url(), tls.clone());
+        async move { Arc::new(connect(url, tls).await.expect("TLS connect")) }
+    };
+    assert!(server.url().starts_with("rediss://"));
+    contract_tests!(sessions, in_sequence: make().await);
+    contract_tests!(tokens, in_sequence: make().await);
+    // Something really went over that server.
+    let keys: u64 = server.cli(&["DBSIZE"]).trim().parse().unwrap();
+    assert!(keys > 0, "no keys on the TLS server");
+}
+
+#[tokio::test]
+async fn the_test_ca_is_trusted_when_given_and_other_cas_are_refused() {
+    let ca = TestCa::new("tessera test CA");
+    let server = server(&ca, &["127.0.0.1"], false);
+    let store = connect(
+        server.url(),
+        RedisTls::new().with_ca_pem(&ca_pem(&ca)).unwrap(),
+    )
+    .await
+    .expect("the server's own CA");
+    tessera_core::SessionStore::ping(&store).await.unwrap();
+
+    let other = TestCa::new("someone else's CA");
+    for (what, tls) in [
+        (
+            "another CA",
+            RedisTls::new().with_ca_pem(&ca_pem(&other)).unwrap(),
+        ),
+        ("Mozilla's roots", RedisTls::new()),
+    ] {
+        let err = connect(server.url(), tls).await.unwrap_err().to_string();
+        assert!(
+            err.contains("UnknownIssuer") || err.contains("unknown issuer"),
+            "{what}: {err}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_certificate_for_another_name_is_refused_unless_that_name_is_expected() {
+    let ca = TestCa::new("tessera test CA");
+    let server = server(&ca, &["redis.internal"], false);
+    let trusted = || RedisTls::new().with_ca_pem(&ca_pem(&ca)).unwrap();
+    let err = connect(server.url(), trusted())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("NotValidForName") || err.contains("not valid for name"),
+        "{err}"
+    );
+    let store = connect(
+        server.url(),
+        trusted().with_server_name("redis.internal").unwrap(),
+    )
+    .await
+    .expect("the name the certificate carries");
+    tessera_core::SessionStore::ping(&store).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_server_that_requires_a_client_certificate_refuses_a_client_without_one() {
+    let ca = TestCa::new("tessera test CA");
+    let server = server(&ca, &["127.0.0.1"], true);
+    let trusted = || RedisTls::new().with_ca_pem(&ca_pem(&ca)).unwrap();
+    let err = connect(server.url(), trusted())
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.to_lowercase().contains("certificate"),
+        "no word of a certificate: {err}"
+    );
+    let client = ca.leaf(&["tessera"]);
+    let store = connect(
+        server.url(),
+        trusted()
+            .with_client_pem(
+                &std::fs::read(&client.cert).unwrap(),
+                &std::fs::read(&client.key).unwrap(),
+            )
+            .unwrap(),
+    )
+    .await
+    .expect("with a client certificate");
+    tessera_core::SessionStore::ping(&store).await.unwrap();
+}
+
+#[test]
+fn pem_files_without_what_they_should_hold_are_refused() {
+    let ca = TestCa::new("tessera test CA");
+    let issued = ca.leaf(&["tessera"]);
+    let key = std::fs::read(&issued.key).unwrap();
+    let cert = std::fs::read(&issued.cert).unwrap();
+    assert!(RedisTls::new().with_ca_pem(&key).is_err(), "a key as CA");
+    assert!(RedisTls::new().with_ca_pem(b"").is_err());
+    assert!(
+        RedisTls::new().with_client_pem(&cert, &cert).is_err(),
+        "no key"
+    );
+    assert!(
+        RedisTls::new().with_client_pem(&key, &key).is_err(),
+        "no cert"
+    );
+    assert!(RedisTls::new().with_server_name("not a name!").is_err());
+    let debug = format!(
+        "{:?}",
+        RedisTls::new().with_client_pem(&cert, &key).unwrap()
+    );
+    assert!(!debug.contains("PRIVATE"), "{debug}");
+}
