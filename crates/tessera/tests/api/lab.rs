@@ -37,13 +37,13 @@ fn stateless_rows_keep_every_session_and_the_stateful_row_loses_the_killed_nodes
     let progress = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{progress}");
     let report: Value = serde_json::from_slice(&output.stdout).expect("JSON on stdout");
-    let rows = report["rows"].as_array().unwrap();
+    let rows = report["node_loss"]["rows"].as_array().unwrap();
     let names: Vec<&str> = rows
         .iter()
         .map(|r| r["architecture"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["stateful", "stateless-redis", "stateless-jwt"]);
-    assert_eq!(report["skipped"], serde_json::json!([]));
+    assert_eq!(report["node_loss"]["skipped"], serde_json::json!([]));
     assert!(progress.contains("SIGKILL node 1"), "{progress}");
 
     for row in rows {
@@ -58,6 +58,20 @@ fn stateless_rows_keep_every_session_and_the_stateful_row_loses_the_killed_nodes
         assert!(row["throughput"].as_f64().unwrap() > 0.0);
         assert!(row["p99_ms"].as_f64().unwrap() >= row["p50_ms"].as_f64().unwrap());
         assert_eq!(row["successes_per_second"].as_array().unwrap().len(), 12);
+        let logged_in = row["users_logged_in"].as_array().unwrap();
+        assert_eq!(logged_in.len(), 12);
+        // Before the kill (2s: four slices) nobody was sent back.
+        assert!(
+            logged_in[..4].iter().all(|u| u.as_u64() == Some(USERS)),
+            "{row}"
+        );
+        let refused: f64 = row["lost_per_second"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r.as_f64().unwrap() * row["slice_s"].as_f64().unwrap())
+            .sum();
+        assert_eq!(refused.round() as u64, count("sessions_lost"), "{row}");
         // Each user has at most one request in flight when the node dies.
         assert!(count("errors") <= USERS, "{name}: {row}");
         assert_eq!(count("lost_before_kill"), 0, "{name}: {row}");
@@ -72,18 +86,38 @@ fn stateless_rows_keep_every_session_and_the_stateful_row_loses_the_killed_nodes
     );
     // At most once more each, if they move back to the restarted node.
     assert!(stateful["sessions_lost"].as_u64().unwrap() <= 2 * expected);
+    // The chart's claim: the stateful row ends with fewer users logged in.
+    let last = |row: &Value| {
+        row["users_logged_in"]
+            .as_array()
+            .unwrap()
+            .last()
+            .unwrap()
+            .as_u64()
+    };
+    assert_eq!(last(stateful), Some(USERS - expected), "{stateful}");
     for stateless in &rows[1..] {
         assert_eq!(stateless["sessions_lost"].as_u64(), Some(0), "{stateless}");
         assert_eq!(stateless["expected_lost"].as_u64(), Some(0));
+        assert_eq!(last(stateless), Some(USERS), "{stateless}");
     }
 
     let chart = std::fs::read_to_string(&plot).unwrap();
     assert!(chart.starts_with("<svg"), "{chart}");
-    assert_eq!(chart.matches("<polyline class=\"series\"").count(), 3);
+    // Three panels (users logged in, 401s per second, throughput), a line
+    // per architecture in each, the kill and the restart marked on each.
+    assert_eq!(chart.matches("<polyline class=\"series\"").count(), 9);
     for name in names {
-        assert!(chart.contains(&format!("data-architecture=\"{name}\"")));
+        assert_eq!(
+            chart
+                .matches(&format!("data-architecture=\"{name}\""))
+                .count(),
+            3
+        );
     }
-    assert!(chart.contains("data-event=\"SIGKILL\"") && chart.contains("data-event=\"restart\""));
+    assert_eq!(chart.matches("data-event=\"SIGKILL node 1\"").count(), 3);
+    assert_eq!(chart.matches("data-event=\"node 1 restarted\"").count(), 3);
+    assert!(chart.contains("users") && chart.contains("401 responses/s"));
 
     let work_dir = report["work_dir"].as_str().unwrap();
     let mut addrs = addresses(rows);
