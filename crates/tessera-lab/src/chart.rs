@@ -395,7 +395,9 @@ fn draw_bars(
 
 /// A bar's value as printed next to it.
 fn figure(value: f64, unit: &str) -> String {
-    let number = if value >= 100.0 {
+    let number = if value == 0.0 {
+        "0".to_owned()
+    } else if value >= 100.0 {
         format!("{value:.0}")
     } else if value >= 10.0 {
         format!("{value:.1}")

@@ -54,6 +54,13 @@ pub struct Row {
     pub never_refused: usize,
     /// Every exposure window, ms.
     pub exposures_ms: Vec<f64>,
+    /// When every node (or the JWKS-only verifier) first refused it, ms
+    /// after the acknowledgement: the window ends between the exposure and
+    /// this (the replays' spacing). Empty when never refused.
+    pub refused_after_ms: Vec<f64>,
+    /// For access tokens: what was left of each token's lifetime when the
+    /// logout was acknowledged, ms (what a JWKS-only verifier must accept).
+    pub lifetime_left_ms: Vec<f64>,
 }
 
 /// What `logout` found.
@@ -79,13 +86,19 @@ pub fn estimate(plan: &crate::plan::Plan, mechanism: Mechanism) -> Duration {
     plan.spread + wait + Duration::from_secs(4)
 }
 
+/// When a credential was last accepted and first refused everywhere, after
+/// the acknowledgement (`None`: still accepted when the lab gave up).
+type Window = Option<(Duration, Duration)>;
+
 /// One user's outcome.
 struct Exposure {
     action: &'static str,
     /// Tessera's nodes.
-    nodes: Option<Duration>,
+    nodes: Window,
     /// The third-party verifier (JWT clusters only).
-    jwks_only: Option<Option<Duration>>,
+    jwks_only: Option<Window>,
+    /// The token's lifetime left at the acknowledgement.
+    lifetime_left: Option<Duration>,
 }
 
 /// Runs one mechanism's cluster.
@@ -185,11 +198,13 @@ pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Vec<Row>
     let mut rows = Vec::new();
     for action in ["logout", "disable"] {
         let of_action: Vec<&Exposure> = exposures.iter().filter(|e| e.action == action).collect();
+        let lifetimes: Vec<Duration> = of_action.iter().filter_map(|e| e.lifetime_left).collect();
         rows.push(row(
             name,
             action,
             of_action.iter().map(|e| e.nodes).collect(),
             window,
+            &lifetimes,
         ));
         if verifier.is_some() {
             rows.push(row(
@@ -197,6 +212,7 @@ pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Vec<Row>
                 action,
                 of_action.iter().filter_map(|e| e.jwks_only).collect(),
                 window,
+                &lifetimes,
             ));
         }
     }
@@ -206,13 +222,19 @@ pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Vec<Row>
 fn row(
     mechanism: &str,
     action: &'static str,
-    windows: Vec<Option<Duration>>,
+    windows: Vec<Window>,
     cap: Duration,
+    lifetimes: &[Duration],
 ) -> Row {
     let never_refused = windows.iter().filter(|w| w.is_none()).count();
     let exposures_ms: Vec<f64> = windows
         .iter()
-        .map(|w| w.unwrap_or(cap).as_secs_f64() * 1000.0)
+        .map(|w| w.map_or(cap, |(accepted, _)| accepted).as_secs_f64() * 1000.0)
+        .collect();
+    let refused_after_ms = windows
+        .iter()
+        .flatten()
+        .map(|(_, refused)| refused.as_secs_f64() * 1000.0)
         .collect();
     let (median_ms, p99_ms, max_ms) = summary(&exposures_ms);
     Row {
@@ -224,7 +246,21 @@ fn row(
         max_ms,
         never_refused,
         exposures_ms,
+        refused_after_ms,
+        lifetime_left_ms: lifetimes.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
     }
+}
+
+/// What is left of an access token's lifetime now (its `exp`, read without
+/// checking the signature: the lab issued it).
+fn lifetime_left(token: &str) -> Option<Duration> {
+    let unverified = tessera_token::jws::parse_compact(token).ok()?;
+    let claims = tessera_token::AccessClaims::from_payload(unverified.payload_unverified()).ok()?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()?;
+    let exp = Duration::from_secs(u64::try_from(claims.exp).ok()?);
+    Some(exp.saturating_sub(now))
 }
 
 /// Checks the credential is accepted, runs `end` (the logout or the
@@ -260,11 +296,12 @@ async fn probe(
         anyhow::bail!("user {user}'s {action} was not acknowledged");
     }
     let acknowledged = Instant::now();
+    let lifetime_left = token.as_deref().and_then(lifetime_left);
     let give_up = acknowledged + window;
-    let mut nodes_window: Option<Option<Duration>> = None;
-    let mut jwks_window: Option<Option<Duration>> = match (&token, verifier) {
+    let mut nodes_window: Option<Window> = None;
+    let mut jwks_window: Option<Window> = match (&token, verifier) {
         (Some(_), Some(_)) => None,
-        _ => Some(Some(Duration::ZERO)),
+        _ => Some(None),
     };
     let mut last_nodes = Duration::ZERO;
     let mut last_jwks = Duration::ZERO;
@@ -279,16 +316,18 @@ async fn probe(
             if accepted {
                 last_nodes = since;
             } else {
-                nodes_window = Some(Some(last_nodes));
+                nodes_window = Some(Some((last_nodes, since)));
             }
         }
         if jwks_window.is_none()
             && let (Some(token), Some(verifier)) = (&token, verifier)
         {
+            // Its own clock: the HTTP round above may have taken a while.
+            let since = acknowledged.elapsed();
             if verifier.accepts(token) {
                 last_jwks = since;
             } else {
-                jwks_window = Some(Some(last_jwks));
+                jwks_window = Some(Some((last_jwks, since)));
             }
         }
         if nodes_window.is_some() && jwks_window.is_some() {
@@ -305,6 +344,7 @@ async fn probe(
         action,
         nodes: nodes_window.flatten(),
         jwks_only: (token.is_some() && verifier.is_some()).then(|| jwks_window.flatten()),
+        lifetime_left,
     })
 }
 
@@ -361,7 +401,17 @@ impl Logout {
                 bars: vec![
                     ("median".to_owned(), row.median_ms),
                     ("p99".to_owned(), row.p99_ms),
-                    ("max".to_owned(), row.max_ms),
+                    (
+                        if row.never_refused > 0 {
+                            format!(
+                                "max ({} not done when the lab stopped waiting)",
+                                row.never_refused
+                            )
+                        } else {
+                            "max".to_owned()
+                        },
+                        row.max_ms,
+                    ),
                 ],
             });
         }
