@@ -281,9 +281,12 @@ fn draw_lines(
             .iter()
             .map(|(px, py)| format!("{:.1},{:.1}", x(*px), y(*py)))
             .collect();
+        // Earlier series drawn wider: lines that coincide (stateless rows
+        // that lose nobody) stay visible as nested stripes.
+        let width = 2.0 + (series.len() - 1 - index) as f64 * 2.0;
         let _ = writeln!(
             out,
-            r#"<polyline class="series" data-architecture="{name}" fill="none" stroke="{colour}" stroke-width="2" points="{}"><title>{name}</title></polyline>"#,
+            r#"<polyline class="series" data-architecture="{name}" fill="none" stroke="{colour}" stroke-width="{width}" stroke-linejoin="round" points="{}"><title>{name}</title></polyline>"#,
             points.join(" "),
             name = escape(&s.name),
         );
@@ -316,8 +319,13 @@ fn draw_bars(
         .fold(0.0, f64::max);
     let step = nice_step(peak.max(1e-9), 5);
     let x_max = (peak / step).ceil().max(1.0) * step;
-    let names_w = 190.0;
-    let plot_left = LEFT + names_w - 60.0;
+    // Room for the longest category name (bold 12px: about 7.5px a character).
+    let longest = groups
+        .iter()
+        .map(|g| g.name.chars().count())
+        .max()
+        .unwrap_or(0);
+    let plot_left = (20.0 + longest as f64 * 7.5).max(LEFT + 60.0);
     let plot_w = WIDTH - plot_left - 120.0;
     let plot_top = top + PANEL_TOP;
     let rows: usize = groups.iter().map(|g| g.bars.len().max(1)).sum();

@@ -198,6 +198,9 @@ pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Vec<Row>
     let mut rows = Vec::new();
     for action in ["logout", "disable"] {
         let of_action: Vec<&Exposure> = exposures.iter().filter(|e| e.action == action).collect();
+        if of_action.is_empty() {
+            continue;
+        }
         let lifetimes: Vec<Duration> = of_action.iter().filter_map(|e| e.lifetime_left).collect();
         rows.push(row(
             name,
