@@ -432,7 +432,7 @@ fn sessions_vs_jwt(report: &LabReport) -> Vec<Claim> {
                 .fold(0.0, f64::max);
             let verdict = if jwks > 10.0 * list.max(25.0) && sessions_max < 1000.0 {
                 Verdict::Qualified(format!(
-                    "for a service that verifies tokens alone, a logged-out token stays valid until it expires ({} median here, up to 15 min by default): the JWT logout problem is real; tessera's own nodes refuse it within {} because they keep a revocation list, which is server-side state again",
+                    "for a service that verifies tokens alone, a logged-out token stays valid until it expires ({} median here, up to 15 min by default): the JWT logout problem is real; tessera's own nodes refuse it at the first replay after the logout (max {}) because they keep a revocation list, which is server-side state again",
                     ms(jwks),
                     ms(list)
                 ))
@@ -605,7 +605,7 @@ fn sessions_vs_jwt(report: &LabReport) -> Vec<Claim> {
                 .fold(0.0, f64::max);
             let verdict = if jwt_max < redis {
                 Verdict::Confirmed(format!(
-                    "verifying a signature ({jwt_min:.0}–{jwt_max:.0} µs per request) costs a node less than asking Redis ({redis:.0} µs), and any service can do it with the public key alone (/health: {health:.0} µs)"
+                    "verifying a signature ({jwt_min:.0}–{jwt_max:.0} µs per request) costs a node less than asking Redis ({redis:.0} µs), and any service can do it with the public key alone (/health: {health:.0} µs; CPU time is read at 100 Hz, so a few µs is noise)"
                 ))
             } else {
                 Verdict::Qualified(format!(

@@ -406,10 +406,7 @@ impl Logout {
                     ("p99".to_owned(), row.p99_ms),
                     (
                         if row.never_refused > 0 {
-                            format!(
-                                "max ({} not done when the lab stopped waiting)",
-                                row.never_refused
-                            )
+                            format!("max ({} never done)", row.never_refused)
                         } else {
                             "max".to_owned()
                         },
@@ -420,7 +417,7 @@ impl Logout {
         }
         Figure {
             title: format!(
-                "logout: how long a credential still works after the logout is acknowledged ({} nodes, access tokens live {}s)",
+                "logout: how long a credential works after the logout ({} nodes, tokens live {}s)",
                 self.nodes, self.access_ttl_s
             ),
             panels: vec![Panel::Bars {

@@ -288,7 +288,7 @@ impl Permissions {
     pub fn figure(&self) -> Figure {
         Figure {
             title: format!(
-                "permissions: time until every node applies a changed role ({} nodes, access tokens live {}s)",
+                "permissions: until every node applies a new role ({} nodes, tokens live {}s)",
                 self.nodes, self.access_ttl_s
             ),
             panels: vec![Panel::Bars {
@@ -306,10 +306,7 @@ impl Permissions {
                             ("p99".to_owned(), row.p99_ms),
                             (
                                 if row.never_seen > 0 {
-                                    format!(
-                                        "max ({} not done when the lab stopped waiting)",
-                                        row.never_seen
-                                    )
+                                    format!("max ({} never done)", row.never_seen)
                                 } else {
                                     "max".to_owned()
                                 },
