@@ -254,14 +254,12 @@ fn row(
     }
 }
 
-/// What is left of an access token's lifetime now (its `exp`, read without
+/// What was left of an access token's lifetime `at` (its `exp`, read without
 /// checking the signature: the lab issued it).
-fn lifetime_left(token: &str) -> Option<Duration> {
+fn lifetime_left(token: &str, at: std::time::SystemTime) -> Option<Duration> {
     let unverified = tessera_token::jws::parse_compact(token).ok()?;
     let claims = tessera_token::AccessClaims::from_payload(unverified.payload_unverified()).ok()?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?;
+    let now = at.duration_since(std::time::UNIX_EPOCH).ok()?;
     let exp = Duration::from_secs(u64::try_from(claims.exp).ok()?);
     Some(exp.saturating_sub(now))
 }
@@ -298,8 +296,17 @@ async fn probe(
     if !end.await {
         anyhow::bail!("user {user}'s {action} was not acknowledged");
     }
-    let acknowledged = Instant::now();
-    let lifetime_left = token.as_deref().and_then(lifetime_left);
+    // The acknowledgement on both clocks, read together (retried should the
+    // task be paused in between): the monotonic one times the replays, the
+    // wall clock is what `exp` is compared with.
+    let (acknowledged, wall) = loop {
+        let before = Instant::now();
+        let wall = std::time::SystemTime::now();
+        if before.elapsed() < Duration::from_millis(2) {
+            break (before, wall);
+        }
+    };
+    let lifetime_left = token.as_deref().and_then(|t| lifetime_left(t, wall));
     let give_up = acknowledged + window;
     let mut nodes_window: Option<Window> = None;
     let mut jwks_window: Option<Window> = match (&token, verifier) {
@@ -325,12 +332,16 @@ async fn probe(
         if jwks_window.is_none()
             && let (Some(token), Some(verifier)) = (&token, verifier)
         {
-            // Its own clock: the HTTP round above may have taken a while.
-            let since = acknowledged.elapsed();
-            if verifier.accepts(token) {
-                last_jwks = since;
+            // Its own clock, read on both sides of the check (a busy machine
+            // may pause the task in between): accepted proves the token was
+            // valid at `before`, refused that it was not by `after`.
+            let before = acknowledged.elapsed();
+            let accepted = verifier.accepts(token);
+            let after = acknowledged.elapsed();
+            if accepted {
+                last_jwks = before;
             } else {
-                jwks_window = Some(Some((last_jwks, since)));
+                jwks_window = Some(Some((last_jwks, after)));
             }
         }
         if nodes_window.is_some() && jwks_window.is_some() {
