@@ -14,6 +14,10 @@ use super::process::clear_settings;
 /// Every lab user's password (the accounts live in a throwaway directory).
 pub const PASSWORD: &str = "tessera lab password";
 
+/// The lab's administrator (role `admin`), imported with the users: it
+/// changes roles and disables accounts over the admin API.
+pub const ADMIN_EMAIL: &str = "admin@lab.example";
+
 /// The e-mail address of user `index`.
 pub fn email(index: usize) -> String {
     format!("user{index}@lab.example")
@@ -34,7 +38,7 @@ pub async fn password_hash() -> anyhow::Result<String> {
     Ok(hash.as_str().to_owned())
 }
 
-/// Imports users `0..count` into `data_dir` with `tessera user import`; the
+/// Imports users `0..count` and the administrator into `data_dir` with `tessera user import`; the
 /// import file is written to `work_dir`.
 ///
 /// # Errors
@@ -47,9 +51,10 @@ pub async fn import(
     count: usize,
     hash: &str,
 ) -> anyhow::Result<()> {
-    let rows: Vec<_> = (0..count)
+    let mut rows: Vec<_> = (0..count)
         .map(|i| json!({"email": email(i), "hash": hash}))
         .collect();
+    rows.push(json!({"email": ADMIN_EMAIL, "hash": hash, "roles": ["admin"]}));
     let file = work_dir.join("users.json");
     std::fs::write(&file, serde_json::to_vec(&rows)?)
         .with_context(|| format!("cannot write {}", file.display()))?;

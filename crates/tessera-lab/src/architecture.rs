@@ -73,10 +73,10 @@ impl Architecture {
 
     /// The store settings of its nodes: `TESSERA_STORE`, and
     /// `TESSERA_REDIS_URL` when the store is Redis.
-    pub fn store_env(self, redis_url: Option<&str>) -> Vec<(&'static str, String)> {
-        let mut env = vec![("TESSERA_STORE", self.store().to_owned())];
+    pub fn store_env(self, redis_url: Option<&str>) -> Vec<(String, String)> {
+        let mut env = vec![("TESSERA_STORE".to_owned(), self.store().to_owned())];
         if let (true, Some(url)) = (self.needs_redis(), redis_url) {
-            env.push(("TESSERA_REDIS_URL", url.to_owned()));
+            env.push(("TESSERA_REDIS_URL".to_owned(), url.to_owned()));
         }
         env
     }

@@ -38,10 +38,7 @@ impl Balancer {
     /// nginx is missing, refuses the configuration or does not listen; the
     /// message carries its error log.
     pub fn start(routing: Routing, prefix: &Path, nodes: &[SocketAddr]) -> anyhow::Result<Self> {
-        let template = match routing {
-            Routing::Sticky => STICKY,
-            Routing::RoundRobin => ROUND_ROBIN,
-        };
+        let template = template(routing);
         check_node_header(template)?;
         let port = try_free_port()?;
         let nginx = NginxConfig::new(template, port)
@@ -60,6 +57,50 @@ impl Balancer {
     /// Where clients connect.
     pub fn addr(&self) -> SocketAddr {
         self.nginx.addr()
+    }
+
+    /// Rewrites the configuration for `nodes` and has nginx reload it
+    /// (`nginx -s reload`: new workers take new connections, the old ones
+    /// finish the requests they have).
+    ///
+    /// # Errors
+    ///
+    /// The configuration cannot be written, or nginx refused it.
+    pub async fn reload(
+        &self,
+        routing: Routing,
+        prefix: &Path,
+        nodes: &[SocketAddr],
+    ) -> anyhow::Result<()> {
+        let config = NginxConfig::new(template(routing), self.addr().port())
+            .upstream(NODE, nodes)
+            .render()?;
+        let conf_path = prefix.join("nginx.conf");
+        std::fs::write(&conf_path, config)
+            .with_context(|| format!("cannot write {}", conf_path.display()))?;
+        let output = tokio::process::Command::new("nginx")
+            .arg("-p")
+            .arg(prefix)
+            .arg("-c")
+            .arg(&conf_path)
+            .args(["-s", "reload"])
+            .output()
+            .await
+            .context("cannot run nginx -s reload")?;
+        if !output.status.success() {
+            bail!(
+                "nginx -s reload failed: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        Ok(())
+    }
+}
+
+fn template(routing: Routing) -> &'static str {
+    match routing {
+        Routing::Sticky => STICKY,
+        Routing::RoundRobin => ROUND_ROBIN,
     }
 }
 

@@ -41,6 +41,47 @@ pub struct Identity {
     email: String,
     cookies: CookieJar,
     bearer: Option<String>,
+    refresh_token: Option<String>,
+    /// When the access token was issued and how long it lives.
+    bearer_issued: Option<(std::time::Instant, Duration)>,
+}
+
+/// A credential as sent, for replaying it: the `Cookie` header or the
+/// bearer token.
+#[derive(Debug, Clone, Default)]
+pub struct Credential {
+    /// The `Cookie` header.
+    pub cookie: Option<String>,
+    /// The access token.
+    pub bearer: Option<String>,
+}
+
+impl Credential {
+    fn apply(&self, mut request: RequestBuilder) -> RequestBuilder {
+        if let Some(token) = &self.bearer {
+            request = request.header(AUTHORIZATION, format!("Bearer {token}"));
+        }
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        request
+    }
+}
+
+/// What `GET /profile` said of a credential.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Check {
+    /// 200, with the user's id and roles.
+    Accepted {
+        /// The user's id.
+        id: String,
+        /// The user's roles as the node sees them.
+        roles: Vec<String>,
+    },
+    /// 401.
+    Refused,
+    /// Anything else (5xx, no answer).
+    Failed,
 }
 
 impl Identity {
@@ -50,7 +91,33 @@ impl Identity {
             email,
             cookies: CookieJar::default(),
             bearer: None,
+            refresh_token: None,
+            bearer_issued: None,
         }
+    }
+
+    /// The credential the user would send now.
+    pub fn credential(&self) -> Credential {
+        Credential {
+            cookie: self.cookies.header(),
+            bearer: self.bearer.clone(),
+        }
+    }
+
+    /// Whether the access token is within `margin` of its end (a client
+    /// refreshes it then).
+    pub fn bearer_expiring(&self, margin: Duration) -> bool {
+        self.bearer_issued
+            .is_some_and(|(issued, lifetime)| issued.elapsed() + margin >= lifetime)
+    }
+
+    fn keep_tokens(&mut self, body: &[u8]) -> bool {
+        let value: serde_json::Value = serde_json::from_slice(body).unwrap_or_default();
+        self.bearer = value["access_token"].as_str().map(str::to_owned);
+        self.refresh_token = value["refresh_token"].as_str().map(str::to_owned);
+        let lifetime = Duration::from_secs(value["expires_in"].as_u64().unwrap_or(0));
+        self.bearer_issued = Some((std::time::Instant::now(), lifetime));
+        self.bearer.is_some()
     }
 }
 
@@ -108,12 +175,7 @@ impl Gateway {
         }
         let credential_held = match self.kind {
             CredentialKind::Cookie => identity.cookies.holds(SESSION_COOKIE),
-            CredentialKind::Bearer => {
-                identity.bearer = serde_json::from_slice::<serde_json::Value>(&body)
-                    .ok()
-                    .and_then(|v| v["access_token"].as_str().map(str::to_owned));
-                identity.bearer.is_some()
-            }
+            CredentialKind::Bearer => identity.keep_tokens(&body),
         };
         if credential_held {
             Outcome::Success { node }
@@ -138,6 +200,107 @@ impl Gateway {
             identity.cookies.remove(SESSION_COOKIE);
         }
         outcome
+    }
+
+    /// `GET /profile` with `credential`, leaving it as it is.
+    pub async fn check(&self, credential: &Credential) -> Check {
+        let request = credential.apply(self.client.get(format!("{}/profile", self.base)));
+        let Ok(response) = request.send().await else {
+            return Check::Failed;
+        };
+        let status = response.status();
+        let Ok(body) = response.bytes().await else {
+            return Check::Failed;
+        };
+        match status {
+            StatusCode::OK => {
+                let value: serde_json::Value = serde_json::from_slice(&body).unwrap_or_default();
+                let user = &value["user"];
+                Check::Accepted {
+                    id: user["id"].as_str().unwrap_or_default().to_owned(),
+                    roles: user["roles"]
+                        .as_array()
+                        .map(|roles| {
+                            roles
+                                .iter()
+                                .filter_map(|r| r.as_str().map(str::to_owned))
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                }
+            }
+            StatusCode::UNAUTHORIZED => Check::Refused,
+            _ => Check::Failed,
+        }
+    }
+
+    /// `POST /logout` with `credential`: whether it was acknowledged (200).
+    pub async fn log_out(&self, credential: &Credential) -> bool {
+        let request = credential.apply(self.client.post(format!("{}/logout", self.base)));
+        matches!(request.send().await, Ok(r) if r.status() == StatusCode::OK)
+    }
+
+    /// `POST /token/refresh` with the user's refresh token, keeping the new
+    /// tokens: whether it worked.
+    pub async fn refresh(&self, identity: &mut Identity) -> bool {
+        let Some(refresh_token) = identity.refresh_token.clone() else {
+            return false;
+        };
+        let request = self
+            .client
+            .post(format!("{}/token/refresh", self.base))
+            .json(&json!({"refresh_token": refresh_token}));
+        let Ok(response) = request.send().await else {
+            return false;
+        };
+        if response.status() != StatusCode::OK {
+            return false;
+        }
+        match response.bytes().await {
+            Ok(body) => identity.keep_tokens(&body),
+            Err(_) => false,
+        }
+    }
+
+    /// `PATCH /admin/v1/users/{id}` as `admin`: whether it was acknowledged.
+    pub async fn admin_patch(
+        &self,
+        admin: &Credential,
+        user_id: &str,
+        patch: &serde_json::Value,
+    ) -> bool {
+        let request = admin.apply(
+            self.client
+                .patch(format!("{}/admin/v1/users/{user_id}", self.base))
+                .json(patch),
+        );
+        matches!(request.send().await, Ok(r) if r.status() == StatusCode::OK)
+    }
+
+    /// `GET /.well-known/jwks.json`.
+    ///
+    /// # Errors
+    ///
+    /// No answer, or not a JWK set.
+    pub async fn jwks(&self) -> anyhow::Result<tessera_token::jwk::Jwks> {
+        let response = self
+            .client
+            .get(format!("{}/.well-known/jwks.json", self.base))
+            .send()
+            .await
+            .context("cannot fetch the JWKS")?;
+        response.json().await.context("the JWKS is not a JWK set")
+    }
+
+    /// `GET` of `path` without credentials: whether it answered 200.
+    pub async fn get_ok(&self, path: &str) -> bool {
+        match self.client.get(format!("{}{path}", self.base)).send().await {
+            Ok(response) => {
+                let ok = response.status() == StatusCode::OK;
+                response.bytes().await.is_ok() && ok
+            }
+            Err(_) => false,
+        }
     }
 
     async fn read(&self, response: Response, identity: &mut Identity) -> Outcome {

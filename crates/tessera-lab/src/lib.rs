@@ -1,12 +1,12 @@
-//! `tessera lab`: the cluster experiment on one machine.
+//! `tessera lab`: the article's trade-offs, measured on one machine.
 //!
-//! For each architecture — stateful (memory store, nginx sticky), stateless
-//! with a shared Redis, stateless with JWTs — the lab starts N nodes of this
-//! very binary, nginx (from the system) in front of them with the shipped
-//! configuration, and Redis when needed; simulated users log in and keep
-//! calling `/profile`; node 1 is SIGKILLed mid-run and started again. It
-//! prints one table row per architecture (or JSON), optionally an SVG chart,
-//! and leaves no process behind: see [`process`].
+//! Each experiment (`--experiment`, see [`Experiment`]) starts nodes of
+//! this very binary — behind nginx (from the system) with the shipped
+//! configurations when the experiment needs a balancer — and Redis when
+//! needed, drives them with simulated users over HTTP, and reports a table
+//! (or JSON), a chart (`--plot`, SVG or PNG) and, with `--report`, one
+//! self-contained HTML page that puts each figure in the article's tables.
+//! It leaves no process behind: see [`process`].
 
 #![forbid(unsafe_code)]
 
@@ -16,30 +16,43 @@ mod args;
 mod balancer;
 mod chart;
 mod client;
+mod cluster;
 mod cookie_jar;
 mod duration;
+mod experiment;
+mod html;
+mod logout;
+mod mechanism;
 mod metrics;
 mod node;
+mod node_loss;
+mod permissions;
 mod plan;
+mod probe;
 mod process;
 mod progress;
 mod redis;
 mod report;
-mod trial;
+mod scale_out;
+mod verify_cost;
 mod workload;
 
+use std::path::Path;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use anyhow::Context;
 
-pub use architecture::Architecture;
+pub use architecture::{Architecture, Routing};
 pub use args::LabArgs;
 pub use duration::parse_duration;
+pub use experiment::Experiment;
 
-use plan::Plan;
+use cluster::{ClusterSpec, Secrets};
+use plan::{Plan, PlotFormat};
+use progress::Progress;
 use redis::Redis;
-use report::{Failure, LabReport};
-use trial::Trial;
+use report::{Failure, LabReport, Machine, Versions};
 
 /// Exit status after SIGINT/SIGTERM (128 + SIGINT, as shells report).
 const INTERRUPTED: u8 = 130;
@@ -71,8 +84,60 @@ pub fn run(args: &LabArgs) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// What every experiment needs besides the plan.
+pub struct Lab<'a> {
+    /// The parameters.
+    pub plan: &'a Plan,
+    binary: &'a Path,
+    work: &'a Path,
+    password_hash: &'a str,
+    secrets: &'a Secrets,
+    redis: Option<Result<String, String>>,
+}
+
+impl Lab<'_> {
+    /// A cluster's specification, in its own directory `name`.
+    fn cluster(
+        &self,
+        name: &str,
+        users: usize,
+        env: Vec<(String, String)>,
+        nodes: usize,
+        routing: Option<Routing>,
+    ) -> ClusterSpec<'_> {
+        ClusterSpec {
+            binary: self.binary,
+            work_dir: self.work.join(name),
+            users,
+            password_hash: self.password_hash,
+            secrets: self.secrets,
+            env,
+            nodes,
+            routing,
+        }
+    }
+
+    /// The Redis URL, if `needed`.
+    ///
+    /// # Errors
+    ///
+    /// Needed, and Redis could not be started.
+    fn redis_for(&self, needed: bool) -> anyhow::Result<Option<&str>> {
+        if !needed {
+            return Ok(None);
+        }
+        match &self.redis {
+            Some(Ok(url)) => Ok(Some(url)),
+            Some(Err(error)) => anyhow::bail!("Redis: {error}"),
+            None => anyhow::bail!("Redis was not started"),
+        }
+    }
+}
+
 async fn lab(plan: &Plan) -> anyhow::Result<ExitCode> {
     check_nginx().await?;
+    let mut machine = Machine::now();
+    let versions = Versions::detect().await;
     let binary = std::env::current_exe().context("cannot find the tessera binary")?;
     // Declared first, so dropped last: after every process working in it.
     let work = tempfile::Builder::new()
@@ -80,75 +145,82 @@ async fn lab(plan: &Plan) -> anyhow::Result<ExitCode> {
         .tempdir()
         .context("cannot create the lab's temporary directory")?;
     eprintln!("lab: working in {}", work.path().display());
-    let skipped: Vec<&'static str> = <Architecture as clap::ValueEnum>::value_variants()
+    let experiments: Vec<&str> = plan.experiments.iter().map(|e| e.name()).collect();
+    eprintln!("lab: experiments: {}", experiments.join(", "));
+
+    let runs_clusters = plan
+        .experiments
         .iter()
-        .filter(|a| !plan.architectures.contains(a))
-        .map(|a| a.name())
-        .collect();
-    for name in &skipped {
-        eprintln!("lab: skipping {name}: not selected with --arch");
-    }
+        .any(|e| !matches!(e, Experiment::NodeLoss | Experiment::ScaleOut))
+        || plan.architectures.iter().any(|a| a.needs_redis());
+    // Kept alive (and stopped) with the lab.
+    let redis_server = runs_clusters.then(|| match &plan.redis_url {
+        Some(url) => Ok(Redis::external(url.clone())),
+        None => Redis::start(&work.path().join("redis")),
+    });
+    let redis = redis_server.as_ref().map(|r| match r {
+        Ok(redis) => Ok(redis.url().to_owned()),
+        Err(error) => Err(format!("{error:#}")),
+    });
+    let password_hash = accounts::password_hash().await?;
+    let secrets = Secrets::generate();
+    let lab = Lab {
+        plan,
+        binary: &binary,
+        work: work.path(),
+        password_hash: &password_hash,
+        secrets: &secrets,
+        redis: redis.clone(),
+    };
+    let progress = Progress::new(estimate(plan));
     let mut report = LabReport {
+        command: std::env::args().collect::<Vec<_>>().join(" "),
+        machine: machine.clone(),
+        versions,
         plan: plan.clone(),
         work_dir: work.path().display().to_string(),
-        redis_url: None,
+        redis_url: redis.and_then(Result::ok),
         debug_build: cfg!(debug_assertions),
-        rows: Vec::new(),
-        skipped,
+        wall_s: 0.0,
+        node_loss: None,
+        scale_out: None,
+        logout: None,
+        permissions: None,
+        verify_cost: None,
         failed: Vec::new(),
     };
 
-    let redis = if plan.architectures.iter().any(|a| a.needs_redis()) {
-        Some(match &plan.redis_url {
-            Some(url) => Ok(Redis::external(url.clone())),
-            None => Redis::start(&work.path().join("redis")),
-        })
-    } else {
-        None
-    };
-    if let Some(Ok(redis)) = &redis {
-        report.redis_url = Some(redis.url().to_owned());
+    for &experiment in &plan.experiments {
+        run_experiment(&lab, &progress, experiment, &mut report).await;
     }
-    let password_hash = accounts::password_hash().await?;
-    let jwt_secret = format!(
-        "{}{}",
-        uuid::Uuid::new_v4().simple(),
-        uuid::Uuid::new_v4().simple()
-    );
-
-    for &architecture in &plan.architectures {
-        let redis_url = match (&redis, architecture.needs_redis()) {
-            (Some(Ok(redis)), true) => Some(redis.url()),
-            (Some(Err(error)), true) => {
-                fail(&mut report, architecture, &format!("Redis: {error:#}"));
-                continue;
-            }
-            _ => None,
-        };
-        let trial = Trial {
-            architecture,
-            binary: &binary,
-            work_dir: work.path().join(architecture.name()),
-            password_hash: &password_hash,
-            jwt_secret: &jwt_secret,
-            redis_url,
-        };
-        match trial::run(plan, trial).await {
-            Ok(row) => report.rows.push(row),
-            Err(error) => fail(&mut report, architecture, &format!("{error:#}")),
-        }
-    }
+    machine.load_at_end = report::load();
+    report.machine.load_at_end = machine.load_at_end;
+    report.wall_s = progress.elapsed().as_secs_f64();
 
     if plan.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print!("{}", report.table());
     }
-    if let Some(path) = &plan.plot {
-        std::fs::write(path, chart::svg(&report))
-            .with_context(|| format!("cannot write {}", path.display()))?;
+    let figures = report.figures();
+    if let Some((path, format)) = &plan.plot {
+        let svg = chart::stack(&figures);
+        let bytes = match format {
+            PlotFormat::Svg => svg.into_bytes(),
+            PlotFormat::Png => chart::png(&svg)?,
+        };
+        std::fs::write(path, bytes).with_context(|| format!("cannot write {}", path.display()))?;
         eprintln!("lab: chart written to {}", path.display());
     }
+    if let Some(path) = &plan.report {
+        std::fs::write(path, html::page(&report, &figures))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        eprintln!("lab: report written to {}", path.display());
+    }
+    eprintln!(
+        "lab: done in {}",
+        progress::clock(Duration::from_secs_f64(report.wall_s))
+    );
     Ok(if report.failed.is_empty() {
         ExitCode::SUCCESS
     } else {
@@ -156,12 +228,144 @@ async fn lab(plan: &Plan) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn fail(report: &mut LabReport, architecture: Architecture, reason: &str) {
-    eprintln!("lab: {} failed: {reason}", architecture.name());
-    report.failed.push(Failure {
-        architecture: architecture.name(),
-        reason: reason.to_owned(),
-    });
+/// The whole run's estimated duration.
+fn estimate(plan: &Plan) -> Duration {
+    let mut total = Duration::ZERO;
+    for experiment in &plan.experiments {
+        total += match experiment {
+            Experiment::NodeLoss => {
+                node_loss::estimate(plan) * u32::try_from(plan.architectures.len()).unwrap_or(3)
+            }
+            Experiment::ScaleOut => {
+                scale_out::estimate(plan) * u32::try_from(plan.architectures.len()).unwrap_or(3)
+            }
+            Experiment::Logout => logout::CLUSTERS
+                .iter()
+                .map(|m| logout::estimate(plan, *m))
+                .sum(),
+            Experiment::Permissions => permissions::MECHANISMS
+                .iter()
+                .map(|m| permissions::estimate(plan, *m))
+                .sum(),
+            Experiment::VerifyCost => verify_cost::estimate(plan) * 8,
+            Experiment::All => Duration::ZERO,
+        };
+    }
+    total
+}
+
+async fn run_experiment(
+    lab: &Lab<'_>,
+    progress: &Progress,
+    experiment: Experiment,
+    report: &mut LabReport,
+) {
+    let plan = lab.plan;
+    let name = experiment.name();
+    let mut fail = |what: &str, error: &anyhow::Error| {
+        eprintln!("lab: [{name}] {what} failed: {error:#}");
+        report.failed.push(Failure {
+            experiment: name,
+            architecture: what.to_owned(),
+            reason: format!("{error:#}"),
+        });
+    };
+    match experiment {
+        Experiment::NodeLoss => {
+            let mut result = node_loss::NodeLoss {
+                rows: Vec::new(),
+                skipped: <Architecture as clap::ValueEnum>::value_variants()
+                    .iter()
+                    .filter(|a| !plan.architectures.contains(a))
+                    .map(|a| a.name())
+                    .collect(),
+            };
+            for skipped in &result.skipped {
+                eprintln!("lab: [{name}] skipping {skipped}: not selected with --arch");
+            }
+            for &architecture in &plan.architectures {
+                progress.step(name, architecture.name(), node_loss::estimate(plan));
+                match node_loss::run(lab, architecture).await {
+                    Ok(row) => result.rows.push(row),
+                    Err(error) => fail(architecture.name(), &error),
+                }
+            }
+            report.node_loss = Some(result);
+        }
+        Experiment::ScaleOut => {
+            let mut result = scale_out::ScaleOut {
+                duration_s: plan.scale_duration.as_secs_f64(),
+                rows: Vec::new(),
+            };
+            for &architecture in &plan.architectures {
+                progress.step(name, architecture.name(), scale_out::estimate(plan));
+                match scale_out::run(lab, architecture).await {
+                    Ok(row) => result.rows.push(row),
+                    Err(error) => fail(architecture.name(), &error),
+                }
+            }
+            report.scale_out = Some(result);
+        }
+        Experiment::Logout => {
+            let mut result = logout::Logout {
+                nodes: plan.nodes,
+                access_ttl_s: plan.access_ttl.as_secs_f64(),
+                window_s: (plan.access_ttl + Duration::from_secs(3)).as_secs_f64(),
+                rows: Vec::new(),
+            };
+            for mechanism in logout::CLUSTERS {
+                let what = match mechanism {
+                    mechanism::Mechanism::Jwt(_) => "jwt (revocation list and JWKS only)",
+                    other => other.name(),
+                };
+                progress.step(name, what, logout::estimate(plan, mechanism));
+                match logout::run(lab, mechanism).await {
+                    Ok(rows) => result.rows.extend(rows),
+                    Err(error) => fail(mechanism.name(), &error),
+                }
+            }
+            result.rows.sort_by_key(|r| r.action != "logout");
+            report.logout = Some(result);
+        }
+        Experiment::Permissions => {
+            let mut result = permissions::Permissions {
+                nodes: plan.nodes,
+                access_ttl_s: plan.access_ttl.as_secs_f64(),
+                window_s: (plan.access_ttl + Duration::from_secs(3)).as_secs_f64(),
+                rows: Vec::new(),
+            };
+            for mechanism in permissions::MECHANISMS {
+                progress.step(
+                    name,
+                    mechanism.name(),
+                    permissions::estimate(plan, mechanism),
+                );
+                match permissions::run(lab, mechanism).await {
+                    Ok(row) => result.rows.push(row),
+                    Err(error) => fail(mechanism.name(), &error),
+                }
+            }
+            report.permissions = Some(result);
+        }
+        Experiment::VerifyCost => {
+            let ticks = verify_cost::clock_ticks().await;
+            let mut result = verify_cost::VerifyCost {
+                clients: plan.cost_clients,
+                duration_s: plan.cost_duration.as_secs_f64(),
+                clock_ticks: ticks,
+                rows: Vec::new(),
+            };
+            for mechanism in verify_cost::MECHANISMS {
+                progress.step(name, mechanism.name(), verify_cost::estimate(plan));
+                match verify_cost::run(lab, mechanism, ticks).await {
+                    Ok(row) => result.rows.push(row),
+                    Err(error) => fail(mechanism.name(), &error),
+                }
+            }
+            report.verify_cost = Some(result);
+        }
+        Experiment::All => {}
+    }
 }
 
 /// Fails early, with a hint, when nginx is not installed.

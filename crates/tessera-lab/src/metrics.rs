@@ -1,6 +1,7 @@
 //! What the simulated users measure: successes per time slice, latencies of
 //! successful calls, errors, and when sessions were lost.
 
+use std::collections::BTreeMap;
 use std::ops::Range;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -53,6 +54,8 @@ pub struct UserRecord {
     logins: u64,
     errors: u64,
     losses: Vec<Duration>,
+    /// Successes per slice, by the node that answered.
+    by_node: BTreeMap<String, Vec<u32>>,
 }
 
 impl UserRecord {
@@ -65,15 +68,27 @@ impl UserRecord {
             logins: 0,
             errors: 0,
             losses: Vec::new(),
+            by_node: BTreeMap::new(),
         }
     }
 
-    /// A `/profile` call answered 200 at `at` (since the start) after `latency`.
-    pub fn success(&mut self, live: &Live, at: Duration, latency: Duration) {
+    /// A `/profile` call answered 200 at `at` (since the start) after
+    /// `latency`, by `node` if nginx said which.
+    pub fn success(&mut self, live: &Live, at: Duration, latency: Duration, node: Option<&str>) {
         self.requests += 1;
         let slice = (at.as_millis() / SLICE.as_millis()) as usize;
+        let slices = self.successes.len();
         if let Some(count) = self.successes.get_mut(slice) {
             *count += 1;
+        }
+        if let Some(node) = node {
+            let counts = self
+                .by_node
+                .entry(node.to_owned())
+                .or_insert_with(|| vec![0; slices]);
+            if let Some(count) = counts.get_mut(slice) {
+                *count += 1;
+            }
         }
         self.latencies_us
             .push(u32::try_from(latency.as_micros()).unwrap_or(u32::MAX));
@@ -114,6 +129,10 @@ pub struct Measurement {
     pub errors: u64,
     latencies_us: Vec<u32>,
     losses: Vec<Duration>,
+    /// Each user's first lost session (users who never lost one: none).
+    first_losses: Vec<Duration>,
+    /// Successes per slice, by node.
+    pub by_node: BTreeMap<String, Vec<u64>>,
 }
 
 impl Measurement {
@@ -126,8 +145,22 @@ impl Measurement {
             errors: 0,
             latencies_us: Vec::new(),
             losses: Vec::new(),
+            first_losses: Vec::new(),
+            by_node: BTreeMap::new(),
         };
         for record in records {
+            if let Some(first) = record.losses.iter().min() {
+                merged.first_losses.push(*first);
+            }
+            for (node, counts) in &record.by_node {
+                let totals = merged
+                    .by_node
+                    .entry(node.clone())
+                    .or_insert_with(|| vec![0; slices]);
+                for (total, count) in totals.iter_mut().zip(counts) {
+                    *total += u64::from(*count);
+                }
+            }
             for (total, count) in merged.successes.iter_mut().zip(&record.successes) {
                 *total += u64::from(*count);
             }
@@ -170,6 +203,47 @@ impl Measurement {
         self.losses.len()
     }
 
+    /// 401s per second, slice by slice.
+    pub fn loss_rates(&self) -> Vec<f64> {
+        let mut counts = vec![0_u32; self.successes.len()];
+        for at in &self.losses {
+            let slice = (at.as_millis() / SLICE.as_millis()) as usize;
+            if let Some(count) = counts.get_mut(slice) {
+                *count += 1;
+            }
+        }
+        counts
+            .into_iter()
+            .map(|count| f64::from(count) / SLICE.as_secs_f64())
+            .collect()
+    }
+
+    /// Of `users`, how many had never been sent back to the login by the
+    /// end of each slice.
+    pub fn kept_sessions(&self, users: usize) -> Vec<usize> {
+        (1..=self.successes.len())
+            .map(|slice| {
+                let end = SLICE * u32::try_from(slice).unwrap_or(u32::MAX);
+                users - self.first_losses.iter().filter(|at| **at < end).count()
+            })
+            .collect()
+    }
+
+    /// Successful calls per second at `node` during `window`.
+    pub fn node_rate(&self, node: &str, window: Range<Duration>) -> f64 {
+        let Some(counts) = self.by_node.get(node) else {
+            return 0.0;
+        };
+        let first = (window.start.as_millis() / SLICE.as_millis()) as usize;
+        let last = (window.end.as_millis() / SLICE.as_millis()) as usize;
+        let last = last.min(counts.len());
+        if last <= first {
+            return 0.0;
+        }
+        let total: u64 = counts[first..last].iter().sum();
+        total as f64 / (SLICE.as_secs_f64() * (last - first) as f64)
+    }
+
     /// Successful calls per second, slice by slice.
     pub fn rates(&self) -> Vec<f64> {
         self.successes
@@ -193,9 +267,9 @@ mod tests {
         let mut a = UserRecord::new(2);
         let mut b = UserRecord::new(2);
         for i in 1..=99 {
-            a.success(&live, ms(10), ms(i));
+            a.success(&live, ms(10), ms(i), Some("n1"));
         }
-        b.success(&live, ms(600), ms(1000));
+        b.success(&live, ms(600), ms(1000), Some("n2"));
         b.loss(&live, ms(700));
         b.error(&live);
         b.login();
@@ -210,6 +284,10 @@ mod tests {
         assert_eq!(m.losses_in(ms(0)..ms(700)), 0);
         assert_eq!(m.losses_in(ms(700)..ms(800)), 1);
         assert_eq!(m.rates(), vec![198.0, 2.0]);
+        assert_eq!(m.loss_rates(), vec![0.0, 2.0]);
+        assert_eq!(m.kept_sessions(2), vec![2, 1]);
+        assert_eq!(m.node_rate("n1", ms(0)..ms(500)), 198.0);
+        assert_eq!(m.node_rate("n2", ms(0)..ms(1000)), 1.0);
         let totals = live.totals();
         assert_eq!((totals.successes, totals.errors, totals.lost), (100, 1, 1));
     }

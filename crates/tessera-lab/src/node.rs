@@ -64,6 +64,26 @@ impl Node {
         &self.name
     }
 
+    /// The process id of the running node (for its CPU time).
+    pub fn pid(&self) -> Option<u32> {
+        self.process.as_ref().map(ProcessGroup::id)
+    }
+
+    /// SIGTERM: the node finishes its requests in flight and exits (a
+    /// graceful removal); SIGKILL after `grace`.
+    ///
+    /// # Errors
+    ///
+    /// Waiting for the process failed.
+    pub async fn terminate(&mut self, grace: Duration) -> anyhow::Result<()> {
+        if let Some(mut process) = self.process.take() {
+            tokio::task::spawn_blocking(move || process.terminate(grace))
+                .await
+                .context("the stop was cancelled")??;
+        }
+        Ok(())
+    }
+
     /// SIGKILL: no chance to finish anything.
     ///
     /// # Errors

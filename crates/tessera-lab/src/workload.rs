@@ -6,8 +6,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
+use tokio::task::JoinSet;
 
+use super::accounts;
 use super::client::{Gateway, Identity, Outcome};
 use super::metrics::{Live, UserRecord, slices};
 
@@ -146,7 +148,7 @@ pub async fn simulate(
         let latency = sent.elapsed();
         let Some(at) = schedule.now() else { break };
         match outcome {
-            Outcome::Success { .. } => record.success(&live, at, latency),
+            Outcome::Success { node } => record.success(&live, at, latency, node.as_deref()),
             Outcome::Unauthorized => {
                 record.loss(&live, at);
                 sessions.forget(user);
@@ -162,4 +164,33 @@ pub async fn simulate(
         }
     }
     record
+}
+
+/// Logs every user in before the run starts (not measured).
+///
+/// # Errors
+///
+/// A user could not log in.
+pub async fn log_everyone_in(
+    users: usize,
+    gateway: &Arc<Gateway>,
+    sessions: &Arc<SessionMap>,
+) -> anyhow::Result<Vec<Identity>> {
+    let mut logins = JoinSet::new();
+    for user in 0..users {
+        let gateway = Arc::clone(gateway);
+        let sessions = Arc::clone(sessions);
+        logins.spawn(async move {
+            let mut identity = Identity::new(accounts::email(user));
+            first_login(&gateway, &mut identity, &sessions, user)
+                .await
+                .map(|()| (user, identity))
+        });
+    }
+    let mut identities: Vec<Option<Identity>> = (0..users).map(|_| None).collect();
+    while let Some(joined) = logins.join_next().await {
+        let (user, identity) = joined.context("a login task failed")??;
+        identities[user] = Some(identity);
+    }
+    Ok(identities.into_iter().flatten().collect())
 }

@@ -47,14 +47,15 @@ pub enum Command {
     Token(TokenCommand),
     /// Bring the user database's schema up to date, then exit.
     Migrate,
-    /// Run the cluster experiment on this machine: N nodes behind nginx per
-    /// architecture, one SIGKILLed mid-run; print what users went through.
+    /// Measure the trade-offs on this machine (--experiment node-loss,
+    /// scale-out, logout, permissions, verify-cost or all): nodes of this
+    /// binary behind nginx, simulated users; tables, charts, an HTML report.
     ///
     /// Needs nginx and, for the stateless rows, redis-server (or
     /// --redis-url). Works in a temporary directory it removes, and stops
     /// every process it started when it ends, fails or is interrupted.
     #[cfg(feature = "lab")]
-    Lab(tessera_lab::LabArgs),
+    Lab(Box<tessera_lab::LabArgs>),
 }
 
 /// `tessera audit ...`.
