@@ -185,6 +185,7 @@ impl Settings {
             mail: self.mail_config()?,
             self_service,
             new_passwords: self.new_password_rules()?,
+            metrics: self.metrics_listen.is_some(),
         };
         let sessions = match self.store {
             StoreKind::Sqlite => SessionBackend::Sqlite,
@@ -224,7 +225,23 @@ impl Settings {
                 ..Maintenance::default()
             },
             connections: self.connection_limits()?,
+            metrics_listen: self.metrics_listen()?,
         })
+    }
+
+    /// `metrics_listen`, refused on the public address: the metrics tell
+    /// anyone who can read them about the service's traffic and health.
+    fn metrics_listen(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        match self.metrics_listen {
+            Some(metrics) if metrics.port() == self.listen.port() && metrics.port() != 0 => {
+                bail!(
+                    "metrics_listen ({metrics}) must not share the public listen port ({}): \
+                     give the metrics a port of their own",
+                    self.listen
+                )
+            }
+            other => Ok(other),
+        }
     }
 
     /// Connection deadlines and caps. `max_connections` is the configured

@@ -9,17 +9,28 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::user::create_private_dir;
 use crate::keyfiles::{KeyFile, chain_key, load_or_create};
-use crate::settings::Settings;
+use crate::settings::{LogFormat, Settings};
 
 /// Starts the server and runs until SIGTERM or Ctrl-C.
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log))?;
-    tracing_subscriber::fmt()
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(std::io::stderr);
+    match settings.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object a line: the event's fields at the top level, and the
+        // request span (with its `request_id`) under `span`.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     create_private_dir(&settings.data_dir)?;
     let mut config = settings.resolve()?;
     let fd_limit = raise_fd_limit();
