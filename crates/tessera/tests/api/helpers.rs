@@ -297,7 +297,13 @@ fn spawn(data: &DataDir, options: &Options) -> (Child, SocketAddr, Arc<Mutex<Vec
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                // Text or JSON (`log_format`): the address ends at a space
+                // or a quote.
+                let addr = rest
+                    .split(|c: char| c.is_whitespace() || c == '"')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
                 let _ = tx.send(addr);
             }
             sink.lock().unwrap().push(line);

@@ -28,6 +28,7 @@ mod login;
 mod login_redirect;
 mod mail;
 mod mailbox;
+mod observability;
 mod password_policy;
 mod passwords;
 mod postgres_users;
