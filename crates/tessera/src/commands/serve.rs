@@ -15,9 +15,20 @@ use crate::settings::{LogFormat, Settings};
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log))?;
+    // Log lines (one per request with the access log) go to a writer thread
+    // that writes them to stderr in batches: a request pays for a channel
+    // send, not a system call. Not lossy: a full channel waits. The guard
+    // flushes what is queued when `run` returns.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("tessera-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(writer);
     match settings.log_format {
         LogFormat::Text => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
