@@ -12,6 +12,11 @@
 #   bench/profile.sh --tls            # instead: the HTTPS listener (tls_cert, tls_key; a CA made here)
 #                                     # against plain HTTP, same data, servers alternating per round;
 #                                     # kept-alive connections, then a new connection per request
+#   bench/profile.sh --observe        # only: metrics (metrics_listen, scraped every second) and the
+#                                     # JSON access log (to a file) on, against both off, interleaved
+#
+# Every run also measures the floor: a bare axum app (crates/tessera-bench-floor)
+# answering GET /health with {"status":"ok"}, and gives figures as a ratio of it.
 #
 # Environment: DURATION (default 10s), CONNECTIONS (64), ROUNDS (2), SCALE_COUNT (1000000).
 # Needs wrk (apt-get install -y wrk) and, for --tls, openssl. Starts and stops everything it uses.
@@ -27,6 +32,7 @@ SCALE=0
 TOKENS=0
 BASELINE=""
 TLS=0
+OBSERVE=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -35,18 +41,23 @@ while [ $# -gt 0 ]; do
     --tokens) TOKENS=1; shift ;;
     --baseline) BASELINE="$2"; shift 2 ;;
     --tls) TLS=1; shift ;;
+    --observe) OBSERVE=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
 
 command -v wrk >/dev/null || { echo "wrk is not installed (apt-get install -y wrk)" >&2; exit 1; }
-cargo build --release --locked -q -p tessera -p tessera-store --examples --bins
+cargo build --release --locked -q -p tessera -p tessera-store -p tessera-bench-floor --examples --bins
 BIN=target/release/tessera
+FLOOR_BIN=target/release/tessera-bench-floor
 SEED=target/release/examples/seed_sessions
 
 WORK=$(mktemp -d)
 SERVER_PID=""
+SCRAPER_PID=""
 cleanup() {
+  [ -n "$SCRAPER_PID" ] && kill "$SCRAPER_PID" 2>/dev/null
+  [ -n "${FLOOR_PID:-}" ] && kill "$FLOOR_PID" 2>/dev/null
   [ -n "$SERVER_PID" ] && kill "$SERVER_PID" 2>/dev/null && wait "$SERVER_PID" 2>/dev/null
   rm -rf "$WORK"
 }
@@ -66,8 +77,8 @@ URL="http://127.0.0.1:$PORT"
 WRK_URL=$URL
 CURL_OPTS=()
 
-start_server() { # store data_dir   (inherits TESSERA_* from the caller)
-  TESSERA_LOG=warn "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$2" --store "$1" 2>"$WORK/server.log" &
+start_server() { # store data_dir   (inherits TESSERA_* from the caller; BENCH_LOG: the log filter)
+  TESSERA_LOG=${BENCH_LOG:-warn} "$BIN" serve --listen "127.0.0.1:$PORT" --data-dir "$2" --store "$1" 2>"$WORK/server.log" &
   SERVER_PID=$!
   for _ in $(seq 100); do curl -fs "${CURL_OPTS[@]}" "$URL/health" >/dev/null 2>&1 && return 0; sleep 0.1; done
   cat "$WORK/server.log" >&2; exit 1
@@ -95,17 +106,26 @@ rps() { # path [header...]   (a header without ':' is taken as a cookie)
   wrk "${args[@]}" "$WRK_URL$1" | awk '/Requests\/sec/ {print $2} /Non-2xx/ {print "NON2XX " $0 > "/dev/stderr"}'
 }
 
+# The floor: the bare axum app, started once on a port of its own (idle
+# while tessera is measured).
+FLOOR_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+"$FLOOR_BIN" "127.0.0.1:$FLOOR_PORT" 2>/dev/null &
+FLOOR_PID=$!
+for _ in $(seq 100); do curl -fs "http://127.0.0.1:$FLOOR_PORT/health" >/dev/null 2>&1 && break; sleep 0.1; done
+floor_rps() { WRK_URL="http://127.0.0.1:$FLOOR_PORT" rps /health; }
+
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
 
 ratio() { python3 -c "print(f'{$1/$2*100:.1f}%')"; }
 
 measure() { # label cookie -> prints rows, alternating baseline and target
-  local label=$1 cookie=$2 h p
+  local label=$1 cookie=$2 f h p
   for round in $(seq "$ROUNDS"); do
+    f=$(floor_rps)
     h=$(rps /health)
     p=$(rps /profile "$cookie")
-    printf '%-28s round %s  /health %10.0f req/s   /profile %10.0f req/s   ratio %s\n' \
-      "$label" "$round" "$h" "$p" "$(ratio "$p" "$h")"
+    printf '%-28s round %s  floor %8.0f  /health %8.0f (%s of floor)  /profile %8.0f (%s of /health, %s of floor)\n' \
+      "$label" "$round" "$f" "$h" "$(ratio "$h" "$f")" "$p" "$(ratio "$p" "$h")" "$(ratio "$p" "$f")"
   done
 }
 
@@ -169,6 +189,45 @@ if [ "$TLS" = 1 ]; then
   exit 0
 fi
 
+if [ "$OBSERVE" = 1 ]; then
+  # Per round, interleaved: the floor, then tessera (SQLite) with metrics and
+  # the JSON access log on, then the same binary with both off. "On":
+  # metrics_listen set and scraped every second (as Prometheus would), log
+  # filter info (the access log is at info, target tessera::access) in JSON
+  # to a file. "Off": no metrics_listen, log filter warn (no access log).
+  METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  dir=$(new_data_dir observe)
+  for round in $(seq "$ROUNDS"); do
+    f=$(floor_rps)
+    printf 'round %s floor                /health %8.0f\n' "$round" "$f"
+    for mode in on off; do
+      if [ "$mode" = on ]; then
+        BENCH_LOG=info TESSERA_LOG_FORMAT=json TESSERA_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" start_server sqlite "$dir"
+        ( while true; do curl -fs "http://127.0.0.1:$METRICS_PORT/metrics" >/dev/null; sleep 1; done ) &
+        SCRAPER_PID=$!
+      else
+        start_server sqlite "$dir"
+      fi
+      cookie=$(login)
+      [ -n "$cookie" ] || { echo "login failed ($mode)" >&2; exit 1; }
+      access=$(access_token)
+      h=$(rps /health); c=$(rps /profile "$cookie"); b=$(rps /profile "Authorization: Bearer $access")
+      eval "h_$mode=$h c_$mode=$c b_$mode=$b"
+      printf 'round %s tessera, obs %-3s  /health %8.0f (%s of floor)  cookie /profile %8.0f (%s)  bearer /profile %8.0f (%s)\n' \
+        "$round" "$mode" "$h" "$(ratio "$h" "$f")" "$c" "$(ratio "$c" "$f")" "$b" "$(ratio "$b" "$f")"
+      if [ "$mode" = on ]; then
+        kill "$SCRAPER_PID" 2>/dev/null; wait "$SCRAPER_PID" 2>/dev/null || true; SCRAPER_PID=""
+        lines=$(grep -c '"tessera::access"' "$WORK/server.log" || true)
+        echo "  access-log lines written: $lines ($(du -k "$WORK/server.log" | cut -f1) KiB)"
+      fi
+      stop_server
+    done
+    printf 'round %s on/off:  /health %s  cookie /profile %s  bearer /profile %s\n' \
+      "$round" "$(ratio "$h_on" "$h_off")" "$(ratio "$c_on" "$c_off")" "$(ratio "$b_on" "$b_off")"
+  done
+  exit 0
+fi
+
 if [ -n "$BASELINE" ]; then
   # Before/after in one run: per store and round, the baseline binary then
   # this tree's, each on a data directory it made itself (a newer binary
@@ -189,9 +248,9 @@ if [ -n "$BASELINE" ]; then
           cookie=$(login)
           [ -n "$cookie" ] || { echo "login failed ($which)" >&2; exit 1; }
           access=$(access_token)
-          h=$(rps /health); p=$(rps /profile "$cookie"); b=$(rps /profile "Authorization: Bearer $access")
-          printf '%-20s round %s %-8s  /health %8.0f  /profile %8.0f (%s)  bearer %8.0f (%s)\n' \
-            "$label" "$round" "$which" "$h" "$p" "$(ratio "$p" "$h")" "$b" "$(ratio "$b" "$h")"
+          f=$(floor_rps); h=$(rps /health); p=$(rps /profile "$cookie"); b=$(rps /profile "Authorization: Bearer $access")
+          printf '%-20s round %s %-8s  floor %8.0f  /health %8.0f (%s of floor)  /profile %8.0f (%s)  bearer %8.0f (%s)\n' \
+            "$label" "$round" "$which" "$f" "$h" "$(ratio "$h" "$f")" "$p" "$(ratio "$p" "$f")" "$b" "$(ratio "$b" "$f")"
           stop_server
         done
       done
@@ -209,9 +268,9 @@ for store in $STORES; do
   # JWT routes: verification is local whatever the store (compare stores).
   access=$(access_token)
   for round in $(seq "$ROUNDS"); do
-    h=$(rps /health); b=$(rps /profile "Authorization: Bearer $access")
-    printf '%-28s round %s  /health %10.0f req/s   bearer   %10.0f req/s   ratio %s\n' \
-      "$store store, JWT" "$round" "$h" "$b" "$(ratio "$b" "$h")"
+    f=$(floor_rps); h=$(rps /health); b=$(rps /profile "Authorization: Bearer $access")
+    printf '%-28s round %s  floor %8.0f  /health %8.0f (%s of floor)  bearer %8.0f (%s of /health, %s of floor)\n' \
+      "$store store, JWT" "$round" "$f" "$h" "$(ratio "$h" "$f")" "$b" "$(ratio "$b" "$h")" "$(ratio "$b" "$f")"
   done
   echo "  server RSS after run: $(rss_kib) KiB"
   stop_server

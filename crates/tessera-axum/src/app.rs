@@ -5,15 +5,13 @@ use std::sync::Arc;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
-use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::http::Method;
 use axum::middleware;
-use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodFilter, MethodRouter, on};
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::set_header::SetResponseHeaderLayer;
 
 use crate::cors;
-use crate::error::{ApiError, error_body};
+use crate::error::ApiError;
+use crate::observe::ObserveLayer;
 use crate::openapi;
 use crate::routes::{
     account, admin, admin_links, admin_v1, apikeys, audit, forward_auth, health, login, profile,
@@ -24,7 +22,8 @@ use crate::state::AppState;
 /// The whole HTTP API over `state`.
 ///
 /// Every response carries `Cache-Control: no-store` (auth answers must not be
-/// cached by browsers or proxies) and every error a JSON body; with
+/// cached by browsers or proxies), `X-Request-Id` and every error a JSON
+/// body, and is counted and logged ([`observe`](crate::observe)); with
 /// `allowed_origins`, CORS answers for those origins ([`cors`]).
 pub fn router(state: Arc<AppState>) -> Router {
     let mut router = public_routes()
@@ -35,7 +34,6 @@ pub fn router(state: Arc<AppState>) -> Router {
         })
         .fallback(|| async { ApiError::NotFound("no such route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
-    router = router.layer(middleware::map_response(ensure_json_errors));
     // Only with allowed origins: the default configuration pays nothing.
     if state.origins.has_allowed_origins() {
         router = router.layer(middleware::from_fn_with_state(
@@ -45,19 +43,9 @@ pub fn router(state: Arc<AppState>) -> Router {
     }
     router
         .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        ))
-        .layer(SetResponseHeaderLayer::overriding(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(CatchPanicLayer::custom(
-            |_: Box<dyn std::any::Any + Send>| {
-                ApiError::Internal("a handler panicked".into()).into_response()
-            },
-        ))
+        // Outermost: request id, security headers, JSON errors, panics,
+        // metrics and the access log, in one pass (see `observe`).
+        .layer(ObserveLayer::new(Arc::clone(&state)))
         .with_state(state)
 }
 
@@ -182,36 +170,4 @@ pub fn protected_routes() -> Vec<Route> {
         Route::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
         Route::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),
     ]
-}
-
-/// Rewrites error responses produced outside our handlers (axum's own
-/// rejections, e.g. a malformed path) into the JSON error shape.
-async fn ensure_json_errors(response: Response) -> Response {
-    let status = response.status();
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
-    if !(status.is_client_error() || status.is_server_error()) || is_json {
-        return response;
-    }
-    let code = match status {
-        StatusCode::BAD_REQUEST => "bad_request",
-        StatusCode::NOT_FOUND => "not_found",
-        StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
-        s if s.is_server_error() => "internal",
-        _ => "request_error",
-    };
-    let message = status.canonical_reason().unwrap_or("error");
-    let (mut parts, _) = response.into_parts();
-    parts.headers.remove(header::CONTENT_LENGTH);
-    parts.headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    Response::from_parts(
-        parts,
-        axum::body::Body::from(error_body(code, message).to_string()),
-    )
 }

@@ -372,6 +372,9 @@ pub struct AuditContext {
     pub user_agent: Option<String>,
     /// The handle of the session (or token family) the caller used.
     pub session: Option<String>,
+    /// The request's `X-Request-Id` (as [`observe`](crate::observe) set it:
+    /// a trusted proxy's, or generated).
+    pub request_id: Option<String>,
 }
 
 impl AuditContext {
@@ -392,6 +395,7 @@ impl AuditContext {
             ip: None,
             user_agent: None,
             session: None,
+            request_id: None,
         }
     }
 
@@ -405,6 +409,11 @@ impl AuditContext {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             session: None,
+            request_id: headers
+                .get(&crate::observe::X_REQUEST_ID)
+                .filter(|v| crate::observe::valid_request_id(v.as_bytes()))
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
         }
     }
 
@@ -424,6 +433,7 @@ impl AuditContext {
             .ip(self.ip)
             .user_agent(self.user_agent.clone())
             .session(self.session.clone())
+            .request_id(self.request_id.clone())
     }
 
     /// An event of `kind` about `subject`.

@@ -16,12 +16,18 @@ use ipnet::IpNet;
 pub struct Peer(pub Option<SocketAddr>);
 
 impl Peer {
-    /// The peer recorded in a request's extensions.
+    /// The peer recorded in a request's extensions (or, as axum's own
+    /// `ConnectInfo` extractor does, a `MockConnectInfo` for tests).
     pub fn of(extensions: &axum::http::Extensions) -> Self {
         Self(
             extensions
                 .get::<axum::extract::ConnectInfo<SocketAddr>>()
-                .map(|info| info.0),
+                .map(|info| info.0)
+                .or_else(|| {
+                    extensions
+                        .get::<axum::extract::connect_info::MockConnectInfo<SocketAddr>>()
+                        .map(|mock| mock.0)
+                }),
         )
     }
 }

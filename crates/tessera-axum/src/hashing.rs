@@ -16,6 +16,7 @@ use std::sync::Arc;
 use tessera_core::PasswordHasher;
 use tokio::sync::Semaphore;
 
+use crate::metrics::Metrics;
 use crate::shares::Shares;
 
 /// The hashing queue is full.
@@ -30,6 +31,7 @@ pub struct HashingPool {
     admitted: Arc<Semaphore>,
     running: Arc<Semaphore>,
     shares: Arc<Shares<String>>,
+    metrics: Metrics,
 }
 
 /// The default number of places (running or waiting) one client may hold:
@@ -48,7 +50,15 @@ impl HashingPool {
             admitted: Arc::new(Semaphore::new(workers + queue)),
             running: Arc::new(Semaphore::new(workers)),
             shares: Arc::new(Shares::new(per_client)),
+            metrics: Metrics::disabled(),
         }
+    }
+
+    /// Counts the queue's depth and each hash's time in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Runs `job` for `client` (see [`HashingPool::run`]), unless that
@@ -79,17 +89,39 @@ impl HashingPool {
         let _admitted = Arc::clone(&self.admitted)
             .try_acquire_owned()
             .map_err(|_| Saturated)?;
+        let _depth = QueueDepth::enter(&self.metrics);
         let running = Arc::clone(&self.running)
             .acquire_owned()
             .await
             .map_err(|_| Saturated)?;
         let hasher = Arc::clone(&self.hasher);
+        let metrics = self.metrics.clone();
         tokio::task::spawn_blocking(move || {
             let _running = running;
-            job(&hasher)
+            let started = std::time::Instant::now();
+            let done = job(&hasher);
+            metrics.hash_time(started.elapsed());
+            done
         })
         .await
         .map_err(|_| Saturated)
+    }
+}
+
+/// One place in the queue, counted in the depth gauge while held (also
+/// when the waiting request is dropped).
+struct QueueDepth<'a>(&'a Metrics);
+
+impl<'a> QueueDepth<'a> {
+    fn enter(metrics: &'a Metrics) -> Self {
+        metrics.hash_queue(1);
+        Self(metrics)
+    }
+}
+
+impl Drop for QueueDepth<'_> {
+    fn drop(&mut self) {
+        self.0.hash_queue(-1);
     }
 }
 

@@ -67,6 +67,8 @@ pub mod hashing;
 pub mod invites;
 pub mod json;
 pub mod mail;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod passwords;
 pub mod routes;

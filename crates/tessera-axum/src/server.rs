@@ -94,8 +94,16 @@ pub fn spawn_maintenance(
         let mut last_sync = tokio::time::Instant::now();
         loop {
             tick.tick().await;
+            let started = std::time::Instant::now();
             let up = state.sessions.ping().await.is_ok();
+            state
+                .metrics()
+                .store_probe("sessions", up, started.elapsed());
+            let started = std::time::Instant::now();
             let users_up = state.users.ping().await.is_ok();
+            state
+                .metrics()
+                .store_probe("users", users_up, started.elapsed());
             if users_up != state.users_up() {
                 if users_up {
                     tracing::info!(

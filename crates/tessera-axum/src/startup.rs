@@ -92,6 +92,9 @@ pub struct ServiceConfig {
     pub maintenance: Maintenance,
     /// Deadlines and caps of the connections [`Service::serve`] accepts.
     pub connections: ConnectionLimits,
+    /// Where to answer Prometheus scrapes (`GET /metrics`), on a listener
+    /// of its own; `None` (the default): no metrics are counted.
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 /// Sessions a server keeps in its read cache in front of SQLite by default
@@ -112,6 +115,7 @@ impl ServiceConfig {
             users: UserBackend::default(),
             maintenance: Maintenance::default(),
             connections: ConnectionLimits::default(),
+            metrics_listen: None,
         }
     }
 }
@@ -306,6 +310,7 @@ pub struct Service {
     state: Arc<AppState>,
     tasks: Vec<JoinHandle<()>>,
     connections: ConnectionLimits,
+    metrics_address: Option<std::net::SocketAddr>,
 }
 
 impl Drop for Service {
@@ -333,10 +338,17 @@ impl Service {
     ///
     /// As [`Service::start`].
     pub async fn start_with(
-        config: ServiceConfig,
+        mut config: ServiceConfig,
         keys: TokenKeys,
         key_source: Option<Box<dyn KeySource>>,
     ) -> Result<Self, StartupError> {
+        let metrics_listener = match config.metrics_listen {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(|e| {
+                StartupError::Setup(format!("cannot listen on {address} (metrics_listen): {e}"))
+            })?),
+            None => None,
+        };
+        config.app.metrics = config.app.metrics || metrics_listener.is_some();
         config
             .connections
             .check()
@@ -395,11 +407,33 @@ impl Service {
         if let Some(source) = key_source {
             tasks.push(tokio::spawn(reload_keys(source, Arc::clone(&state))));
         }
+        let mut metrics_address = None;
+        if let Some(listener) = metrics_listener {
+            let address = listener
+                .local_addr()
+                .map_err(|e| StartupError::Setup(format!("metrics listener: {e}")))?;
+            metrics_address = Some(address);
+            tracing::info!(target: "tessera::serve", %address, "metrics on http://{address}/metrics");
+            let state = Arc::clone(&state);
+            tasks.push(tokio::spawn(async move {
+                if let Err(error) =
+                    crate::metrics::serve(listener, state, std::future::pending()).await
+                {
+                    tracing::error!(%error, "the metrics listener failed");
+                }
+            }));
+        }
         Ok(Self {
             state,
             tasks,
             connections: config.connections,
+            metrics_address,
         })
+    }
+
+    /// Where the metrics listener listens (with `metrics_listen`).
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics_address
     }
 
     /// The shared state.

@@ -19,6 +19,7 @@ use crate::csrf::{HttpUrl, OriginPolicy};
 use crate::error::ApiError;
 use crate::hashing::HashingPool;
 use crate::mail::{Mail, MailConfig};
+use crate::metrics::Metrics;
 use crate::passwords::{NewPasswordRefused, NewPasswordRules};
 use crate::self_service::SelfServiceConfig;
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
@@ -87,6 +88,9 @@ pub struct AppConfig {
     pub self_service: SelfServiceConfig,
     /// The rules a new password must pass (never applied at login).
     pub new_passwords: NewPasswordRules,
+    /// Count Prometheus metrics ([`Metrics`]); on when a metrics listener
+    /// is configured, off by default (nothing is counted then).
+    pub metrics: bool,
 }
 
 impl Default for AppConfig {
@@ -118,6 +122,7 @@ impl Default for AppConfig {
             mail: MailConfig::default(),
             self_service: SelfServiceConfig::default(),
             new_passwords: NewPasswordRules::default(),
+            metrics: false,
         }
     }
 }
@@ -243,6 +248,7 @@ pub struct AppState {
     pub(crate) tokens: TokenService,
     pub(crate) mail: Mail,
     pub(crate) api_keys: ApiKeys,
+    pub(crate) metrics: Metrics,
     store_up: AtomicBool,
     users_up: AtomicBool,
     /// `GET /openapi.json`, built at its first request ([`crate::openapi`]).
@@ -268,7 +274,16 @@ impl AppState {
         keys: TokenKeys,
         hasher: PasswordHasher,
     ) -> Arc<Self> {
-        let revocations = config.revocations(Arc::clone(&backends.tokens));
+        let metrics = if config.metrics {
+            Metrics::enabled()
+        } else {
+            Metrics::disabled()
+        };
+        let revocations = Arc::new(
+            Revocations::new(Arc::clone(&backends.tokens), config.revocation_lifetimes())
+                .with_sealed_cap(config.tokens.max_sealed_revocations_per_user)
+                .with_metrics(metrics.clone()),
+        );
         let devices = DeviceKey::derive(&keys.chain);
         let audit = AuditTrail::spawn(Arc::clone(&backends.users), AuditTrailConfig::default());
         let tokens = TokenService::new(
@@ -278,7 +293,8 @@ impl AppState {
             backends.tokens,
             Arc::clone(&revocations),
         )
-        .with_audit(audit.clone());
+        .with_audit(audit.clone())
+        .with_metrics(metrics.clone());
         let sealer = match &config.session_storage {
             SessionStorage::Server => None,
             SessionStorage::Cookie(key) => Some(CookieSealer::new(key, config.cookie.name())),
@@ -301,7 +317,8 @@ impl AppState {
                 config.hash_workers,
                 config.hash_queue,
                 config.hash_per_client,
-            ),
+            )
+            .with_metrics(metrics.clone()),
             throttle: LoginThrottle::new(config.throttle, backends.throttle, devices),
             origins: OriginPolicy::new(
                 config.allowed_origins.iter().cloned(),
@@ -312,6 +329,7 @@ impl AppState {
             tokens,
             sealer,
             mail,
+            metrics,
             sessions: backends.sessions,
             users: backends.users,
             tickets: backends.tickets,
@@ -397,6 +415,11 @@ impl AppState {
     /// Records the result of a user-store probe.
     pub fn set_users_up(&self, up: bool) {
         self.users_up.store(up, Ordering::Relaxed);
+    }
+
+    /// The service's metrics (disabled unless `AppConfig::metrics`).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// The login throttle, e.g. for periodic pruning.

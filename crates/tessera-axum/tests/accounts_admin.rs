@@ -28,6 +28,7 @@ async fn each_admin_change_records_one_event_and_deletion_ends_the_sessions() {
         ip: Some("198.51.100.7".parse::<IpAddr>().unwrap()),
         user_agent: Some("provisioning".into()),
         session: None,
+        request_id: Some("req-7".into()),
     };
     let hash = PasswordHash::from_trusted("$argon2id$v=19$m=8,t=1,p=1$c2FsdA$aGFzaA".into());
     let new_user = || NewUser {
@@ -132,6 +133,11 @@ async fn each_admin_change_records_one_event_and_deletion_ends_the_sessions() {
         assert_eq!(event.actor, context.actor);
         assert_eq!(event.subject, Some(user.id));
         assert_eq!(event.ip, context.ip);
+        assert_eq!(
+            event.request_id.as_deref(),
+            Some("req-7"),
+            "stored and read back"
+        );
         assert!(!event.detail.contains("erin"), "{}", event.detail);
     }
 }

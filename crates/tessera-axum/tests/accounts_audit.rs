@@ -38,6 +38,7 @@ async fn each_change_records_one_event_with_its_context() {
         ip: Some("198.51.100.7".parse::<IpAddr>().unwrap()),
         user_agent: Some("admin-console".into()),
         session: Some("h".into()),
+        request_id: None,
     };
     let email = &user.email;
     accounts

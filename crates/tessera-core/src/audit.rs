@@ -219,6 +219,9 @@ pub struct AuditEvent {
     /// The public handle of the session (or refresh family) concerned or
     /// used: never a session id.
     pub session: Option<String>,
+    /// The `X-Request-Id` of the request that caused it (as the service's
+    /// access log shows it), when a request did.
+    pub request_id: Option<String>,
     /// Free text for people; no personal data.
     pub detail: String,
 }
@@ -239,6 +242,7 @@ impl AuditEvent {
             ip: None,
             user_agent: None,
             session: None,
+            request_id: None,
             detail: String::new(),
         }
     }
@@ -275,6 +279,13 @@ impl AuditEvent {
     #[must_use]
     pub fn session(mut self, handle: Option<impl Into<String>>) -> Self {
         self.session = handle.map(Into::into);
+        self
+    }
+
+    /// The id of the request that caused it.
+    #[must_use]
+    pub fn request_id(mut self, id: Option<impl Into<String>>) -> Self {
+        self.request_id = id.map(Into::into);
         self
     }
 

@@ -42,7 +42,7 @@ pub use secret::{RotationKey, SessionHandle, SessionId, SessionIdHash};
 pub use session::{Session, SessionMeta, SessionPolicy, UserCopy};
 pub use store::SealedRevocation;
 pub use store::{
-    ApiKeyStore, BucketRule, InvalidBucketRule, Revocation, SessionStore, StoreError,
+    ApiKeyStore, BucketRule, CacheStats, InvalidBucketRule, Revocation, SessionStore, StoreError,
     ThrottleStore, TokenStore, UserStore,
 };
 pub use ticket::{Ticket, TicketHash, TicketPurpose, TicketSecret, TicketStore};

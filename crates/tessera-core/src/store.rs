@@ -172,6 +172,21 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Checks that the backend answers.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Lookups of the store's in-process session cache so far, when it has
+    /// one (SQLite's read cache, Redis's near-cache).
+    fn cache_stats(&self) -> Option<CacheStats> {
+        None
+    }
+}
+
+/// Lookups of a session cache: found, or read from the store.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CacheStats {
+    /// Answered from the cache.
+    pub hits: u64,
+    /// Read from the store.
+    pub misses: u64,
 }
 
 /// Where user accounts live.

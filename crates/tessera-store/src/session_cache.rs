@@ -18,10 +18,11 @@
 //! - Entries older than `max_age` are re-read regardless (a backstop).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use tessera_core::{Session, SessionIdHash};
+use tessera_core::{CacheStats, Session, SessionIdHash};
 
 use crate::lock;
 
@@ -46,6 +47,8 @@ pub(crate) struct SessionCache {
     state: RwLock<State>,
     capacity: usize,
     max_age: Duration,
+    hits: AtomicU64,
+    misses: AtomicU64,
 }
 
 /// What a miss must remember to insert its result safely.
@@ -61,6 +64,16 @@ impl SessionCache {
             state: RwLock::new(State::default()),
             capacity,
             max_age,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Lookups that found a valid entry, and those that did not, so far.
+    pub(crate) fn stats(&self) -> CacheStats {
+        CacheStats {
+            hits: self.hits.load(Ordering::Relaxed),
+            misses: self.misses.load(Ordering::Relaxed),
         }
     }
 
@@ -79,14 +92,17 @@ impl SessionCache {
                     .get(id)
                     .filter(|e| e.read_at.elapsed() < self.max_age)
                 {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(Arc::clone(&entry.session));
                 }
+                self.misses.fetch_add(1, Ordering::Relaxed);
                 return Err(MissTicket {
                     epoch: state.epoch,
                     nonce,
                 });
             }
         }
+        self.misses.fetch_add(1, Ordering::Relaxed);
         let mut state = lock::write(&self.state);
         if state.nonce != nonce {
             // Someone else wrote (or the signal is unreadable): trust nothing.

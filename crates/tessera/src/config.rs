@@ -137,6 +137,7 @@ impl Settings {
         });
         let audit_retention = p.take(self.audit_retention());
         let connections = self.connection_limits(&mut p);
+        let metrics_listen = p.take(self.metrics_listen());
         let (
             Some(policy),
             Some(cookie),
@@ -153,6 +154,7 @@ impl Settings {
             Some(users),
             Some(audit_retention),
             Some(connections),
+            Some(metrics_listen),
         ) = (
             policy,
             cookie,
@@ -169,6 +171,7 @@ impl Settings {
             users,
             audit_retention,
             connections,
+            metrics_listen,
         )
         else {
             return Err(p);
@@ -209,6 +212,7 @@ impl Settings {
             mail,
             self_service,
             new_passwords,
+            metrics: self.metrics_listen.is_some(),
         };
         Ok(ServiceConfig {
             app,
@@ -227,6 +231,7 @@ impl Settings {
                 ..Maintenance::default()
             },
             connections,
+            metrics_listen,
         })
     }
 
@@ -318,6 +323,21 @@ impl Settings {
             device_lifetime: Duration::from_secs(self.login_device_lifetime.max(1)),
             per_address_mail,
         })
+    }
+
+    /// `metrics_listen`, refused on the public address: the metrics tell
+    /// anyone who can read them about the service's traffic and health.
+    fn metrics_listen(&self) -> anyhow::Result<Option<std::net::SocketAddr>> {
+        match self.metrics_listen {
+            Some(metrics) if metrics.port() == self.listen.port() && metrics.port() != 0 => {
+                bail!(
+                    "metrics_listen ({metrics}) must not share the public listen port ({}): \
+                     give the metrics a port of their own",
+                    self.listen
+                )
+            }
+            other => Ok(other),
+        }
     }
 
     /// Connection deadlines and caps. `max_connections` is the configured

@@ -12,6 +12,7 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use ipnet::IpNet;
 use serde::{Deserialize, Deserializer, Serialize};
+use tessera_axum::ServiceConfig;
 use tessera_axum::connections::ConnectionLimits;
 use tessera_axum::cookies::SameSitePolicy;
 use tessera_axum::mail::{SmtpConfig, SmtpUrl};
@@ -150,6 +151,11 @@ pub struct Settings {
     pub audit_retention: u64,
     /// Log filter (`info`, `debug`, `tessera=debug,tower_http=info`, ...).
     pub log: String,
+    /// Log lines as `text` (for people) or `json` (one object a line).
+    pub log_format: LogFormat,
+    /// Address of the Prometheus metrics listener (`GET /metrics`); none:
+    /// no metrics. Never the public `listen` address.
+    pub metrics_listen: Option<SocketAddr>,
     /// Access-token signature: `HS256`, `EdDSA`, `ES256` or `RS256`.
     pub jwt_algorithm: String,
     /// HS256 secret (at least 32 bytes). Without it, keys are generated into
@@ -305,6 +311,16 @@ impl std::fmt::Debug for SecretSetting {
     }
 }
 
+/// How log lines are written (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object a line (fields, the request's span and its id).
+    Json,
+}
+
 /// Where users and the audit log live (`users`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -369,6 +385,8 @@ impl Default for Settings {
             purge_interval: Maintenance::default().purge_interval.as_secs(),
             audit_retention: Maintenance::default().audit_retention.as_secs() / 86_400,
             log: "info".into(),
+            log_format: LogFormat::Text,
+            metrics_listen: ServiceConfig::new("").metrics_listen,
             jwt_algorithm: "HS256".into(),
             jwt_secret: None,
             jwt_issuer: tokens.issuer.clone(),

@@ -124,6 +124,13 @@ impl Caller {
     /// cookie itself, as logout does.
     pub async fn reply(&self, state: &AppState, response: impl IntoResponse) -> Response {
         let mut response = response.into_response();
+        if crate::observe::access_log_enabled()
+            && let Some(handle) = self.credential.handle()
+        {
+            response
+                .extensions_mut()
+                .insert(crate::observe::LoggedSession(handle.as_str().to_owned()));
+        }
         let cookie_value = match (&self.credential, &self.stored_id) {
             (Credential::Stored(session), Some(id)) if session.rotate || id.via_predecessor => None,
             (

@@ -63,6 +63,8 @@ pub struct AuditEventView<'a> {
     pub user_agent: Option<&'a str>,
     /// The session handle concerned.
     pub session: Option<&'a str>,
+    /// The `X-Request-Id` of the request that caused it (the access log's).
+    pub request_id: Option<&'a str>,
     /// For people.
     pub detail: &'a str,
 }
@@ -80,6 +82,7 @@ impl<'a> AuditEventView<'a> {
             ip: event.ip.map(|ip| ip.to_string()),
             user_agent: event.user_agent.as_deref(),
             session: event.session.as_deref(),
+            request_id: event.request_id.as_deref(),
             detail: &event.detail,
         }
     }

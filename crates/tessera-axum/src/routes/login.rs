@@ -1,5 +1,6 @@
 //! `POST /login` and `POST /logout`.
 
+use crate::metrics::LoginResult;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -124,6 +125,20 @@ pub async fn authenticate(
     headers: &HeaderMap,
     credentials: Credentials,
 ) -> Result<Authenticated, ApiError> {
+    let mut result = LoginResult::Unavailable;
+    let outcome = authenticate_counted(state, ip, headers, credentials, &mut result).await;
+    state.metrics().login(result);
+    outcome
+}
+
+/// [`authenticate`], saying in `result` how it ended.
+async fn authenticate_counted(
+    state: &AppState,
+    ip: std::net::IpAddr,
+    headers: &HeaderMap,
+    credentials: Credentials,
+    result: &mut LoginResult,
+) -> Result<Authenticated, ApiError> {
     let Credentials {
         email, password, ..
     } = credentials;
@@ -148,6 +163,7 @@ pub async fn authenticate(
                         retry_after.as_secs()
                     )),
                 );
+                *result = LoginResult::Throttled;
                 ApiError::Throttled { retry_after }
             }
             Refusal::Unavailable(e) => ApiError::from(e),
@@ -164,8 +180,11 @@ pub async fn authenticate(
             (hasher.verify(&password, stored.as_ref()), password)
         })
         .await
-        .map_err(|_| ApiError::Busy {
-            retry_after: Duration::from_secs(1),
+        .map_err(|_| {
+            *result = LoginResult::Busy;
+            ApiError::Busy {
+                retry_after: Duration::from_secs(1),
+            }
         })?;
     let user = match (user, verification) {
         (Some(user), Verification::Valid { needs_rehash }) if !user.disabled => {
@@ -179,10 +198,14 @@ pub async fn authenticate(
             let (subject, why) = match (&user, verification) {
                 (None, _) => (None, "no such account"),
                 (Some(u), Verification::Valid { .. }) if u.disabled => {
+                    *result = LoginResult::Disabled;
                     (Some(u.id), "account disabled")
                 }
                 (Some(u), _) => (Some(u.id), "wrong password"),
             };
+            if *result != LoginResult::Disabled {
+                *result = LoginResult::BadCredentials;
+            }
             state.audit.record(
                 context
                     .event(AuditKind::LoginFailed)
@@ -195,8 +218,10 @@ pub async fn authenticate(
     let token = state.throttle.finish_success(&attempt).await;
     // Only now, with the password checked: a guesser learns nothing.
     if state.config.self_service.require_verified_email && !user.email_verified {
+        *result = LoginResult::EmailNotVerified;
         return Err(ApiError::EmailNotVerified);
     }
+    *result = LoginResult::Ok;
     let device_cookie = device.issue_sealed(token, Some(state.throttle.device_lifetime()));
     Ok(Authenticated {
         user,

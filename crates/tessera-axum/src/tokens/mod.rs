@@ -6,6 +6,7 @@
 pub mod access;
 pub mod revocations;
 
+use crate::metrics::{Metrics, RefreshResult};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -107,6 +108,7 @@ pub struct TokenService {
     validation: Validation,
     /// Where security events go (`None`: only logged).
     audit: Option<AuditTrail>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for TokenService {
@@ -142,6 +144,7 @@ impl TokenService {
             revocations,
             validation,
             audit: None,
+            metrics: Metrics::disabled(),
         }
     }
 
@@ -149,6 +152,13 @@ impl TokenService {
     #[must_use]
     pub fn with_audit(mut self, audit: AuditTrail) -> Self {
         self.audit = Some(audit);
+        self
+    }
+
+    /// Counts refreshes by result in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -383,6 +393,25 @@ impl TokenService {
         users: &dyn UserStore,
         context: &AuditContext,
     ) -> Result<IssuedTokens, Error> {
+        let mut result = RefreshResult::Unknown;
+        let outcome = self
+            .refresh_counted(text, users, context, &mut result)
+            .await;
+        // A store failure (503) is no answer about the token: not counted.
+        if !matches!(outcome, Err(Error::Store(_))) {
+            self.metrics.refresh(result);
+        }
+        outcome
+    }
+
+    /// [`TokenService::refresh_from`], saying in `result` how it ended.
+    async fn refresh_counted(
+        &self,
+        text: &str,
+        users: &dyn UserStore,
+        context: &AuditContext,
+        result: &mut RefreshResult,
+    ) -> Result<IssuedTokens, Error> {
         let token = RefreshToken::parse(text).map_err(|_| Error::InvalidGrant)?;
         let id = token.family();
         let now = Timestamp::now();
@@ -404,10 +433,15 @@ impl TokenService {
                     {
                         continue;
                     }
+                    *result = RefreshResult::Rotated;
                     next
                 }
-                Presented::PreviousInGrace => token.successor(&self.chain),
+                Presented::PreviousInGrace => {
+                    *result = RefreshResult::Grace;
+                    token.successor(&self.chain)
+                }
                 Presented::Reused => {
+                    *result = RefreshResult::Reused;
                     let event = context
                         .event(tessera_core::AuditKind::RefreshTokenReused)
                         .at(now)
@@ -436,6 +470,7 @@ impl TokenService {
             };
             let user = users.by_id(family.user_id).await?;
             let Some(user) = user.filter(|u| !u.disabled) else {
+                *result = RefreshResult::Unknown;
                 self.revocations.end_family(&family.id).await?;
                 return Err(Error::InvalidGrant);
             };

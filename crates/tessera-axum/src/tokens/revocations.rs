@@ -7,6 +7,7 @@
 //! build one from the token store alone and end a user's credentials exactly
 //! as the admin API does (see [`crate::accounts`]).
 
+use crate::metrics::{Metrics, RevocationKind};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -206,6 +207,7 @@ pub struct Revocations {
     lifetimes: RevocationLifetimes,
     sealed_cap: PerUserCap,
     last_sync: Mutex<Option<Timestamp>>,
+    metrics: Metrics,
 }
 
 impl std::fmt::Debug for Revocations {
@@ -228,7 +230,15 @@ impl Revocations {
             lifetimes,
             sealed_cap: TokenConfig::default().max_sealed_revocations_per_user,
             last_sync: Mutex::new(None),
+            metrics: Metrics::disabled(),
         }
+    }
+
+    /// Counts saved revocations by kind in `metrics`.
+    #[must_use]
+    pub fn with_metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Keeps each user within `cap` ended sealed sessions (see
@@ -264,6 +274,7 @@ impl Revocations {
     /// Store errors (nothing is applied then).
     pub async fn save(&self, revocation: Revocation) -> Result<(), StoreError> {
         self.store.save_revocation(&revocation).await?;
+        self.metrics.revocation(RevocationKind::of(&revocation));
         self.list.apply(&revocation);
         Ok(())
     }
@@ -324,6 +335,7 @@ impl Revocations {
             .save_sealed_revocation(&ended, self.sealed_cap, self.lifetimes.cutoff)
             .await?;
         self.list.apply(&Revocation::Sealed(ended));
+        self.metrics.revocation(RevocationKind::Sealed);
         if let Some(cutoff) = collapsed {
             if let Revocation::SealedBefore { user, through, .. } = &cutoff {
                 tracing::info!(

@@ -3,6 +3,7 @@
 use axum::http::{Method, StatusCode, header};
 use cookie::SameSite;
 use tessera_axum::AppConfig;
+use tessera_axum::observe::{ObserveLayer, X_REQUEST_ID};
 
 use crate::support::{App, COOKIE, Call};
 
@@ -78,4 +79,80 @@ async fn the_login_cookie_is_host_only_http_only_secure_lax_and_lives_as_long_as
     );
     assert_eq!(cookie.domain(), None, "{cookie}");
     assert_eq!(login.reply.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn every_response_carries_a_request_id_and_untrusted_peers_cannot_choose_it() {
+    let app = App::new();
+    let mut seen = std::collections::HashSet::new();
+    for call in [
+        Call::new(Method::GET, "/health"),
+        Call::new(Method::GET, "/nowhere"),
+        Call::new(Method::GET, "/profile"),
+        Call::new(Method::GET, "/health").header("x-request-id", "chosen-by-the-client"),
+    ] {
+        let reply = app.send(call).await;
+        let id = reply
+            .header(X_REQUEST_ID.clone())
+            .expect("x-request-id")
+            .to_owned();
+        assert_eq!(id.len(), 32, "{id}");
+        assert!(id.bytes().all(|b| b.is_ascii_hexdigit()), "{id}");
+        assert!(seen.insert(id), "request ids are unique");
+    }
+}
+
+#[tokio::test]
+async fn a_trusted_proxys_request_id_is_kept_when_it_is_plain_and_short() {
+    // The router tests' peer is 192.0.2.7.
+    let app = App::with_config(AppConfig {
+        trusted_proxies: vec!["192.0.2.0/24".parse().unwrap()],
+        ..AppConfig::default()
+    });
+    let kept = app
+        .send(Call::new(Method::GET, "/health").header("x-request-id", "edge-7f3a:1.2_x"))
+        .await;
+    assert_eq!(kept.header(X_REQUEST_ID.clone()), Some("edge-7f3a:1.2_x"));
+    for refused in ["has space", "quote\"d", &"a".repeat(129)] {
+        let reply = app
+            .send(Call::new(Method::GET, "/health").header("x-request-id", refused))
+            .await;
+        let id = reply.header(X_REQUEST_ID.clone()).unwrap();
+        assert_ne!(id, refused);
+        assert_eq!(id.len(), 32, "replaced by a generated id");
+    }
+}
+
+#[tokio::test]
+async fn a_panicking_handler_answers_the_json_500_with_every_header() {
+    let app = App::new();
+    let router = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                if true {
+                    panic!("a bug");
+                }
+                "unreachable"
+            }),
+        )
+        .layer(ObserveLayer::new(std::sync::Arc::clone(&app.state)));
+    let response = tower::ServiceExt::oneshot(
+        router,
+        axum::http::Request::get("/boom")
+            .body(axum::body::Body::empty())
+            .unwrap(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers().clone();
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(headers[header::X_CONTENT_TYPE_OPTIONS], "nosniff");
+    assert!(headers.contains_key(&X_REQUEST_ID));
+    let body = axum::body::to_bytes(response.into_body(), usize::MAX)
+        .await
+        .unwrap();
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(body["error"]["code"], "internal", "{body}");
 }

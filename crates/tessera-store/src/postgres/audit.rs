@@ -46,15 +46,18 @@ impl PostgresUserStore {
                 events.iter().map(|e| e.user_agent.as_deref()).collect();
             let session: Vec<Option<&str>> = events.iter().map(|e| e.session.as_deref()).collect();
             let detail: Vec<&str> = events.iter().map(|e| e.detail.as_str()).collect();
+            let request_id: Vec<Option<&str>> =
+                events.iter().map(|e| e.request_id.as_deref()).collect();
             let insert = tx
                 .prepare_cached(
                     "INSERT INTO audit_events (at, kind, actor_kind, actor_id, user_id, ip, \
-                     user_agent, session, detail) \
+                     user_agent, session, detail, request_id) \
                      SELECT at, kind, actor_kind, actor_id, user_id, ip, user_agent, session, \
-                     detail FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::TEXT[], \
-                     $5::UUID[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[]) \
+                     detail, request_id FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], \
+                     $4::TEXT[], $5::UUID[], $6::TEXT[], $7::TEXT[], $8::TEXT[], $9::TEXT[], \
+                     $10::TEXT[]) \
                      WITH ORDINALITY AS batch(at, kind, actor_kind, actor_id, user_id, ip, \
-                     user_agent, session, detail, n) ORDER BY n",
+                     user_agent, session, detail, request_id, n) ORDER BY n",
                 )
                 .await?;
             tx.execute(
@@ -69,6 +72,7 @@ impl PostgresUserStore {
                     &user_agent,
                     &session,
                     &detail,
+                    &request_id,
                 ],
             )
             .await?;
@@ -108,8 +112,8 @@ impl PostgresUserStore {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT id, at, kind, actor_kind, actor_id, user_id, ip, user_agent, session, detail \
-             FROM audit_events {filter} ORDER BY id {order} LIMIT ${}",
+            "SELECT id, at, kind, actor_kind, actor_id, user_id, ip, user_agent, session, detail, \
+             request_id FROM audit_events {filter} ORDER BY id {order} LIMIT ${}",
             params.len()
         );
         let rows = self
@@ -161,6 +165,7 @@ fn decode(row: &tokio_postgres::Row) -> Result<AuditRecord, StoreError> {
             user_agent: row.get(7),
             session: row.get(8),
             detail: row.get(9),
+            request_id: row.get(10),
         },
     })
 }

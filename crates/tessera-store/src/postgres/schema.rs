@@ -84,6 +84,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX tickets_by_user ON tickets (user_id, purpose) WHERE user_id IS NOT NULL;
     CREATE INDEX tickets_by_expiry ON tickets (expires_at);",
+    // 8: the request an audit event came from (its `X-Request-Id`).
+    "ALTER TABLE audit_events ADD COLUMN request_id TEXT;",
 ];
 
 /// The steps written in Rust, run in the migration's transaction (under

@@ -457,4 +457,8 @@ impl SessionStore for RedisStore {
     async fn ping(&self) -> Result<(), StoreError> {
         self.ping_redis().await
     }
+
+    fn cache_stats(&self) -> Option<tessera_core::CacheStats> {
+        self.near.as_ref().map(|near| near.cache.stats())
+    }
 }

@@ -19,7 +19,8 @@ impl SqliteStore {
             let mut insert = tx
                 .prepare_cached(
                     "INSERT INTO audit_log (at, kind, actor_kind, actor_id, user_id, ip, \
-                     user_agent, session, detail) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                     user_agent, session, detail, request_id) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                 )
                 .map_err(to_store_error)?;
             for event in &events {
@@ -34,6 +35,7 @@ impl SqliteStore {
                         event.user_agent,
                         event.session,
                         event.detail,
+                        event.request_id,
                     ])
                     .map_err(to_store_error)?;
             }
@@ -73,8 +75,8 @@ impl SqliteStore {
             format!("WHERE {}", conditions.join(" AND "))
         };
         let sql = format!(
-            "SELECT id, at, kind, actor_kind, actor_id, user_id, ip, user_agent, session, detail \
-             FROM audit_log {filter} ORDER BY id {order} LIMIT ?{}",
+            "SELECT id, at, kind, actor_kind, actor_id, user_id, ip, user_agent, session, detail, \
+             request_id FROM audit_log {filter} ORDER BY id {order} LIMIT ?{}",
             params.len()
         );
         let rows = self.read(|conn| {
@@ -91,6 +93,7 @@ impl SqliteStore {
                         user_agent: row.get(7)?,
                         session: row.get(8)?,
                         detail: row.get(9)?,
+                        request_id: row.get(10)?,
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()
@@ -128,6 +131,7 @@ struct RawRecord {
     user_agent: Option<String>,
     session: Option<String>,
     detail: String,
+    request_id: Option<String>,
 }
 
 impl RawRecord {
@@ -154,6 +158,7 @@ impl RawRecord {
                     .map_err(|_| corrupt("ip"))?,
                 user_agent: self.user_agent,
                 session: self.session,
+                request_id: self.request_id,
                 detail: self.detail,
             },
         })

@@ -159,6 +159,8 @@ const MIGRATIONS: &[&str] = &[
           WHERE u.email = sessions.email
             AND lower(replace(u.id, '-', '')) = lower(hex(sessions.user_id))),
         1);",
+    // 12: the request an audit event came from (its `X-Request-Id`).
+    "ALTER TABLE audit_log ADD COLUMN request_id TEXT;",
 ];
 
 /// A migration step written in Rust, run in the migration's transaction

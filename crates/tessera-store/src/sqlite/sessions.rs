@@ -1,5 +1,6 @@
 //! The `SessionStore` contract on SQLite.
 
+use crate::session_cache::SessionCache;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -310,6 +311,10 @@ impl SessionStore for SqliteStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.read(|conn| conn.query_row("SELECT 1", [], |_| Ok(())))
+    }
+
+    fn cache_stats(&self) -> Option<tessera_core::CacheStats> {
+        self.inner.cache.as_ref().map(SessionCache::stats)
     }
 }
 

@@ -96,6 +96,7 @@ const DOWN: &[(i32, &str)] = &[
     ),
     (6, "DROP TABLE api_keys;"),
     (7, "DROP TABLE tickets;"),
+    (8, "ALTER TABLE audit_events DROP COLUMN request_id;"),
 ];
 
 /// Takes the database back to schema `version`, newest first.

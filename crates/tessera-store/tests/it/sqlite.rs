@@ -319,6 +319,7 @@ mod durability {
         (9, "DROP TABLE api_keys;"),
         (10, "DROP TABLE tickets;"),
         (11, "ALTER TABLE sessions DROP COLUMN email_verified;"),
+        (12, "ALTER TABLE audit_log DROP COLUMN request_id;"),
     ];
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -123,7 +123,7 @@ fn print_record(record: &AuditRecord, json: bool) -> anyhow::Result<()> {
     let event = &record.event;
     let or_dash = |v: Option<String>| v.unwrap_or_else(|| "-".into());
     println!(
-        "{id:>8}  {at}  {kind:<22}  actor={actor}  subject={subject}  ip={ip}  session={session}  ua={ua:?}  {detail}",
+        "{id:>8}  {at}  {kind:<22}  actor={actor}  subject={subject}  ip={ip}  session={session}  request={request}  ua={ua:?}  {detail}",
         id = record.id,
         at = view.at,
         kind = event.kind.as_str(),
@@ -131,6 +131,7 @@ fn print_record(record: &AuditRecord, json: bool) -> anyhow::Result<()> {
         subject = or_dash(event.subject.map(|s| s.to_string())),
         ip = or_dash(event.ip.map(|ip| ip.to_string())),
         session = event.session.as_deref().unwrap_or("-"),
+        request = event.request_id.as_deref().unwrap_or("-"),
         ua = event.user_agent.as_deref().unwrap_or(""),
         detail = event.detail,
     );

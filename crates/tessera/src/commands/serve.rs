@@ -10,18 +10,40 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::user::create_private_dir;
 use crate::keyfiles::{KeyFile, chain_key, load_or_create};
-use crate::settings::Settings;
+use crate::settings::{LogFormat, Settings};
 use crate::tlsfiles::CertificateFiles;
 
 /// Starts the server and runs until SIGTERM or Ctrl-C.
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log))?;
-    tracing_subscriber::fmt()
+    // Log lines (one per request with the access log) go to a writer thread
+    // that writes them to stderr in batches: a request pays for a channel
+    // send, not a system call. Not lossy: a full channel waits. The guard
+    // flushes what is queued when `run` returns.
+    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("tessera-log")
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
+    let logs = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+        .with_writer(writer);
+    match settings.log_format {
+        LogFormat::Text => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        // One object a line: the event's fields at the top level, and the
+        // request span (with its `request_id`) under `span`.
+        LogFormat::Json => logs
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .init(),
+    }
     create_private_dir(&settings.data_dir)?;
     let mut config = settings.resolve()?;
     let tls_files = settings.tls_files()?;

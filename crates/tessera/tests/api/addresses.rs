@@ -247,7 +247,8 @@ async fn old_rows_are_migrated_and_collisions_reported() {
         )
         .unwrap();
     }
-    // What migrations 7 to 11 added, undone: schema 5 as it was.
+    // What migrations 7 to 12 added, undone: schema 5 as it was (12's
+    // column goes with audit_log).
     db.execute_batch(
         "ALTER TABLE sessions DROP COLUMN email_verified;
          DROP TABLE tickets;
@@ -378,7 +379,8 @@ fn old_rows_in_postgres_are_migrated_by_tessera_migrate() {
              DROP INDEX audit_events_by_user;
              DROP INDEX audit_events_by_kind;
              ALTER TABLE audit_events DROP COLUMN actor_kind, DROP COLUMN actor_id,
-               DROP COLUMN ip, DROP COLUMN user_agent, DROP COLUMN session;
+               DROP COLUMN ip, DROP COLUMN user_agent, DROP COLUMN session,
+               DROP COLUMN request_id;
              DROP TABLE mail_outbox;
              UPDATE tessera_schema SET version = 2;"
         ),

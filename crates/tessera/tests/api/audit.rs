@@ -189,7 +189,16 @@ async fn every_event_is_recorded_and_readable(users: Users) {
     )
     .await;
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    let request_id = response.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
     let failed = event(&server, &admin, "login_failed").await;
+    assert_eq!(
+        failed["request_id"],
+        request_id.as_str(),
+        "the event names the request that caused it"
+    );
     assert_eq!(failed["subject"], bob.as_str());
     assert_eq!(failed["actor"], json!({"type": "anonymous"}));
     assert_eq!(failed["session"], Value::Null);

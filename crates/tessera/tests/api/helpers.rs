@@ -355,7 +355,13 @@ fn spawn(data: &DataDir, options: &Options) -> (Child, SocketAddr, Arc<Mutex<Vec
                 .nth(1)
                 .or_else(|| line.split("listening on https://").nth(1));
             if let Some(rest) = listening {
-                let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
+                // Text or JSON (`log_format`): the address ends at a space
+                // or a quote.
+                let addr = rest
+                    .split(|c: char| c.is_whitespace() || c == '"')
+                    .next()
+                    .unwrap_or("")
+                    .to_owned();
                 let _ = tx.send(addr);
             }
             sink.lock().unwrap().push(line);

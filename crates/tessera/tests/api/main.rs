@@ -30,6 +30,7 @@ mod login;
 mod login_redirect;
 mod mail;
 mod mailbox;
+mod observability;
 mod package;
 mod password_policy;
 mod passwords;

@@ -43,6 +43,7 @@ pub async fn every_field_round_trips(store: Arc<dyn UserStore>) {
         .ip("2001:db8::7".parse::<std::net::IpAddr>().unwrap())
         .user_agent(Some("Mozilla/5.0 (X11; Linux x86_64) ünïcode"))
         .session(Some("h4ndle-Of-The-Session"))
+        .request_id(Some("0123456789abcdef-req:1.x"))
         .detail("roles: admin, member");
     store.record_audit(&full).await.unwrap();
     // Every kind and every kind of actor, with nothing optional set.
