@@ -216,12 +216,16 @@ impl TlsUrl {
     pub fn connector(&self) -> Result<MakeRustlsConnect, String> {
         let provider = Arc::new(ring_provider());
         let verifier: Arc<dyn ServerCertVerifier> = match self.mode {
-            SslMode::Disable | SslMode::Prefer => Arc::new(Unverified(Arc::clone(&provider))),
-            SslMode::Require if !self.root_cert_given => {
-                Arc::new(Unverified(Arc::clone(&provider)))
-            }
-            SslMode::Require | SslMode::VerifyCa => Arc::new(ChainOnly {
-                roots: Arc::new(self.roots()?),
+            SslMode::Disable | SslMode::Prefer => Arc::new(LibpqVerifier {
+                roots: None,
+                provider: Arc::clone(&provider),
+            }),
+            SslMode::Require if !self.root_cert_given => Arc::new(LibpqVerifier {
+                roots: None,
+                provider: Arc::clone(&provider),
+            }),
+            SslMode::Require | SslMode::VerifyCa => Arc::new(LibpqVerifier {
+                roots: Some(Arc::new(self.roots()?)),
                 provider: Arc::clone(&provider),
             }),
             SslMode::VerifyFull => WebPkiServerVerifier::builder_with_provider(
@@ -345,67 +349,20 @@ fn ring_provider() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-/// `prefer`, and `require` without `sslrootcert`: encrypted, the server's
-/// certificate not checked (libpq's meaning). The handshake signature is
-/// still verified, so the connection is bound to the key the server showed.
+/// The certificate check of `prefer`, `require` and `verify-ca` (libpq's
+/// meanings): with `roots`, the chain must lead to a trusted root
+/// (webpki's check, validity dates included) and the name is not looked at
+/// (`verify-ca`, and `require` with `sslrootcert`); without, the
+/// certificate is not checked (`prefer`, and `require` without
+/// `sslrootcert`). Either way the handshake signature is verified, so the
+/// connection is bound to the key the server showed.
 #[derive(Debug)]
-struct Unverified(Arc<CryptoProvider>);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.0.signature_verification_algorithms,
-        )
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.signature_verification_algorithms.supported_schemes()
-    }
-}
-
-/// `verify-ca` (and `require` with `sslrootcert`): the chain must lead to a
-/// trusted root (webpki's check, validity dates included); the name is not
-/// looked at.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct LibpqVerifier {
+    roots: Option<Arc<RootCertStore>>,
     provider: Arc<CryptoProvider>,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for LibpqVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -414,14 +371,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        rustls::client::verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.provider.signature_verification_algorithms.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            rustls::client::verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.provider.signature_verification_algorithms.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
