@@ -498,3 +498,25 @@ pub async fn behind_nginx(config: &str, options: Options) -> Balanced {
         _nginx: nginx,
     }
 }
+
+/// Status, the headers that could tell two requests' subjects apart and
+/// the body: not `date` nor `x-request-id`, which differ between any two
+/// requests by design (and are asserted present, so they stay the same
+/// kind of value whatever the request was about).
+pub async fn observable(
+    response: reqwest::Response,
+) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
+    let status = response.status();
+    assert!(
+        response.headers().contains_key("x-request-id"),
+        "every answer names its request"
+    );
+    let mut headers: Vec<(String, String)> = response
+        .headers()
+        .iter()
+        .filter(|(name, _)| !matches!(name.as_str(), "date" | "x-request-id"))
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    headers.sort();
+    (status, headers, response.bytes().await.unwrap().to_vec())
+}

@@ -24,19 +24,6 @@ async fn signup(server: &Server, email: &str, password: &str) -> reqwest::Respon
     .await
 }
 
-/// Status, the headers a client could tell apart (not `date`) and the body.
-async fn observable(response: reqwest::Response) -> (StatusCode, Vec<(String, String)>, Vec<u8>) {
-    let status = response.status();
-    let mut headers: Vec<(String, String)> = response
-        .headers()
-        .iter()
-        .filter(|(name, _)| name.as_str() != "date")
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-        .collect();
-    headers.sort();
-    (status, headers, response.bytes().await.unwrap().to_vec())
-}
-
 #[tokio::test]
 async fn a_new_address_signs_up_verifies_its_mail_and_logs_in() {
     let server = Server::start_with(mailing().env("TESSERA_REQUIRE_VERIFIED_EMAIL", "true"));
