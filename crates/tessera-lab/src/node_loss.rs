@@ -4,19 +4,17 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use super::architecture::Architecture;
 use super::chart::{Event, Figure, Panel, Series};
 use super::client::Gateway;
 use super::cluster::Cluster;
-use super::metrics::{Live, Measurement, SLICE, slices};
-use super::progress;
-use super::workload::{Schedule, SessionMap, log_everyone_in, simulate};
+use super::metrics::{Measurement, SLICE, slices};
+use super::workload::{Running, SessionMap, log_everyone_in, start_users};
 use crate::Lab;
 
 /// The node the lab kills (node 1).
@@ -116,32 +114,21 @@ pub async fn run(lab: &Lab<'_>, architecture: Architecture) -> anyhow::Result<Ro
     let sessions = Arc::new(SessionMap::new(&addrs, plan.users));
     let identities = log_everyone_in(plan.users, &gateway, &sessions).await?;
 
-    let start = Instant::now();
-    let schedule = Schedule {
-        start,
-        end: start + plan.duration,
-        think: plan.think,
-    };
-    let live = Arc::new(Live::default());
     // Dropped (and so aborted) with this future, whatever happens.
-    let mut users = JoinSet::new();
-    for (user, identity) in identities.into_iter().enumerate() {
-        users.spawn(simulate(
-            user,
-            Arc::clone(&gateway),
-            identity,
-            schedule,
-            Arc::clone(&live),
-            Arc::clone(&sessions),
-        ));
-    }
-    let mut background = JoinSet::new();
-    background.spawn(progress::every_second(
+    let Running {
+        schedule,
+        mut users,
+        // Held to the end of the run: dropping it stops the progress line.
+        background: _background,
+    } = start_users(
         name,
-        Arc::clone(&live),
-        start,
+        &gateway,
+        identities,
+        &sessions,
         plan.duration,
-    ));
+        plan.think,
+    );
+    let start = schedule.start;
 
     tokio::time::sleep_until((start + plan.kill_at).into()).await;
     let victim = &mut cluster.nodes[VICTIM];

@@ -5,20 +5,18 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::Context;
 use serde::Serialize;
-use tokio::task::JoinSet;
 
 use crate::Lab;
 use crate::architecture::Architecture;
 use crate::chart::{Event, Figure, Panel, Series};
 use crate::client::Gateway;
 use crate::cluster::Cluster;
-use crate::metrics::{Live, Measurement, SLICE, slices};
-use crate::progress;
-use crate::workload::{Schedule, SessionMap, log_everyone_in, simulate};
+use crate::metrics::{Measurement, SLICE, slices};
+use crate::workload::{Running, SessionMap, log_everyone_in, start_users};
 
 /// One node's throughput in each phase.
 #[derive(Debug, Clone, Serialize)]
@@ -104,31 +102,14 @@ pub async fn run(lab: &Lab<'_>, architecture: Architecture) -> anyhow::Result<Ro
     let sessions = Arc::new(SessionMap::new(&addrs, plan.users));
     let identities = log_everyone_in(plan.users, &gateway, &sessions).await?;
 
-    let start = Instant::now();
-    let schedule = Schedule {
-        start,
-        end: start + duration,
-        think: plan.think,
-    };
-    let live = Arc::new(Live::default());
-    let mut users = JoinSet::new();
-    for (user, identity) in identities.into_iter().enumerate() {
-        users.spawn(simulate(
-            user,
-            Arc::clone(&gateway),
-            identity,
-            schedule,
-            Arc::clone(&live),
-            Arc::clone(&sessions),
-        ));
-    }
-    let mut background = JoinSet::new();
-    background.spawn(progress::every_second(
-        name,
-        Arc::clone(&live),
-        start,
-        duration,
-    ));
+    // Dropped (and so aborted) with this future, whatever happens.
+    let Running {
+        schedule,
+        mut users,
+        // Held to the end of the run: dropping it stops the progress line.
+        background: _background,
+    } = start_users(name, &gateway, identities, &sessions, duration, plan.think);
+    let start = schedule.start;
 
     tokio::time::sleep_until((start + duration / 3).into()).await;
     addrs.push(third);

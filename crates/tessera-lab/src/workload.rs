@@ -194,3 +194,56 @@ pub async fn log_everyone_in(
     }
     Ok(identities.into_iter().flatten().collect())
 }
+
+/// A workload under way: every user simulated from `schedule.start` to
+/// `schedule.end`, and the progress line on stderr.
+pub struct Running {
+    /// When the run started and ends.
+    pub schedule: Schedule,
+    /// One task a user (aborted when dropped).
+    pub users: JoinSet<UserRecord>,
+    /// The progress line, and whatever else the experiment adds.
+    pub background: JoinSet<()>,
+}
+
+/// Starts one simulated user per identity, from now for `duration`, and
+/// the progress line named `name`.
+pub fn start_users(
+    name: &'static str,
+    gateway: &Arc<Gateway>,
+    identities: Vec<Identity>,
+    sessions: &Arc<SessionMap>,
+    duration: Duration,
+    think: Duration,
+) -> Running {
+    let start = Instant::now();
+    let schedule = Schedule {
+        start,
+        end: start + duration,
+        think,
+    };
+    let live = Arc::new(Live::default());
+    let mut users = JoinSet::new();
+    for (user, identity) in identities.into_iter().enumerate() {
+        users.spawn(simulate(
+            user,
+            Arc::clone(gateway),
+            identity,
+            schedule,
+            Arc::clone(&live),
+            Arc::clone(sessions),
+        ));
+    }
+    let mut background = JoinSet::new();
+    background.spawn(crate::progress::every_second(
+        name,
+        Arc::clone(&live),
+        start,
+        duration,
+    ));
+    Running {
+        schedule,
+        users,
+        background,
+    }
+}
