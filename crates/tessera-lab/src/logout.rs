@@ -13,9 +13,8 @@ use tokio::task::JoinSet;
 use crate::Lab;
 use crate::chart::{BarGroup, Figure, Panel};
 use crate::client::{Check, Credential};
-use crate::cluster::Cluster;
 use crate::mechanism::{JwtAlgorithm, Mechanism};
-use crate::probe::{JwksVerifier, Nodes, admin, log_in, summary, user_id};
+use crate::probe::{JwksVerifier, Nodes, ProbeCluster, log_in, summary, user_id};
 
 /// Pause between two replays of a credential (against every node at once).
 const REPLAY_EVERY: Duration = Duration::from_millis(25);
@@ -109,26 +108,12 @@ struct Exposure {
 pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Vec<Row>> {
     let plan = lab.plan;
     let users = plan.probe_users;
-    let mut env = mechanism.env(lab.redis_for(mechanism.needs_redis())?, true);
-    env.push((
-        "TESSERA_JWT_ACCESS_TTL".to_owned(),
-        plan.access_ttl.as_secs().to_string(),
-    ));
-    let cluster = Cluster::start(lab.cluster(
-        &format!("logout-{}", mechanism.name()),
-        users,
-        env,
-        plan.nodes,
-        None,
-    ))
-    .await?;
-    let nodes = Arc::new(Nodes::new(&cluster.addrs(), mechanism.credential())?);
-    let admin_nodes = Nodes::new(
-        &cluster.addrs(),
-        crate::architecture::CredentialKind::Bearer,
-    )?;
-    let admin = Arc::new(admin(admin_nodes.node(0)).await?);
-    let admin_nodes = Arc::new(admin_nodes);
+    let ProbeCluster {
+        cluster,
+        nodes,
+        admin_nodes,
+        admin,
+    } = ProbeCluster::start(lab, mechanism, "logout").await?;
     let verifier = match mechanism {
         Mechanism::Jwt(_) => Some(Arc::new(JwksVerifier::fetch(nodes.node(0)).await?)),
         _ => None,

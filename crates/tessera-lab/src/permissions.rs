@@ -13,12 +13,10 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::Lab;
-use crate::architecture::CredentialKind;
 use crate::chart::{BarGroup, Event, Figure, Panel};
 use crate::client::{Check, Identity};
-use crate::cluster::Cluster;
 use crate::mechanism::{JwtAlgorithm, Mechanism};
-use crate::probe::{Nodes, admin, log_in, summary, user_id};
+use crate::probe::{Nodes, ProbeCluster, log_in, summary, user_id};
 
 /// Pause between two rounds of `/profile` on every node.
 const POLL_EVERY: Duration = Duration::from_millis(25);
@@ -113,23 +111,12 @@ struct Outcome {
 pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Row> {
     let plan = lab.plan;
     let users = plan.probe_users;
-    let mut env = mechanism.env(lab.redis_for(mechanism.needs_redis())?, true);
-    env.push((
-        "TESSERA_JWT_ACCESS_TTL".to_owned(),
-        plan.access_ttl.as_secs().to_string(),
-    ));
-    let cluster = Cluster::start(lab.cluster(
-        &format!("permissions-{}", mechanism.name()),
-        users,
-        env,
-        plan.nodes,
-        None,
-    ))
-    .await?;
-    let nodes = Arc::new(Nodes::new(&cluster.addrs(), mechanism.credential())?);
-    let admin_nodes = Nodes::new(&cluster.addrs(), CredentialKind::Bearer)?;
-    let admin = Arc::new(admin(admin_nodes.node(0)).await?);
-    let admin_nodes = Arc::new(admin_nodes);
+    let ProbeCluster {
+        cluster,
+        nodes,
+        admin_nodes,
+        admin,
+    } = ProbeCluster::start(lab, mechanism, "permissions").await?;
 
     let mut logins = JoinSet::new();
     for user in 0..users {

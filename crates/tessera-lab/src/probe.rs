@@ -171,6 +171,59 @@ pub fn summary(values: &[f64]) -> (f64, f64, f64) {
     (rank(0.5), rank(0.99), sorted[sorted.len() - 1])
 }
 
+/// The cluster a probe experiment (`logout`, `permissions`) runs one
+/// mechanism on: its nodes with access tokens living the plan's
+/// `access_ttl`, the users' and the admin's (bearer) views of them, and the
+/// admin's credential.
+pub struct ProbeCluster {
+    /// The nodes (and Redis when the mechanism needs it), stopped on drop.
+    pub cluster: crate::cluster::Cluster,
+    /// The nodes as the mechanism's users call them.
+    pub nodes: Arc<Nodes>,
+    /// The nodes as the admin (bearer token) calls them.
+    pub admin_nodes: Arc<Nodes>,
+    /// The admin's credential, logged in at node 1.
+    pub admin: Arc<Credential>,
+}
+
+impl ProbeCluster {
+    /// Starts `experiment`'s cluster for `mechanism`, with the plan's
+    /// probe users, and logs the admin in.
+    ///
+    /// # Errors
+    ///
+    /// The cluster could not start or the admin could not log in.
+    pub async fn start(
+        lab: &crate::Lab<'_>,
+        mechanism: crate::mechanism::Mechanism,
+        experiment: &str,
+    ) -> anyhow::Result<Self> {
+        let plan = lab.plan;
+        let mut env = mechanism.env(lab.redis_for(mechanism.needs_redis())?, true);
+        env.push((
+            "TESSERA_JWT_ACCESS_TTL".to_owned(),
+            plan.access_ttl.as_secs().to_string(),
+        ));
+        let cluster = crate::cluster::Cluster::start(lab.cluster(
+            &format!("{experiment}-{}", mechanism.name()),
+            plan.probe_users,
+            env,
+            plan.nodes,
+            None,
+        ))
+        .await?;
+        let nodes = Arc::new(Nodes::new(&cluster.addrs(), mechanism.credential())?);
+        let admin_nodes = Nodes::new(&cluster.addrs(), CredentialKind::Bearer)?;
+        let admin = Arc::new(admin(admin_nodes.node(0)).await?);
+        Ok(Self {
+            cluster,
+            nodes,
+            admin_nodes: Arc::new(admin_nodes),
+            admin,
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
