@@ -88,6 +88,16 @@ impl std::fmt::Debug for Route {
     }
 }
 
+/// The method label and template of every declared route: the rows of the
+/// request metrics.
+pub(crate) fn declared_routes() -> Vec<(&'static str, &'static str)> {
+    public_routes()
+        .into_iter()
+        .chain(protected_routes())
+        .map(|route| (crate::metrics::method_label(&route.method), route.path))
+        .collect()
+}
+
 /// Every route anyone may call, declared here and nowhere else: [`router`]
 /// is built from this list and [`protected_routes`].
 pub fn public_routes() -> Vec<Route> {

@@ -52,6 +52,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod access_log;
 pub mod accounts;
 pub mod apikeys;
 pub mod app;
@@ -77,9 +78,11 @@ pub mod server;
 mod shares;
 pub mod startup;
 pub mod state;
+mod store_calls;
 pub mod throttle;
 pub mod tls;
 pub mod tokens;
+pub mod traces;
 
 pub use app::router;
 pub use audit::{AuditContext, AuditTrail};

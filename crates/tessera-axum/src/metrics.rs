@@ -5,8 +5,10 @@
 //! code that decides an outcome counts it there (a login's result in
 //! `authenticate`, a refresh's in the token service, a revocation in
 //! [`Revocations`](crate::tokens::Revocations), a hash in the hashing
-//! pool). Counting is an atomic increment behind a read-locked map of
-//! label sets; a disabled handle (no `metrics_listen`) counts nothing.
+//! pool). Requests and store calls are counted in tables built at start-up
+//! (see `calls`: atomics, no lock); the rarer outcomes in
+//! `prometheus-client` families. A disabled handle (no `metrics_listen`)
+//! counts nothing.
 //! Values that already exist elsewhere (the revocation list's size, the
 //! audit queue's drops, store up/down, the outbox) are read when scraped.
 //!
@@ -25,7 +27,7 @@ use axum::extract::{MatchedPath, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue, LabelValueEncoder};
+use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -34,6 +36,11 @@ use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
 use crate::state::AppState;
+
+mod calls;
+
+pub(crate) use calls::StoreOps;
+use calls::{Calls, UNMATCHED};
 
 /// How a login attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,50 +138,6 @@ impl RevocationKind {
     }
 }
 
-/// A route template as the router matched it (`/sessions/{handle}`), or
-/// `unmatched` for the fallback: bounded by the router's routes.
-#[derive(Debug, Clone)]
-struct RouteLabel(Option<MatchedPath>);
-
-impl RouteLabel {
-    fn as_str(&self) -> &str {
-        self.0.as_ref().map_or("unmatched", MatchedPath::as_str)
-    }
-}
-
-impl PartialEq for RouteLabel {
-    fn eq(&self, other: &Self) -> bool {
-        self.as_str() == other.as_str()
-    }
-}
-
-impl Eq for RouteLabel {}
-
-impl std::hash::Hash for RouteLabel {
-    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.as_str().hash(state);
-    }
-}
-
-impl EncodeLabelValue for RouteLabel {
-    fn encode(&self, encoder: &mut LabelValueEncoder) -> std::fmt::Result {
-        encoder.write_str(self.as_str())
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct HttpLabels {
-    route: RouteLabel,
-    method: &'static str,
-    status: u16,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct RouteLabels {
-    route: RouteLabel,
-    method: &'static str,
-}
-
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ResultLabel {
     result: &'static str,
@@ -197,7 +160,7 @@ struct StateLabel {
 
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
-/// Request latencies: 100 µs to ~6.5 s.
+/// Store probe latencies: 100 µs to ~6.5 s.
 fn latency() -> Histogram {
     Histogram::new(exponential_buckets(0.000_1, 2.0, 17))
 }
@@ -209,8 +172,8 @@ fn hash_time() -> Histogram {
 
 struct Inner {
     registry: Registry,
-    http_requests: Family<HttpLabels, Counter>,
-    http_latency: Histograms<RouteLabels>,
+    /// Requests and store calls: counted on the hot path without a lock.
+    calls: Arc<Calls>,
     logins: Family<ResultLabel, Counter>,
     refreshes: Family<ResultLabel, Counter>,
     revocations: Family<KindLabel, Counter>,
@@ -248,9 +211,10 @@ impl Metrics {
     /// Metrics that count, registered under the `tessera_` prefix.
     pub fn enabled() -> Self {
         let mut registry = Registry::with_prefix("tessera");
+        let calls = Arc::new(Calls::new(crate::app::declared_routes()));
+        registry.register_collector(Box::new(Arc::clone(&calls)));
         let inner = Inner {
-            http_requests: Family::default(),
-            http_latency: Family::new_with_constructor(latency),
+            calls,
             logins: Family::default(),
             refreshes: Family::default(),
             revocations: Family::default(),
@@ -265,16 +229,6 @@ impl Metrics {
             audit_dropped: Counter::default(),
             registry: Registry::default(),
         };
-        registry.register(
-            "http_requests",
-            "HTTP requests answered, by route template, method and status",
-            inner.http_requests.clone(),
-        );
-        registry.register(
-            "http_request_duration_seconds",
-            "Time from a request's arrival to its response head, by route template and method",
-            inner.http_latency.clone(),
-        );
         registry.register("logins", "Login attempts by result", inner.logins.clone());
         registry.register(
             "refreshes",
@@ -347,24 +301,27 @@ impl Metrics {
         status: StatusCode,
         elapsed: Duration,
     ) {
-        let Some(inner) = &self.0 else { return };
-        let route = RouteLabel(route.cloned());
-        let method = method_label(method);
-        inner
-            .http_latency
-            .get_or_create(&RouteLabels {
-                route: route.clone(),
-                method,
-            })
-            .observe(elapsed.as_secs_f64());
-        inner
-            .http_requests
-            .get_or_create(&HttpLabels {
-                route,
-                method,
-                status: status.as_u16(),
-            })
-            .inc();
+        if let Some(inner) = &self.0 {
+            inner.calls.request(
+                route.map_or(UNMATCHED, MatchedPath::as_str),
+                method_label(method),
+                status,
+                elapsed,
+            );
+        }
+    }
+
+    /// The table `store`'s calls are counted in, one row per operation of
+    /// `operations` (by index); `None` when disabled.
+    pub(crate) fn store_ops(
+        &self,
+        store: &'static str,
+        operations: &'static [&'static str],
+    ) -> Option<Arc<StoreOps>> {
+        let inner = self.0.as_ref()?;
+        let ops = Arc::new(StoreOps::new(store, operations));
+        inner.calls.add_store(Arc::clone(&ops));
+        Some(ops)
     }
 
     /// Counts a login attempt's result.
@@ -491,7 +448,7 @@ impl Metrics {
     }
 }
 
-fn method_label(method: &Method) -> &'static str {
+pub(crate) fn method_label(method: &Method) -> &'static str {
     match *method {
         Method::GET => "GET",
         Method::POST => "POST",

@@ -7,18 +7,22 @@
 //!   here (a per-process random prefix and a counter: no system call). It
 //!   replaces the request's own header, so everything downstream (audit
 //!   events, [`AuditContext`](crate::AuditContext)) reads the same id, is
-//!   echoed in the response, and names the tracing span every log line of
-//!   the request is written in;
+//!   echoed in the response, and is the thread's current request id while
+//!   the request runs ([`with_current_request_id`]: the log writer adds it
+//!   to every line the request writes);
 //! - `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on
 //!   every response;
 //! - error responses made outside our handlers (axum's rejections) rewritten
 //!   to the JSON error shape;
 //! - a panicking handler answered with the JSON 500;
 //! - the request's metrics (route template, method, status, latency);
-//! - the access-log line (target `tessera::access`): method, route
-//!   template, status, latency, client address through `trusted_proxies`,
-//!   the session handle when there is one. Never a cookie, token, password
-//!   or address: none of them is a field.
+//! - the access-log line ([`crate::access_log`], when configured): method,
+//!   route template, status, latency, client address through
+//!   `trusted_proxies`, the session handle when there is one, the request
+//!   id. Never a cookie, token, password or email: none of them is a field;
+//! - with [`Traces`](crate::traces::Traces) on, the OpenTelemetry fields of
+//!   the request's span (`http.route`, status, ...) and a trusted proxy's
+//!   trace continued.
 //!
 //! It is one hand-written tower service (no boxing, no extra future) instead
 //! of a layer per concern: each layer costs a service clone and a future
@@ -39,15 +43,14 @@ use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
+use crate::access_log::Entry;
 use crate::client_ip::{Peer, client_ip, from_trusted_proxy};
 use crate::error::{ApiError, error_body};
 use crate::state::AppState;
+use crate::traces::Traces;
 
 /// `X-Request-Id`.
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
-
-/// The log target of the access log.
-pub const ACCESS_LOG: &str = "tessera::access";
 
 /// Longest request id taken from a proxy.
 const MAX_REQUEST_ID: usize = 128;
@@ -57,11 +60,6 @@ const MAX_REQUEST_ID: usize = 128;
 /// only while the access log is on).
 #[derive(Debug, Clone)]
 pub struct LoggedSession(pub String);
-
-/// Whether the access log is on (its target enabled at INFO).
-pub fn access_log_enabled() -> bool {
-    tracing::enabled!(target: "tessera::access", tracing::Level::INFO)
-}
 
 /// Whether `value` may serve as a request id.
 pub fn valid_request_id(value: &[u8]) -> bool {
@@ -178,31 +176,35 @@ where
                 id
             }
         };
-        let client = if access_log_enabled() {
+        let client = if self.state.config.access_log.is_some() {
             peer.map(|peer| client_ip(peer, request.headers(), trusted))
         } else {
             None
         };
-        let span = tracing::info_span!(
-            "request",
-            request_id = request_id.to_str().unwrap_or_default()
-        );
+        let route = request.extensions().get::<MatchedPath>().cloned();
+        let span = match &self.state.config.traces {
+            None => tracing::Span::none(),
+            Some(traces) => request_span(traces, &request, route.as_ref(), peer, trusted),
+        };
+        let current = CurrentRequest::of(&request_id);
         let seen = Seen {
             started,
             method: request.method().clone(),
-            route: request.extensions().get::<MatchedPath>().cloned(),
+            route,
             request_id,
             client,
             state: Arc::clone(&self.state),
         };
         let inner = {
             let _entered = span.enter();
+            let _current = current.enter();
             catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
         };
         ObserveFuture {
             inner: inner.ok(),
             seen: Some(seen),
             span,
+            current,
         }
     }
 }
@@ -214,6 +216,7 @@ pin_project_lite::pin_project! {
         inner: Option<F>,
         seen: Option<Seen>,
         span: tracing::Span,
+        current: CurrentRequest,
     }
 }
 
@@ -226,6 +229,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let _entered = this.span.enter();
+        let _current = this.current.enter();
         let response = match this.inner.as_pin_mut() {
             Some(inner) => match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
                 Ok(Poll::Pending) => return Poll::Pending,
@@ -236,7 +240,84 @@ where
             None => panicked(),
         };
         let seen = this.seen.take().expect("polled after completion");
-        Poll::Ready(Ok(finish(seen, response)))
+        Poll::Ready(Ok(finish(seen, response, this.span)))
+    }
+}
+
+/// A request's span, for tracing: named and described as the OpenTelemetry
+/// conventions name an HTTP server span, continuing a trusted proxy's trace.
+fn request_span(
+    traces: &Traces,
+    request: &Request,
+    route: Option<&MatchedPath>,
+    peer: Option<std::net::SocketAddr>,
+    trusted: &[ipnet::IpNet],
+) -> tracing::Span {
+    let method = request.method().as_str();
+    let template = route.map_or("unmatched", MatchedPath::as_str);
+    let span = tracing::info_span!(
+        "request",
+        otel.name = format!("{method} {template}"),
+        otel.kind = "server",
+        otel.status_code = tracing::field::Empty,
+        http.request.method = method,
+        http.route = template,
+        http.response.status_code = tracing::field::Empty,
+    );
+    traces.continue_trace(&span, request.headers(), from_trusted_proxy(peer, trusted));
+    span
+}
+
+/// The longest request id, as [`CurrentRequest`] keeps it.
+const ID_CAPACITY: usize = MAX_REQUEST_ID;
+
+/// A request's id, kept inline (copied into the thread-local while the
+/// request runs: no allocation, no reference count).
+#[derive(Clone, Copy)]
+struct CurrentRequest {
+    id: [u8; ID_CAPACITY],
+    len: u8,
+}
+
+thread_local! {
+    static CURRENT: std::cell::Cell<Option<CurrentRequest>> = const { std::cell::Cell::new(None) };
+}
+
+impl CurrentRequest {
+    fn of(request_id: &HeaderValue) -> Self {
+        let bytes = request_id.as_bytes();
+        let len = bytes.len().min(ID_CAPACITY);
+        let mut id = [0u8; ID_CAPACITY];
+        id[..len].copy_from_slice(&bytes[..len]);
+        Self {
+            id,
+            len: u8::try_from(len).unwrap_or(0),
+        }
+    }
+
+    /// Makes this the thread's current request until the guard drops.
+    fn enter(&self) -> CurrentGuard {
+        CurrentGuard(CURRENT.replace(Some(*self)))
+    }
+}
+
+/// Restores the thread's previous current request.
+struct CurrentGuard(Option<CurrentRequest>);
+
+impl Drop for CurrentGuard {
+    fn drop(&mut self) {
+        CURRENT.set(self.0.take());
+    }
+}
+
+/// Calls `f` with the id of the request this thread is running, if any:
+/// for log writers, so that every line a request writes carries its id
+/// (the `tessera` binary adds it to each line).
+pub fn with_current_request_id<R>(f: impl FnOnce(Option<&str>) -> R) -> R {
+    match CURRENT.get() {
+        // Request ids are ASCII (checked or generated).
+        Some(current) => f(std::str::from_utf8(&current.id[..usize::from(current.len)]).ok()),
+        None => f(None),
     }
 }
 
@@ -244,34 +325,48 @@ fn panicked() -> Response {
     ApiError::Internal("a handler panicked".into()).into_response()
 }
 
-fn finish(seen: Seen, response: Response) -> Response {
+fn finish(seen: Seen, response: Response, span: &tracing::Span) -> Response {
     let mut response = json_errors(response);
     let status = response.status();
+    if seen.state.config.traces.is_some() {
+        span.record("http.response.status_code", status.as_u16());
+        if status.is_server_error() {
+            span.record("otel.status_code", "ERROR");
+        }
+    }
+    let elapsed = seen.started.elapsed();
+    let route = seen.route.as_ref().map_or("unmatched", MatchedPath::as_str);
+    seen.state
+        .metrics()
+        .request(seen.route.as_ref(), &seen.method, status, elapsed);
+    if let Some(log) = &seen.state.config.access_log {
+        log.write(&Entry {
+            // Valid ids are visible ASCII (checked or generated above).
+            request_id: seen.request_id.to_str().unwrap_or_default(),
+            method: seen.method.as_str(),
+            route,
+            status: status.as_u16(),
+            latency_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
+            client: seen.client,
+            session: response
+                .extensions()
+                .get::<LoggedSession>()
+                .map(|s| s.0.as_str()),
+        });
+    }
+    headers_out(&mut response, seen.request_id);
+    response
+}
+
+/// The headers every response carries.
+fn headers_out(response: &mut Response, request_id: HeaderValue) {
     let headers = response.headers_mut();
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(X_REQUEST_ID.clone(), seen.request_id);
-    let elapsed = seen.started.elapsed();
-    seen.state
-        .metrics()
-        .request(seen.route.as_ref(), &seen.method, status, elapsed);
-    tracing::info!(
-        target: "tessera::access",
-        method = seen.method.as_str(),
-        route = seen.route.as_ref().map_or("unmatched", MatchedPath::as_str),
-        status = status.as_u16(),
-        latency_us = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
-        client = seen.client.map(tracing::field::display),
-        session = response
-            .extensions()
-            .get::<LoggedSession>()
-            .map(|s| s.0.as_str()),
-        "request"
-    );
-    response
+    headers.insert(X_REQUEST_ID.clone(), request_id);
 }
 
 /// Rewrites error responses produced outside our handlers (axum's own

@@ -10,6 +10,7 @@ use tessera_core::{
 };
 use tessera_token::KeySet;
 
+use crate::access_log::AccessLog;
 use crate::accounts::Accounts;
 use crate::apikeys::ApiKeys;
 use crate::audit::{AuditTrail, AuditTrailConfig};
@@ -24,6 +25,7 @@ use crate::passwords::{NewPasswordRefused, NewPasswordRules};
 use crate::self_service::SelfServiceConfig;
 use crate::throttle::{LocalBuckets, LoginThrottle, ThrottleSettings};
 use crate::tokens::{RevocationLifetimes, Revocations, TokenConfig, TokenService};
+use crate::traces::Traces;
 
 /// Where session state lives.
 #[derive(Debug, Clone, Default)]
@@ -91,6 +93,13 @@ pub struct AppConfig {
     /// Count Prometheus metrics ([`Metrics`]); on when a metrics listener
     /// is configured, off by default (nothing is counted then).
     pub metrics: bool,
+    /// Distributed tracing: request and store spans with the
+    /// OpenTelemetry fields, a trusted proxy's trace continued (see
+    /// [`crate::traces`]); `None` (the default): off, at no cost.
+    pub traces: Option<Traces>,
+    /// The access log: a line per request ([`crate::access_log`]); `None`
+    /// (the default): none.
+    pub access_log: Option<AccessLog>,
 }
 
 impl Default for AppConfig {
@@ -123,6 +132,8 @@ impl Default for AppConfig {
             self_service: SelfServiceConfig::default(),
             new_passwords: NewPasswordRules::default(),
             metrics: false,
+            traces: None,
+            access_log: None,
         }
     }
 }
@@ -279,6 +290,7 @@ impl AppState {
         } else {
             Metrics::disabled()
         };
+        let backends = crate::store_calls::observed(backends, &metrics, config.traces.is_some());
         let revocations = Arc::new(
             Revocations::new(Arc::clone(&backends.tokens), config.revocation_lifetimes())
                 .with_sealed_cap(config.tokens.max_sealed_revocations_per_user)

@@ -23,6 +23,7 @@ use tessera_axum::{AppConfig, Maintenance, ServiceConfig, SessionStorage};
 use tessera_core::{BucketRule, PasswordPolicy, PerUserCap, SessionPolicy};
 use tessera_store::{PostgresOptions, RedisOptions, RedisTls, SqliteOptions};
 
+use crate::otlp::OtlpSettings;
 use crate::settings::{BreachFailKind, MailKind, Settings, StorageKind, StoreKind, UsersKind};
 
 /// The templates in `dir` (every regular file ending in `.txt` or `.html`),
@@ -138,6 +139,9 @@ impl Settings {
         let audit_retention = p.take(self.audit_retention());
         let connections = self.connection_limits(&mut p);
         let metrics_listen = p.take(self.metrics_listen());
+        // Checked here so that `config check` names it; `serve` starts the
+        // exporter before the rest.
+        p.take(self.otlp());
         let (
             Some(policy),
             Some(cookie),
@@ -213,6 +217,9 @@ impl Settings {
             self_service,
             new_passwords,
             metrics: self.metrics_listen.is_some(),
+            // Set by `serve`, which owns the exporter and the log writer.
+            traces: None,
+            access_log: None,
         };
         Ok(ServiceConfig {
             app,
@@ -323,6 +330,19 @@ impl Settings {
             device_lifetime: Duration::from_secs(self.login_device_lifetime.max(1)),
             per_address_mail,
         })
+    }
+
+    /// Where spans are exported (`otlp_endpoint`, `otlp_sample_ratio`);
+    /// `None`: nowhere.
+    ///
+    /// # Errors
+    ///
+    /// Not an `http://` URL, or a ratio outside 0 to 1.
+    pub fn otlp(&self) -> anyhow::Result<Option<OtlpSettings>> {
+        self.otlp_endpoint
+            .as_deref()
+            .map(|endpoint| OtlpSettings::new(endpoint, self.otlp_sample_ratio))
+            .transpose()
     }
 
     /// `metrics_listen`, refused on the public address: the metrics tell

@@ -7,6 +7,8 @@ mod cli;
 mod commands;
 mod config;
 mod keyfiles;
+mod logwriter;
+mod otlp;
 mod settings;
 mod tlsfiles;
 

@@ -153,9 +153,19 @@ pub struct Settings {
     pub log: String,
     /// Log lines as `text` (for people) or `json` (one object a line).
     pub log_format: LogFormat,
+    /// A line per request (target `tessera::access`), while `log` lets
+    /// INFO lines through.
+    pub access_log: bool,
     /// Address of the Prometheus metrics listener (`GET /metrics`); none:
     /// no metrics. Never the public `listen` address.
     pub metrics_listen: Option<SocketAddr>,
+    /// OpenTelemetry collector to send request and store spans to, over
+    /// OTLP/HTTP (`http://127.0.0.1:4318`, or its `.../v1/traces` URL);
+    /// none: no spans are exported (and none are made for store calls).
+    pub otlp_endpoint: Option<String>,
+    /// The share of new traces exported (0 to 1); a trusted proxy's
+    /// `traceparent` decision is followed for the traces it continues.
+    pub otlp_sample_ratio: f64,
     /// Access-token signature: `HS256`, `EdDSA`, `ES256` or `RS256`.
     pub jwt_algorithm: String,
     /// HS256 secret (at least 32 bytes). Without it, keys are generated into
@@ -386,7 +396,10 @@ impl Default for Settings {
             audit_retention: Maintenance::default().audit_retention.as_secs() / 86_400,
             log: "info".into(),
             log_format: LogFormat::Text,
+            access_log: true,
             metrics_listen: ServiceConfig::new("").metrics_listen,
+            otlp_endpoint: None,
+            otlp_sample_ratio: 1.0,
             jwt_algorithm: "HS256".into(),
             jwt_secret: None,
             jwt_issuer: tokens.issuer.clone(),

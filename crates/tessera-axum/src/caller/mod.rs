@@ -124,7 +124,7 @@ impl Caller {
     /// cookie itself, as logout does.
     pub async fn reply(&self, state: &AppState, response: impl IntoResponse) -> Response {
         let mut response = response.into_response();
-        if crate::observe::access_log_enabled()
+        if state.config.access_log.is_some()
             && let Some(handle) = self.credential.handle()
         {
             response

@@ -1,8 +1,10 @@
 //! `tessera serve`.
 
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
+use tessera_axum::access_log::{AccessLog, AccessLogFormat};
 use tessera_axum::self_service::Registration;
 use tessera_axum::tls::ServerTls;
 use tessera_axum::{Service, TokenKeys};
@@ -10,6 +12,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::commands::user::create_private_dir;
 use crate::keyfiles::{KeyFile, chain_key, load_or_create};
+use crate::logwriter::LogWriter;
+use crate::otlp::Exporter;
 use crate::settings::{LogFormat, Settings};
 use crate::tlsfiles::CertificateFiles;
 
@@ -17,35 +21,91 @@ use crate::tlsfiles::CertificateFiles;
 pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
     let filter =
         EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(&settings.log))?;
-    // Log lines (one per request with the access log) go to a writer thread
-    // that writes them to stderr in batches: a request pays for a channel
-    // send, not a system call. Not lossy: a full channel waits. The guard
-    // flushes what is queued when `run` returns.
-    let (writer, _flush_at_exit) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .thread_name("tessera-log")
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
-    let logs = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(writer);
-    match settings.log_format {
-        LogFormat::Text => logs
+    // The span exporter's thread and HTTP client start before the runtime
+    // (its client blocks) and stop after it.
+    let exporter = settings
+        .otlp()?
+        .map(|otlp| Exporter::start(&otlp))
+        .transpose()?;
+    // Log lines (one per request with the access log) are gathered in a
+    // buffer that a thread of its own writes to stderr in large writes (see
+    // `logwriter`). The guard writes what is left when `run` returns.
+    let (writer, _flush_at_exit) =
+        LogWriter::start(std::io::stderr(), settings.log_format == LogFormat::Json)
+            .context("cannot start the log writer")?;
+    // The access log is written by the library into the same writer; on
+    // unless `access_log = false` or the filter keeps INFO lines out.
+    let info_lines = filter
+        .max_level_hint()
+        .is_none_or(|level| level >= tracing::level_filters::LevelFilter::INFO);
+    let access_log = (settings.access_log && info_lines).then(|| {
+        let format = match settings.log_format {
+            LogFormat::Text => AccessLogFormat::Text,
+            LogFormat::Json => AccessLogFormat::Json,
+        };
+        AccessLog::new(format, Arc::new(writer.clone()))
+    });
+    init_logs(settings.log_format, filter, writer, exporter.as_ref());
+    let result = serve(&settings, exporter.as_ref(), access_log);
+    if let Some(exporter) = exporter {
+        exporter.shutdown();
+    }
+    result
+}
+
+/// Installs the log subscriber: lines in `format` through `writer`, and,
+/// with an `exporter`, spans to it (each with a filter of its own, so the
+/// store spans the exporter wants are never formatted as log lines).
+fn init_logs(format: LogFormat, filter: EnvFilter, writer: LogWriter, exporter: Option<&Exporter>) {
+    use tracing_subscriber::prelude::*;
+
+    let Some(exporter) = exporter else {
+        let logs = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(writer);
+        match format {
+            LogFormat::Text => logs
+                .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+                .init(),
+            // One object a line, the event's fields at the top level (and
+            // the request's id: see `logwriter`).
+            LogFormat::Json => logs
+                .json()
+                .flatten_event(true)
+                .with_current_span(false)
+                .with_span_list(false)
+                .init(),
+        }
+        return;
+    };
+    let lines = tracing_subscriber::fmt::layer().with_writer(writer);
+    let lines = match format {
+        LogFormat::Text => lines
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .init(),
-        // One object a line: the event's fields at the top level, and the
-        // request span (with its `request_id`) under `span`.
-        LogFormat::Json => logs
+            .boxed(),
+        LogFormat::Json => lines
             .json()
             .flatten_event(true)
-            .with_current_span(true)
+            .with_current_span(false)
             .with_span_list(false)
-            .init(),
-    }
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(lines.with_filter(filter))
+        .with(exporter.layer())
+        .init();
+}
+
+/// Opens the stores and serves until SIGTERM or Ctrl-C.
+fn serve(
+    settings: &Settings,
+    exporter: Option<&Exporter>,
+    access_log: Option<AccessLog>,
+) -> anyhow::Result<ExitCode> {
     create_private_dir(&settings.data_dir)?;
     let mut config = settings.resolve()?;
+    config.app.traces = exporter.map(Exporter::traces);
+    config.app.access_log = access_log;
     let tls_files = settings.tls_files()?;
     let fd_limit = raise_fd_limit();
     config.connections.max_connections = fit_connection_cap(
@@ -54,22 +114,22 @@ pub fn run(settings: Settings) -> anyhow::Result<ExitCode> {
         fd_limit,
     );
     log_connection_limits(&config.connections);
-    warn_about_account_mail(&settings, &config);
+    warn_about_account_mail(settings, &config);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .context("failed to start the async runtime")?;
     runtime.block_on(async {
         let keys = TokenKeys {
-            signing: load_or_create(&settings)?,
-            chain: chain_key(&settings)?,
+            signing: load_or_create(settings)?,
+            chain: chain_key(settings)?,
         };
         tracing::info!(algorithm = %keys.signing.active().signing.algorithm(), kid = %keys.signing.active().kid, "access tokens ready");
         // A configured HS256 secret is never written anywhere: nothing to watch.
         let key_file = settings
             .jwt_secret
             .is_none()
-            .then(|| Box::new(KeyFile::watch(&settings)) as _);
+            .then(|| Box::new(KeyFile::watch(settings)) as _);
         // The certificate is read (and SIGHUP handled) before the stores
         // open: a bad file fails start-up at once.
         let tls = match &tls_files {

@@ -31,6 +31,7 @@ mod login_redirect;
 mod mail;
 mod mailbox;
 mod observability;
+mod otlp;
 mod package;
 mod password_policy;
 mod passwords;

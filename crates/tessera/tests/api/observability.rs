@@ -237,6 +237,58 @@ async fn counters_move_for_the_actions_they_count() {
         "tessera_audit_events_dropped_total".to_owned(),
         BTreeMap::new()
     )));
+    // Every store call is timed, by store and operation: the logout's
+    // session delete, the refresh families created by the two tokens.
+    assert!(
+        moved(
+            "tessera_store_operation_duration_seconds_count",
+            &[("store", "sessions"), ("operation", "delete")]
+        ) >= 1.0
+    );
+    assert!(
+        moved(
+            "tessera_store_operation_duration_seconds_count",
+            &[("store", "tokens"), ("operation", "create_family")]
+        ) >= 2.0
+    );
+    assert_eq!(
+        value(
+            &after,
+            "tessera_store_operation_errors_total",
+            &[("store", "sessions"), ("operation", "delete")]
+        ),
+        0.0
+    );
+    // A 405 keeps its route template; a HEAD of a GET route its own row.
+    let head = server
+        .request(Method::HEAD, "/health")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    let wrong_method = server
+        .request(Method::PUT, "/profile")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), StatusCode::METHOD_NOT_ALLOWED);
+    let last = scrape(&server).await;
+    assert_eq!(
+        value(
+            &last,
+            "tessera_http_requests_total",
+            &[("route", "/profile"), ("method", "PUT"), ("status", "405")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(
+            &last,
+            "tessera_http_requests_total",
+            &[("route", "/health"), ("method", "HEAD"), ("status", "200")]
+        ),
+        1.0
+    );
     // Labels stay low-cardinality: no address, user, id or token anywhere.
     for (name, labels) in after.keys() {
         for value in labels.values() {
@@ -367,20 +419,32 @@ async fn the_json_access_log_has_one_line_per_request_and_no_secrets() {
     assert_eq!(login_line["status"], 200);
     assert!(login_line["latency_us"].as_u64().is_some());
     assert_eq!(login_line["client"], "127.0.0.1");
-    assert_eq!(login_line["span"]["request_id"], login_id.as_str());
+    assert_eq!(login_line["request_id"], login_id.as_str());
     let profile_line = access_lines[1];
     assert_eq!(profile_line["route"], "/profile");
-    assert_eq!(profile_line["span"]["request_id"], "proxy-id-1");
+    assert_eq!(profile_line["request_id"], "proxy-id-1");
     assert_eq!(
         profile_line["client"], "198.51.100.23",
         "through trusted_proxies"
     );
     assert_eq!(profile_line["session"].as_str(), handle.as_deref());
-    // Every line a request writes carries its id: the failed login's
-    // warning-level lines too, if any.
-    for line in lines.iter().filter(|l| l.get("span").is_some()) {
-        assert!(line["span"]["request_id"].as_str().is_some(), "{line}");
-    }
+    // Every line a request writes carries its id: the login's own line,
+    // not only the access log's.
+    let login_event = lines
+        .iter()
+        .find(|l| l["target"] == "tessera_axum::routes::login")
+        .unwrap_or_else(|| panic!("no line from the login route:\n{logs}"));
+    assert_eq!(
+        login_event["request_id"],
+        login_id.as_str(),
+        "{login_event}"
+    );
+    // Lines written outside any request carry none.
+    let listening = lines
+        .iter()
+        .find(|l| l["target"] == "tessera::serve")
+        .unwrap();
+    assert!(listening.get("request_id").is_none(), "{listening}");
     for secret in [
         cookie.as_str(),
         access.as_str(),
