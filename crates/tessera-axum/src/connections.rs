@@ -614,7 +614,6 @@ where
 
 #[cfg(test)]
 mod tests {
-    use tokio::io::{AsyncWriteExt, duplex};
 
     use super::*;
 
