@@ -614,6 +614,7 @@ where
 
 #[cfg(test)]
 mod tests {
+    use tokio::io::{AsyncWriteExt, duplex};
 
     use super::*;
 
