@@ -65,6 +65,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
+use tokio_io_timeout::TimeoutStream;
 use tower::Service as _;
 
 use crate::client_ip::{canonical, client_network};
@@ -72,10 +73,6 @@ use crate::error::ApiError;
 use crate::shares::{Share, Shares};
 use crate::state::AppConfig;
 use crate::tls::ServerTls;
-
-mod write_deadline;
-
-pub use write_deadline::WriteDeadline;
 
 /// The longest request target (path and query, or the absolute URI) served;
 /// a longer one is answered 414 `uri_too_long` (JSON).
@@ -373,7 +370,9 @@ impl PerConnection {
     /// Serves one connection until it ends, or (after `stopping`) has
     /// finished the request in flight.
     async fn serve(&self, stream: TcpStream, peer: SocketAddr, stopping: watch::Receiver<bool>) {
-        let stream = Box::pin(WriteDeadline::new(stream, self.write_timeout));
+        let mut stream = TimeoutStream::new(stream);
+        stream.set_write_timeout(Some(self.write_timeout));
+        let stream = Box::pin(stream);
         match &self.tls {
             None => self.serve_io(stream, peer, stopping).await,
             Some(tls) => {
@@ -796,5 +795,18 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(bytes.len(), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_write_the_client_never_takes_fails_after_the_write_timeout() {
+        // The other end never reads: the 1 KiB pipe fills, then the write waits.
+        let (ours, _theirs) = duplex(1024);
+        let mut stream = TimeoutStream::new(ours);
+        stream.set_write_timeout(Some(Duration::from_secs(15)));
+        let mut stream = Box::pin(stream);
+        let started = Instant::now();
+        let error = stream.write_all(&[0u8; 64 * 1024]).await.unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::TimedOut);
+        assert_eq!(started.elapsed(), Duration::from_secs(15));
     }
 }

@@ -21,7 +21,6 @@ use std::pin::Pin;
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
 
-use crate::connections::WriteDeadline;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -31,6 +30,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
+use tokio_io_timeout::TimeoutStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
@@ -160,10 +160,10 @@ impl ServerTls {
     /// handshake failed or timed out, or it was plain HTTP (answered 400).
     pub(crate) async fn handshake(
         &self,
-        stream: Pin<Box<WriteDeadline<TcpStream>>>,
+        stream: Pin<Box<TimeoutStream<TcpStream>>>,
         within: Duration,
         peer: SocketAddr,
-    ) -> Option<TlsStream<Pin<Box<WriteDeadline<TcpStream>>>>> {
+    ) -> Option<TlsStream<Pin<Box<TimeoutStream<TcpStream>>>>> {
         let attempt = async {
             let mut first = [0u8; 1];
             if stream.get_ref().peek(&mut first).await? == 0 {
