@@ -480,7 +480,14 @@ pub fn router(state: Arc<AppState>) -> axum::Router {
         .with_state(state)
 }
 
-/// Serves [`router`] on `listener` until `shutdown` completes. Keep this
+/// Connections the metrics listener serves at once, and from one client
+/// (a scraper keeps one open).
+const METRICS_CONNECTIONS: usize = 16;
+const METRICS_CONNECTIONS_PER_CLIENT: usize = 4;
+
+/// Serves [`router`] on `listener` until `shutdown` completes, through the
+/// same accept loop as the public listener ([`crate::connections`]: header,
+/// body and write deadlines) with small caps of its own. Keep this
 /// listener off the public address: the metrics describe the service's
 /// traffic and health.
 ///
@@ -492,7 +499,11 @@ pub async fn serve(
     state: Arc<AppState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    let limits = crate::connections::ConnectionLimits {
+        max_connections: METRICS_CONNECTIONS,
+        max_connections_per_client: METRICS_CONNECTIONS_PER_CLIENT,
+        ..crate::connections::ConnectionLimits::default()
+    };
+    let router = router(Arc::clone(&state));
+    crate::connections::serve(listener, router, limits, &state.config, shutdown).await
 }

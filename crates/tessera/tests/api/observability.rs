@@ -456,3 +456,47 @@ async fn the_json_access_log_has_one_line_per_request_and_no_secrets() {
         assert!(!logs.contains(secret), "{secret} in the log:\n{logs}");
     }
 }
+
+#[tokio::test]
+async fn the_metrics_listener_holds_few_connections_per_client() {
+    use tokio::io::AsyncReadExt as _;
+
+    let server = Server::start_with(with_metrics(Options::default()));
+    let addr = metrics_address(&server);
+    let mut held = Vec::new();
+    for _ in 0..4 {
+        held.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // The fifth from the same address is closed at once, not held open.
+    let mut fifth = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), fifth.read(&mut byte))
+        .await
+        .expect("the fifth connection was kept open");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // Once the idle ones are gone, scrapes are served again.
+    drop(held);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!scrape(&server).await.is_empty());
+}
+
+#[tokio::test]
+async fn text_log_lines_of_a_request_end_with_its_id() {
+    let server = Server::start();
+    let login = server.login_response("alice@example.com", PASSWORD).await;
+    assert_eq!(login.status(), StatusCode::OK);
+    let id = login.headers()["x-request-id"].to_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let logs = server.logs();
+    let ending = format!(" request_id={id}");
+    for target in ["tessera_axum::routes::login:", "tessera::access:"] {
+        let line = logs
+            .lines()
+            .find(|l| l.contains(target) && l.contains(&id))
+            .unwrap_or_else(|| panic!("no {target} line with the request's id:\n{logs}"));
+        assert!(line.ends_with(&ending), "{line}");
+    }
+    let listening = logs.lines().find(|l| l.contains("listening on")).unwrap();
+    assert!(!listening.contains("request_id="), "{listening}");
+}
