@@ -325,10 +325,16 @@ fn free_cluster_port() -> u16 {
     }
 }
 
-/// Three cluster-enabled `redis-server`s joined with
-/// `redis-cli --cluster create` (no replicas); SIGKILLed when dropped.
+/// Three cluster-enabled `redis-server` primaries joined with
+/// `redis-cli --cluster create`, with or without a replica each;
+/// SIGKILLed when dropped.
 pub struct RedisCluster {
+    /// The primaries' ports.
     ports: Vec<u16>,
+    /// Every node's port, in the order of `nodes`.
+    node_ports: Vec<u16>,
+    /// Each replica's port and its primary's.
+    replicas: Vec<(u16, u16)>,
     // Before the directory, so dropped before it.
     nodes: Vec<ProcessGroup>,
     _dir: tempfile::TempDir,
@@ -341,29 +347,42 @@ impl RedisCluster {
     ///
     /// A node does not start, or the cluster does not form.
     pub fn start() -> Self {
+        Self::form(0)
+    }
+
+    /// Three primaries with a replica each, every replica in sync and
+    /// counted by its primary's `WAIT`.
+    ///
+    /// # Panics
+    ///
+    /// A node does not start, or the cluster does not form.
+    pub fn start_with_replicas() -> Self {
+        Self::form(1)
+    }
+
+    fn form(replicas_each: usize) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
-        let ports: Vec<u16> = (0..3).map(|_| free_cluster_port()).collect();
-        let nodes = ports
+        let count = 3 * (1 + replicas_each);
+        let node_ports: Vec<u16> = (0..count).map(|_| free_cluster_port()).collect();
+        let mut nodes: Vec<ProcessGroup> = node_ports
             .iter()
             .map(|port| spawn_cluster_node(dir.path(), *port))
             .collect();
-        let mut cluster = Self {
-            ports,
-            nodes,
-            _dir: dir,
-        };
-        for (node, &port) in cluster.nodes.iter_mut().zip(&cluster.ports) {
+        for (node, &port) in nodes.iter_mut().zip(&node_ports) {
             wait_for_pong(node, port).unwrap_or_else(|e| panic!("cluster node: {e}"));
         }
-        let nodes: Vec<String> = cluster
-            .ports
+        let addresses: Vec<String> = node_ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
         let out = Command::new("redis-cli")
             .args(["--cluster", "create"])
-            .args(&nodes)
-            .args(["--cluster-replicas", "0", "--cluster-yes"])
+            .args(&addresses)
+            .args([
+                "--cluster-replicas",
+                &replicas_each.to_string(),
+                "--cluster-yes",
+            ])
             .output()
             .expect("redis-cli is installed");
         assert!(
@@ -371,7 +390,7 @@ impl RedisCluster {
             "cluster create: {}",
             String::from_utf8_lossy(&out.stdout)
         );
-        for &port in &cluster.ports {
+        for &port in &node_ports {
             let formed = poll(None, READY, || {
                 redis_cli(port, &["CLUSTER", "INFO"]).contains("cluster_state:ok")
             });
@@ -380,12 +399,81 @@ impl RedisCluster {
                 "cluster did not become ready"
             );
         }
-        cluster
+        // Which node replicates which: as the replicas say, once in sync.
+        let mut replicas = Vec::new();
+        let mut ports = Vec::new();
+        for &port in &node_ports {
+            let info = redis_cli(port, &["INFO", "replication"]);
+            if info.contains("role:master") {
+                ports.push(port);
+                continue;
+            }
+            let synced = poll(None, READY, || {
+                redis_cli(port, &["INFO", "replication"]).contains("master_link_status:up")
+            });
+            assert!(matches!(synced, Poll::Ready), "replica {port} did not sync");
+            let primary = redis_cli(port, &["INFO", "replication"])
+                .lines()
+                .find_map(|l| l.trim().strip_prefix("master_port:")?.parse().ok())
+                .expect("a replica names its primary");
+            replicas.push((port, primary));
+        }
+        // A primary counts a replica for WAIT only once it has acknowledged
+        // an offset.
+        for &(_, primary) in &replicas {
+            let counted = poll(None, READY, || {
+                redis_cli(primary, &["WAIT", "1", "200"]).trim() == "1"
+            });
+            assert!(
+                matches!(counted, Poll::Ready),
+                "primary {primary} does not count its replica"
+            );
+        }
+        Self {
+            ports,
+            node_ports,
+            replicas,
+            nodes,
+            _dir: dir,
+        }
     }
 
     /// The primaries' ports.
     pub fn ports(&self) -> &[u16] {
         &self.ports
+    }
+
+    /// The port of `primary`'s replica.
+    ///
+    /// # Panics
+    ///
+    /// `primary` has no replica.
+    pub fn replica_of(&self, primary: u16) -> u16 {
+        self.replicas
+            .iter()
+            .find(|(_, p)| *p == primary)
+            .map(|(replica, _)| *replica)
+            .expect("a primary with a replica")
+    }
+
+    /// Freezes the node on `port` (SIGSTOP): connections stay open,
+    /// nothing is answered.
+    pub fn pause(&self, port: u16) {
+        self.node(port).pause().expect("SIGSTOP a cluster node");
+    }
+
+    /// Thaws the node on `port`.
+    pub fn resume(&self, port: u16) {
+        self.node(port).resume().expect("SIGCONT a cluster node");
+    }
+
+    fn node(&self, port: u16) -> &ProcessGroup {
+        let index = self
+            .node_ports
+            .iter()
+            .position(|p| *p == port)
+            .expect("a node of this cluster");
+        &self.nodes[index]
     }
 
     /// The URL tessera takes for a cluster: one seed and the others.

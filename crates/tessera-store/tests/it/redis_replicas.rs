@@ -109,3 +109,52 @@ async fn too_few_replicas_fail_the_write_within_the_timeout() {
     let plain = Arc::new(store);
     assert!(SessionStore::ping(plain.as_ref()).await.is_ok());
 }
+
+/// In a cluster, `WAIT` must reach the primary that took the write (the
+/// script's slot), not any node: with one shard's replica frozen, exactly
+/// the writes that land on that shard are refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_wait_asks_the_primary_that_took_the_write() {
+    let cluster = tessera_testkit::RedisCluster::start_with_replicas();
+    let store = store(cluster.url(), 1).await.unwrap();
+    let frozen = cluster.ports()[0];
+    let keys_on_frozen = || -> u64 { redis_cli(frozen, &["DBSIZE"]).trim().parse().unwrap() };
+    // Every replica up: a write anywhere is acknowledged.
+    for i in 0..6 {
+        let u = user(&format!("all-up-{i}@example.com"));
+        SessionStore::create(&store, &start(&u, Timestamp::now()), PerUserCap::UNBOUNDED)
+            .await
+            .unwrap();
+    }
+    cluster.pause(cluster.replica_of(frozen));
+    let (mut acked, mut refused) = (0, 0);
+    for i in 0..60 {
+        if acked >= 2 && refused >= 2 {
+            break;
+        }
+        let u = user(&format!("one-frozen-{i}@example.com"));
+        let before = keys_on_frozen();
+        let result =
+            SessionStore::create(&store, &start(&u, Timestamp::now()), PerUserCap::UNBOUNDED).await;
+        let landed_on_frozen = keys_on_frozen() > before;
+        match result {
+            Ok(_) => {
+                assert!(!landed_on_frozen, "acknowledged without its replica");
+                acked += 1;
+            }
+            Err(StoreError::Unavailable(message)) => {
+                assert!(
+                    landed_on_frozen,
+                    "refused although its shard's replica is up: {message}"
+                );
+                refused += 1;
+            }
+            Err(other) => panic!("{other:?}"),
+        }
+    }
+    cluster.resume(cluster.replica_of(frozen));
+    assert!(
+        acked >= 2 && refused >= 2,
+        "acked {acked}, refused {refused}"
+    );
+}
