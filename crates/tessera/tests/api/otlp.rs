@@ -275,3 +275,32 @@ async fn a_bad_endpoint_is_refused_at_start_with_its_setting_named() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_collector_that_is_down_costs_the_requests_nothing() {
+    // A port nobody listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let mut server = Server::start_with(exporting_to(addr, "1"));
+    let cookie = server.login_alice().await;
+    let client = client_from([127, 0, 0, 1]);
+    let started = std::time::Instant::now();
+    for _ in 0..50 {
+        profile(&server, &client, &cookie, &traceparent("01")).await;
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "requests waited for the collector: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        server.get("/health/ready", None).await.status(),
+        StatusCode::OK
+    );
+    // Nor does it hold up a stop: the last spans are tried once.
+    let status = server
+        .terminate_within(Duration::from_secs(15))
+        .expect("SIGTERM did not stop the server in time");
+    assert!(status.success(), "{status:?}");
+}
