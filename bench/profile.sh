@@ -14,6 +14,9 @@
 #                                     # kept-alive connections, then a new connection per request
 #   bench/profile.sh --observe        # only: metrics (metrics_listen, scraped every second) and the
 #                                     # JSON access log (to a file) on, against both off, interleaved
+#   bench/profile.sh --otlp           # only: spans exported over OTLP (otlp_endpoint, to a receiver
+#                                     # started here that answers 200) at otlp_sample_ratio 1 and
+#                                     # 0.01, against no tracing, interleaved
 #
 # Every run also measures the floor: a bare axum app (crates/tessera-bench-floor)
 # answering GET /health with {"status":"ok"}, and gives figures as a ratio of it.
@@ -33,6 +36,7 @@ TOKENS=0
 BASELINE=""
 TLS=0
 OBSERVE=0
+OTLP=0
 
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -42,6 +46,7 @@ while [ $# -gt 0 ]; do
     --baseline) BASELINE="$2"; shift 2 ;;
     --tls) TLS=1; shift ;;
     --observe) OBSERVE=1; shift ;;
+    --otlp) OTLP=1; shift ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
 done
@@ -185,6 +190,43 @@ if [ "$TLS" = 1 ]; then
           "$round" "$(ratio "$h" "$ph")" "$(ratio "$p" "$pp")" "$(ratio "$b" "$pb")" "$(ratio "$n" "$pn")"
       fi
     done
+  done
+  exit 0
+fi
+
+if [ "$OTLP" = 1 ]; then
+  # A stand-in collector: reads each export and answers 200.
+  OTLP_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+  python3 -c '
+import http.server, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_POST(self):
+        self.rfile.read(int(self.headers["content-length"]))
+        self.send_response(200); self.send_header("content-length", "0"); self.end_headers()
+    def log_message(self, *a): pass
+http.server.ThreadingHTTPServer(("127.0.0.1", int(sys.argv[1])), H).serve_forever()
+' "$OTLP_PORT" &
+  SCRAPER_PID=$!
+  dir=$(new_data_dir otlp)
+  for round in $(seq "$ROUNDS"); do
+    f=$(floor_rps)
+    printf 'round %s floor                  /health %8.0f\n' "$round" "$f"
+    for mode in off 1 0.01; do
+      if [ "$mode" = off ]; then
+        start_server sqlite "$dir"
+      else
+        TESSERA_OTLP_ENDPOINT="http://127.0.0.1:$OTLP_PORT" TESSERA_OTLP_SAMPLE_RATIO=$mode start_server sqlite "$dir"
+      fi
+      cookie=$(login)
+      [ -n "$cookie" ] || { echo "login failed ($mode)" >&2; exit 1; }
+      h=$(rps /health); c=$(rps /profile "$cookie")
+      eval "h_${mode//./_}=$h c_${mode//./_}=$c"
+      printf 'round %s tessera, otlp %-4s  /health %8.0f (%s of floor)  cookie /profile %8.0f (%s)\n' \
+        "$round" "$mode" "$h" "$(ratio "$h" "$f")" "$c" "$(ratio "$c" "$f")"
+      stop_server
+    done
+    printf 'round %s otlp/off:  ratio 1: /health %s  cookie /profile %s   ratio 0.01: /health %s  cookie /profile %s\n' \
+      "$round" "$(ratio "$h_1" "$h_off")" "$(ratio "$c_1" "$c_off")" "$(ratio "$h_0_01" "$h_off")" "$(ratio "$c_0_01" "$c_off")"
   done
   exit 0
 fi

@@ -71,6 +71,9 @@ impl DataDir {
     }
 }
 
+/// Longer than the server's log writer holds a line (50 ms).
+const LOG_FLUSH: Duration = Duration::from_millis(120);
+
 /// How to start a server.
 #[derive(Default, Clone)]
 pub struct Options {
@@ -203,7 +206,7 @@ impl Server {
     pub fn wait_for_log(&self, text: &str, within: Duration) -> bool {
         let deadline = std::time::Instant::now() + within;
         while std::time::Instant::now() < deadline {
-            if self.logs().contains(text) {
+            if self.logs_now().contains(text) {
                 return true;
             }
             std::thread::sleep(Duration::from_millis(20));
@@ -216,7 +219,17 @@ impl Server {
         &self.options
     }
 
+    /// The server's log so far. The server's log writer batches lines
+    /// (they reach stderr up to 50 ms after they were written: see
+    /// `logwriter.rs`), so this first waits that long and a little more:
+    /// every line written before the call is in the answer.
     pub fn logs(&self) -> String {
+        std::thread::sleep(LOG_FLUSH);
+        self.logs_now()
+    }
+
+    /// The log lines read so far, without waiting.
+    fn logs_now(&self) -> String {
         self.logs.lock().unwrap().join("\n")
     }
 
