@@ -184,7 +184,10 @@ where
         let route = request.extensions().get::<MatchedPath>().cloned();
         let span = match &self.state.config.traces {
             None => tracing::Span::none(),
-            Some(traces) => request_span(traces, &request, route.as_ref(), peer, trusted),
+            Some(traces) => {
+                let trusted = from_trusted_proxy(peer, trusted);
+                request_span(traces, &request, route.as_ref(), &request_id, trusted)
+            }
         };
         let current = CurrentRequest::of(&request_id);
         let seen = Seen {
@@ -246,12 +249,13 @@ where
 
 /// A request's span, for tracing: named and described as the OpenTelemetry
 /// conventions name an HTTP server span, continuing a trusted proxy's trace.
+/// Its `request_id` attribute ties the trace to the request's log lines.
 fn request_span(
     traces: &Traces,
     request: &Request,
     route: Option<&MatchedPath>,
-    peer: Option<std::net::SocketAddr>,
-    trusted: &[ipnet::IpNet],
+    request_id: &HeaderValue,
+    trusted: bool,
 ) -> tracing::Span {
     let method = request.method().as_str();
     let template = route.map_or("unmatched", MatchedPath::as_str);
@@ -263,8 +267,9 @@ fn request_span(
         http.request.method = method,
         http.route = template,
         http.response.status_code = tracing::field::Empty,
+        request_id = request_id.to_str().unwrap_or_default(),
     );
-    traces.continue_trace(&span, request.headers(), from_trusted_proxy(peer, trusted));
+    traces.continue_trace(&span, request.headers(), trusted);
     span
 }
 

@@ -182,6 +182,11 @@ async fn requests_and_store_calls_are_exported_and_only_trusted_proxies_continue
         Some("200")
     );
     assert_eq!(request.service.as_deref(), Some("tessera"));
+    // Tied to the request's log lines by its id.
+    assert_eq!(
+        request.attribute("request_id").as_deref(),
+        Some("otlp-test-request")
+    );
 
     // Its session lookup is a child span, in the same trace.
     let load = receiver
