@@ -186,7 +186,11 @@ where
             None => tracing::Span::none(),
             Some(traces) => {
                 let trusted = from_trusted_proxy(peer, trusted);
-                request_span(traces, &request, route.as_ref(), &request_id, trusted)
+                if traces.wants(request.headers(), trusted) {
+                    request_span(traces, &request, route.as_ref(), &request_id, trusted)
+                } else {
+                    tracing::Span::none()
+                }
             }
         };
         let current = CurrentRequest::of(&request_id);

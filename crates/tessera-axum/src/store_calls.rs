@@ -3,7 +3,8 @@
 //! (`tessera_store_operation_duration_seconds{store, operation}`,
 //! `tessera_store_operation_errors_total{store, operation}`) and, with
 //! [`Traces`](crate::traces::Traces) on, runs it in a `store` span (DEBUG,
-//! target `tessera::store`) under the request's span.
+//! target `tessera::store`) under the request's span (only there: calls
+//! of unsampled requests and background work make none).
 //!
 //! [`observed`] wraps [`Backends`] only when metrics or traces are on: off,
 //! the stores are called directly and a request pays for nothing here.
@@ -98,7 +99,9 @@ impl Calls {
         call: impl Future<Output = Result<R, StoreError>>,
     ) -> Result<R, StoreError> {
         let started = Instant::now();
-        let result = if self.traces {
+        // Only under a request's span: an unsampled request makes none, and
+        // background calls (probes, purges) are not traced.
+        let result = if self.traces && !tracing::Span::current().is_none() {
             let span = tracing::debug_span!(
                 target: STORE_SPANS,
                 "store",

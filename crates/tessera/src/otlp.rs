@@ -79,6 +79,7 @@ impl OtlpSettings {
 /// it outside the async runtime (its HTTP client blocks).
 pub struct Exporter {
     provider: SdkTracerProvider,
+    sample_ratio: f64,
 }
 
 impl Exporter {
@@ -101,12 +102,16 @@ impl Exporter {
             .build();
         let provider = SdkTracerProvider::builder()
             .with_batch_exporter(exporter)
-            .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
-                settings.sample_ratio,
-            ))))
+            // The service samples its roots itself (`Traces`: an unsampled
+            // request makes no span at all); a trusted proxy's flag decides
+            // for the traces it continues.
+            .with_sampler(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)))
             .with_resource(resource)
             .build();
-        Ok(Self { provider })
+        Ok(Self {
+            provider,
+            sample_ratio: settings.sample_ratio,
+        })
     }
 
     /// The layer that turns spans into OpenTelemetry spans: the service's
@@ -130,7 +135,10 @@ impl Exporter {
 
     /// What the service needs to continue trusted proxies' traces.
     pub fn traces(&self) -> Traces {
-        Traces::new(Arc::new(W3cTraceParent(TraceContextPropagator::new())))
+        Traces::new(
+            Arc::new(W3cTraceParent(TraceContextPropagator::new())),
+            self.sample_ratio,
+        )
     }
 
     /// Sends what is queued and stops the exporter thread.
