@@ -14,7 +14,7 @@ use crate::Lab;
 use crate::chart::{BarGroup, Figure, Panel};
 use crate::client::{Check, Credential};
 use crate::mechanism::{JwtAlgorithm, Mechanism};
-use crate::probe::{JwksVerifier, Nodes, ProbeCluster, log_in, summary, user_id};
+use crate::probe::{JwksVerifier, Nodes, ProbeCluster, summary};
 
 /// Pause between two replays of a credential (against every node at once).
 const REPLAY_EVERY: Duration = Duration::from_millis(25);
@@ -119,22 +119,11 @@ pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Vec<Row>
         _ => None,
     };
 
-    // Each user logs in at "their" node (where nginx's sticky routing would
-    // have sent them).
-    let mut logins = JoinSet::new();
-    for user in 0..users {
-        let nodes = Arc::clone(&nodes);
-        logins.spawn(async move {
-            let identity = log_in(nodes.node(user), crate::accounts::email(user)).await?;
-            let credential = identity.credential();
-            let id = user_id(nodes.node(user), &credential).await?;
-            anyhow::Ok((user, credential, id))
-        });
-    }
-    let mut credentials = Vec::with_capacity(users);
-    while let Some(joined) = logins.join_next().await {
-        credentials.push(joined.context("a login task failed")??);
-    }
+    let credentials = nodes
+        .log_in_everyone(users)
+        .await?
+        .into_iter()
+        .map(|(user, identity, id)| (user, identity.credential(), id));
 
     let start = Instant::now();
     let window = plan.access_ttl + PATIENCE;

@@ -16,7 +16,7 @@ use crate::Lab;
 use crate::chart::{BarGroup, Event, Figure, Panel};
 use crate::client::{Check, Identity};
 use crate::mechanism::{JwtAlgorithm, Mechanism};
-use crate::probe::{Nodes, ProbeCluster, log_in, summary, user_id};
+use crate::probe::{Nodes, ProbeCluster, log_in, summary};
 
 /// Pause between two rounds of `/profile` on every node.
 const POLL_EVERY: Duration = Duration::from_millis(25);
@@ -118,19 +118,7 @@ pub async fn run(lab: &Lab<'_>, mechanism: Mechanism) -> anyhow::Result<Row> {
         admin,
     } = ProbeCluster::start(lab, mechanism, "permissions").await?;
 
-    let mut logins = JoinSet::new();
-    for user in 0..users {
-        let nodes = Arc::clone(&nodes);
-        logins.spawn(async move {
-            let identity = log_in(nodes.node(user), crate::accounts::email(user)).await?;
-            let id = user_id(nodes.node(user), &identity.credential()).await?;
-            anyhow::Ok((user, identity, id))
-        });
-    }
-    let mut identities = Vec::with_capacity(users);
-    while let Some(joined) = logins.join_next().await {
-        identities.push(joined.context("a login task failed")??);
-    }
+    let identities = nodes.log_in_everyone(users).await?;
 
     let start = Instant::now();
     let window = plan.access_ttl + PATIENCE;

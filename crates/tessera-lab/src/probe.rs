@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 
 use crate::accounts;
 use crate::architecture::CredentialKind;
@@ -53,6 +53,33 @@ impl Nodes {
             checks[index] = check;
         }
         checks
+    }
+
+    /// Logs users `0..users` in at once, each at "their" node (where nginx's
+    /// sticky routing would have sent them): `(user, identity, user id)`,
+    /// in the order the logins finished.
+    ///
+    /// # Errors
+    ///
+    /// A login or the user-id lookup failed.
+    pub async fn log_in_everyone(
+        self: &Arc<Self>,
+        users: usize,
+    ) -> anyhow::Result<Vec<(usize, Identity, String)>> {
+        let mut logins = tokio::task::JoinSet::new();
+        for user in 0..users {
+            let nodes = Arc::clone(self);
+            logins.spawn(async move {
+                let identity = log_in(nodes.node(user), accounts::email(user)).await?;
+                let id = user_id(nodes.node(user), &identity.credential()).await?;
+                anyhow::Ok((user, identity, id))
+            });
+        }
+        let mut identities = Vec::with_capacity(users);
+        while let Some(joined) = logins.join_next().await {
+            identities.push(joined.context("a login task failed")??);
+        }
+        Ok(identities)
     }
 }
 
