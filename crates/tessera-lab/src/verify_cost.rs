@@ -266,49 +266,54 @@ impl VerifyCost {
 
     /// The chart: CPU per request and throughput per mechanism.
     pub fn figure(&self) -> Figure {
-        let health_cpu = mean(self.rows.iter().map(|r| r.health_cpu_us));
-        let health_rps = mean(self.rows.iter().map(|r| r.health_rps));
         Figure {
             title: format!(
                 "verify-cost: what a request pays to prove who sent it (one node, {} clients)",
                 self.clients
             ),
             panels: vec![
-                Panel::Bars {
-                    title: "Node CPU time per /profile request".to_owned(),
-                    x_label: "CPU time per request (µs)".to_owned(),
-                    unit: "µs".to_owned(),
-                    groups: self
-                        .rows
-                        .iter()
-                        .map(|row| BarGroup {
-                            name: row.mechanism.to_owned(),
-                            bars: vec![("/profile".to_owned(), row.profile_cpu_us)],
-                        })
-                        .collect(),
-                    references: vec![Event {
-                        label: format!("/health {health_cpu:.0} µs"),
-                        at: health_cpu,
-                    }],
-                },
-                Panel::Bars {
-                    title: "Throughput of /profile".to_owned(),
-                    x_label: "successful requests per second".to_owned(),
-                    unit: "req/s".to_owned(),
-                    groups: self
-                        .rows
-                        .iter()
-                        .map(|row| BarGroup {
-                            name: row.mechanism.to_owned(),
-                            bars: vec![("/profile".to_owned(), row.profile_rps)],
-                        })
-                        .collect(),
-                    references: vec![Event {
-                        label: format!("/health {health_rps:.0} req/s"),
-                        at: health_rps,
-                    }],
-                },
+                self.panel(
+                    "Node CPU time per /profile request",
+                    "CPU time per request (µs)",
+                    "µs",
+                    |row| (row.profile_cpu_us, row.health_cpu_us),
+                ),
+                self.panel(
+                    "Throughput of /profile",
+                    "successful requests per second",
+                    "req/s",
+                    |row| (row.profile_rps, row.health_rps),
+                ),
             ],
+        }
+    }
+
+    /// One bar per mechanism of `value`'s `/profile` figure, with the mean
+    /// of its `/health` figure as the reference line.
+    fn panel(
+        &self,
+        title: &str,
+        x_label: &str,
+        unit: &str,
+        value: impl Fn(&Row) -> (f64, f64),
+    ) -> Panel {
+        let health = mean(self.rows.iter().map(|row| value(row).1));
+        Panel::Bars {
+            title: title.to_owned(),
+            x_label: x_label.to_owned(),
+            unit: unit.to_owned(),
+            groups: self
+                .rows
+                .iter()
+                .map(|row| BarGroup {
+                    name: row.mechanism.to_owned(),
+                    bars: vec![("/profile".to_owned(), value(row).0)],
+                })
+                .collect(),
+            references: vec![Event {
+                label: format!("/health {health:.0} {unit}"),
+                at: health,
+            }],
         }
     }
 }
