@@ -42,7 +42,7 @@ pub(crate) fn observed(backends: Backends, metrics: &Metrics, traces: bool) -> B
     }
     let sessions_backend = backends.sessions.backend();
     let users_backend = backends.users.backend();
-    let calls = |store, backend, ops| Calls {
+    let observe = |store, backend, ops| Observer {
         store,
         backend,
         ops: metrics.store_ops(store, ops),
@@ -50,38 +50,38 @@ pub(crate) fn observed(backends: Backends, metrics: &Metrics, traces: bool) -> B
     };
     Backends {
         sessions: Arc::new(Observed {
-            calls: calls("sessions", sessions_backend, SessionOps::NAMES),
+            observer: observe("sessions", sessions_backend, SessionOps::NAMES),
             inner: backends.sessions,
         }),
         users: Arc::new(Observed {
-            calls: calls("users", users_backend, UserOps::NAMES),
+            observer: observe("users", users_backend, UserOps::NAMES),
             inner: backends.users,
         }),
         tickets: Arc::new(Observed {
-            calls: calls("tickets", users_backend, TicketOps::NAMES),
+            observer: observe("tickets", users_backend, TicketOps::NAMES),
             inner: backends.tickets,
         }),
         tokens: Arc::new(Observed {
-            calls: calls("tokens", sessions_backend, TokenOps::NAMES),
+            observer: observe("tokens", sessions_backend, TokenOps::NAMES),
             inner: backends.tokens,
         }),
         throttle: Arc::new(Observed {
-            calls: calls("throttle", sessions_backend, ThrottleOps::NAMES),
+            observer: observe("throttle", sessions_backend, ThrottleOps::NAMES),
             inner: backends.throttle,
         }),
         outbox: Arc::new(Observed {
-            calls: calls("outbox", users_backend, OutboxOps::NAMES),
+            observer: observe("outbox", users_backend, OutboxOps::NAMES),
             inner: backends.outbox,
         }),
         api_keys: Arc::new(Observed {
-            calls: calls("api_keys", users_backend, ApiKeyOps::NAMES),
+            observer: observe("api_keys", users_backend, ApiKeyOps::NAMES),
             inner: backends.api_keys,
         }),
     }
 }
 
 /// How one store's calls are observed.
-struct Calls {
+struct Observer {
     /// The contract: the `store` label.
     store: &'static str,
     /// The backend (`sqlite`, `redis`, ...): the span's `db.system`.
@@ -91,7 +91,7 @@ struct Calls {
     traces: bool,
 }
 
-impl Calls {
+impl Observer {
     async fn call<R>(
         &self,
         op: usize,
@@ -129,12 +129,12 @@ impl Calls {
 
 /// A store whose calls are observed.
 struct Observed<T: ?Sized> {
-    calls: Calls,
+    observer: Observer,
     inner: Arc<T>,
 }
 
 /// Implements `$contract` for `Observed<dyn $contract>`: each listed async
-/// method calls the inner store through [`Calls::call`]; `$ops` is the enum
+/// method calls the inner store through [`Observer::call`]; `$ops` is the enum
 /// of their indexes (and names). Items under `plain` are copied as they are.
 macro_rules! observed_store {
     (
@@ -157,7 +157,7 @@ macro_rules! observed_store {
 
             $(
                 async fn $name(&self $(, $arg: $ty)*) -> $ret {
-                    self.calls
+                    self.observer
                         .call($ops::$name as usize, stringify!($name), self.inner.$name($($arg),*))
                         .await
                 }
