@@ -28,7 +28,7 @@ pub use nginx::{LISTEN, NODE, Nginx, NginxConfig};
 pub use postgres::TlsPostgres;
 pub use process::{GRACE, ProcessGroup, free_port, try_free_port};
 pub use proxy::ProxyServer;
-pub use redis::{RedisCluster, RedisServer, ServerTls, redis_cli};
+pub use redis::{RedisCluster, RedisServer, ServerTls, redis_cli, redis_cli_tls};
 pub use sentinel::{RedisSentinels, SERVICE as SENTINEL_SERVICE};
 pub use test_ca::{Issued, TestCa};
 pub use traefik::TraefikConfig;

@@ -23,6 +23,26 @@ pub fn redis_cli(port: u16, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// Runs `redis-cli` against `port`, over TLS with `tls` (presenting the
+/// server's own certificate as the client's), and returns what it printed.
+pub fn redis_cli_tls(port: u16, tls: Option<&ServerTls>, args: &[&str]) -> String {
+    let Some(tls) = tls else {
+        return redis_cli(port, args);
+    };
+    let out = Command::new("redis-cli")
+        .args(["-p", &port.to_string(), "--tls"])
+        .arg("--cacert")
+        .arg(&tls.ca)
+        .arg("--cert")
+        .arg(&tls.server.cert)
+        .arg("--key")
+        .arg(&tls.server.key)
+        .args(args)
+        .output()
+        .expect("redis-cli is installed");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 /// Whether a Redis on `port` answers `PING` with `PONG` (not, say, with
 /// `-LOADING` while it reads its append-only file back).
 fn answers_ping(port: u16) -> bool {
@@ -128,8 +148,18 @@ impl RedisServer {
     ///
     /// `redis-server` is missing or does not answer.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::start_tls_with(None, args)
+    }
+
+    /// Starts a server with extra `redis-server` arguments, speaking TLS
+    /// only when `tls` is given.
+    ///
+    /// # Panics
+    ///
+    /// `redis-server` is missing or does not start.
+    pub fn start_tls_with(tls: Option<ServerTls>, args: &[&str]) -> Self {
         let extra = args.iter().map(|&a| a.to_owned()).collect();
-        Self::launch_with(None, false, None, extra).unwrap_or_else(|e| panic!("{e}"))
+        Self::launch_with(None, false, tls, extra).unwrap_or_else(|e| panic!("{e}"))
     }
 
     fn launch(dir: Option<&Path>, persistent: bool) -> io::Result<Self> {
@@ -238,21 +268,7 @@ impl RedisServer {
     /// Runs `redis-cli` against it (with TLS, presenting the server's own
     /// certificate as the client's) and returns what it printed.
     pub fn cli(&self, args: &[&str]) -> String {
-        let Some(tls) = &self.tls else {
-            return redis_cli(self.port, args);
-        };
-        let out = Command::new("redis-cli")
-            .args(["-p", &self.port.to_string(), "--tls"])
-            .arg("--cacert")
-            .arg(&tls.ca)
-            .arg("--cert")
-            .arg(&tls.server.cert)
-            .arg("--key")
-            .arg(&tls.server.key)
-            .args(args)
-            .output()
-            .expect("redis-cli is installed");
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        redis_cli_tls(self.port, self.tls.as_ref(), args)
     }
 
     /// Kills it (SIGKILL): clients see connections drop and refused.

@@ -5,7 +5,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::process::{Poll, ProcessGroup, free_port, poll};
-use crate::redis::{RedisServer, redis_cli};
+use crate::redis::{RedisServer, ServerTls, redis_cli_tls};
 
 /// The name the sentinels monitor.
 pub const SERVICE: &str = "mymaster";
@@ -21,6 +21,7 @@ pub struct RedisSentinels {
     _sentinels: Vec<ProcessGroup>,
     sentinel_ports: Vec<u16>,
     down_after: Duration,
+    tls: Option<ServerTls>,
     _dir: tempfile::TempDir,
 }
 
@@ -35,22 +36,53 @@ impl RedisSentinels {
     ///
     /// A process does not start or the set does not form in time.
     pub fn start(replicas: usize, down_after: Duration) -> Self {
-        let primary = RedisServer::start_with(&["--repl-diskless-sync-delay", "0"]);
+        Self::form(replicas, down_after, None)
+    }
+
+    /// The same set speaking TLS only, everywhere: clients to servers and
+    /// sentinels, replicas to the primary, sentinels to servers and to
+    /// each other (`port 0`, `tls-port`, `tls-replication yes`). Every
+    /// server and sentinel presents `tls.server`.
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisSentinels::start`].
+    pub fn start_tls(replicas: usize, down_after: Duration, tls: ServerTls) -> Self {
+        Self::form(replicas, down_after, Some(tls))
+    }
+
+    fn form(replicas: usize, down_after: Duration, tls: Option<ServerTls>) -> Self {
+        let tls_replication = if tls.is_some() { "yes" } else { "no" };
+        let primary = RedisServer::start_tls_with(
+            tls.clone(),
+            &[
+                "--repl-diskless-sync-delay",
+                "0",
+                "--tls-replication",
+                tls_replication,
+            ],
+        );
         let primary_port = primary.port().to_string();
         let mut servers = vec![primary];
         for _ in 0..replicas {
-            servers.push(RedisServer::start_with(&[
-                "--replicaof",
-                "127.0.0.1",
-                &primary_port,
-                // Promoted, it syncs the other replicas at once.
-                "--repl-diskless-sync-delay",
-                "0",
-            ]));
+            servers.push(RedisServer::start_tls_with(
+                tls.clone(),
+                &[
+                    "--replicaof",
+                    "127.0.0.1",
+                    &primary_port,
+                    // Promoted, it syncs the other replicas at once.
+                    "--repl-diskless-sync-delay",
+                    "0",
+                    "--tls-replication",
+                    tls_replication,
+                ],
+            ));
         }
         for replica in &servers[1..] {
             let synced = poll(None, FORM, || {
-                redis_cli(replica.port(), &["INFO", "replication"])
+                replica
+                    .cli(&["INFO", "replication"])
                     .contains("master_link_status:up")
             });
             assert!(matches!(synced, Poll::Ready), "a replica did not sync");
@@ -62,10 +94,22 @@ impl RedisSentinels {
             .iter()
             .map(|&port| {
                 let conf = dir.path().join(format!("sentinel-{port}.conf"));
+                let listen = match &tls {
+                    None => format!("port {port}\n"),
+                    Some(tls) => format!(
+                        "port 0\ntls-port {port}\ntls-replication yes\n\
+                         tls-cert-file {cert}\ntls-key-file {key}\ntls-ca-cert-file {ca}\n\
+                         tls-auth-clients {auth}\n",
+                        cert = tls.server.cert.display(),
+                        key = tls.server.key.display(),
+                        ca = tls.ca.display(),
+                        auth = if tls.require_client_cert { "yes" } else { "no" },
+                    ),
+                };
                 std::fs::write(
                     &conf,
                     format!(
-                        "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                        "{listen}bind 127.0.0.1\ndir {dir}\n\
                          sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2\n\
                          sentinel down-after-milliseconds {SERVICE} {down_ms}\n\
                          sentinel failover-timeout {SERVICE} 10000\n\
@@ -90,15 +134,18 @@ impl RedisSentinels {
             _sentinels: sentinels,
             sentinel_ports,
             down_after,
+            tls,
             _dir: dir,
         };
         for &port in &set.sentinel_ports {
             let formed = poll(None, FORM, || {
-                let replicas_known = redis_cli(port, &["SENTINEL", "replicas", SERVICE])
+                let replicas_known = set
+                    .cli(port, &["SENTINEL", "replicas", SERVICE])
                     .lines()
                     .filter(|l| *l == "name")
                     .count();
-                let sentinels_known = redis_cli(port, &["SENTINEL", "sentinels", SERVICE])
+                let sentinels_known = set
+                    .cli(port, &["SENTINEL", "sentinels", SERVICE])
                     .lines()
                     .filter(|l| *l == "name")
                     .count();
@@ -107,21 +154,33 @@ impl RedisSentinels {
             assert!(
                 matches!(formed, Poll::Ready),
                 "sentinel on {port} did not learn the set: replicas {}, sentinels {}",
-                redis_cli(port, &["SENTINEL", "replicas", SERVICE]),
-                redis_cli(port, &["SENTINEL", "sentinels", SERVICE]),
+                set.cli(port, &["SENTINEL", "replicas", SERVICE]),
+                set.cli(port, &["SENTINEL", "sentinels", SERVICE]),
             );
         }
         set
     }
 
-    /// `redis-sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/?service=mymaster`.
+    /// `redis-cli` against a server or sentinel of this set (over TLS
+    /// when the set speaks it).
+    fn cli(&self, port: u16, args: &[&str]) -> String {
+        redis_cli_tls(port, self.tls.as_ref(), args)
+    }
+
+    /// `redis-sentinel://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/?service=mymaster`
+    /// (`rediss-sentinel://` with TLS).
     pub fn url(&self) -> String {
         let hosts: Vec<String> = self
             .sentinel_ports
             .iter()
             .map(|p| format!("127.0.0.1:{p}"))
             .collect();
-        format!("redis-sentinel://{}/?service={SERVICE}", hosts.join(","))
+        let scheme = if self.tls.is_some() {
+            "rediss-sentinel"
+        } else {
+            "redis-sentinel"
+        };
+        format!("{scheme}://{}/?service={SERVICE}", hosts.join(","))
     }
 
     /// The sentinels' ports.
@@ -137,7 +196,7 @@ impl RedisSentinels {
     /// The port of the primary, as the first sentinel that answers sees it.
     pub fn primary_port(&self) -> Option<u16> {
         self.sentinel_ports.iter().find_map(|&port| {
-            redis_cli(port, &["SENTINEL", "get-master-addr-by-name", SERVICE])
+            self.cli(port, &["SENTINEL", "get-master-addr-by-name", SERVICE])
                 .lines()
                 .nth(1)
                 .and_then(|p| p.trim().parse().ok())
@@ -178,7 +237,7 @@ impl RedisSentinels {
         let deadline = Instant::now() + patience;
         while Instant::now() < deadline {
             if let Some(new) = self.primary_port().filter(|&p| p != old)
-                && redis_cli(new, &["ROLE"]).starts_with("master")
+                && self.cli(new, &["ROLE"]).starts_with("master")
             {
                 return Some((new, Instant::now()));
             }
@@ -201,5 +260,26 @@ mod tests {
             .expect("a failover");
         assert_ne!(new, old);
         assert!(set.server_ports().contains(&new));
+    }
+
+    #[test]
+    fn a_tls_set_forms_and_fails_over_over_tls() {
+        let ca = crate::TestCa::new("sentinel test CA");
+        let tls = ServerTls {
+            server: ca.leaf(&["localhost", "127.0.0.1"]),
+            ca: ca.cert(),
+            require_client_cert: false,
+        };
+        let mut set = RedisSentinels::start_tls(1, Duration::from_millis(1000), tls);
+        assert!(set.url().starts_with("rediss-sentinel://"));
+        // Nothing answers in plain text.
+        for port in set.sentinel_ports().iter().chain(&set.server_ports()) {
+            assert_eq!(crate::redis_cli(*port, &["PING"]).trim(), "", "port {port}");
+        }
+        let old = set.kill_primary();
+        let (new, _) = set
+            .wait_for_failover(old, Duration::from_secs(30))
+            .expect("a failover");
+        assert_ne!(new, old);
     }
 }

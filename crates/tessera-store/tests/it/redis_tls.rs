@@ -1,16 +1,18 @@
 //! `RedisStore` over TLS: `redis-server --tls-port` with a CA the test
 //! makes. The contracts once over TLS (one server, checks in sequence);
 //! an untrusted CA, a wrong server name and a missing client certificate
-//! are refused with an error that says so.
+//! are refused with an error that says so. Sentinels over TLS
+//! (`rediss-sentinel://`): the primary found and followed through a
+//! failover, every hop in TLS.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use tessera_core::StoreError;
+use tessera_core::{PerUserCap, SessionStore, StoreError, Timestamp};
 use tessera_store::{RedisOptions, RedisStore, RedisTls};
-use tessera_testkit::{RedisServer, ServerTls, TestCa};
+use tessera_testkit::{RedisSentinels, RedisServer, ServerTls, TestCa};
 
-use crate::contract::contract_tests;
+use crate::contract::{contract_tests, start, user};
 
 fn ca_pem(ca: &TestCa) -> Vec<u8> {
     std::fs::read(ca.cert()).unwrap()
@@ -61,6 +63,91 @@ async fn tls_store_meets_the_contracts() {
     // Something really went over that server.
     let keys: u64 = server.cli(&["DBSIZE"]).trim().parse().unwrap();
     assert!(keys > 0, "no keys on the TLS server");
+}
+
+/// `rediss-sentinel://`: three sentinels, a primary and two replicas that
+/// speak TLS only (client certificates required, replication and the
+/// sentinels' own links in TLS too). The store finds the primary through
+/// the sentinels, meets the session contracts, and after the primary's
+/// SIGKILL follows the promotion by itself, still over TLS; what was
+/// acknowledged before (`redis_wait_replicas = 1`) is on the new primary,
+/// and writes are confirmed again once the other replica follows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_sentinel_set_is_followed_through_a_failover() {
+    let ca = TestCa::new("tessera test CA");
+    let server_tls = ServerTls {
+        server: ca.leaf(&["localhost", "127.0.0.1"]),
+        ca: ca.cert(),
+        require_client_cert: true,
+    };
+    let mut set = tokio::task::spawn_blocking(move || {
+        RedisSentinels::start_tls(2, Duration::from_millis(1000), server_tls)
+    })
+    .await
+    .unwrap();
+    assert!(set.url().starts_with("rediss-sentinel://"), "{}", set.url());
+    let client = ca.leaf(&["tessera"]);
+    let tls = RedisTls::new()
+        .with_ca_pem(&ca_pem(&ca))
+        .unwrap()
+        .with_client_pem(
+            &std::fs::read(&client.cert).unwrap(),
+            &std::fs::read(&client.key).unwrap(),
+        )
+        .unwrap();
+    let options = |url: String| RedisOptions {
+        url,
+        tls: Some(tls.clone()),
+        wait_replicas: 1,
+        prefix: format!("t{}", &uuid::Uuid::new_v4().simple().to_string()[..6]),
+        timeout: Duration::from_secs(2),
+        ..RedisOptions::default()
+    };
+    let make = || {
+        let options = options(set.url());
+        async move { Arc::new(RedisStore::connect(options).await.expect("connect")) }
+    };
+    contract_tests!(sessions, in_sequence: make().await);
+
+    let store = RedisStore::connect(options(set.url())).await.unwrap();
+    let alice = user("alice@example.com");
+    let before = start(&alice, Timestamp::now());
+    store
+        .create(&before, PerUserCap::UNBOUNDED)
+        .await
+        .expect("a login acknowledged by the replica");
+    let old = set.kill_primary();
+    let set = Arc::new(set);
+    let promoted = tokio::task::spawn_blocking({
+        let set = Arc::clone(&set);
+        move || set.wait_for_failover(old, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    let (new, _) = promoted.expect("the sentinels promoted the replica");
+    assert_ne!(new, old);
+    // The same store, without reconnecting by hand: it learns the new
+    // primary from the sentinels and talks TLS to it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let after = start(&alice, Timestamp::now());
+    loop {
+        match store.create(&after, PerUserCap::UNBOUNDED).await {
+            Ok(_) => break,
+            Err(e) => assert!(Instant::now() < deadline, "no write after failover: {e}"),
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for session in [&before, &after] {
+        let loaded = store
+            .load(&session.id_hash, Timestamp::now())
+            .await
+            .unwrap();
+        assert_eq!(
+            loaded.map(|s| s.user_id),
+            Some(alice.id),
+            "lost across the failover"
+        );
+    }
 }
 
 #[tokio::test]
