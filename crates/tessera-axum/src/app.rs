@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use axum::Router;
-use axum::extract::DefaultBodyLimit;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware;
@@ -42,9 +41,8 @@ pub fn router(state: Arc<AppState>) -> Router {
         ));
     }
     router
-        .layer(DefaultBodyLimit::max(state.config.max_body_bytes))
-        // Outermost: request id, security headers, JSON errors, panics,
-        // metrics and the access log, in one pass (see `observe`).
+        // Outermost: request id, security headers, body limit, JSON errors,
+        // panics, metrics and the access log, in one pass (see `observe`).
         .layer(ObserveLayer::new(Arc::clone(&state)))
         .with_state(state)
 }

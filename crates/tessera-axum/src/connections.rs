@@ -58,7 +58,7 @@ use axum::http::Request;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
@@ -70,6 +70,7 @@ use tower::Service as _;
 
 use crate::client_ip::{canonical, client_network};
 use crate::error::ApiError;
+use crate::header_timer::HeaderTimer;
 use crate::shares::{Share, Shares};
 use crate::state::AppConfig;
 use crate::tls::ServerTls;
@@ -352,9 +353,10 @@ impl PerConnection {
         let mut builder = http1::Builder::new();
         // The timer runs whenever the connection waits for a request head:
         // from the first byte on (so a silent socket too), and between
-        // requests on a kept-alive connection.
+        // requests on a kept-alive connection (its sleeps reused: see
+        // `header_timer`).
         builder
-            .timer(TokioTimer::new())
+            .timer(HeaderTimer::new())
             .header_read_timeout(limits.header_read_timeout)
             .max_buf_size(HEAD_BUFFER_BYTES);
         Self {
@@ -393,7 +395,14 @@ impl PerConnection {
         let body_timeout = self.body_read_timeout;
         let service = hyper::service::service_fn(move |request: Request<Incoming>| {
             let refused = refuse_head(&request);
-            let mut request = request.map(|body| Body::new(DeadlineBody::new(body, body_timeout)));
+            // No body (most requests): nothing to time, nothing to box.
+            let mut request = request.map(|body| {
+                if http_body::Body::is_end_stream(&body) {
+                    Body::empty()
+                } else {
+                    Body::new(DeadlineBody::new(body, body_timeout))
+                }
+            });
             request.extensions_mut().insert(ConnectInfo(peer));
             let mut router = router.clone();
             async move {

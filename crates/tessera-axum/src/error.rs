@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::{BytesRejection, JsonRejection};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -17,6 +16,7 @@ use tessera_core::StoreError;
 use utoipa::ToSchema;
 
 use crate::connections::BodyReadTimeout;
+use crate::json::Json;
 
 /// Everything a request can fail with.
 #[derive(Debug, thiserror::Error)]

@@ -65,6 +65,7 @@ pub mod cors;
 pub mod csrf;
 pub mod error;
 pub mod hashing;
+mod header_timer;
 pub mod invites;
 pub mod json;
 pub mod mail;

@@ -10,7 +10,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
@@ -23,7 +22,7 @@ use crate::audit::AuditContext;
 use crate::caller::{Caller, Credential};
 use crate::client_ip::client_ip;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, Json};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
 };

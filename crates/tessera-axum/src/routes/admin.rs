@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -12,7 +11,7 @@ use utoipa::ToSchema;
 use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{ApiJson, present};
+use crate::json::{ApiJson, Json, present};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };

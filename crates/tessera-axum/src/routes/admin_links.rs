@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -17,7 +16,7 @@ use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
 use crate::invites::{InviteError, IssuedLink, MAX_INVITE_LIFETIME};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, Json};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };

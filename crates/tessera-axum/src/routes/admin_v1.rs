@@ -6,7 +6,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -21,7 +20,7 @@ use utoipa::ToSchema;
 use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{ApiJson, present};
+use crate::json::{ApiJson, Json, present};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, Unauthorized, Unavailable, UnsupportedMediaType,
 };

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Query, State};
 use axum::http::Uri;
 use axum::response::{IntoResponse, Response};
@@ -15,6 +14,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::json::Json;
 use crate::openapi::{Unauthorized, Unavailable};
 use crate::state::AppState;
 

@@ -14,7 +14,7 @@
 
 use std::sync::Arc;
 
-use axum::Json;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -22,22 +22,22 @@ use serde_json::json;
 use tessera_core::Role;
 
 use crate::caller::Caller;
+use crate::json::Json;
 use crate::state::AppState;
 
 const OK: &str = r#"{"status":"ok"}"#;
 const UNAVAILABLE: &str = r#"{"status":"unavailable"}"#;
 
-/// A static JSON answer.
+/// A static JSON answer, built directly (no `IntoResponse` chain: this is
+/// the route load balancers poll).
 fn static_json(status: StatusCode, body: &'static str) -> Response {
-    (
-        status,
-        [(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/json"),
-        )],
-        body,
-    )
-        .into_response()
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
 }
 
 /// `GET /health`: 200 `{"status":"ok"}` while the session store answered

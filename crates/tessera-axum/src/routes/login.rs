@@ -5,7 +5,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, Method, header};
 use axum::response::{AppendHeaders, IntoResponse, Response};
@@ -20,7 +19,7 @@ use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::client_ip::client_ip;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::{ApiJson, OptionalJson};
+use crate::json::{ApiJson, Json, OptionalJson};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, TooManyRequests, Unauthorized, Unavailable,
     UnsupportedMediaType,

@@ -13,7 +13,6 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Json;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
@@ -23,6 +22,7 @@ use tessera_core::{
 };
 
 use crate::error::ApiError;
+use crate::json::Json;
 use crate::state::AppState;
 use crate::throttle::Refusal;
 use utoipa::ToSchema;

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -12,7 +11,7 @@ use utoipa::ToSchema;
 
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, Json};
 use crate::openapi::{RequestTimeout, Unauthorized, Unavailable, UnsupportedMediaType};
 use crate::routes::{SessionBody, SessionView};
 use crate::state::AppState;

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
@@ -14,7 +13,7 @@ use utoipa::ToSchema;
 use crate::accounts::PasswordChange;
 use crate::audit::AuditContext;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, Json};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
 };

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -13,6 +12,7 @@ use utoipa::ToSchema;
 use crate::audit::AuditContext;
 use crate::caller::Caller;
 use crate::error::{ApiError, ErrorBody};
+use crate::json::Json;
 use crate::openapi::{Unauthorized, Unavailable};
 use crate::routes::SessionView;
 use crate::state::AppState;

@@ -3,7 +3,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -16,7 +15,7 @@ use utoipa::ToSchema;
 
 use crate::audit::AuditContext;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, Json};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
 };

@@ -4,7 +4,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, Method, header};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +12,7 @@ use utoipa::ToSchema;
 
 use crate::audit::AuditContext;
 use crate::error::{ApiError, ErrorBody};
-use crate::json::ApiJson;
+use crate::json::{ApiJson, Json};
 use crate::openapi::{
     PayloadTooLarge, RequestTimeout, TooManyRequests, Unavailable, UnsupportedMediaType,
 };

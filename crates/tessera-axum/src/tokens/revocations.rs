@@ -8,7 +8,7 @@
 //! as the admin API does (see [`crate::accounts`]).
 
 use crate::metrics::{Metrics, RevocationKind};
-use std::collections::HashMap;
+use std::collections::HashMap as StdHashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -19,6 +19,13 @@ use tessera_core::{
 use tessera_token::AccessClaims;
 
 use super::TokenConfig;
+
+/// The maps' hasher: foldhash, seeded per process. Every token check
+/// hashes three keys (SipHash was a visible share of a bearer request);
+/// the keys are ids the server made (token and family ids, user ids,
+/// session handles), looked up only after a signature or seal checked out,
+/// so no client picks what lands in one bucket.
+type HashMap<K, V> = StdHashMap<K, V, foldhash::fast::RandomState>;
 
 /// Revoked families, tokens, per-user cutoffs and ended sealed sessions, in
 /// memory. Entries expire with the credentials they concern, so the list
