@@ -72,10 +72,24 @@ thread_local! {
     static LINE: RefCell<Line> = RefCell::new(Line::default());
 }
 
-/// A thread's line buffer.
-#[derive(Default)]
+/// A thread's line buffer, and the time text of the second it last wrote
+/// (lines of one second differ only in their milliseconds).
 struct Line {
     buffer: Vec<u8>,
+    second: Option<i64>,
+    time: [u8; RFC3339_MAX],
+    time_len: usize,
+}
+
+impl Default for Line {
+    fn default() -> Self {
+        Self {
+            buffer: Vec::new(),
+            second: None,
+            time: [0; RFC3339_MAX],
+            time_len: 0,
+        }
+    }
 }
 
 impl AccessLog {
@@ -94,9 +108,28 @@ impl AccessLog {
 }
 
 impl Line {
+    /// `now` as RFC 3339 text, formatted whole once per second.
+    fn time(&mut self, now: Timestamp) -> &[u8] {
+        if self.second == Some(now.unix_seconds()) && self.time_len == 24 {
+            // `YYYY-MM-DDTHH:MM:SS.mmmZ`: only the milliseconds change.
+            let mut millis = now.unix_millis().rem_euclid(1000);
+            for digit in self.time[20..23].iter_mut().rev() {
+                *digit = b'0' + u8::try_from(millis % 10).unwrap_or(0);
+                millis /= 10;
+            }
+        } else {
+            let mut time = [0u8; RFC3339_MAX];
+            let text = now.format_rfc3339(&mut time).as_bytes();
+            self.time_len = text.len();
+            self.time[..text.len()].copy_from_slice(text);
+            self.second = Some(now.unix_seconds());
+        }
+        &self.time[..self.time_len]
+    }
+
     fn format(&mut self, format: AccessLogFormat, e: &Entry<'_>, now: Timestamp) {
-        let mut time = [0u8; RFC3339_MAX];
-        let time = now.format_rfc3339(&mut time).as_bytes();
+        self.time(now);
+        let time = &self.time[..self.time_len];
         let mut digits = itoa::Buffer::new();
         let b = &mut self.buffer;
         b.clear();
@@ -217,6 +250,22 @@ mod tests {
         let value: serde_json::Value =
             serde_json::from_str(&line(AccessLogFormat::Json, 0, &bare)).unwrap();
         assert!(value.get("client").is_none() && value.get("session").is_none());
+    }
+
+    #[test]
+    fn lines_of_one_second_carry_their_own_milliseconds() {
+        let mut line = Line::default();
+        for millis in [
+            1_796_601_599_000,
+            1_796_601_599_042,
+            1_796_601_599_999,
+            1_796_601_600_007,
+            1_796_601_599_500,
+        ] {
+            let now = Timestamp::from_unix_millis(millis);
+            let mut fresh = [0u8; RFC3339_MAX];
+            assert_eq!(line.time(now), now.format_rfc3339(&mut fresh).as_bytes());
+        }
     }
 
     #[test]

@@ -36,6 +36,9 @@ struct State {
     lines: Vec<u8>,
     /// The thread was woken and has not taken the lines yet.
     woken: bool,
+    /// Writers waiting for room (the thread wakes them only if there are:
+    /// a notification is a system call).
+    waiting: usize,
     closed: bool,
 }
 
@@ -55,7 +58,9 @@ impl Shared {
     fn append(&self, line: &[u8]) {
         let mut state = self.lock();
         while state.lines.len() >= MAX_BUFFERED && !state.closed {
+            state.waiting += 1;
             state = self.room.wait(state).unwrap_or_else(|e| e.into_inner());
+            state.waiting -= 1;
         }
         state.lines.extend_from_slice(line);
         if state.lines.len() >= WAKE_AT && !state.woken {
@@ -96,6 +101,7 @@ impl LogWriter {
             state: Mutex::new(State {
                 lines: Vec::with_capacity(WAKE_AT * 2),
                 woken: false,
+                waiting: 0,
                 closed: false,
             }),
             work: Condvar::new(),
@@ -123,7 +129,7 @@ impl LogWriter {
 fn write_until_closed(shared: &Shared, mut out: impl Write) {
     let mut spare = Vec::with_capacity(WAKE_AT * 2);
     loop {
-        let closed = {
+        let (closed, waiting) = {
             let mut state = shared.lock();
             if !state.woken && !state.closed {
                 state = shared
@@ -134,9 +140,11 @@ fn write_until_closed(shared: &Shared, mut out: impl Write) {
             }
             state.woken = false;
             std::mem::swap(&mut state.lines, &mut spare);
-            state.closed
+            (state.closed, state.waiting > 0)
         };
-        shared.room.notify_all();
+        if waiting {
+            shared.room.notify_all();
+        }
         if !spare.is_empty() {
             // Nowhere to report a failed write to: the line is dropped.
             let _ = out.write_all(&spare);
