@@ -13,7 +13,8 @@
 #                                     # against plain HTTP, same data, servers alternating per round;
 #                                     # kept-alive connections, then a new connection per request
 #   bench/profile.sh --observe        # only: metrics (metrics_listen, scraped every second) and the
-#                                     # JSON access log (to a file) on, against both off, interleaved
+#                                     # JSON access log (to a file) on, against both off, interleaved;
+#                                     # also the server's CPU time per request (from /proc), floor's too
 #   bench/profile.sh --otlp           # only: spans exported over OTLP (otlp_endpoint, to a receiver
 #                                     # started here that answers 200) at otlp_sample_ratio 1 and
 #                                     # 0.01, against no tracing, interleaved
@@ -120,6 +121,22 @@ for _ in $(seq 100); do curl -fs "http://127.0.0.1:$FLOOR_PORT/health" >/dev/nul
 floor_rps() { WRK_URL="http://127.0.0.1:$FLOOR_PORT" rps /health; }
 
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$SERVER_PID/status"; }
+
+# CPU time (user + system, in clock ticks) a process has used so far.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+
+# "RPS CPU_US": rps of `rps ARGS...`, and the CPU time process PID spent
+# per request meanwhile, in microseconds (steadier than requests per second
+# on a shared machine: it does not count what wrk or others take).
+rps_cpu() { # pid path [header...]
+  local pid=$1 before after r
+  before=$(cpu_ticks "$pid")
+  r=$(rps "${@:2}")
+  after=$(cpu_ticks "$pid")
+  python3 -c "
+r=$r; ticks=$after-$before; hz=$(getconf CLK_TCK); secs=float('${DURATION%s}')
+print(f'{r} {ticks/hz*1e6/(r*secs):.2f}')"
+}
 
 ratio() { python3 -c "print(f'{$1/$2*100:.1f}%')"; }
 
@@ -240,8 +257,8 @@ if [ "$OBSERVE" = 1 ]; then
   METRICS_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   dir=$(new_data_dir observe)
   for round in $(seq "$ROUNDS"); do
-    f=$(floor_rps)
-    printf 'round %s floor                /health %8.0f\n' "$round" "$f"
+    read -r f fc < <(WRK_URL="http://127.0.0.1:$FLOOR_PORT" rps_cpu "$FLOOR_PID" /health)
+    printf 'round %s floor                /health %8.0f  (server CPU %s us/request)\n' "$round" "$f" "$fc"
     for mode in on off; do
       if [ "$mode" = on ]; then
         BENCH_LOG=info TESSERA_LOG_FORMAT=json TESSERA_METRICS_LISTEN="127.0.0.1:$METRICS_PORT" start_server sqlite "$dir"
@@ -253,10 +270,14 @@ if [ "$OBSERVE" = 1 ]; then
       cookie=$(login)
       [ -n "$cookie" ] || { echo "login failed ($mode)" >&2; exit 1; }
       access=$(access_token)
-      h=$(rps /health); c=$(rps /profile "$cookie"); b=$(rps /profile "Authorization: Bearer $access")
+      read -r h hc < <(rps_cpu "$SERVER_PID" /health)
+      read -r c cc < <(rps_cpu "$SERVER_PID" /profile "$cookie")
+      read -r b bc < <(rps_cpu "$SERVER_PID" /profile "Authorization: Bearer $access")
       eval "h_$mode=$h c_$mode=$c b_$mode=$b"
       printf 'round %s tessera, obs %-3s  /health %8.0f (%s of floor)  cookie /profile %8.0f (%s)  bearer /profile %8.0f (%s)\n' \
         "$round" "$mode" "$h" "$(ratio "$h" "$f")" "$c" "$(ratio "$c" "$f")" "$b" "$(ratio "$b" "$f")"
+      printf '        server CPU us/request: /health %s (floor/this %s)  cookie /profile %s (%s)  bearer /profile %s (%s)\n' \
+        "$hc" "$(ratio "$fc" "$hc")" "$cc" "$(ratio "$fc" "$cc")" "$bc" "$(ratio "$fc" "$bc")"
       if [ "$mode" = on ]; then
         kill "$SCRAPER_PID" 2>/dev/null; wait "$SCRAPER_PID" 2>/dev/null || true; SCRAPER_PID=""
         lines=$(grep -c '"tessera::access"' "$WORK/server.log" || true)

@@ -18,6 +18,19 @@ fn ca_pem(ca: &TestCa) -> Vec<u8> {
     std::fs::read(ca.cert()).unwrap()
 }
 
+/// Trusts `ca` and presents a client certificate it issued.
+fn mutual_tls(ca: &TestCa) -> RedisTls {
+    let client = ca.leaf(&["tessera"]);
+    RedisTls::new()
+        .with_ca_pem(&ca_pem(ca))
+        .unwrap()
+        .with_client_pem(
+            &std::fs::read(&client.cert).unwrap(),
+            &std::fs::read(&client.key).unwrap(),
+        )
+        .unwrap()
+}
+
 /// A TLS server whose certificate names `names`.
 fn server(ca: &TestCa, names: &[&str], require_client_cert: bool) -> RedisServer {
     RedisServer::start_tls(ServerTls {
@@ -44,15 +57,7 @@ async fn connect(url: String, tls: RedisTls) -> Result<RedisStore, StoreError> {
 async fn tls_store_meets_the_contracts() {
     let ca = TestCa::new("tessera test CA");
     let server = server(&ca, &["localhost", "127.0.0.1"], true);
-    let client = ca.leaf(&["tessera"]);
-    let tls = RedisTls::new()
-        .with_ca_pem(&ca_pem(&ca))
-        .unwrap()
-        .with_client_pem(
-            &std::fs::read(&client.cert).unwrap(),
-            &std::fs::read(&client.key).unwrap(),
-        )
-        .unwrap();
+    let tls = mutual_tls(&ca);
     let make = || {
         let (url, tls) = (server.url(), tls.clone());
         async move { Arc::new(connect(url, tls).await.expect("TLS connect")) }
@@ -86,15 +91,7 @@ async fn a_tls_sentinel_set_is_followed_through_a_failover() {
     .await
     .unwrap();
     assert!(set.url().starts_with("rediss-sentinel://"), "{}", set.url());
-    let client = ca.leaf(&["tessera"]);
-    let tls = RedisTls::new()
-        .with_ca_pem(&ca_pem(&ca))
-        .unwrap()
-        .with_client_pem(
-            &std::fs::read(&client.cert).unwrap(),
-            &std::fs::read(&client.key).unwrap(),
-        )
-        .unwrap();
+    let tls = mutual_tls(&ca);
     let options = |url: String| RedisOptions {
         url,
         tls: Some(tls.clone()),
