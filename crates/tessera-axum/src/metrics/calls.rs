@@ -156,8 +156,10 @@ impl StoreOps {
 
 /// Requests by route and method, and store calls by store and operation.
 pub(crate) struct Calls {
-    /// The declared routes: template → its methods' rows.
-    declared: HashMap<&'static str, Vec<RouteRow>>,
+    /// The declared routes: template → its methods' rows (foldhash: looked
+    /// up per request with a matched route's template, never a client's
+    /// path).
+    declared: HashMap<&'static str, Vec<RouteRow>, foldhash::fast::RandomState>,
     /// Anything else (no route matched, or a method the route does not
     /// answer), made at its first request: bounded by the templates times
     /// the method labels.
@@ -174,7 +176,8 @@ impl std::fmt::Debug for Calls {
 impl Calls {
     /// A table with a row for each `(method, template)` of `routes`.
     pub(crate) fn new(routes: impl IntoIterator<Item = (&'static str, &'static str)>) -> Self {
-        let mut declared: HashMap<&'static str, Vec<RouteRow>> = HashMap::new();
+        let mut declared: HashMap<&'static str, Vec<RouteRow>, _> =
+            HashMap::with_hasher(foldhash::fast::RandomState::default());
         for (method, route) in routes {
             declared
                 .entry(route)
