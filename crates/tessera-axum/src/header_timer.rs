@@ -21,37 +21,41 @@
 use std::cell::RefCell;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use hyper::rt::{Sleep, Timer};
+use tokio::runtime::Id as RuntimeId;
 
 /// Spare sleeps kept per thread (beyond that they are dropped: a burst of
 /// closed connections leaves no more than this registered).
 const SPARES_PER_THREAD: usize = 256;
 
 thread_local! {
-    /// Spare sleeps, with the [`HeaderTimer`] they came from: a sleep
-    /// belongs to one runtime's driver, and one thread may serve the
-    /// servers of several runtimes over its life (tests do).
-    static SPARES: RefCell<Vec<(u64, Pin<Box<tokio::time::Sleep>>)>> =
+    /// Spare sleeps, with the runtime they belong to: a sleep is registered
+    /// with one runtime's time driver, and one thread may run several
+    /// runtimes over its life (tests do). The servers of one runtime share
+    /// them.
+    static SPARES: RefCell<Vec<(RuntimeId, Pin<Box<tokio::time::Sleep>>)>> =
         const { RefCell::new(Vec::new()) };
 }
 
 /// A [`hyper::rt::Timer`] over tokio's timer that reuses the sleeps hyper
-/// drops. One per server (its runtime).
+/// drops.
 #[derive(Debug, Clone)]
 pub(crate) struct HeaderTimer {
-    id: u64,
+    id: RuntimeId,
 }
 
 impl HeaderTimer {
     /// A timer for the servers of the current runtime.
+    ///
+    /// # Panics
+    ///
+    /// Outside a tokio runtime.
     pub(crate) fn new() -> Self {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
         Self {
-            id: NEXT.fetch_add(1, Ordering::Relaxed),
+            id: tokio::runtime::Handle::current().id(),
         }
     }
 
@@ -61,8 +65,8 @@ impl HeaderTimer {
                 let mut spares = spares.borrow_mut();
                 match spares.last() {
                     Some((id, _)) if *id == self.id => spares.pop().map(|(_, sleep)| sleep),
-                    // Another server's (an earlier runtime's): not ours to
-                    // reuse; dropped here.
+                    // Another runtime's (one this thread ran before): not
+                    // ours to reuse; dropped here.
                     Some(_) => {
                         spares.retain(|(id, _)| *id == self.id);
                         spares.pop().map(|(_, sleep)| sleep)
@@ -109,7 +113,7 @@ impl Timer for HeaderTimer {
 
 /// A handed-out sleep: back to the spare list when hyper drops it.
 struct SpareOnDrop {
-    timer: u64,
+    timer: RuntimeId,
     sleep: Option<Pin<Box<tokio::time::Sleep>>>,
 }
 
@@ -200,12 +204,28 @@ mod tests {
         assert!(timer.now() - start >= Duration::from_secs(15));
     }
 
-    #[tokio::test(start_paused = true)]
-    async fn another_timers_spares_are_not_reused() {
-        let first = HeaderTimer::new();
-        drop(first.sleep(Duration::from_secs(5)));
-        let second = HeaderTimer::new();
-        assert!(second.take_spare().is_none());
-        assert_eq!(SPARES.with_borrow(Vec::len), 0, "the stale spare is gone");
+    #[test]
+    fn another_runtimes_spares_are_not_reused() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_time()
+                .build()
+                .unwrap()
+        };
+        runtime().block_on(async {
+            let timer = HeaderTimer::new();
+            drop(timer.sleep(Duration::from_secs(5)));
+            // A second server of the same runtime takes it.
+            let other = HeaderTimer::new();
+            assert!(other.take_spare().is_some());
+            drop(other.sleep(Duration::from_secs(5)));
+        });
+        assert_eq!(SPARES.with_borrow(Vec::len), 1);
+        runtime().block_on(async {
+            let timer = HeaderTimer::new();
+            assert!(timer.take_spare().is_none());
+            assert_eq!(SPARES.with_borrow(Vec::len), 0, "the stale spare is gone");
+            timer.sleep(Duration::from_millis(1)).await;
+        });
     }
 }
