@@ -21,19 +21,41 @@ pub struct Json<T>(pub T);
 
 impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
-        let mut buf = Vec::with_capacity(RESPONSE_CAPACITY);
+        let mut buf = response_buffer();
         match serde_json::to_writer(&mut buf, &self.0) {
-            Ok(()) => {
-                let mut response = Response::new(Body::from(buf));
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/json"),
-                );
-                response
-            }
+            Ok(()) => json_response(buf),
             // Our bodies are plain structs and maps with string keys.
             Err(error) => ApiError::Internal(format!("response body: {error}")).into_response(),
         }
+    }
+}
+
+/// An empty buffer for a JSON response body.
+pub(crate) fn response_buffer() -> Vec<u8> {
+    Vec::with_capacity(RESPONSE_CAPACITY)
+}
+
+/// A 200 `application/json` response with `body`, JSON already.
+pub(crate) fn json_response(body: Vec<u8>) -> Response {
+    let mut response = Response::new(Body::from(body));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// Appends `s` as a JSON string, exactly as `serde_json` writes it: as it
+/// is when nothing in it needs escaping (the common case), else through
+/// `serde_json`.
+pub(crate) fn push_str(out: &mut Vec<u8>, s: &str) {
+    if s.bytes().any(|b| b < 0x20 || b == b'"' || b == b'\\') {
+        // Writing a string into a Vec cannot fail.
+        let _ = serde_json::to_writer(&mut *out, s);
+    } else {
+        out.push(b'"');
+        out.extend_from_slice(s.as_bytes());
+        out.push(b'"');
     }
 }
 

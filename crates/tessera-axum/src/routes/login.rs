@@ -297,7 +297,7 @@ pub async fn login(
         (header::SET_COOKIE, cookie),
         (header::SET_COOKIE, authenticated.device_cookie),
     ]);
-    Ok((cookies, Json(body)).into_response())
+    Ok((cookies, body).into_response())
 }
 
 /// Starts a session for `user` (as a login does: a fresh id, the user's

@@ -49,7 +49,7 @@ pub struct SessionData {
     ),
 )]
 pub async fn profile(State(state): State<Arc<AppState>>, caller: Caller) -> Response {
-    let body = SessionBody::of_caller(&caller).map(Json);
+    let body = SessionBody::of_caller(&caller);
     caller.reply(&state, body).await
 }
 
