@@ -186,17 +186,29 @@ impl Line {
 }
 
 /// Appends `ip` as its `Display` writes it; IPv4 (nearly every client)
-/// without the formatting machinery.
+/// formatted on the stack and appended in one copy.
 fn push_ip(b: &mut Vec<u8>, ip: IpAddr) {
     match ip {
         IpAddr::V4(v4) => {
-            let mut digits = itoa::Buffer::new();
+            let mut text = [0u8; 15];
+            let mut len = 0;
             for (i, octet) in v4.octets().into_iter().enumerate() {
                 if i > 0 {
-                    b.push(b'.');
+                    text[len] = b'.';
+                    len += 1;
                 }
-                b.extend_from_slice(digits.format(octet).as_bytes());
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
             }
+            b.extend_from_slice(&text[..len]);
         }
         IpAddr::V6(v6) => {
             let _ = write!(b, "{v6}");
@@ -275,11 +287,19 @@ mod tests {
             "192.0.2.7",
             "255.255.255.255",
             "10.0.10.100",
+            "100.9.90.109",
+            "1.20.199.200",
             "::1",
             "2001:db8::1",
             "::ffff:192.0.2.1",
         ] {
             let ip: IpAddr = ip.parse().unwrap();
+            let mut b = Vec::new();
+            push_ip(&mut b, ip);
+            assert_eq!(String::from_utf8(b).unwrap(), ip.to_string());
+        }
+        for octet in 0..=255u8 {
+            let ip = IpAddr::from([octet, 255 - octet, octet / 2, octet % 7]);
             let mut b = Vec::new();
             push_ip(&mut b, ip);
             assert_eq!(String::from_utf8(b).unwrap(), ip.to_string());
