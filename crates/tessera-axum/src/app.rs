@@ -1,16 +1,19 @@
 //! The router: which path goes to which handler, and the layers around them.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
 
 use axum::Router;
+use axum::extract::Request;
 use axum::handler::Handler;
 use axum::http::Method;
 use axum::middleware;
 use axum::routing::{MethodFilter, MethodRouter, on};
+use tower::Layer as _;
 
 use crate::cors;
 use crate::error::ApiError;
-use crate::observe::ObserveLayer;
+use crate::observe::{Observe, ObserveLayer, route_called};
 use crate::openapi;
 use crate::routes::{
     account, admin, admin_links, admin_v1, apikeys, audit, forward_auth, health, login, profile,
@@ -18,33 +21,96 @@ use crate::routes::{
 };
 use crate::state::AppState;
 
-/// The whole HTTP API over `state`.
+/// The whole HTTP API over `state`, to nest in an app's own router.
 ///
 /// Every response carries `Cache-Control: no-store` (auth answers must not be
 /// cached by browsers or proxies), `X-Request-Id` and every error a JSON
-/// body, and is counted and logged ([`observe`](crate::observe)); with
-/// `allowed_origins`, CORS answers for those origins ([`cors`]).
+/// body, and is counted and logged ([`observe`](crate::observe), here as a
+/// layer on each route); with `allowed_origins`, CORS answers for those
+/// origins ([`cors`]).
 pub fn router(state: Arc<AppState>) -> Router {
-    let mut router = public_routes()
+    routes(&state)
+        .layer(ObserveLayer::new(Arc::clone(&state)))
+        .with_state(state)
+}
+
+/// The same API as [`router`], with the [`observe`](crate::observe) pass
+/// around the router instead of on each route (one boxed service and
+/// future fewer per request): what [`crate::connections`] serves when the
+/// API is the whole server.
+pub fn service(state: Arc<AppState>) -> Observe<Router> {
+    ObserveLayer::new(Arc::clone(&state)).layer(routes(&state).with_state(state))
+}
+
+/// The routes of [`public_routes`] and [`protected_routes`], one method
+/// router per path (its 405 answer names the path's template too), and the
+/// JSON 404 for any other path.
+fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
+    let mut paths: BTreeMap<&'static str, MethodRouter<Arc<AppState>>> = BTreeMap::new();
+    for route in public_routes().into_iter().chain(protected_routes()) {
+        let methods = match paths.remove(route.path) {
+            Some(methods) => methods.merge(route.handler),
+            None => route.handler,
+        };
+        paths.insert(route.path, methods);
+    }
+    let mut router = paths
         .into_iter()
-        .chain(protected_routes())
-        .fold(Router::new(), |router, route| {
-            router.route(route.path, route.handler)
+        .fold(Router::new(), |router, (path, methods)| {
+            let not_allowed = Templated {
+                template: path,
+                handler: || async { ApiError::MethodNotAllowed },
+            };
+            router.route(path, methods.fallback(not_allowed))
         })
-        .fallback(|| async { ApiError::NotFound("no such route") })
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+        .fallback(|| async { ApiError::NotFound("no such route") });
     // Only with allowed origins: the default configuration pays nothing.
     if state.origins.has_allowed_origins() {
         router = router.layer(middleware::from_fn_with_state(
-            Arc::clone(&state),
+            Arc::clone(state),
             cors::cors,
         ));
     }
     router
-        // Outermost: request id, security headers, body limit, JSON errors,
-        // panics, metrics and the access log, in one pass (see `observe`).
-        .layer(ObserveLayer::new(Arc::clone(&state)))
-        .with_state(state)
+}
+
+/// A route's handler that names its route's template as it is called
+/// ([`route_called`]): how the [`observe`](crate::observe) pass learns
+/// it wherever it sits, at no cost (no extra future or allocation).
+#[derive(Clone)]
+struct Templated<H> {
+    template: &'static str,
+    handler: H,
+}
+
+impl<H, T, S> Handler<T, S> for Templated<H>
+where
+    H: Handler<T, S>,
+    T: 'static,
+    S: Send + 'static,
+{
+    type Future = H::Future;
+
+    fn call(self, request: Request, state: S) -> Self::Future {
+        route_called(self.template);
+        self.handler.call(request, state)
+    }
+}
+
+/// The declared route template `path` matches, as the router matches it:
+/// for what must name the route before the router runs (a traced request's
+/// span) or answers in its place (a CORS preflight).
+pub(crate) fn template_of(path: &str) -> Option<&'static str> {
+    static TEMPLATES: LazyLock<matchit::Router<&'static str>> = LazyLock::new(|| {
+        let mut templates = matchit::Router::new();
+        for route in public_routes().into_iter().chain(protected_routes()) {
+            // A path with several methods is declared once per method; the
+            // router has already refused any template it could not take.
+            let _ = templates.insert(route.path, route.path);
+        }
+        templates
+    });
+    TEMPLATES.at(path).ok().map(|matched| *matched.value)
 }
 
 /// A route of the router: method, path template and handler. Those of
@@ -72,6 +138,10 @@ impl Route {
         T: 'static,
     {
         let filter = MethodFilter::try_from(method.clone()).expect("a standard method");
+        let handler = Templated {
+            template: path,
+            handler,
+        };
         Self {
             method,
             path,
@@ -178,4 +248,31 @@ pub fn protected_routes() -> Vec<Route> {
         Route::new(Method::GET, "/admin/v1/apikeys", apikeys::list),
         Route::new(Method::DELETE, "/admin/v1/apikeys/{key}", apikeys::revoke),
     ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_path_matches_the_template_it_was_made_from() {
+        for route in public_routes().into_iter().chain(protected_routes()) {
+            let path: String = route
+                .path
+                .split('/')
+                .map(|segment| {
+                    if segment.starts_with('{') {
+                        "x1"
+                    } else {
+                        segment
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join("/");
+            assert_eq!(template_of(&path), Some(route.path), "{path}");
+        }
+        assert_eq!(template_of("/no/such/route"), None);
+        assert_eq!(template_of("/health/"), None);
+        assert_eq!(template_of("/sessions"), Some("/sessions"));
+    }
 }

@@ -409,11 +409,16 @@ impl AuditContext {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned),
             session: None,
-            request_id: headers
-                .get(&crate::observe::X_REQUEST_ID)
-                .filter(|v| crate::observe::valid_request_id(v.as_bytes()))
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned),
+            // The id the observe pass gave the request running on this
+            // thread; without that pass (an app's own router), the header.
+            request_id: crate::observe::with_current_request_id(|id| id.map(str::to_owned))
+                .or_else(|| {
+                    headers
+                        .get(&crate::observe::X_REQUEST_ID)
+                        .filter(|v| crate::observe::valid_request_id(v.as_bytes()))
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_owned)
+                }),
         }
     }
 

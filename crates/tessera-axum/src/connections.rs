@@ -1,6 +1,7 @@
 //! The accept loop: every connection has a deadline and a slot.
 //!
-//! [`serve`] accepts TCP connections and serves a [`Router`] on each with
+//! [`serve`] accepts TCP connections and serves a [`Router`] (or any
+//! [`HttpService`], such as [`crate::app::service`]) on each with
 //! hyper's HTTP/1.1 server (what `axum::serve` spoke with axum's default
 //! features: no h2c), within [`ConnectionLimits`]:
 //!
@@ -51,10 +52,12 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use axum::Router;
+use std::convert::Infallible;
+
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use axum::http::Request;
+use axum::response::Response;
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -66,7 +69,6 @@ use tokio::sync::{Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, Sleep};
 use tokio_io_timeout::TimeoutStream;
-use tower::Service as _;
 
 use crate::client_ip::{canonical, client_network};
 use crate::error::ApiError;
@@ -214,6 +216,31 @@ impl ConnectionLimits {
     }
 }
 
+/// What [`serve`] can serve: an axum [`Router`](axum::Router), or the API
+/// with its [`observe`](crate::observe) pass around the router
+/// ([`crate::app::service`]).
+pub trait HttpService:
+    tower::Service<Request<Body>, Response = Response, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> HttpService for S where
+    S: tower::Service<
+            Request<Body>,
+            Response = Response,
+            Error = Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// Serves `router` on `listener` within `limits` until `shutdown`
 /// completes, then shuts down within `limits.shutdown_timeout`. Clients are
 /// keyed, and trusted proxies recognised, as `app` has login throttling do
@@ -227,7 +254,7 @@ impl ConnectionLimits {
 /// server.
 pub async fn serve(
     listener: TcpListener,
-    router: Router,
+    router: impl HttpService,
     limits: ConnectionLimits,
     app: &AppConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -244,7 +271,7 @@ pub async fn serve(
 /// As [`serve`].
 pub async fn serve_tls(
     listener: TcpListener,
-    router: Router,
+    router: impl HttpService,
     limits: ConnectionLimits,
     app: &AppConfig,
     tls: ServerTls,
@@ -253,9 +280,9 @@ pub async fn serve_tls(
     serve_with(listener, router, limits, app, Some(tls), shutdown).await
 }
 
-async fn serve_with(
+async fn serve_with<S: HttpService>(
     listener: TcpListener,
-    router: Router,
+    router: S,
     limits: ConnectionLimits,
     app: &AppConfig,
     tls: Option<ServerTls>,
@@ -338,8 +365,8 @@ async fn serve_with(
 }
 
 /// What every connection is served with.
-struct PerConnection {
-    router: Router,
+struct PerConnection<S> {
+    router: S,
     builder: http1::Builder,
     body_read_timeout: Duration,
     write_timeout: Duration,
@@ -348,8 +375,8 @@ struct PerConnection {
     tls: Option<ServerTls>,
 }
 
-impl PerConnection {
-    fn new(router: Router, limits: &ConnectionLimits, tls: Option<ServerTls>) -> Self {
+impl<S: HttpService> PerConnection<S> {
+    fn new(router: S, limits: &ConnectionLimits, tls: Option<ServerTls>) -> Self {
         let mut builder = http1::Builder::new();
         // The timer runs whenever the connection waits for a request head:
         // from the first byte on (so a silent socket too), and between

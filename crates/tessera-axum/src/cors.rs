@@ -58,6 +58,11 @@ pub async fn cors(State(state): State<Arc<AppState>>, request: Request, next: Ne
             .contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
     let mut response = match (&origin, preflight) {
         (Some(_), true) => {
+            // Answered here, in the route's place: its template, for the
+            // metrics and the access log.
+            if let Some(template) = crate::app::template_of(request.uri().path()) {
+                crate::observe::route_called(template);
+            }
             let mut response = StatusCode::NO_CONTENT.into_response();
             let headers = response.headers_mut();
             headers.insert(

@@ -85,7 +85,7 @@ pub mod tls;
 pub mod tokens;
 pub mod traces;
 
-pub use app::router;
+pub use app::{router, service};
 pub use audit::{AuditContext, AuditTrail};
 pub use caller::{Caller, Credential};
 pub use error::ApiError;

@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, State};
+use axum::extract::State;
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -39,8 +39,9 @@ use crate::state::AppState;
 
 mod calls;
 
+use calls::Calls;
 pub(crate) use calls::StoreOps;
-use calls::{Calls, UNMATCHED};
+pub(crate) use calls::UNMATCHED;
 
 /// How a login attempt ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -293,21 +294,19 @@ impl Metrics {
         self.0.is_some()
     }
 
-    /// Counts one answered request.
+    /// Counts one answered request of the route `template`
+    /// ([`UNMATCHED`] when no route took it).
     pub(crate) fn request(
         &self,
-        route: Option<&MatchedPath>,
+        template: &str,
         method: &Method,
         status: StatusCode,
         elapsed: Duration,
     ) {
         if let Some(inner) = &self.0 {
-            inner.calls.request(
-                route.map_or(UNMATCHED, MatchedPath::as_str),
-                method_label(method),
-                status,
-                elapsed,
-            );
+            inner
+                .calls
+                .request(template, method_label(method), status, elapsed);
         }
     }
 

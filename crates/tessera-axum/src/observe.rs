@@ -5,11 +5,12 @@
 //!   [`client_ip`](crate::client_ip) for which peers are trusted), when it
 //!   is 1–128 characters of `A-Z a-z 0-9 - _ . :`; otherwise one generated
 //!   here (a per-process random prefix and a counter: no system call). It
-//!   replaces the request's own header, so everything downstream (audit
-//!   events, [`AuditContext`](crate::AuditContext)) reads the same id, is
-//!   echoed in the response, and is the thread's current request id while
-//!   the request runs ([`with_current_request_id`]: the log writer adds it
-//!   to every line the request writes);
+//!   is the thread's current request id while the request runs
+//!   ([`with_current_request_id`]: the log writer adds it to every line the
+//!   request writes, and [`AuditContext`](crate::AuditContext) puts it in
+//!   audit events) and is echoed in the response. A refused header (an
+//!   untrusted peer's, or malformed) is replaced in the request with the
+//!   generated id, so that nothing downstream reads it;
 //! - `Cache-Control: no-store` and `X-Content-Type-Options: nosniff` on
 //!   every response;
 //! - the body limit (`max_body_bytes`, axum's [`DefaultBodyLimit`], which
@@ -29,6 +30,14 @@
 //! It is one hand-written tower service (no boxing, no extra future) instead
 //! of a layer per concern: each layer costs a service clone and a future
 //! per request, and together they cost `/health` a tenth of its throughput.
+//!
+//! It works in either place: around the whole router ([`crate::service`],
+//! what [`crate::connections`] serves: no per-route level at all), or
+//! inside it as a route layer ([`crate::router`], for apps that nest the
+//! API in their own router). Either way it learns the matched route's
+//! template from the route's handler, which names it when it is called
+//! ([`route_called`], on the thread that polls this pass's future), not
+//! from axum's `MatchedPath`, which only a route layer could read.
 
 use std::future::Future;
 use std::net::IpAddr;
@@ -40,7 +49,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
@@ -48,6 +57,7 @@ use tower::{Layer, Service};
 use crate::access_log::Entry;
 use crate::client_ip::{Peer, client_ip, from_trusted_proxy};
 use crate::error::{ApiError, error_body};
+use crate::metrics::UNMATCHED;
 use crate::state::AppState;
 use crate::traces::Traces;
 
@@ -62,6 +72,20 @@ const MAX_REQUEST_ID: usize = 128;
 /// only while the access log is on).
 #[derive(Debug, Clone)]
 pub struct LoggedSession(pub String);
+
+thread_local! {
+    /// The template of the route whose handler this thread called last
+    /// (see [`route_called`]).
+    static ROUTE_CALLED: std::cell::Cell<Option<&'static str>> = const { std::cell::Cell::new(None) };
+}
+
+/// Names the route about to run: called by each route's handler as it is
+/// called (and by whatever answers in its place, such as a CORS
+/// preflight), on the thread that polls [`Observe`]'s future, which reads
+/// it right after. A request no route took stays `unmatched`.
+pub(crate) fn route_called(template: &'static str) {
+    ROUTE_CALLED.set(Some(template));
+}
 
 /// Whether `value` may serve as a request id.
 pub fn valid_request_id(value: &[u8]) -> bool {
@@ -93,8 +117,8 @@ fn hex(mut n: u64, out: &mut [u8]) {
     }
 }
 
-/// The layer: wrap the router's routes with it (`Router::layer`, so that
-/// the matched route template is known).
+/// The layer: around the whole router (`Layer::layer`), or on its routes
+/// (`Router::layer`).
 #[derive(Clone)]
 pub struct ObserveLayer {
     state: Arc<AppState>,
@@ -141,7 +165,8 @@ impl std::fmt::Debug for ObserveLayer {
 struct Seen {
     started: Instant,
     method: Method,
-    route: Option<MatchedPath>,
+    /// The matched route's template, once its handler has been called.
+    route: Option<&'static str>,
     request_id: HeaderValue,
     /// Resolved only while the access log is on.
     client: Option<IpAddr>,
@@ -170,11 +195,13 @@ where
             {
                 given.clone()
             }
-            _ => {
+            refused => {
                 let id = generate_request_id();
-                request
-                    .headers_mut()
-                    .insert(X_REQUEST_ID.clone(), id.clone());
+                if refused.is_some() {
+                    request
+                        .headers_mut()
+                        .insert(X_REQUEST_ID.clone(), id.clone());
+                }
                 id
             }
         };
@@ -188,31 +215,37 @@ where
         } else {
             None
         };
-        let route = request.extensions().get::<MatchedPath>().cloned();
         let span = match &self.state.config.traces {
             None => tracing::Span::none(),
             Some(traces) => {
                 let trusted = from_trusted_proxy(peer, trusted);
                 if traces.wants(request.headers(), trusted) {
-                    request_span(traces, &request, route.as_ref(), &request_id, trusted)
+                    // Named before the router runs: an exporter takes a
+                    // span's name when it starts.
+                    let template = crate::app::template_of(request.uri().path());
+                    request_span(traces, &request, template, &request_id, trusted)
                 } else {
                     tracing::Span::none()
                 }
             }
         };
         let current = CurrentRequest::of(&request_id);
-        let seen = Seen {
-            started,
-            method: request.method().clone(),
-            route,
-            request_id,
-            client,
-            state: Arc::clone(&self.state),
-        };
+        let method = request.method().clone();
         let inner = {
             let _entered = span.enter();
             let _current = current.enter();
+            ROUTE_CALLED.set(None);
             catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+        };
+        let seen = Seen {
+            started,
+            method,
+            // A handler may be called right away (by a route layer's inner
+            // service) or only when its future is first polled (a router's).
+            route: ROUTE_CALLED.take(),
+            request_id,
+            client,
+            state: Arc::clone(&self.state),
         };
         ObserveFuture {
             inner: inner.ok(),
@@ -244,14 +277,23 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let _current = this.current.enter();
-        let response = match this.inner.as_pin_mut() {
-            Some(inner) => match catch_unwind(AssertUnwindSafe(|| inner.poll(cx))) {
-                Ok(Poll::Pending) => return Poll::Pending,
-                Ok(Poll::Ready(Ok(response))) => response,
-                Ok(Poll::Ready(Err(never))) => match never {},
-                Err(_) => panicked(),
-            },
-            None => panicked(),
+        let seen = this.seen.as_mut().expect("polled after completion");
+        let unnamed = seen.route.is_none();
+        if unnamed {
+            ROUTE_CALLED.set(None);
+        }
+        let polled = this
+            .inner
+            .as_pin_mut()
+            .map(|inner| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))));
+        if unnamed {
+            seen.route = ROUTE_CALLED.take();
+        }
+        let response = match polled {
+            Some(Ok(Poll::Pending)) => return Poll::Pending,
+            Some(Ok(Poll::Ready(Ok(response)))) => response,
+            Some(Ok(Poll::Ready(Err(never)))) => match never {},
+            Some(Err(_)) | None => panicked(),
         };
         let seen = this.seen.take().expect("polled after completion");
         Poll::Ready(Ok(finish(seen, response, this.span)))
@@ -264,12 +306,12 @@ where
 fn request_span(
     traces: &Traces,
     request: &Request,
-    route: Option<&MatchedPath>,
+    template: Option<&'static str>,
     request_id: &HeaderValue,
     trusted: bool,
 ) -> tracing::Span {
     let method = request.method().as_str();
-    let template = route.map_or("unmatched", MatchedPath::as_str);
+    let template = template.unwrap_or(UNMATCHED);
     let span = tracing::info_span!(
         "request",
         otel.name = format!("{method} {template}"),
@@ -344,6 +386,7 @@ fn panicked() -> Response {
 fn finish(seen: Seen, response: Response, span: &tracing::Span) -> Response {
     let mut response = json_errors(response);
     let status = response.status();
+    let route = seen.route.unwrap_or(UNMATCHED);
     if seen.state.config.traces.is_some() {
         span.record("http.response.status_code", status.as_u16());
         if status.is_server_error() {
@@ -351,10 +394,9 @@ fn finish(seen: Seen, response: Response, span: &tracing::Span) -> Response {
         }
     }
     let elapsed = seen.started.elapsed();
-    let route = seen.route.as_ref().map_or("unmatched", MatchedPath::as_str);
     seen.state
         .metrics()
-        .request(seen.route.as_ref(), &seen.method, status, elapsed);
+        .request(route, &seen.method, status, elapsed);
     if let Some(log) = &seen.state.config.access_log {
         log.write(&Entry {
             // Valid ids are visible ASCII (checked or generated above).

@@ -449,7 +449,8 @@ impl Service {
         crate::app::router(Arc::clone(&self.state))
     }
 
-    /// Serves the API on `listener` within the configured
+    /// Serves the API ([`crate::app::service`]: as [`Service::router`], with
+    /// no per-route level) on `listener` within the configured
     /// [`ConnectionLimits`] until `shutdown` completes, then finishes
     /// in-flight requests for at most `shutdown_timeout` and returns
     /// ([`connections::serve`](crate::connections::serve)).
@@ -464,7 +465,7 @@ impl Service {
     ) -> std::io::Result<()> {
         let served = crate::connections::serve(
             listener,
-            self.router(),
+            crate::app::service(Arc::clone(&self.state)),
             self.connections.clone(),
             &self.state.config,
             shutdown,
@@ -487,7 +488,7 @@ impl Service {
     ) -> std::io::Result<()> {
         let served = crate::connections::serve_tls(
             listener,
-            self.router(),
+            crate::app::service(Arc::clone(&self.state)),
             self.connections.clone(),
             &self.state.config,
             tls,

@@ -10,6 +10,7 @@ mod health;
 mod new_passwords;
 mod openapi;
 mod rotation;
+mod route_templates;
 mod sealed;
 mod support;
 mod tokens;

@@ -180,19 +180,22 @@ async fn every_event_is_recorded_and_readable(users: Users) {
     assert_eq!(ok["session"], bob_handle.as_str());
     assert_from_client(&ok);
 
-    // A failed login.
-    let response = post(
-        &server,
-        "/login",
-        None,
-        json!({"email": BOB, "password": WRONG}),
-    )
-    .await;
+    // A failed login, with a request id of the client's own (not a
+    // trusted proxy: replaced by one generated for the request).
+    let response = server
+        .request(Method::POST, "/login")
+        .header("user-agent", UA)
+        .header("x-request-id", "forged-by-the-client")
+        .json(&json!({"email": BOB, "password": WRONG}))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     let request_id = response.headers()["x-request-id"]
         .to_str()
         .unwrap()
         .to_owned();
+    assert_ne!(request_id, "forged-by-the-client");
     let failed = event(&server, &admin, "login_failed").await;
     assert_eq!(
         failed["request_id"],
