@@ -119,7 +119,7 @@ impl Line {
             }
         } else {
             let mut time = [0u8; RFC3339_MAX];
-            let text = now.format_rfc3339(&mut time).as_bytes();
+            let text = now.rfc3339_ascii(&mut time);
             self.time_len = text.len();
             self.time[..text.len()].copy_from_slice(text);
             self.second = Some(now.unix_seconds());

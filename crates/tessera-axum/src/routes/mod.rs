@@ -243,8 +243,11 @@ impl SessionView<'_> {
             (b",\"absolute_expires_at\":", self.absolute_expires_at),
         ] {
             out.extend_from_slice(key);
+            // RFC 3339 text (or plain digits): nothing to escape.
             let mut text = [0u8; tessera_core::clock::RFC3339_MAX];
-            push_str(out, time.0.format_rfc3339(&mut text));
+            out.push(b'"');
+            out.extend_from_slice(time.0.rfc3339_ascii(&mut text));
+            out.push(b'"');
         }
         for (key, value) in [
             (&b",\"ip\":"[..], self.ip),
