@@ -87,6 +87,14 @@ pub(crate) fn route_called(template: &'static str) {
     ROUTE_CALLED.set(Some(template));
 }
 
+/// Runs `f` and returns, with its result, the route a handler named while
+/// it ran ([`route_called`]), if one did.
+fn route_named_by<R>(f: impl FnOnce() -> R) -> (R, Option<&'static str>) {
+    ROUTE_CALLED.set(None);
+    let result = f();
+    (result, ROUTE_CALLED.take())
+}
+
 /// Whether `value` may serve as a request id.
 pub fn valid_request_id(value: &[u8]) -> bool {
     !value.is_empty()
@@ -231,18 +239,17 @@ where
         };
         let current = CurrentRequest::of(&request_id);
         let method = request.method().clone();
-        let inner = {
+        // A handler may be called right away (by a route layer's inner
+        // service) or only when its future is first polled (a router's).
+        let (inner, route) = {
             let _entered = span.enter();
             let _current = current.enter();
-            ROUTE_CALLED.set(None);
-            catch_unwind(AssertUnwindSafe(|| self.inner.call(request)))
+            route_named_by(|| catch_unwind(AssertUnwindSafe(|| self.inner.call(request))))
         };
         let seen = Seen {
             started,
             method,
-            // A handler may be called right away (by a route layer's inner
-            // service) or only when its future is first polled (a router's).
-            route: ROUTE_CALLED.take(),
+            route,
             request_id,
             client,
             state: Arc::clone(&self.state),
@@ -278,17 +285,12 @@ where
         let _entered = this.span.enter();
         let _current = this.current.enter();
         let seen = this.seen.as_mut().expect("polled after completion");
-        let unnamed = seen.route.is_none();
-        if unnamed {
-            ROUTE_CALLED.set(None);
-        }
-        let polled = this
-            .inner
-            .as_pin_mut()
-            .map(|inner| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))));
-        if unnamed {
-            seen.route = ROUTE_CALLED.take();
-        }
+        let (polled, route) = route_named_by(|| {
+            this.inner
+                .as_pin_mut()
+                .map(|inner| catch_unwind(AssertUnwindSafe(|| inner.poll(cx))))
+        });
+        seen.route = seen.route.or(route);
         let response = match polled {
             Some(Ok(Poll::Pending)) => return Poll::Pending,
             Some(Ok(Poll::Ready(Ok(response)))) => response,
