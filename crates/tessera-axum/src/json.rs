@@ -3,10 +3,12 @@
 
 use axum::body::{Body, Bytes};
 use axum::extract::{FromRequest, Request};
-use axum::http::{HeaderValue, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
 
 /// Room for most of our response bodies at once (a `/profile` body is
 /// about 400 bytes).
@@ -23,7 +25,7 @@ impl<T: Serialize> IntoResponse for Json<T> {
     fn into_response(self) -> Response {
         let mut buf = response_buffer();
         match serde_json::to_writer(&mut buf, &self.0) {
-            Ok(()) => json_response(buf),
+            Ok(()) => json_response(StatusCode::OK, buf),
             // Our bodies are plain structs and maps with string keys.
             Err(error) => ApiError::Internal(format!("response body: {error}")).into_response(),
         }
@@ -35,9 +37,11 @@ pub(crate) fn response_buffer() -> Vec<u8> {
     Vec::with_capacity(RESPONSE_CAPACITY)
 }
 
-/// A 200 `application/json` response with `body`, JSON already.
-pub(crate) fn json_response(body: Vec<u8>) -> Response {
-    let mut response = Response::new(Body::from(body));
+/// An `application/json` response with `body`, JSON already, built
+/// directly (no `IntoResponse` chain).
+pub(crate) fn json_response(status: StatusCode, body: impl Into<Body>) -> Response {
+    let mut response = Response::new(body.into());
+    *response.status_mut() = status;
     response.headers_mut().insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
@@ -73,8 +77,6 @@ fn needs_escape(s: &[u8]) -> bool {
     }
     chunks.remainder().iter().any(|&b| escaped(b))
 }
-
-use crate::error::ApiError;
 
 /// A JSON body. Wrong content type → 415, too large → 413, malformed → 400,
 /// not arrived within the connection's `body_read_timeout` → 408.

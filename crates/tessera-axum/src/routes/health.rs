@@ -14,31 +14,18 @@
 
 use std::sync::Arc;
 
-use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tessera_core::Role;
 
 use crate::caller::Caller;
-use crate::json::Json;
+use crate::json::{Json, json_response};
 use crate::state::AppState;
 
 const OK: &str = r#"{"status":"ok"}"#;
 const UNAVAILABLE: &str = r#"{"status":"unavailable"}"#;
-
-/// A static JSON answer, built directly (no `IntoResponse` chain: this is
-/// the route load balancers poll).
-fn static_json(status: StatusCode, body: &'static str) -> Response {
-    let mut response = Response::new(Body::from(body));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
-    response
-}
 
 /// `GET /health`: 200 `{"status":"ok"}` while the session store answered
 /// its last probe, 503 `{"status":"unavailable"}` otherwise. Nothing else:
@@ -55,9 +42,9 @@ fn static_json(status: StatusCode, body: &'static str) -> Response {
 )]
 pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     if state.store_up() {
-        static_json(StatusCode::OK, OK)
+        json_response(StatusCode::OK, OK)
     } else {
-        static_json(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
+        json_response(StatusCode::SERVICE_UNAVAILABLE, UNAVAILABLE)
     }
 }
 
@@ -74,7 +61,7 @@ pub async fn health(State(state): State<Arc<AppState>>) -> Response {
     ),
 )]
 pub async fn live() -> Response {
-    static_json(StatusCode::OK, OK)
+    json_response(StatusCode::OK, OK)
 }
 
 /// What `/health`, `/health/live` and `/health/ready` answer (the document's
@@ -149,7 +136,7 @@ pub fn failed_checks(state: &AppState) -> Vec<&'static str> {
 pub async fn ready(State(state): State<Arc<AppState>>) -> Response {
     let failed = failed_checks(&state);
     if failed.is_empty() {
-        return static_json(StatusCode::OK, OK);
+        return json_response(StatusCode::OK, OK);
     }
     (
         StatusCode::SERVICE_UNAVAILABLE,

@@ -16,6 +16,7 @@ pub mod sessions;
 pub mod signup;
 pub mod token;
 
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Serialize, Serializer};
 use tessera_core::{Email, Role, Session, SessionHandle, Timestamp, User, UserId};
@@ -188,7 +189,7 @@ impl IntoResponse for SessionBody<'_> {
     fn into_response(self) -> Response {
         let mut out = response_buffer();
         self.write_json(&mut out);
-        json_response(out)
+        json_response(StatusCode::OK, out)
     }
 }
 
