@@ -47,7 +47,7 @@ pub fn service(state: Arc<AppState>) -> Observe<Router> {
 /// JSON 404 for any other path.
 fn routes(state: &Arc<AppState>) -> Router<Arc<AppState>> {
     let mut paths: BTreeMap<&'static str, MethodRouter<Arc<AppState>>> = BTreeMap::new();
-    for route in public_routes().into_iter().chain(protected_routes()) {
+    for route in every_route() {
         let methods = match paths.remove(route.path) {
             Some(methods) => methods.merge(route.handler),
             None => route.handler,
@@ -103,7 +103,7 @@ where
 pub(crate) fn template_of(path: &str) -> Option<&'static str> {
     static TEMPLATES: LazyLock<matchit::Router<&'static str>> = LazyLock::new(|| {
         let mut templates = matchit::Router::new();
-        for route in public_routes().into_iter().chain(protected_routes()) {
+        for route in every_route() {
             // A path with several methods is declared once per method; the
             // router has already refused any template it could not take.
             let _ = templates.insert(route.path, route.path);
@@ -159,11 +159,14 @@ impl std::fmt::Debug for Route {
 /// The method label and template of every declared route: the rows of the
 /// request metrics.
 pub(crate) fn declared_routes() -> Vec<(&'static str, &'static str)> {
-    public_routes()
-        .into_iter()
-        .chain(protected_routes())
+    every_route()
         .map(|route| (crate::metrics::method_label(&route.method), route.path))
         .collect()
+}
+
+/// The routes of [`public_routes`] and then [`protected_routes`].
+fn every_route() -> impl Iterator<Item = Route> {
+    public_routes().into_iter().chain(protected_routes())
 }
 
 /// Every route anyone may call, declared here and nowhere else: [`router`]
@@ -256,7 +259,7 @@ mod tests {
 
     #[test]
     fn every_path_matches_the_template_it_was_made_from() {
-        for route in public_routes().into_iter().chain(protected_routes()) {
+        for route in every_route() {
             let path: String = route
                 .path
                 .split('/')

@@ -44,6 +44,7 @@
 //! Handlers receive [`ConnectInfo<SocketAddr>`] (the peer) as
 //! `into_make_service_with_connect_info` would give them.
 
+use std::convert::Infallible;
 use std::error::Error as StdError;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
@@ -51,8 +52,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-
-use std::convert::Infallible;
 
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
